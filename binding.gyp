@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "mptun_tun",
+      "sources": ["src/tun/native/tun.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "defines": ["NAPI_VERSION=8"]
+    }
+  ]
+}
