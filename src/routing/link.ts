@@ -1,8 +1,7 @@
 // Links and addresses through rtnetlink: what the TUN device needs to carry traffic
 // (address, MTU, txqueuelen, link state), set without running `ip`.
 import type { RtNetlinkSocket } from 'netlink';
-import { parseCidr } from '../ip/address.js';
-import { routingError, withRtnl } from './netlink.js';
+import { parseInterfaceAddress, routingError, withRtnl } from './netlink.js';
 
 const AF_INET = 2;
 const AF_INET6 = 10;
@@ -61,7 +60,7 @@ export async function configureLink(name: string, settings: LinkSettings): Promi
       }
     }
     for (const cidr of settings.addresses ?? []) {
-      const { bytes, prefixLength, version } = parseCidr(cidr);
+      const { bytes, prefixLength, family: version } = parseInterfaceAddress(cidr);
       const family = version === 4 ? AF_INET : AF_INET6;
       try {
         await rt.newAddress(

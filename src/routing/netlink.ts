@@ -1,6 +1,7 @@
 // rtnetlink through the `netlink` package: the one place mptun talks to the kernel's routing.
 // Every failure becomes a RoutingError naming the operation and the errno (CONVENTIONS.md 8).
 import { createRtNetlink, type RtNetlinkSocket } from 'netlink';
+import { IpPrefix, parseIpAddress, type IpFamily } from '../ip/address.js';
 
 export class RoutingError extends Error {
   constructor(readonly operation: string, readonly errno: string, message: string) {
@@ -26,4 +27,21 @@ export async function withRtnl<T>(fn: (rt: RtNetlinkSocket) => Promise<T>): Prom
   } finally {
     rt.socket.close();
   }
+}
+
+export interface InterfaceAddress {
+  family: IpFamily;
+  /** the address itself */
+  bytes: Buffer;
+  /** the prefix's network address (host bits cleared) */
+  network: Buffer;
+  prefixLength: number;
+}
+
+/** Parses `ADDRESS/LEN` as `ip addr` takes it (host bits allowed) or a bare address (host prefix). */
+export function parseInterfaceAddress(text: string): InterfaceAddress {
+  const slash = text.indexOf('/');
+  const { family, bytes } = parseIpAddress(slash < 0 ? text : text.slice(0, slash));
+  const prefix = IpPrefix.parse(text, { strict: false });
+  return { family, bytes, network: prefix.network, prefixLength: prefix.length };
 }

@@ -1,7 +1,6 @@
 // Routes through rtnetlink. Every route mptun makes carries mptun's own routing-protocol id
 // (rtm_protocol), so that leftovers of a dead instance are easy to find and remove.
-import { parseCidr } from '../ip/address.js';
-import { routingError, withRtnl } from './netlink.js';
+import { parseInterfaceAddress, routingError, withRtnl } from './netlink.js';
 import { getLink } from './link.js';
 
 /** mptun's rtm_protocol: not used by any routing daemon in /etc/iproute2/rt_protos. */
@@ -29,9 +28,9 @@ export interface RouteSpec {
 }
 
 function routeMessage(spec: RouteSpec, oif: number) {
-  const dst = spec.dst === 'default' ? null : parseCidr(spec.dst);
-  const version = dst ? dst.version : spec.version ?? 4;
-  const gw = spec.gateway ? parseCidr(spec.gateway) : null;
+  const dst = spec.dst === 'default' ? null : parseInterfaceAddress(spec.dst);
+  const version = dst ? dst.family : spec.version ?? 4;
+  const gw = spec.gateway ? parseInterfaceAddress(spec.gateway) : null;
   const table = spec.table ?? RT_TABLE_MAIN;
   const data = {
     family: version === 4 ? AF_INET : AF_INET6,
