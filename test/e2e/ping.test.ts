@@ -46,8 +46,14 @@ test.serial('mptun answers ping over IPv4 and IPv6 through its TUN device', asyn
   let capture: ChildProcess | undefined;
   try {
     await waitFor(echo, 'ready');
-    capture = spawn('ip', ['netns', 'exec', NS, 'tcpdump', '-i', DEV, '-U', '-w', pcap, 'icmp or icmp6'], { stdio: 'ignore' });
-    await new Promise((r) => setTimeout(r, 700));
+    // 6 requests and 6 replies: tcpdump stops by itself once it has them all
+    capture = spawn('ip', ['netns', 'exec', NS, 'tcpdump', '-i', DEV, '-U', '-c', '12', '-w', pcap, 'icmp or icmp6'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let capErr = '';
+    while (!capErr.includes('listening on')) {
+      const [chunk] = (await Promise.race([once(capture.stderr!, 'data'), once(capture, 'exit').then(() => { throw new Error(`tcpdump exited: ${capErr}`); })])) as [Buffer];
+      capErr += chunk.toString();
+    }
+    const captured = once(capture, 'exit');
 
     const v4 = await inNs('ping', '-c', '3', '-i', '0.2', '-W', '2', '-s', '1000', '192.0.2.55');
     t.regex(v4.stdout, /3 packets transmitted, 3 received/);
@@ -59,9 +65,9 @@ test.serial('mptun answers ping over IPv4 and IPv6 through its TUN device', asyn
     // UDP into the device is not ICMP: counted, not answered
     await inNs('bash', '-c', 'echo hi > /dev/udp/192.0.2.55/9');
 
-    await new Promise((r) => setTimeout(r, 300));
-    capture.kill('SIGINT');
-    await once(capture, 'exit');
+    const timer = setTimeout(() => capture?.kill('SIGINT'), 10_000);
+    await captured;
+    clearTimeout(timer);
     echo.kill('SIGTERM');
     let out = '';
     echo.stdout!.on('data', (d: Buffer) => { out += d.toString(); });

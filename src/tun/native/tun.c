@@ -115,10 +115,17 @@ static napi_value device_new(napi_env env, napi_callback_info info) {
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, &self, NULL));
   char name[IFNAMSIZ] = {0};
   size_t name_len = 0;
-  if (napi_get_value_string_utf8(env, argv[0], name, sizeof name, &name_len) != napi_ok) {
+  if (napi_get_value_string_utf8(env, argv[0], NULL, 0, &name_len) != napi_ok) {
     napi_throw_type_error(env, "EINVAL", "TUN device name must be a string");
     return NULL;
   }
+  if (name_len >= IFNAMSIZ) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "TUN device name is %zu bytes long: a name is at most %d bytes", name_len, IFNAMSIZ - 1);
+    throw_errno(env, "EINVAL", msg);
+    return NULL;
+  }
+  napi_get_value_string_utf8(env, argv[0], name, sizeof name, &name_len);
   bool vnet = false;
   napi_get_value_bool(env, argv[1], &vnet);
   uint32_t max_batch = 256, arena_bytes = 0;

@@ -1,0 +1,105 @@
+// A counter for every drop and every decision (CONVENTIONS.md 9), in the manner of the Linux
+// MIB counters (`nstat`) and gVisor's stats: tests assert on them, `mptun status` shows them.
+
+/**
+ * A fixed set of named counters. The names are given once; `increment` on the packet path is a
+ * keyed add on an object whose shape never changes, so it neither allocates nor throws.
+ */
+export class CounterSet<K extends string> {
+  readonly names: readonly K[];
+  private readonly values: Record<K, number>;
+
+  constructor(names: readonly K[]) {
+    this.names = names;
+    const values = {} as Record<K, number>;
+    for (const name of names) values[name] = 0;
+    this.values = values;
+  }
+
+  increment(name: K, by = 1): void {
+    this.values[name] += by;
+  }
+
+  get(name: K): number {
+    return this.values[name];
+  }
+
+  /** A copy of every counter, for display and for tests (`t.like(c.snapshot(), { badChecksum: 1 })`). */
+  snapshot(): Record<K, number> {
+    return { ...this.values };
+  }
+
+  /** Only the counters that are not zero. */
+  nonZero(): Partial<Record<K, number>> {
+    const out: Partial<Record<K, number>> = {};
+    for (const name of this.names) if (this.values[name] !== 0) out[name] = this.values[name];
+    return out;
+  }
+
+  reset(): void {
+    for (const name of this.names) this.values[name] = 0;
+  }
+}
+
+/**
+ * Why an IP packet was dropped. Each is also a counter name, so a check that returns a
+ * `DropReason` is counted with `counters.increment(reason)`.
+ */
+export const IP_DROP_REASONS = [
+  /** Shorter than the fixed header, or a total/payload length that disagrees with the buffer or the header. */
+  'badLength',
+  /** The version nibble is neither 4 nor 6, or not the one the parser expected. */
+  'badVersion',
+  /** IPv4 IHL below 5 (a header shorter than 20 bytes), or longer than the total length. */
+  'badHeaderLength',
+  /** The IPv4 header checksum does not verify. */
+  'badChecksum',
+  /** IPv4 options that run past the end of the buffer or of the header (IHL), or an option length below 2. */
+  'truncatedOptions',
+  /** An IPv4 fragment (MF set or offset not zero), or an IPv6 Fragment header that is not an atomic fragment: we do not reassemble. */
+  'fragment',
+  /** IPv6 extension headers that run past the end of the payload. */
+  'truncatedExtensionHeader',
+  /** An IPv6 extension header we cannot walk past (a second Hop-by-Hop, one after another header, ESP). */
+  'badExtensionHeader',
+] as const;
+
+export type DropReason = (typeof IP_DROP_REASONS)[number];
+
+/** ICMP echo responder decisions and drops. */
+export const ICMP_COUNTER_NAMES = [
+  /** An echo request was answered (a reply was queued). */
+  'icmpEchoReplied',
+  /** An echo request whose ICMP (v4) or ICMPv6 (pseudo-header included) checksum is wrong. */
+  'icmpBadChecksum',
+  /** An ICMP message shorter than the 8-byte echo header. */
+  'icmpTruncated',
+  /** An echo request to a multicast or broadcast destination, or from a source we cannot answer (unspecified, multicast, broadcast). */
+  'icmpEchoNotUnicast',
+  /** The reply queue was full, so the reply was dropped. */
+  'icmpReplyQueueFull',
+] as const;
+
+/** Decisions of the layer above, counted here so that one set covers the IP path. */
+export const IP_DECISION_NAMES = [
+  /** A well-formed packet whose upper-layer protocol nobody handles. */
+  'unsupportedProtocol',
+] as const;
+
+export const IP_COUNTER_NAMES = [...IP_DROP_REASONS, ...IP_DECISION_NAMES, ...ICMP_COUNTER_NAMES] as const;
+
+export type IpCounterName = (typeof IP_COUNTER_NAMES)[number];
+
+/** The counters of the IP layer. */
+export class IpCounters extends CounterSet<IpCounterName> {
+  constructor() {
+    super(IP_COUNTER_NAMES);
+  }
+}
+
+const DROP_REASON_SET: ReadonlySet<string> = new Set(IP_DROP_REASONS);
+
+/** True when `x` (e.g. the result of `Ipv4Packet.check`) is a drop reason rather than a view. */
+export function isDropReason(x: unknown): x is DropReason {
+  return typeof x === 'string' && DROP_REASON_SET.has(x);
+}
