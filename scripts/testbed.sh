@@ -1,0 +1,724 @@
+#!/usr/bin/env bash
+# testbed.sh — the two-link reference test bed of mptun, in network namespaces.
+#
+#   client ns "${P}-cli"                               server ns "${P}-srv"
+#   ┌──────────────────────────┐  link 1 (veth)  ┌──────────────────────────────┐
+#   │ ${P}c1 10.201.1.1/24  ───┼─────────────────┼─── ${P}s1 10.201.1.2/24        │
+#   │ ${P}c2 10.201.2.1/24  ───┼─────────────────┼─── ${P}s2 10.201.2.2/24        │
+#   │  mptun runs here         │  link 2 (veth)  │  kernel MPTCP: mptcpize iperf3 │
+#   └──────────────────────────┘                 └──────────────────────────────┘
+#
+# Everything is named after a prefix (TESTBED_PREFIX, default "mptb"), so that several users
+# and tests can each have a bed of their own; nothing is changed in the root namespace.
+# Run `testbed.sh --help` for the commands.
+set -euo pipefail
+
+# The system's tools come first: under `npm test`/`npx`, node_modules/.bin leads PATH, and it
+# has an `nft` of its own (@vercel/nft, a dependency of ava) that is not nftables.
+TESTBED_PATH=${TESTBED_PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}
+PATH=$TESTBED_PATH${PATH:+:$PATH}
+
+PROG=${0##*/}
+ARGS="$*"
+
+usage() {
+  cat <<'EOF'
+Usage: testbed.sh COMMAND [ARGS...]          (as root; TESTBED_PREFIX=name picks the bed)
+
+The two-link reference test bed of mptun: a client namespace joined to a server namespace by
+two veth links, each optionally rate-limited (tbf or htb, both directions) and lossy
+(nftables in the server namespace). The server runs the Linux kernel's MPTCP; mptun runs in
+the client namespace (`testbed.sh exec-client node bin/mptun.js up ...`).
+
+Commands:
+  up [OPTIONS]          build the bed (removes leftovers of the same prefix first)
+  down                  remove everything of this prefix: processes in its namespaces,
+                        namespaces, links, run dir. Succeeds when nothing is there.
+  status                show the bed (links, addresses, routes, qdiscs, nftables, MPTCP
+                        endpoints, servers); exits 1 when the bed is not up
+  env [--export]        print the topology as shell variables (KEY=value, one a line):
+                          eval "$(scripts/testbed.sh env)"
+                        After `up` it prints what `up` built; before, what it would build.
+  set [OPTIONS]         change rates, qdisc or loss of a bed that is up (same options as up)
+  exec-client CMD...    run CMD in the client namespace (the TESTBED_* variables exported)
+  exec-server CMD...    run CMD in the server namespace (the TESTBED_* variables exported)
+  server-start [--port N] [--plain]
+                        start an iperf3 server in the server namespace, under the kernel's
+                        MPTCP (`mptcpize run iperf3 -s`; --plain: plain TCP). Default port
+                        5201; several ports may run at once. Waits until it listens.
+  server-stop [--port N]
+                        stop the iperf3 server of that port (all of them without --port)
+  link-down N [--blackhole]
+                        take link N (1 or 2) down: both veth ends administratively down, so
+                        both kernels see it and drop its routes (a pulled cable). With
+                        --blackhole the link stays up and nftables drops everything on it
+                        (a silent failure: only timeouts tell).
+  link-up N             undo link-down N (routes of the link are put back)
+  help, --help, -h      this text
+
+Options of up and set:
+  --rate MBIT           rate limit of both links, each direction (e.g. 100 = 100 Mbit/s);
+                        0 = unlimited (default)
+  --rate1 MBIT, --rate2 MBIT
+                        rate limit of one link
+  --qdisc tbf|htb       the shaper (default tbf)
+  --loss PCT            drop PCT % (integer 0..100) of the packets of both links, in each
+                        direction (nftables `numgen random mod 100 < PCT drop` in the server
+                        namespace); 0 = none (default)
+  --loss1 PCT, --loss2 PCT
+                        loss on one link
+Options of up only:
+  --no-client-mptcp     no kernel MPTCP endpoint on the client (when mptun is the client)
+
+Topology (defaults; each can be overridden by the environment variable of that name at `up`):
+  namespaces            ${P}-cli (client), ${P}-srv (server)
+  link 1                ${P}c1 10.201.1.1/24 fd00:201:1::1/64  <->  ${P}s1 10.201.1.2/24 fd00:201:1::2/64
+  link 2                ${P}c2 10.201.2.1/24 fd00:201:2::1/64  <->  ${P}s2 10.201.2.2/24 fd00:201:2::2/64
+                        (TESTBED_CLI_ADDR1, TESTBED_SRV_ADDR1, TESTBED_CLI_ADDR2, TESTBED_SRV_ADDR2,
+                         TESTBED_PLEN4, TESTBED_CLI_ADDR6_1, ..., TESTBED_PLEN6)
+  client routing        main table: default via link 1; table 102 (TESTBED_CLI_TABLE2):
+                        default via link 2, rule `from <client addr 2> lookup 102`; the same for
+                        link 1 with table 101 (so each source address leaves by its own link)
+  kernel MPTCP          net.mptcp.enabled=1 in both namespaces. Server: `ip mptcp limits set
+                        subflows 4 add_addr_accepted 4`, endpoint <server addr 2> dev ${P}s2
+                        signal. Client: endpoint <client addr 2> dev ${P}c2 subflow, limits
+                        subflows 4 add_addr_accepted 0, so a kernel client makes exactly one
+                        subflow per link; with --no-client-mptcp no endpoint and
+                        add_addr_accepted 4. The same endpoints for IPv6.
+  sysctls               in both namespaces only: rp_filter 0, IPv6 keep_addr_on_down 1 (a link
+                        that comes back up keeps its addresses); the root namespace is untouched
+  loss/blackhole        nftables table `inet ${P}_testbed` in the server namespace
+  run dir               /run/mptun-testbed/${P} (TESTBED_RUN_DIR): state, iperf3 pidfiles, logs
+  tools                 looked up first in TESTBED_PATH (default: the system's sbin and bin
+                        directories), then in PATH
+
+Examples:
+  sudo scripts/testbed.sh up --rate 100
+  sudo scripts/testbed.sh server-start
+  sudo scripts/testbed.sh exec-client mptcpize run iperf3 -c 10.201.1.2 -t 5
+  sudo scripts/testbed.sh exec-client node bin/mptun.js up        # mptun as the client
+  sudo scripts/testbed.sh link-down 2; sudo scripts/testbed.sh link-up 2
+  sudo TESTBED_PREFIX=mine scripts/testbed.sh up --rate1 50 --rate2 10 --loss2 1
+  sudo scripts/testbed.sh down
+EOF
+}
+
+die() { echo "$PROG: $*" >&2; exit 1; }
+log() { echo "${PROG}[${P}]: $*" >&2; }
+
+# ---------------------------------------------------------------------------------------------
+# Configuration: everything is a TESTBED_* variable, from the environment or a default. Once the
+# bed is up, its state file (written by `up`, updated by `set`/`link-*`) is the truth.
+
+P=${TESTBED_PREFIX:-mptb}
+# ${P}c1 must fit IFNAMSIZ (15 characters) and ${P}_testbed must be an nftables identifier.
+[[ $P =~ ^[A-Za-z][A-Za-z0-9_]{0,11}$ ]] \
+  || die "TESTBED_PREFIX must be a letter then up to 11 letters, digits or _ (got '$P')"
+
+RUN_DIR=${TESTBED_RUN_DIR:-/run/mptun-testbed/$P}
+STATE=$RUN_DIR/state
+
+# load_config [fresh]: the topology from the environment and the defaults; unless "fresh"
+# (used by `up`), the state file of a bed that is up overrides them.
+load_config() {
+  if [[ ${1:-} != fresh && -r $STATE ]]; then
+    # shellcheck source=/dev/null
+    . "$STATE"
+  fi
+  : "${TESTBED_CLI_ADDR1:=10.201.1.1}"
+  : "${TESTBED_SRV_ADDR1:=10.201.1.2}"
+  : "${TESTBED_CLI_ADDR2:=10.201.2.1}"
+  : "${TESTBED_SRV_ADDR2:=10.201.2.2}"
+  : "${TESTBED_PLEN4:=24}"
+  : "${TESTBED_CLI_ADDR6_1:=fd00:201:1::1}"
+  : "${TESTBED_SRV_ADDR6_1:=fd00:201:1::2}"
+  : "${TESTBED_CLI_ADDR6_2:=fd00:201:2::1}"
+  : "${TESTBED_SRV_ADDR6_2:=fd00:201:2::2}"
+  : "${TESTBED_PLEN6:=64}"
+  : "${TESTBED_CLI_TABLE1:=101}"
+  : "${TESTBED_CLI_TABLE2:=102}"
+  : "${TESTBED_IPERF_PORT:=5201}"
+  if [[ ${1:-} == fresh || ! -r $STATE ]]; then
+    # What `up`, `set` and `link-*` decide: options, not environment
+    TESTBED_QDISC=tbf TESTBED_RATE1=0 TESTBED_RATE2=0 TESTBED_LOSS1=0 TESTBED_LOSS2=0
+    TESTBED_LINK1=up TESTBED_LINK2=up TESTBED_CLIENT_MPTCP=1
+  fi
+}
+
+NS_CLI=$P-cli
+NS_SRV=$P-srv
+NFT_TABLE=${P}_testbed
+RULE_PREF_BASE=20000   # client rules `from <addr N>` get 20001, 20002: below main (32766),
+                       # above the low numbers an appliance like mptun would pick for itself
+
+cli_if() { echo "${P}c$1"; }
+srv_if() { echo "${P}s$1"; }
+var() { local n=$1; echo "${!n}"; }                   # value of the variable named $1
+cli_addr() { var "TESTBED_CLI_ADDR$1"; }
+srv_addr() { var "TESTBED_SRV_ADDR$1"; }
+cli_addr6() { var "TESTBED_CLI_ADDR6_$1"; }
+srv_addr6() { var "TESTBED_SRV_ADDR6_$1"; }
+
+ENV_VARS=(
+  TESTBED_PREFIX TESTBED_NS_CLIENT TESTBED_NS_SERVER
+  TESTBED_CLI_IF1 TESTBED_CLI_IF2 TESTBED_SRV_IF1 TESTBED_SRV_IF2
+  TESTBED_CLI_ADDR1 TESTBED_CLI_ADDR2 TESTBED_SRV_ADDR1 TESTBED_SRV_ADDR2 TESTBED_PLEN4
+  TESTBED_CLI_ADDR6_1 TESTBED_CLI_ADDR6_2 TESTBED_SRV_ADDR6_1 TESTBED_SRV_ADDR6_2 TESTBED_PLEN6
+  TESTBED_CLI_TABLE1 TESTBED_CLI_TABLE2 TESTBED_IPERF_PORT TESTBED_NFT_TABLE TESTBED_RUN_DIR
+  TESTBED_QDISC TESTBED_RATE1 TESTBED_RATE2 TESTBED_LOSS1 TESTBED_LOSS2
+  TESTBED_LINK1 TESTBED_LINK2 TESTBED_CLIENT_MPTCP TESTBED_UP
+)
+
+# The derived names, as variables (for `env`, the state file and exec-*)
+# shellcheck disable=SC2034  # read through ${!v} in print_env and cmd_exec
+set_derived() {
+  TESTBED_PREFIX=$P
+  TESTBED_NS_CLIENT=$NS_CLI
+  TESTBED_NS_SERVER=$NS_SRV
+  TESTBED_CLI_IF1=$(cli_if 1); TESTBED_CLI_IF2=$(cli_if 2)
+  TESTBED_SRV_IF1=$(srv_if 1); TESTBED_SRV_IF2=$(srv_if 2)
+  TESTBED_NFT_TABLE=$NFT_TABLE
+  TESTBED_RUN_DIR=$RUN_DIR
+  if bed_exists; then TESTBED_UP=1; else TESTBED_UP=0; fi
+}
+
+print_env() {   # $1: "export " or ""
+  local v
+  set_derived
+  for v in "${ENV_VARS[@]}"; do
+    printf '%s%s=%q\n' "$1" "$v" "${!v}"
+  done
+}
+
+save_state() {
+  mkdir -p "$RUN_DIR"
+  print_env "" | grep -v '^TESTBED_UP=' > "$STATE.tmp"
+  mv "$STATE.tmp" "$STATE"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Preconditions
+
+need_root() {
+  [[ $(id -u) -eq 0 ]] || die "must run as root (it creates network namespaces): sudo $0 $ARGS"
+}
+
+need_tools() {   # need_tools tool... — each with the Debian package that has it
+  local t pkg
+  for t in "$@"; do
+    command -v "$t" >/dev/null 2>&1 && continue
+    case $t in
+      ip|tc|ss|nstat) pkg=iproute2 ;;
+      nft) pkg=nftables ;;
+      iperf3) pkg=iperf3 ;;
+      mptcpize) pkg=mptcpd ;;
+      ping) pkg=iputils-ping ;;
+      sysctl) pkg=procps ;;
+      *) pkg=$t ;;
+    esac
+    die "'$t' is missing: apt-get install $pkg"
+  done
+}
+
+ns_exists() { [[ -e /run/netns/$1 ]]; }
+bed_exists() { ns_exists "$NS_CLI" && ns_exists "$NS_SRV"; }
+need_bed() { bed_exists || die "the bed '$P' is not up (run: $PROG up)"; }
+
+check_link_arg() { [[ ${1:-} == 1 || ${1:-} == 2 ]] || die "link number must be 1 or 2 (got '${1:-}')"; }
+check_rate() { [[ $1 =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "rate must be a number of Mbit/s (got '$1')"; }
+check_loss() {
+  if ! [[ $1 =~ ^[0-9]+$ ]] || (( $1 > 100 )); then
+    die "loss must be an integer percentage 0..100 (got '$1')"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Building blocks
+
+in_srv() { ip netns exec "$NS_SRV" "$@"; }
+
+# Rate limit of one link, both directions: the egress qdisc of each veth end.
+# tbf: the bucket holds at least 2 ms at the rate (and two full frames), the queue 20 ms.
+# htb: one class at the rate (ceil = rate), the default class for all traffic.
+apply_rate() {   # apply_rate N
+  local n=$1 rate ns dev burst
+  rate=$(var "TESTBED_RATE$n")
+  for ns in "$NS_CLI" "$NS_SRV"; do
+    if [[ $ns == "$NS_CLI" ]]; then dev=$(cli_if "$n"); else dev=$(srv_if "$n"); fi
+    tc -n "$ns" qdisc del dev "$dev" root 2>/dev/null || true
+    if awk -v r="$rate" 'BEGIN { exit !(r + 0 == 0) }'; then continue; fi   # 0: unlimited
+    burst=$(awk -v r="$rate" 'BEGIN { b = r * 1e6 / 8 * 0.002; if (b < 3100) b = 3100; printf "%d", b }')
+    case $TESTBED_QDISC in
+      tbf)
+        tc -n "$ns" qdisc add dev "$dev" root tbf rate "${rate}mbit" burst "$burst" latency 20ms
+        ;;
+      htb)
+        tc -n "$ns" qdisc add dev "$dev" root handle 1: htb default 10
+        tc -n "$ns" class add dev "$dev" parent 1: classid 1:10 htb \
+          rate "${rate}mbit" ceil "${rate}mbit" burst "$burst" cburst "$burst" quantum 1514
+        ;;
+      *) die "unknown qdisc '$TESTBED_QDISC' (tbf or htb)" ;;
+    esac
+    tc -n "$ns" qdisc show dev "$dev" | grep -q "$TESTBED_QDISC" \
+      || die "the $TESTBED_QDISC qdisc did not take on $dev in $ns"
+  done
+}
+
+# The nftables table of the server namespace: random loss and blackholes, per link and
+# direction. Rebuilt whole (atomically) from the state; removed when it has nothing to do.
+apply_nft() {
+  local n dev loss ingress="" egress=""
+  for n in 1 2; do
+    dev=$(srv_if "$n")
+    loss=$(var "TESTBED_LOSS$n")
+    if [[ $(var "TESTBED_LINK$n") == blackhole ]]; then
+      ingress+="    iifname \"$dev\" counter drop comment \"blackhole link $n\""$'\n'
+      egress+="    oifname \"$dev\" counter drop comment \"blackhole link $n\""$'\n'
+    elif (( loss > 0 )); then
+      ingress+="    iifname \"$dev\" numgen random mod 100 < $loss counter drop comment \"loss link $n in\""$'\n'
+      egress+="    oifname \"$dev\" numgen random mod 100 < $loss counter drop comment \"loss link $n out\""$'\n'
+    fi
+  done
+  # `add table` then `delete table` makes the deletion succeed whether or not it existed
+  if [[ -z $ingress ]]; then
+    in_srv nft -f - <<EOF
+add table inet $NFT_TABLE
+delete table inet $NFT_TABLE
+EOF
+    return
+  fi
+  in_srv nft -f - <<EOF
+add table inet $NFT_TABLE
+delete table inet $NFT_TABLE
+table inet $NFT_TABLE {
+  chain ingress {
+    type filter hook prerouting priority raw; policy accept;
+$ingress  }
+  chain egress {
+    type filter hook postrouting priority 300; policy accept;
+$egress  }
+}
+EOF
+}
+
+# The client's routes through link N: link 1 carries the default route of the main table;
+# each link has a table of its own with a default route and a rule `from <its address>`.
+client_routes() {   # client_routes N
+  local n=$1 dev table gw gw6
+  dev=$(cli_if "$n")
+  table=$(var "TESTBED_CLI_TABLE$n")
+  gw=$(srv_addr "$n")
+  gw6=$(srv_addr6 "$n")
+  ip -n "$NS_CLI" route replace "$(net4 "$n")" dev "$dev" src "$(cli_addr "$n")" table "$table"
+  ip -n "$NS_CLI" route replace default via "$gw" dev "$dev" table "$table"
+  ip -n "$NS_CLI" -6 route replace "$(net6 "$n")" dev "$dev" table "$table"
+  ip -n "$NS_CLI" -6 route replace default via "$gw6" dev "$dev" table "$table"
+  if [[ $n == 1 ]]; then
+    ip -n "$NS_CLI" route replace default via "$gw" dev "$dev"
+    ip -n "$NS_CLI" -6 route replace default via "$gw6" dev "$dev"
+  fi
+}
+
+client_rules() {   # client_rules N (once, at up)
+  local n=$1 table pref
+  table=$(var "TESTBED_CLI_TABLE$n")
+  pref=$((RULE_PREF_BASE + n))
+  ip -n "$NS_CLI" rule add from "$(cli_addr "$n")" lookup "$table" pref "$pref"
+  ip -n "$NS_CLI" -6 rule add from "$(cli_addr6 "$n")" lookup "$table" pref "$pref"
+}
+
+# The network of client address N with its prefix length, e.g. 10.201.2.1/24 -> 10.201.2.0/24
+# (the kernel refuses a route to an address with host bits set).
+net4() {
+  local a
+  a=$(cli_addr "$1")
+  awk -v a="$a" -v l="$TESTBED_PLEN4" 'BEGIN {
+    split(a, o, "."); v = ((o[1] * 256 + o[2]) * 256 + o[3]) * 256 + o[4]
+    m = 2 ^ (32 - l); v = int(v / m) * m
+    printf "%d.%d.%d.%d/%d", int(v / 16777216) % 256, int(v / 65536) % 256, int(v / 256) % 256, v % 256, l }'
+}
+net6() {
+  # the kernel accepts a route whose destination has host bits only if they are zero, so
+  # take the prefix from the connected route the address made
+  ip -n "$NS_CLI" -6 -o route show dev "$(cli_if "$1")" proto kernel \
+    | awk '$1 !~ /^fe80/ { print $1; exit }'
+}
+
+set_link_state() {   # set_link_state N up|down
+  ip -n "$NS_CLI" link set "$(cli_if "$1")" "$2"
+  ip -n "$NS_SRV" link set "$(srv_if "$1")" "$2"
+}
+
+# Wait until the four veth ends are operationally up (the kernel's link watch makes a freshly
+# raised link wait for up to a second; until then it drops what is sent).
+wait_links_up() {   # wait_links_up [N...] (default: both links)
+  local n all links=("$@")
+  [[ ${#links[@]} -gt 0 ]] || links=(1 2)
+  for _ in $(seq 1 50); do
+    all=1
+    for n in "${links[@]}"; do
+      ip -n "$NS_CLI" -o link show dev "$(cli_if "$n")" | grep -q 'state UP' || all=0
+      ip -n "$NS_SRV" -o link show dev "$(srv_if "$n")" | grep -q 'state UP' || all=0
+    done
+    [[ $all == 1 ]] && return 0
+    sleep 0.1
+  done
+  die "the links did not come up within 5 s"
+}
+
+sysctl_ns() {   # sysctl_ns NS key=value...
+  local ns=$1; shift
+  ip netns exec "$ns" sysctl -qw "$@" >/dev/null
+}
+
+# Processes started in one of our namespaces (iperf3 servers, mptun, tests' leftovers)
+ns_pids() {
+  if ns_exists "$1"; then ip netns pids "$1" 2>/dev/null || true; fi
+}
+
+kill_ns_processes() {
+  local ns pids
+  for ns in "$NS_CLI" "$NS_SRV"; do
+    pids=$(ns_pids "$ns")
+    [[ -z $pids ]] && continue
+    log "stopping processes in $ns: ${pids//$'\n'/ }"
+    # shellcheck disable=SC2086
+    kill -TERM $pids 2>/dev/null || true
+    for _ in $(seq 1 20); do
+      pids=$(ns_pids "$ns"); [[ -z $pids ]] && break
+      sleep 0.1
+    done
+    if [[ -n $pids ]]; then
+      # shellcheck disable=SC2086
+      kill -KILL $pids 2>/dev/null || true
+    fi
+  done
+}
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+cmd_down() {
+  need_root
+  need_tools ip
+  local ns dev n
+  # iperf3 servers and anything else that runs in our namespaces
+  kill_ns_processes
+  for ns in "$NS_CLI" "$NS_SRV"; do
+    if ns_exists "$ns"; then
+      ip netns del "$ns" 2>/dev/null || rm -f "/run/netns/$ns"
+    fi
+  done
+  # A veth that an interrupted `up` might have left in the root namespace (up creates them
+  # directly inside the namespaces, so this is only a safety net)
+  for n in 1 2; do
+    for dev in "$(cli_if "$n")" "$(srv_if "$n")"; do
+      if ip link show dev "$dev" >/dev/null 2>&1; then ip link del dev "$dev" 2>/dev/null || true; fi
+    done
+  done
+  rm -rf "$RUN_DIR"
+  rmdir "${RUN_DIR%/*}" 2>/dev/null || true   # the parent, when no other bed uses it
+  if ns_exists "$NS_CLI" || ns_exists "$NS_SRV"; then die "could not remove the namespaces of '$P'"; fi
+}
+
+parse_shaping_opt() {   # sets SHIFT_BY; returns 1 when $1 is not a shaping option
+  SHIFT_BY=2
+  case $1 in
+    --rate) [[ $# -ge 2 ]] || die "$1 needs a value"; check_rate "$2"; TESTBED_RATE1=$2; TESTBED_RATE2=$2 ;;
+    --rate1) [[ $# -ge 2 ]] || die "$1 needs a value"; check_rate "$2"; TESTBED_RATE1=$2 ;;
+    --rate2) [[ $# -ge 2 ]] || die "$1 needs a value"; check_rate "$2"; TESTBED_RATE2=$2 ;;
+    --qdisc) [[ $# -ge 2 ]] || die "$1 needs a value"
+             [[ $2 == tbf || $2 == htb ]] || die "--qdisc is tbf or htb (got '$2')"; TESTBED_QDISC=$2 ;;
+    --loss) [[ $# -ge 2 ]] || die "$1 needs a value"; check_loss "$2"; TESTBED_LOSS1=$2; TESTBED_LOSS2=$2 ;;
+    --loss1) [[ $# -ge 2 ]] || die "$1 needs a value"; check_loss "$2"; TESTBED_LOSS1=$2 ;;
+    --loss2) [[ $# -ge 2 ]] || die "$1 needs a value"; check_loss "$2"; TESTBED_LOSS2=$2 ;;
+    *) return 1 ;;
+  esac
+}
+
+describe_link() {   # describe_link N: "link N a <-> b (100 Mbit/s tbf, 1 % loss)"
+  local n=$1 rate loss
+  rate=$(var "TESTBED_RATE$n"); loss=$(var "TESTBED_LOSS$n")
+  if awk -v r="$rate" 'BEGIN { exit !(r + 0 == 0) }'; then rate="unlimited"; else rate="$rate Mbit/s $TESTBED_QDISC"; fi
+  echo "link $n $(cli_addr "$n") <-> $(srv_addr "$n") ($rate, $loss % loss)"
+}
+
+up_failed() {
+  local rc=$?
+  if [[ $rc -ne 0 ]]; then
+    log "up failed; removing what was built"
+    cmd_down || true
+  fi
+}
+
+cmd_up() {
+  need_root
+  # `up` starts from the defaults and the environment, never from an old state file
+  load_config fresh
+  while [[ $# -gt 0 ]]; do
+    if parse_shaping_opt "$@"; then shift "$SHIFT_BY"; continue; fi
+    case $1 in
+      --no-client-mptcp) TESTBED_CLIENT_MPTCP=0; shift ;;
+      *) die "up: unknown option '$1' (see --help)" ;;
+    esac
+  done
+  need_tools ip tc sysctl
+  if (( TESTBED_LOSS1 > 0 || TESTBED_LOSS2 > 0 )); then need_tools nft; fi
+
+  cmd_down
+  # If anything fails from here on, leave nothing half-built behind.
+  trap up_failed EXIT
+  trap 'exit 130' INT TERM
+
+  local ns n
+  for ns in "$NS_CLI" "$NS_SRV"; do
+    ip netns add "$ns"
+    ip -n "$ns" link set lo up
+    # Settings for the interfaces made next: IPv6 addresses survive a link going down (so
+    # link-up restores them), no reverse-path filter (subflows arrive where they please).
+    sysctl_ns "$ns" net.ipv6.conf.all.keep_addr_on_down=1 net.ipv6.conf.default.keep_addr_on_down=1 \
+      net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+    if ! sysctl_ns "$ns" net.mptcp.enabled=1 2>/dev/null; then
+      die "this kernel has no MPTCP (net.mptcp.enabled is missing: CONFIG_MPTCP)"
+    fi
+  done
+
+  for n in 1 2; do
+    ip link add "$(cli_if "$n")" netns "$NS_CLI" type veth peer name "$(srv_if "$n")" netns "$NS_SRV"
+    ip -n "$NS_CLI" addr add "$(cli_addr "$n")/$TESTBED_PLEN4" dev "$(cli_if "$n")"
+    ip -n "$NS_SRV" addr add "$(srv_addr "$n")/$TESTBED_PLEN4" dev "$(srv_if "$n")"
+    ip -n "$NS_CLI" addr add "$(cli_addr6 "$n")/$TESTBED_PLEN6" dev "$(cli_if "$n")" nodad
+    ip -n "$NS_SRV" addr add "$(srv_addr6 "$n")/$TESTBED_PLEN6" dev "$(srv_if "$n")" nodad
+    set_link_state "$n" up
+  done
+
+  for n in 1 2; do
+    client_routes "$n"
+    client_rules "$n"
+    apply_rate "$n"
+  done
+
+  # Kernel MPTCP. The server announces its second address (ADD_ADDR). The kernel client
+  # (unless mptun is the client) opens a subflow from its second address, to the server's
+  # address it connected to, by link 2 (table 102): one subflow per link, the same shape as
+  # mptun's. It does not act on the ADD_ADDR (add_addr_accepted 0), which would otherwise
+  # add a third subflow, a second one on link 2. Without the client endpoint
+  # (--no-client-mptcp) the client accepts ADD_ADDRs, so a kernel client there still gets
+  # one subflow per link (to the announced address).
+  ip -n "$NS_SRV" mptcp limits set subflows 4 add_addr_accepted 4
+  ip -n "$NS_SRV" mptcp endpoint add "$(srv_addr 2)" dev "$(srv_if 2)" signal
+  ip -n "$NS_SRV" mptcp endpoint add "$(srv_addr6 2)" dev "$(srv_if 2)" signal
+  if [[ $TESTBED_CLIENT_MPTCP == 1 ]]; then
+    ip -n "$NS_CLI" mptcp limits set subflows 4 add_addr_accepted 0
+    ip -n "$NS_CLI" mptcp endpoint add "$(cli_addr 2)" dev "$(cli_if 2)" subflow
+    ip -n "$NS_CLI" mptcp endpoint add "$(cli_addr6 2)" dev "$(cli_if 2)" subflow
+  else
+    ip -n "$NS_CLI" mptcp limits set subflows 4 add_addr_accepted 4
+  fi
+
+  wait_links_up
+
+  if (( TESTBED_LOSS1 > 0 || TESTBED_LOSS2 > 0 )); then apply_nft; fi
+
+  save_state
+  trap - EXIT INT TERM
+  log "up: $(describe_link 1), $(describe_link 2)"
+}
+
+cmd_set() {
+  need_root
+  need_bed
+  [[ $# -gt 0 ]] || die "set: nothing to change (see --help)"
+  local old_qdisc=$TESTBED_QDISC r1=$TESTBED_RATE1 r2=$TESTBED_RATE2 l1=$TESTBED_LOSS1 l2=$TESTBED_LOSS2
+  while [[ $# -gt 0 ]]; do
+    parse_shaping_opt "$@" || die "set: unknown option '$1' (see --help)"
+    shift "$SHIFT_BY"
+  done
+  need_tools tc
+  if [[ $TESTBED_QDISC != "$old_qdisc" || $TESTBED_RATE1 != "$r1" ]]; then apply_rate 1; fi
+  if [[ $TESTBED_QDISC != "$old_qdisc" || $TESTBED_RATE2 != "$r2" ]]; then apply_rate 2; fi
+  if [[ $TESTBED_LOSS1 != "$l1" || $TESTBED_LOSS2 != "$l2" ]]; then need_tools nft; apply_nft; fi
+  save_state
+}
+
+cmd_link_down() {
+  need_root
+  need_bed
+  local n=${1:-} mode=down
+  check_link_arg "$n"; shift
+  case ${1:-} in
+    "") ;;
+    --blackhole) mode=blackhole ;;
+    *) die "link-down: unknown option '$1'" ;;
+  esac
+  if [[ $mode == blackhole ]]; then
+    need_tools nft
+    printf -v "TESTBED_LINK$n" blackhole
+    apply_nft
+  else
+    set_link_state "$n" down
+    printf -v "TESTBED_LINK$n" down
+  fi
+  save_state
+}
+
+cmd_link_up() {
+  need_root
+  need_bed
+  local n=${1:-} was
+  check_link_arg "$n"
+  was=$(var "TESTBED_LINK$n")
+  set_link_state "$n" up
+  wait_links_up "$n"
+  client_routes "$n"
+  printf -v "TESTBED_LINK$n" up
+  if [[ $was == blackhole ]]; then need_tools nft; apply_nft; fi
+  save_state
+}
+
+cmd_status() {
+  need_root
+  if ! bed_exists; then
+    echo "testbed '$P': not up"
+    return 1
+  fi
+  local ns
+  echo "testbed '$P': up  (qdisc $TESTBED_QDISC; rate Mbit/s: link 1 $TESTBED_RATE1, link 2 $TESTBED_RATE2;" \
+    "loss %: link 1 $TESTBED_LOSS1, link 2 $TESTBED_LOSS2; links: $TESTBED_LINK1, $TESTBED_LINK2)"
+  for ns in "$NS_CLI" "$NS_SRV"; do
+    echo
+    echo "== $ns"
+    ip -n "$ns" -br addr show
+    echo "-- rules and routes"
+    ip -n "$ns" rule show | grep -v -E 'lookup (local|main|default)$' || true
+    ip -n "$ns" route show table all | grep -v -E '^(local|broadcast|multicast|fe80|ff00)|table local' || true
+    echo "-- qdiscs"
+    tc -n "$ns" -s qdisc show | grep -E -A2 "dev ${P}[cs][12] " | grep -v '^--$' || true
+    echo "-- mptcp"
+    ip -n "$ns" mptcp limits show
+    ip -n "$ns" mptcp endpoint show
+    if command -v nft >/dev/null 2>&1 && ip netns exec "$ns" nft list table inet "$NFT_TABLE" >/dev/null 2>&1; then
+      echo "-- nftables"
+      ip netns exec "$ns" nft list table inet "$NFT_TABLE"
+    fi
+  done
+  echo
+  echo "== iperf3 servers"
+  local f pid any=0
+  for f in "$RUN_DIR"/iperf3-*.pid; do
+    [[ -e $f ]] || continue
+    pid=$(cat "$f" 2>/dev/null || true)
+    if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+      echo "port ${f##*/iperf3-}: pid $pid" | sed 's/\.pid:/:/'
+      any=1
+    fi
+  done
+  [[ $any == 1 ]] || echo "none"
+}
+
+cmd_exec() {   # cmd_exec NS CMD...
+  need_root
+  need_tools ip
+  need_bed
+  local ns=$1; shift
+  [[ $# -gt 0 ]] || die "exec-client/exec-server: no command given"
+  set_derived
+  local v
+  for v in "${ENV_VARS[@]}"; do export "${v?}"; done
+  exec ip netns exec "$ns" "$@"
+}
+
+# Is the process of this pid an iperf3 of ours (pids are reused)?
+is_our_iperf3() {
+  local pid=$1
+  [[ -n $pid && -r /proc/$pid/comm ]] && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == iperf3 ]] \
+    && [[ $(ip netns identify "$pid" 2>/dev/null) == "$NS_SRV" ]]
+}
+
+listening() {   # listening PORT: some TCP socket listens on PORT in the server namespace
+  [[ -n $(ip netns exec "$NS_SRV" ss -Hltn "sport = :$1" 2>/dev/null) ]]
+}
+
+cmd_server_start() {
+  need_root
+  need_bed
+  local port=$TESTBED_IPERF_PORT plain=0
+  while [[ $# -gt 0 ]]; do
+    case $1 in
+      --port) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--port needs a number"; port=$2; shift 2 ;;
+      --plain) plain=1; shift ;;
+      *) die "server-start: unknown option '$1'" ;;
+    esac
+  done
+  need_tools iperf3 ss
+  if ! ((plain)); then need_tools mptcpize; fi
+  mkdir -p "$RUN_DIR"
+  local pidfile=$RUN_DIR/iperf3-$port.pid logfile=$RUN_DIR/iperf3-$port.log
+  if [[ -e $pidfile ]] && is_our_iperf3 "$(cat "$pidfile")"; then
+    die "an iperf3 server already runs on port $port (pid $(cat "$pidfile"))"
+  fi
+  listening "$port" && die "port $port is already taken in $NS_SRV"
+  rm -f "$pidfile"
+  local wrap=(mptcpize run)
+  if ((plain)); then wrap=(); fi
+  in_srv "${wrap[@]}" iperf3 -s -p "$port" -D -I "$pidfile" --logfile "$logfile"
+  for _ in $(seq 1 50); do
+    if [[ -s $pidfile ]] && listening "$port"; then break; fi
+    sleep 0.1
+  done
+  if ! { [[ -s $pidfile ]] && listening "$port"; }; then die "iperf3 did not start (see $logfile)"; fi
+  if ! ((plain)) && [[ -z $(in_srv ss -HMln 2>/dev/null) ]]; then
+    die "iperf3 listens, but not with MPTCP (is mptcpize working?)"
+  fi
+  log "iperf3 server on port $port ($( ((plain)) && echo plain TCP || echo MPTCP)), pid $(cat "$pidfile")"
+}
+
+cmd_server_stop() {
+  need_root
+  local port="" f pid
+  while [[ $# -gt 0 ]]; do
+    case $1 in
+      --port) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--port needs a number"; port=$2; shift 2 ;;
+      *) die "server-stop: unknown option '$1'" ;;
+    esac
+  done
+  for f in "$RUN_DIR"/iperf3-${port:-*}.pid; do
+    [[ -e $f ]] || continue
+    pid=$(cat "$f" 2>/dev/null || true)
+    if is_our_iperf3 "$pid"; then
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+    fi
+    rm -f "$f"
+  done
+}
+
+main() {
+  local cmd=${1:-}
+  [[ $# -gt 0 ]] && shift
+  [[ $cmd == up ]] || load_config
+  case $cmd in
+    up) cmd_up "$@" ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    env)
+      case ${1:-} in
+        "") print_env "" ;;
+        --export) print_env "export " ;;
+        *) die "env: unknown option '$1'" ;;
+      esac ;;
+    set) cmd_set "$@" ;;
+    exec-client) cmd_exec "$NS_CLI" "$@" ;;
+    exec-server) cmd_exec "$NS_SRV" "$@" ;;
+    server-start) cmd_server_start "$@" ;;
+    server-stop) cmd_server_stop "$@" ;;
+    link-down) cmd_link_down "$@" ;;
+    link-up) cmd_link_up "$@" ;;
+    help|--help|-h) usage ;;
+    "") usage >&2; exit 2 ;;
+    *) die "unknown command '$cmd' (see --help)" ;;
+  esac
+}
+
+main "$@"
