@@ -155,7 +155,7 @@ static napi_value device_new(napi_env env, napi_callback_info info) {
   ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
   // IFF_TUN_EXCL: refuse to attach to a device of that name that already exists.
   ifr.ifr_flags |= IFF_TUN_EXCL;
-  strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+  snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int e = errno;
     close(fd);
@@ -191,7 +191,7 @@ static napi_value device_new(napi_env env, napi_callback_info info) {
   dev->fd = fd;
   dev->vnet_hdr = vnet;
   dev->env = env;
-  strncpy(dev->name, ifr.ifr_name, IFNAMSIZ - 1);
+  snprintf(dev->name, IFNAMSIZ, "%s", ifr.ifr_name);
   dev->max_batch = max_batch;
   dev->arena_len = arena_bytes;
   dev->arena = malloc(arena_bytes);
