@@ -1,0 +1,1202 @@
+// A TCP connection (RFC 9293), sans-IO (CONVENTIONS.md 3): fed segments and the current time,
+// asked for segments to send, for its next deadline and for events.
+//
+//   conn.handleSegment(now, seg)   a segment for this connection (already demultiplexed)
+//   conn.handleTimeout(now)        when now >= conn.pollTimeout()
+//   conn.pollTransmit(now)         the next segment to send, or null
+//   conn.pollEvent()               connected, readable, writable, peer closed, reset, closed
+//   conn.write(buf) / read() / shutdown() / close() / abort()
+//
+// What it does: the state machine of RFC 9293 §3.10 in every state; RFC 7323 window scaling
+// and timestamps with PAWS; RFC 2018 SACK and RFC 6675 SACK-based loss recovery; NewReno
+// (RFC 6582) for peers without SACK; RFC 6298 RTO with backoff; RFC 5961 challenge ACKs;
+// delayed ACKs; zero-window probes; keep-alive; congestion control behind an interface.
+import type { Instant } from '../ip/sansio.js';
+import { CounterSet } from '../ip/counters.js';
+import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax } from './seq.js';
+import { TcpTimer, TimerTable } from './timers.js';
+import type { TcpOptions, TcpRepr } from './segment.js';
+import { TCP_FLAG_ACK, TCP_FLAG_FIN, TCP_FLAG_PSH, TCP_FLAG_RST, TCP_FLAG_SYN } from './segment.js';
+import { SendBuffer } from './sendbuf.js';
+import { Reassembler } from './reassembly.js';
+import { Scoreboard } from './scoreboard.js';
+import { RttEstimator } from './rtt.js';
+import { createCongestionController, type CongestionController } from './cc/index.js';
+
+export const enum TcpState {
+  Closed = 'CLOSED',
+  SynSent = 'SYN-SENT',
+  SynReceived = 'SYN-RECEIVED',
+  Established = 'ESTABLISHED',
+  FinWait1 = 'FIN-WAIT-1',
+  FinWait2 = 'FIN-WAIT-2',
+  CloseWait = 'CLOSE-WAIT',
+  Closing = 'CLOSING',
+  LastAck = 'LAST-ACK',
+  TimeWait = 'TIME-WAIT',
+}
+
+export type TcpEvent =
+  | { type: 'connected' }
+  | { type: 'readable' }
+  | { type: 'writable' }
+  /** The peer sent its FIN: no more data will arrive (half-close). */
+  | { type: 'peerClosed' }
+  /** The connection was reset (by the peer, or given up after retransmissions). */
+  | { type: 'reset'; reason: 'peerReset' | 'timeout' | 'refused' }
+  /** Fully closed: the connection may be forgotten. */
+  | { type: 'closed' };
+
+export const TCP_COUNTER_NAMES = [
+  'segmentsIn', 'segmentsOut', 'bytesIn', 'bytesOut',
+  'retransmittedSegments', 'retransmittedBytes', 'fastRetransmits', 'sackRecoveries', 'newRenoRecoveries',
+  'rtoTimeouts', 'synRetransmits', 'outOfWindow', 'pawsRejected', 'challengeAcks', 'challengeAckRst',
+  'challengeAckSyn', 'ackTooNew', 'oldAckIgnored', 'duplicateSegments', 'outOfOrderSegments', 'reassemblyDropped',
+  'dupAcks', 'dsack', 'zeroWindowProbes', 'keepAlivesSent', 'delayedAcks', 'immediateAcks', 'resetsReceived',
+  'resetsSent', 'rcvWindowFull', 'urgentIgnored', 'spuriousRto', 'userTimeouts',
+] as const;
+export type TcpCounterName = (typeof TCP_COUNTER_NAMES)[number];
+export class TcpCounters extends CounterSet<TcpCounterName> {
+  constructor() {
+    super(TCP_COUNTER_NAMES);
+  }
+}
+
+export interface TcpConfig {
+  /** The MSS we announce and the largest payload we send: the path MTU less the headers. */
+  mss: number;
+  /** Largest payload one emitted segment may carry when the device does TSO (a multiple of the MSS is used); 0 = no TSO. */
+  tsoMaxPayload: number;
+  sendBufferSize: number;
+  recvBufferSize: number;
+  /** Upper bound of the receive buffer under auto-tuning. */
+  recvBufferMax: number;
+  /** Out-of-order bytes held at most. */
+  reassemblyLimit: number;
+  congestionControl: string;
+  sack: boolean;
+  timestamps: boolean;
+  windowScaling: boolean;
+  /** RFC 9293 §3.8.6.3 delayed ACK, at most 500 ms; Linux uses 40 ms. */
+  delayedAckMs: number;
+  /** 2 MSL. Linux uses 60 s; a userspace appliance can afford less. */
+  timeWaitMs: number;
+  /** Keep-alive idle time; 0 = off (RFC 9293 §3.8.4: off by default). */
+  keepAliveMs: number;
+  keepAliveIntervalMs: number;
+  keepAliveProbes: number;
+  /** Give up after this many consecutive RTOs (RFC 9293 §3.8.3 R2). */
+  maxRetransmits: number;
+  maxSynRetransmits: number;
+  minRtoMs: number;
+  /** Disable Nagle (RFC 9293 §3.7.4); an appliance relaying bytes sends what it has. */
+  noDelay: boolean;
+}
+
+export const DEFAULT_TCP_CONFIG: TcpConfig = {
+  mss: 1460,
+  tsoMaxPayload: 0,
+  sendBufferSize: 4 << 20,
+  recvBufferSize: 1 << 20,
+  recvBufferMax: 16 << 20,
+  reassemblyLimit: 8 << 20,
+  congestionControl: 'cubic',
+  sack: true,
+  timestamps: true,
+  windowScaling: true,
+  delayedAckMs: 40,
+  timeWaitMs: 2000,
+  keepAliveMs: 0,
+  keepAliveIntervalMs: 75_000,
+  keepAliveProbes: 9,
+  maxRetransmits: 15,
+  maxSynRetransmits: 6,
+  minRtoMs: 200,
+  noDelay: true,
+};
+
+/** RFC 7323 §2.3: "the shift count ... MUST be limited to 14". */
+const MAX_WSCALE = 14;
+/** RFC 9293 §3.7.1: the default MSS when none is announced (IPv4: 536). */
+const DEFAULT_MSS_V4 = 536;
+const MAX_WINDOW_UNSCALED = 0xffff;
+/** RFC 7323 §5.5: tsRecent goes stale after 24 days of idleness. */
+const PAWS_IDLE_MS = 24 * 24 * 3600 * 1000;
+/** RFC 6675: DupThresh. */
+const DUP_THRESH = 3;
+/** RFC 5961 §7: challenge ACKs at most this many per second. */
+const CHALLENGE_ACK_LIMIT = 1000;
+const MAX_SACK_BLOCKS_WITH_TS = 3;
+const MAX_SACK_BLOCKS = 4;
+
+export interface Endpoint {
+  /** 4 or 16 bytes */
+  addr: Buffer;
+  port: number;
+}
+
+/** A segment to send: the header fields and options, and the payload as a view. */
+export interface OutSegment extends TcpRepr {
+  /** When > 0, the payload is larger than one MSS and the device segments it (TSO) at this size. */
+  gsoSize: number;
+}
+
+export class TcpConnection {
+  readonly local: Endpoint;
+  readonly remote: Endpoint;
+  readonly config: TcpConfig;
+  readonly counters = new TcpCounters();
+  state: TcpState = TcpState.Closed;
+
+  // RFC 9293 §3.3.1 send sequence variables
+  private iss = 0;
+  private sndUna = 0;
+  private sndNxt = 0;
+  /** The highest sequence number sent (sndNxt may be rewound for retransmission). */
+  private sndMax = 0;
+  private sndWnd = 0;
+  private sndWl1 = 0;
+  private sndWl2 = 0;
+  private maxSndWnd = 0;
+  private sndWscale = 0;
+  // receive sequence variables
+  private irs = 0;
+  private rcvNxt = 0;
+  private rcvWscale = 0;
+  /** The right edge of the window we last announced (never shrunk: RFC 9293 §3.8.6.2.2). */
+  private rcvAdvertised = 0;
+  // options agreed
+  private sackOk = false;
+  private tsOk = false;
+  private tsRecent = 0;
+  private tsRecentAge = 0;
+  private tsOffset = 0;
+  /** Payload bytes per segment we send: min(our MSS, the peer's), less the options we always carry. */
+  private sendMss = DEFAULT_MSS_V4;
+  private peerMss = DEFAULT_MSS_V4;
+
+  private readonly sendBuf: SendBuffer;
+  private readonly reasm: Reassembler;
+  private readonly scoreboard = new Scoreboard();
+  readonly rtt: RttEstimator;
+  readonly cc: CongestionController;
+  private readonly timers = new TimerTable();
+
+  /** In-order bytes received, not yet read by the user. */
+  private readonly recvQueue: Buffer[] = [];
+  private recvQueued = 0;
+  private recvCapacity: number;
+
+  // FIN bookkeeping
+  private userShutdown = false;
+  private finSent = false;
+  private finSeq = 0;
+  private peerFin = false;
+
+  // ACK scheduling
+  private ackNow = false;
+  private segsSinceAck = 0;
+  private dsack: { start: number; end: number } | null = null;
+  private pendingRst: { seq: number; ack: number; withAck: boolean } | null = null;
+  private challengeAckPending = false;
+  private challengeAckWindowStart = 0;
+  private challengeAcksInWindow = 0;
+
+  // loss recovery
+  private dupAcks = 0;
+  private inRecovery = false;
+  private recoveryPoint = 0;
+  /** RFC 6675 HighRxt: the highest sequence number retransmitted in this recovery. */
+  private highRxt = 0;
+  /** After an RTO: retransmit from here (go back), skipping SACKed bytes. */
+  private rtoRecovery = false;
+  private consecutiveRtos = 0;
+  private synRetransmits = 0;
+  // RTT timing without timestamps (Karn: only segments never retransmitted)
+  private timedSeq = 0;
+  private timedAt = -1;
+  private keepAlivesUnanswered = 0;
+  private persistBackoff = 0;
+  private probePending = false;
+
+  private readonly events: TcpEvent[] = [];
+  private writableWanted = false;
+
+  /** MPTCP hooks: add options to an outgoing segment within `spaceLeft` bytes; read options of incoming ones. */
+  optionWriter: ((seg: OutSegment, spaceLeft: number) => void) | null = null;
+  optionReader: ((seg: TcpRepr) => void) | null = null;
+
+  constructor(local: Endpoint, remote: Endpoint, config: Partial<TcpConfig>, isn: number) {
+    this.local = local;
+    this.remote = remote;
+    this.config = { ...DEFAULT_TCP_CONFIG, ...config };
+    this.iss = isn >>> 0;
+    this.sndUna = this.iss;
+    this.sndNxt = this.iss;
+    this.sndMax = this.iss;
+    this.sendBuf = new SendBuffer(this.config.sendBufferSize);
+    this.reasm = new Reassembler({ limit: this.config.reassemblyLimit, dsack: false });
+    this.recvCapacity = this.config.recvBufferSize;
+    this.rtt = new RttEstimator({ minRto: this.config.minRtoMs });
+    this.cc = createCongestionController(this.config.congestionControl, this.config.mss);
+    this.tsOffset = (isn * 2654435761) >>> 0;
+    // our receive window scale: enough for the largest receive buffer (RFC 7323 §2.2)
+    let shift = 0;
+    while (shift < MAX_WSCALE && this.config.recvBufferMax >>> shift > MAX_WINDOW_UNSCALED) shift++;
+    this.rcvWscale = this.config.windowScaling ? shift : 0;
+  }
+
+  // ---------------------------------------------------------------- opening
+
+  /** Active open (RFC 9293 §3.10.1): the SYN goes out at the next pollTransmit. */
+  connect(now: Instant): void {
+    this.state = TcpState.SynSent;
+    this.sndNxt = this.iss;
+    this.sndMax = this.iss;
+    this.timers.set(TcpTimer.Rto, now + this.rtt.rto);
+  }
+
+  /**
+   * Passive open from a SYN that a listener accepted (RFC 9293 §3.10.7.2, LISTEN state):
+   * "Set RCV.NXT to SEG.SEQ+1, IRS is set to SEG.SEQ ... ISS should be selected and a SYN
+   * segment sent of the form <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>".
+   */
+  acceptSyn(now: Instant, syn: TcpRepr): void {
+    this.state = TcpState.SynReceived;
+    this.irs = syn.seq;
+    this.rcvNxt = seqAdd(syn.seq, 1);
+    this.negotiate(syn.options, true);
+    this.updateSendWindowRaw(syn.window, syn.seq, syn.ack, false);
+    this.rcvAdvertised = this.rcvNxt;
+    this.timers.set(TcpTimer.Rto, now + this.rtt.rto);
+    this.optionReader?.(syn);
+  }
+
+  private negotiate(opts: TcpOptions, fromSyn: boolean): void {
+    if (!fromSyn) return;
+    this.peerMss = opts.mss ?? DEFAULT_MSS_V4;
+    // RFC 7323 §2.2: window scaling only if both sides sent the option
+    if (this.config.windowScaling && opts.windowScale !== undefined) {
+      this.sndWscale = Math.min(opts.windowScale, MAX_WSCALE);
+    } else {
+      this.sndWscale = 0;
+      this.rcvWscale = 0;
+    }
+    this.sackOk = this.config.sack && opts.sackPermitted === true;
+    this.tsOk = this.config.timestamps && opts.timestamps !== undefined;
+    if (this.tsOk) this.tsRecent = opts.timestamps!.tsVal;
+    this.updateMss();
+  }
+
+  private updateMss(): void {
+    const optionBytes = this.tsOk ? 12 : 0;
+    this.sendMss = Math.max(64, Math.min(this.config.mss, this.peerMss) - optionBytes);
+    this.cc.setMss(this.sendMss);
+  }
+
+  /** The payload bytes per segment this connection sends. */
+  get mss(): number {
+    return this.sendMss;
+  }
+
+  // ---------------------------------------------------------------- user calls
+
+  /** Queues bytes to send; returns how many it took (fewer when the send buffer is full). */
+  write(data: Buffer): number {
+    if (this.userShutdown || !this.canSend()) return 0;
+    const n = this.sendBuf.write(data);
+    if (n < data.length) this.writableWanted = true;
+    return n;
+  }
+
+  private canSend(): boolean {
+    return this.state === TcpState.Established || this.state === TcpState.CloseWait ||
+      this.state === TcpState.SynSent || this.state === TcpState.SynReceived;
+  }
+
+  /** Room in the send buffer. */
+  get writable(): number {
+    return this.canSend() && !this.userShutdown ? this.sendBuf.free : 0;
+  }
+
+  /** Bytes written and not yet acknowledged. */
+  get unacknowledged(): number {
+    return this.sendBuf.length;
+  }
+
+  /** Takes up to `max` in-order received bytes, or null when there are none. */
+  read(max = Infinity): Buffer | null {
+    const head = this.recvQueue[0];
+    if (!head) return null;
+    const wasWindowSmall = this.receiveWindow() < this.sendMss * 2;
+    let out: Buffer;
+    if (head.length <= max) {
+      out = head;
+      this.recvQueue.shift();
+    } else {
+      out = head.subarray(0, max);
+      this.recvQueue[0] = head.subarray(max);
+    }
+    this.recvQueued -= out.length;
+    // RFC 9293 §3.8.6.2.2 receiver SWS avoidance: announce the opened window once it has
+    // grown by min(RCV.BUFF/2, Eff.snd.MSS)
+    if (wasWindowSmall && this.receiveWindow() >= Math.min(this.recvCapacity / 2, this.sendMss)) this.ackNow = true;
+    return out;
+  }
+
+  /** In-order bytes waiting to be read. */
+  get readable(): number {
+    return this.recvQueued;
+  }
+
+  /** True when the peer has closed its side and everything it sent has been read. */
+  get readEnded(): boolean {
+    return this.peerFin && this.recvQueued === 0;
+  }
+
+  /** Half-close: a FIN follows the data already written (RFC 9293 §3.10.4 CLOSE). */
+  shutdown(): void {
+    this.userShutdown = true;
+  }
+
+  /** Close both ways; data already written is still delivered. */
+  close(now: Instant): void {
+    if (this.state === TcpState.SynSent || this.state === TcpState.Closed) {
+      this.enterClosed(now);
+      return;
+    }
+    this.shutdown();
+  }
+
+  /** RFC 9293 §3.10.5 ABORT: a RST, and the connection is gone. */
+  abort(now: Instant): void {
+    if (this.state !== TcpState.Closed && this.state !== TcpState.SynSent && this.state !== TcpState.TimeWait) {
+      this.pendingRst = { seq: this.sndNxt, ack: this.rcvNxt, withAck: true };
+    }
+    this.enterClosed(now);
+  }
+
+  pollEvent(): TcpEvent | null {
+    return this.events.shift() ?? null;
+  }
+
+  // ---------------------------------------------------------------- windows
+
+  /** The receive window we can offer: free space in the receive buffer. */
+  private receiveWindow(): number {
+    return Math.max(0, this.recvCapacity - this.recvQueued - this.reasm.bytesQueued);
+  }
+
+  private windowToAnnounce(): number {
+    let wnd = this.receiveWindow();
+    // never shrink the window (RFC 9293 §3.8.6.2.2)
+    const promised = seqDiff(this.rcvAdvertised, this.rcvNxt);
+    if (wnd < promised) wnd = promised;
+    const max = MAX_WINDOW_UNSCALED << this.rcvWscale;
+    if (wnd > max) wnd = max;
+    return wnd;
+  }
+
+  private updateSendWindowRaw(raw: number, seq: number, ack: number, scaled: boolean): void {
+    this.sndWnd = scaled ? raw << this.sndWscale : raw;
+    this.sndWl1 = seq;
+    this.sndWl2 = ack;
+    if (this.sndWnd > this.maxSndWnd) this.maxSndWnd = this.sndWnd;
+  }
+
+  private flightSize(): number {
+    return seqDiff(this.sndMax, this.sndUna);
+  }
+
+  /** RFC 6675 pipe when SACK recovery runs, the flight size otherwise. */
+  private inFlight(): number {
+    // after an RTO everything outstanding is deemed lost and sent again from SND.UNA (go-back):
+    // what is in the network is what went out since
+    if (this.rtoRecovery) return seqDiff(this.sndNxt, this.sndUna);
+    if (this.sackOk && this.inRecovery) return this.scoreboard.pipe(this.sndUna, this.sndMax, this.sendMss);
+    return seqDiff(this.sndNxt, this.sndUna);
+  }
+
+  // ---------------------------------------------------------------- input
+
+  handleSegment(now: Instant, seg: TcpRepr): void {
+    this.counters.increment('segmentsIn');
+    this.keepAlivesUnanswered = 0;
+    if (this.timers.isArmed(TcpTimer.KeepAlive)) this.armKeepAlive(now);
+    switch (this.state) {
+      case TcpState.Closed:
+        return;
+      case TcpState.SynSent:
+        this.handleSynSent(now, seg);
+        return;
+      default:
+        this.handleSynchronized(now, seg);
+    }
+  }
+
+  /** RFC 9293 §3.10.7.3 SYN-SENT. */
+  private handleSynSent(now: Instant, seg: TcpRepr): void {
+    const hasAck = (seg.flags & TCP_FLAG_ACK) !== 0;
+    // "If SEG.ACK =< ISS or SEG.ACK > SND.NXT, send a reset (unless the RST bit is set ...)"
+    if (hasAck && (seqLe(seg.ack, this.iss) || seqGt(seg.ack, this.sndMax))) {
+      if ((seg.flags & TCP_FLAG_RST) === 0) this.pendingRst = { seq: seg.ack, ack: 0, withAck: false };
+      this.counters.increment('outOfWindow');
+      return;
+    }
+    if (seg.flags & TCP_FLAG_RST) {
+      // "If the ACK was acceptable, then signal to the user 'error: connection reset', drop the segment"
+      if (hasAck) {
+        this.counters.increment('resetsReceived');
+        this.events.push({ type: 'reset', reason: 'refused' });
+        this.enterClosed(now);
+      }
+      return;
+    }
+    if ((seg.flags & TCP_FLAG_SYN) === 0) return;
+    this.irs = seg.seq;
+    this.rcvNxt = seqAdd(seg.seq, 1);
+    this.negotiate(seg.options, true);
+    this.optionReader?.(seg);
+    if (hasAck) {
+      // "If SND.UNA > ISS (our SYN has been ACKed), change the connection state to ESTABLISHED"
+      this.ackAdvance(now, seg.ack, seg);
+      // RFC 9293 §3.10.7.3: the window of a SYN is never scaled
+      this.updateSendWindowRaw(seg.window, seg.seq, seg.ack, false);
+      this.establish(now);
+      this.ackNow = true;
+      this.rcvAdvertised = this.rcvNxt;
+    } else {
+      // simultaneous open: "enter SYN-RECEIVED, form a SYN,ACK segment"
+      this.state = TcpState.SynReceived;
+      this.updateSendWindowRaw(seg.window, seg.seq, seg.ack, false);
+      this.sndNxt = this.iss; // the SYN/ACK re-sends our SYN
+      this.rcvAdvertised = this.rcvNxt;
+    }
+    if (seg.payload.length > 0) this.receiveData(now, seqAdd(seg.seq, 1), seg.payload);
+  }
+
+  private establish(now: Instant): void {
+    this.state = TcpState.Established;
+    this.consecutiveRtos = 0;
+    this.synRetransmits = 0;
+    this.timers.stop(TcpTimer.Rto);
+    if (this.sendBuf.length > 0) this.timers.set(TcpTimer.Rto, now + this.rtt.rto);
+    this.armKeepAlive(now);
+    this.events.push({ type: 'connected' });
+    if (this.sendBuf.free > 0) this.events.push({ type: 'writable' });
+  }
+
+  /** The segment-arrival rules of RFC 9293 §3.10.7.4 for every synchronized state. */
+  private handleSynchronized(now: Instant, seg: TcpRepr): void {
+    const segLen = seg.payload.length + ((seg.flags & TCP_FLAG_SYN) ? 1 : 0) + ((seg.flags & TCP_FLAG_FIN) ? 1 : 0);
+    const rcvWnd = Math.max(this.windowToAnnounce(), 0);
+
+    // RFC 7323 §5.3 PAWS: "If there is a Timestamps option in the arriving segment, SEG.TSval <
+    // TS.Recent, and if TS.Recent is valid, then treat the arriving segment as not acceptable:
+    // send an acknowledgment in reply ... and drop the segment". RST segments are exempt.
+    const ts = seg.options.timestamps;
+    if (this.tsOk && ts && (seg.flags & TCP_FLAG_RST) === 0) {
+      if (seqLt(ts.tsVal, this.tsRecent) && now - this.tsRecentAge <= PAWS_IDLE_MS) {
+        this.counters.increment('pawsRejected');
+        this.ackNow = true;
+        return;
+      }
+    }
+
+    // First: the sequence number (RFC 9293 §3.10.7.4, the four cases)
+    if (!this.acceptable(seg.seq, segLen, rcvWnd)) {
+      if ((seg.flags & TCP_FLAG_RST) === 0) {
+        this.counters.increment(segLen > 0 && seqLt(seg.seq, this.rcvNxt) ? 'duplicateSegments' : 'outOfWindow');
+        this.ackNow = true; // "<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>"
+        // a full duplicate tells the sender of a D-SACK (RFC 2883)
+        // RFC 2883 D-SACK: report the duplicate just received
+        if (this.sackOk && seg.payload.length > 0 && seqLe(seqAdd(seg.seq, seg.payload.length), this.rcvNxt)) {
+          this.dsack = { start: seg.seq, end: seqAdd(seg.seq, seg.payload.length) };
+        }
+      }
+      return;
+    }
+
+    // Second: RST (RFC 5961 §3.2)
+    if (seg.flags & TCP_FLAG_RST) {
+      if (seg.seq === this.rcvNxt) {
+        this.counters.increment('resetsReceived');
+        if (this.state === TcpState.SynReceived) this.events.push({ type: 'reset', reason: 'refused' });
+        else this.events.push({ type: 'reset', reason: 'peerReset' });
+        this.enterClosed(now);
+      } else {
+        // "If the RST bit is set and the sequence number does not exactly match the next
+        // expected sequence value, yet is within the current receive window, TCP MUST send an
+        // acknowledgment (challenge ACK)"
+        this.counters.increment('challengeAckRst');
+        this.challengeAck(now);
+      }
+      return;
+    }
+
+    // Fourth (RFC 5961 §4.2): a SYN in a synchronized state gets a challenge ACK
+    if (seg.flags & TCP_FLAG_SYN) {
+      if (this.state === TcpState.SynReceived && seg.seq === this.irs) {
+        // a retransmitted SYN: our SYN/ACK was lost; send it again
+        this.sndNxt = this.iss;
+        return;
+      }
+      this.counters.increment('challengeAckSyn');
+      this.challengeAck(now);
+      return;
+    }
+
+    // Fifth: the ACK field. "if the ACK bit is off, drop the segment and return"
+    if ((seg.flags & TCP_FLAG_ACK) === 0) return;
+
+    // RFC 5961 §5.2: an ACK is acceptable only in [SND.UNA - MAX.SND.WND, SND.NXT]
+    if (seqGt(seg.ack, this.sndMax)) {
+      this.counters.increment('ackTooNew');
+      this.challengeAck(now);
+      return;
+    }
+    if (seqLt(seg.ack, seqAdd(this.sndUna, -Math.max(this.maxSndWnd, 1)))) {
+      this.counters.increment('oldAckIgnored');
+      this.challengeAck(now);
+      return;
+    }
+
+    // timestamps: RFC 7323 §4.3 "If SEG.TSval >= TS.Recent and SEG.SEQ =< Last.ACK.sent then TS.Recent = SEG.TSval"
+    if (this.tsOk && ts && seqGe(ts.tsVal, this.tsRecent) && seqLe(seg.seq, this.rcvNxt)) {
+      this.tsRecent = ts.tsVal;
+      this.tsRecentAge = now;
+    }
+
+    this.optionReader?.(seg);
+
+    if (this.state === TcpState.SynReceived) {
+      // "If SND.UNA < SEG.ACK =< SND.NXT, then enter ESTABLISHED state"
+      if (seqGt(seg.ack, this.sndUna)) {
+        this.ackAdvance(now, seg.ack, seg);
+        this.updateSendWindowRaw(seg.window, seg.seq, seg.ack, true);
+        this.establish(now);
+      } else {
+        this.pendingRst = { seq: seg.ack, ack: 0, withAck: false };
+        return;
+      }
+    } else {
+      this.processAck(now, seg);
+      if (this.state === TcpState.Closed) return;
+    }
+
+    // Seventh: the segment text
+    if (seg.payload.length > 0) {
+      if (this.state === TcpState.Established || this.state === TcpState.FinWait1 || this.state === TcpState.FinWait2) {
+        this.receiveData(now, seg.seq, seg.payload);
+      }
+      // in CLOSE-WAIT and later the peer has sent its FIN: text is ignored
+    }
+
+    // Eighth: FIN
+    if (seg.flags & TCP_FLAG_FIN) {
+      const finAt = seqAdd(seg.seq, seg.payload.length);
+      if (finAt === this.rcvNxt && !this.peerFin) this.receiveFin(now);
+      else if (seqGt(finAt, this.rcvNxt)) this.reasm.markFin?.(finAt);
+      this.ackNow = true;
+    }
+  }
+
+  /** RFC 9293 §3.10.7.4 "There are four cases for the acceptability test for an incoming segment". */
+  private acceptable(seq: number, segLen: number, rcvWnd: number): boolean {
+    const rcvEnd = seqAdd(this.rcvNxt, rcvWnd);
+    if (segLen === 0) {
+      if (rcvWnd === 0) return seq === this.rcvNxt;
+      return seqLe(this.rcvNxt, seq) && seqLt(seq, rcvEnd);
+    }
+    if (rcvWnd === 0) return false;
+    const last = seqAdd(seq, segLen - 1);
+    return (seqLe(this.rcvNxt, seq) && seqLt(seq, rcvEnd)) || (seqLe(this.rcvNxt, last) && seqLt(last, rcvEnd));
+  }
+
+  /** RFC 5961 §7: challenge ACKs, rate-limited. */
+  private challengeAck(now: Instant): void {
+    if (now - this.challengeAckWindowStart >= 1000) {
+      this.challengeAckWindowStart = now;
+      this.challengeAcksInWindow = 0;
+    }
+    if (this.challengeAcksInWindow >= CHALLENGE_ACK_LIMIT) return;
+    this.challengeAcksInWindow++;
+    this.counters.increment('challengeAcks');
+    this.challengeAckPending = true;
+  }
+
+  /** The ACK processing of ESTABLISHED and the closing states. */
+  private processAck(now: Instant, seg: TcpRepr): void {
+    const ack = seg.ack;
+    let newlySacked = 0;
+    if (this.sackOk) {
+      const blocks = seg.options.sackBlocks;
+      if (blocks && blocks.length > 0) {
+        const r = this.scoreboard.onAck(ack, blocks, this.sndUna, this.sndMax);
+        newlySacked = r.newlySacked;
+        if (r.dsack) this.counters.increment('dsack');
+      } else if (seqGt(ack, this.sndUna)) {
+        this.scoreboard.onAck(ack, [], this.sndUna, this.sndMax);
+      }
+    }
+
+    if (seqGt(ack, this.sndUna)) {
+      const acked = this.ackAdvance(now, ack, seg);
+      this.dupAcks = 0;
+      if (this.inRecovery) {
+        if (seqGe(ack, this.recoveryPoint)) {
+          this.inRecovery = false;
+          this.cc.onRecoveryEnd(now);
+        } else if (!this.sackOk) {
+          // RFC 6582 §3.2 step 5 (partial ACK): "retransmit the first unacknowledged segment"
+          this.sndNxt = this.sndUna;
+          this.cc.onRecoveryAck?.(now, acked, this.inFlight());
+        } else {
+          this.cc.onRecoveryAck?.(now, acked, this.inFlight());
+        }
+      } else if (!this.rtoRecovery) {
+        this.cc.onAck(now, acked, this.rtt, this.inFlight());
+      } else {
+        this.cc.onAck(now, acked, this.rtt, this.inFlight());
+        if (seqGe(this.sndUna, this.recoveryPoint)) this.rtoRecovery = false;
+      }
+    } else if (ack === this.sndUna && seqGt(this.sndMax, this.sndUna) && seg.payload.length === 0 &&
+      (seg.flags & (TCP_FLAG_SYN | TCP_FLAG_FIN)) === 0 &&
+      (seg.window << this.sndWscale) === this.sndWnd) {
+      // RFC 5681 §2 "DUPLICATE ACKNOWLEDGMENT" (or RFC 6675's: one carrying new SACK information)
+      if (!this.sackOk || newlySacked > 0) {
+        this.dupAcks++;
+        this.counters.increment('dupAcks');
+      }
+      if (this.inRecovery) this.cc.onRecoveryAck?.(now, 0, this.inFlight());
+    }
+
+    // Loss detection: RFC 6675 §5 (SACK) or RFC 5681/6582 (three duplicate ACKs)
+    if (!this.inRecovery && !this.rtoRecovery && seqGt(this.sndMax, this.sndUna)) {
+      const lost = this.sackOk ? (this.dupAcks >= DUP_THRESH || this.scoreboard.isLost(this.sndUna, this.sendMss)) : this.dupAcks >= DUP_THRESH;
+      if (lost) this.enterRecovery(now);
+    }
+
+    // RFC 9293 §3.10.7.4: "If SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK), set SND.WND <- SEG.WND"
+    if (seqLt(this.sndWl1, seg.seq) || (this.sndWl1 === seg.seq && seqLe(this.sndWl2, ack))) {
+      const before = this.sndWnd;
+      this.updateSendWindowRaw(seg.window, seg.seq, ack, true);
+      if (this.sndWnd > 0 && before === 0) {
+        this.timers.stop(TcpTimer.Persist);
+        this.persistBackoff = 0;
+      }
+    }
+
+    // closing states
+    if (this.finSent && seqGe(this.sndUna, seqAdd(this.finSeq, 1))) {
+      switch (this.state) {
+        case TcpState.FinWait1:
+          this.state = TcpState.FinWait2;
+          break;
+        case TcpState.Closing:
+          this.enterTimeWait(now);
+          break;
+        case TcpState.LastAck:
+          this.enterClosed(now);
+          break;
+        default:
+          break;
+      }
+    }
+  }
+
+  private enterRecovery(now: Instant): void {
+    this.inRecovery = true;
+    this.recoveryPoint = this.sndMax;
+    this.highRxt = this.sndUna;
+    this.counters.increment('fastRetransmits');
+    this.counters.increment(this.sackOk ? 'sackRecoveries' : 'newRenoRecoveries');
+    this.cc.onCongestionEvent(now, this.flightSize());
+    // retransmit the first unacknowledged segment at once (RFC 5681 §3.2 step 4, RFC 6675 §5 step 4.1)
+    this.retransmitHead = true;
+  }
+
+  private retransmitHead = false;
+
+  /** Advances SND.UNA to `ack`: frees the send buffer, samples the RTT, re-arms the RTO. Returns bytes acked. */
+  private ackAdvance(now: Instant, ack: number, seg: TcpRepr): number {
+    let acked = seqDiff(ack, this.sndUna);
+    // the SYN and FIN occupy sequence space but not the buffer
+    let dataAcked = acked;
+    if (this.sndUna === this.iss && (this.state === TcpState.SynSent || this.state === TcpState.SynReceived)) dataAcked--;
+    if (this.finSent && seqGe(ack, seqAdd(this.finSeq, 1))) dataAcked--;
+    if (dataAcked > 0) this.sendBuf.ack(Math.min(dataAcked, this.sendBuf.length));
+    this.sndUna = ack;
+    if (seqLt(this.sndNxt, this.sndUna)) this.sndNxt = this.sndUna;
+    this.consecutiveRtos = 0;
+
+    // RTT: RFC 7323 §4.1 timestamps, else Karn's timing of one segment
+    const ts = seg.options.timestamps;
+    if (this.tsOk && ts && ts.tsEcr !== 0) {
+      const sample = this.tsNow(now) - ts.tsEcr;
+      if (sample >= 0 && sample < 600_000) this.rtt.onSample(now, Math.max(sample, 0.01));
+    } else if (this.timedAt >= 0 && seqGt(ack, this.timedSeq)) {
+      this.rtt.onSample(now, now - this.timedAt);
+      this.timedAt = -1;
+    }
+
+    // RFC 6298 §5.2/5.3: all data acknowledged → stop the timer; else restart it
+    if (this.sndUna === this.sndMax) {
+      this.timers.stop(TcpTimer.Rto);
+      this.armKeepAlive(now);
+    } else {
+      this.timers.set(TcpTimer.Rto, now + this.rtt.rto);
+    }
+    if (this.writableWanted && this.sendBuf.free > 0 && !this.userShutdown) {
+      this.writableWanted = false;
+      this.events.push({ type: 'writable' });
+    }
+    if (acked < 0) acked = 0;
+    return Math.max(0, dataAcked);
+  }
+
+  private receiveData(now: Instant, seq: number, payload: Buffer): void {
+    let data = payload;
+    // trim what we already have (RFC 9293 §3.10.7.4: "segments with higher beginning sequence numbers may be held")
+    if (seqLt(seq, this.rcvNxt)) {
+      const skip = seqDiff(this.rcvNxt, seq);
+      if (skip >= data.length) return;
+      data = data.subarray(skip);
+      seq = this.rcvNxt;
+    }
+    // and what does not fit the window
+    const room = this.receiveWindow();
+    const wndEnd = Math.max(room, seqDiff(this.rcvAdvertised, seq));
+    if (data.length > wndEnd) {
+      data = data.subarray(0, Math.max(0, wndEnd));
+      this.counters.increment('rcvWindowFull');
+    }
+    if (data.length === 0) return;
+    this.counters.increment('bytesIn', data.length);
+    if (seq === this.rcvNxt) {
+      // in order: the one copy out of the device's arena
+      this.deliver(Buffer.from(data));
+      // and whatever it made contiguous
+      if (this.reasm.bytesQueued > 0) {
+        for (let chunk = this.reasm.pop(this.rcvNxt); chunk; chunk = this.reasm.pop(this.rcvNxt)) this.deliver(chunk);
+        this.ackNow = true; // RFC 5681 §4.2: ACK at once when a gap is filled
+        if (this.reasm.finAt !== undefined && this.reasm.finAt === this.rcvNxt && !this.peerFin) this.receiveFin(now);
+      }
+      this.segsSinceAck++;
+      // RFC 9293 §3.8.6.3: "an ACK SHOULD be generated for at least every second full-sized segment"
+      if (this.segsSinceAck >= 2 || data.length > this.sendMss) this.ackNow = true;
+      else if (!this.timers.isArmed(TcpTimer.DelayedAck)) this.timers.set(TcpTimer.DelayedAck, now + this.config.delayedAckMs);
+    } else {
+      // out of order: hold it (bounded) and ACK at once (RFC 5681 §4.2: "an immediate ACK SHOULD be sent when an out-of-order segment arrives")
+      this.counters.increment('outOfOrderSegments');
+      const r = this.reasm.insert(seq, Buffer.from(data), this.rcvNxt);
+      if (r.dropped) this.counters.increment('reassemblyDropped');
+      this.ackNow = true;
+    }
+  }
+
+  private deliver(chunk: Buffer): void {
+    this.rcvNxt = seqAdd(this.rcvNxt, chunk.length);
+    this.recvQueue.push(chunk);
+    const wasEmpty = this.recvQueued === 0;
+    this.recvQueued += chunk.length;
+    if (wasEmpty) this.events.push({ type: 'readable' });
+  }
+
+  private receiveFin(now: Instant): void {
+    // "advance RCV.NXT over the FIN, and send an acknowledgment for the FIN"
+    this.peerFin = true;
+    this.rcvNxt = seqAdd(this.rcvNxt, 1);
+    this.ackNow = true;
+    this.events.push({ type: 'peerClosed' });
+    switch (this.state) {
+      case TcpState.SynReceived:
+      case TcpState.Established:
+        this.state = TcpState.CloseWait;
+        break;
+      case TcpState.FinWait1:
+        // our FIN not yet acknowledged: simultaneous close
+        this.state = seqGe(this.sndUna, seqAdd(this.finSeq, 1)) && this.finSent ? TcpState.TimeWait : TcpState.Closing;
+        if (this.state === TcpState.TimeWait) this.enterTimeWait(now);
+        break;
+      case TcpState.FinWait2:
+        this.enterTimeWait(now);
+        break;
+      case TcpState.TimeWait:
+        // "Restart the 2 MSL time-wait timeout"
+        this.timers.set(TcpTimer.TimeWait, now + this.config.timeWaitMs);
+        break;
+      default:
+        break;
+    }
+  }
+
+  private enterTimeWait(now: Instant): void {
+    this.state = TcpState.TimeWait;
+    this.timers.clear();
+    this.timers.set(TcpTimer.TimeWait, now + this.config.timeWaitMs);
+  }
+
+  private enterClosed(_now: Instant): void {
+    if (this.state === TcpState.Closed && this.events.some((e) => e.type === 'closed')) return;
+    this.state = TcpState.Closed;
+    this.timers.clear();
+    this.events.push({ type: 'closed' });
+  }
+
+  // ---------------------------------------------------------------- timers
+
+  pollTimeout(): Instant | null {
+    return this.timers.next();
+  }
+
+  handleTimeout(now: Instant): void {
+    if (this.timers.expire(TcpTimer.TimeWait, now)) {
+      this.enterClosed(now);
+      return;
+    }
+    if (this.timers.expire(TcpTimer.DelayedAck, now)) {
+      this.counters.increment('delayedAcks');
+      this.ackNow = true;
+    }
+    if (this.timers.expire(TcpTimer.Rto, now)) this.onRto(now);
+    if (this.timers.expire(TcpTimer.Persist, now)) {
+      // RFC 9293 §3.8.6.1: "The transmitting host SHOULD send the first zero-window probe when a
+      // zero window has existed for the retransmission timeout period ... and SHOULD increase
+      // exponentially the interval between successive probes."
+      this.probePending = true;
+      this.counters.increment('zeroWindowProbes');
+      this.persistBackoff = Math.min(this.persistBackoff + 1, 10);
+      this.timers.set(TcpTimer.Persist, now + Math.min(this.rtt.rto * 2 ** this.persistBackoff, 60_000));
+    }
+    if (this.timers.expire(TcpTimer.KeepAlive, now)) {
+      if (this.keepAlivesUnanswered >= this.config.keepAliveProbes) {
+        this.counters.increment('userTimeouts');
+        this.pendingRst = { seq: this.sndNxt, ack: this.rcvNxt, withAck: true };
+        this.events.push({ type: 'reset', reason: 'timeout' });
+        this.enterClosed(now);
+        return;
+      }
+      this.keepAlivesUnanswered++;
+      this.keepAlivePending = true;
+      this.counters.increment('keepAlivesSent');
+      this.timers.set(TcpTimer.KeepAlive, now + this.config.keepAliveIntervalMs);
+    }
+  }
+
+  private keepAlivePending = false;
+
+  private armKeepAlive(now: Instant): void {
+    if (this.config.keepAliveMs > 0 && (this.state === TcpState.Established || this.state === TcpState.CloseWait)) {
+      this.timers.set(TcpTimer.KeepAlive, now + this.config.keepAliveMs);
+    }
+  }
+
+  private onRto(now: Instant): void {
+    this.counters.increment('rtoTimeouts');
+    if (this.state === TcpState.SynSent || this.state === TcpState.SynReceived) {
+      if (++this.synRetransmits > this.config.maxSynRetransmits) {
+        this.counters.increment('userTimeouts');
+        this.events.push({ type: 'reset', reason: 'timeout' });
+        this.enterClosed(now);
+        return;
+      }
+      this.counters.increment('synRetransmits');
+      this.rtt.backoff();
+      this.sndNxt = this.iss;
+      this.timers.set(TcpTimer.Rto, now + this.rtt.rto);
+      return;
+    }
+    if (seqGe(this.sndUna, this.sndMax)) return;
+    if (++this.consecutiveRtos > this.config.maxRetransmits) {
+      this.counters.increment('userTimeouts');
+      this.pendingRst = { seq: this.sndNxt, ack: this.rcvNxt, withAck: true };
+      this.events.push({ type: 'reset', reason: 'timeout' });
+      this.enterClosed(now);
+      return;
+    }
+    // RFC 6298 §5.5-5.7: back off, retransmit the earliest unacknowledged segment, restart
+    this.rtt.backoff();
+    this.cc.onRetransmissionTimeout(now, this.flightSize());
+    this.inRecovery = false;
+    this.dupAcks = 0;
+    // RFC 6675 §5.1: after an RTO, retransmit from SND.UNA, skipping what the peer SACKed
+    this.rtoRecovery = true;
+    this.recoveryPoint = this.sndMax;
+    this.scoreboard.onRto();
+    this.sndNxt = this.sndUna;
+    this.timedAt = -1;
+    this.timers.set(TcpTimer.Rto, now + this.rtt.rto);
+  }
+
+  // ---------------------------------------------------------------- output
+
+  private tsNow(now: Instant): number {
+    // RFC 7323 §5.4: a timestamp clock of 1 ms, with a per-connection random offset
+    return (Math.floor(now) + this.tsOffset) >>> 0;
+  }
+
+  private baseOptions(now: Instant, syn: boolean): TcpOptions {
+    const opts: TcpOptions = {};
+    if (syn) {
+      opts.mss = this.config.mss;
+      if (this.config.windowScaling && (this.state === TcpState.SynSent || this.sndWscale > 0 || this.rcvWscale > 0)) {
+        opts.windowScale = this.rcvWscale;
+      }
+      if (this.config.sack && (this.state === TcpState.SynSent || this.sackOk)) opts.sackPermitted = true;
+      if (this.config.timestamps && (this.state === TcpState.SynSent || this.tsOk)) {
+        opts.timestamps = { tsVal: this.tsNow(now), tsEcr: this.state === TcpState.SynSent ? 0 : this.tsRecent };
+      }
+      return opts;
+    }
+    if (this.tsOk) opts.timestamps = { tsVal: this.tsNow(now), tsEcr: this.tsRecent };
+    if (this.sackOk) {
+      const max = this.tsOk ? MAX_SACK_BLOCKS_WITH_TS : MAX_SACK_BLOCKS;
+      const blocks = this.dsack ? [this.dsack] : [];
+      if (this.reasm.bytesQueued > 0) for (const b of this.reasm.sackBlocks(max - blocks.length)) blocks.push(b);
+      if (blocks.length > 0) opts.sackBlocks = blocks;
+    }
+    return opts;
+  }
+
+  private segment(now: Instant, seq: number, flags: number, payload: Buffer, syn: boolean): OutSegment {
+    const wnd = this.windowToAnnounce();
+    // RFC 7323 §2.2: the window in a SYN is never scaled
+    const raw = syn ? Math.min(wnd, MAX_WINDOW_UNSCALED) : Math.min(wnd >>> this.rcvWscale, MAX_WINDOW_UNSCALED);
+    if (flags & TCP_FLAG_ACK) {
+      this.rcvAdvertised = seqMax(this.rcvAdvertised, seqAdd(this.rcvNxt, syn ? raw : raw << this.rcvWscale));
+      this.ackNow = false;
+      this.segsSinceAck = 0;
+      this.timers.stop(TcpTimer.DelayedAck);
+      this.dsack = null;
+    }
+    const seg: OutSegment = {
+      srcPort: this.local.port,
+      dstPort: this.remote.port,
+      seq,
+      ack: (flags & TCP_FLAG_ACK) ? this.rcvNxt : 0,
+      flags,
+      window: raw,
+      urgent: 0,
+      options: this.baseOptions(now, syn),
+      payload,
+      gsoSize: 0,
+    };
+    if (this.optionWriter) this.optionWriter(seg, this.optionSpaceLeft(seg.options));
+    this.counters.increment('segmentsOut');
+    return seg;
+  }
+
+  private optionSpaceLeft(opts: TcpOptions): number {
+    let used = 0;
+    if (opts.mss !== undefined) used += 4;
+    if (opts.windowScale !== undefined) used += 3;
+    if (opts.sackPermitted) used += 2;
+    if (opts.timestamps) used += 10;
+    if (opts.sackBlocks) used += 2 + 8 * opts.sackBlocks.length;
+    used = (used + 3) & ~3;
+    return 40 - used;
+  }
+
+  /** The next segment to send, or null. Call until null after every input and timeout. */
+  pollTransmit(now: Instant): OutSegment | null {
+    if (this.pendingRst) {
+      const r = this.pendingRst;
+      this.pendingRst = null;
+      this.counters.increment('resetsSent');
+      const seg: OutSegment = {
+        srcPort: this.local.port, dstPort: this.remote.port, seq: r.seq, ack: r.withAck ? r.ack : 0,
+        flags: TCP_FLAG_RST | (r.withAck ? TCP_FLAG_ACK : 0), window: 0, urgent: 0, options: {}, payload: EMPTY, gsoSize: 0,
+      };
+      return seg;
+    }
+    switch (this.state) {
+      case TcpState.Closed:
+        return null;
+      case TcpState.SynSent:
+        if (this.sndNxt === this.iss) {
+          this.sndNxt = seqAdd(this.iss, 1);
+          this.sndMax = seqMax(this.sndMax, this.sndNxt);
+          if (!this.timers.isArmed(TcpTimer.Rto)) this.timers.set(TcpTimer.Rto, now + this.rtt.rto);
+          if (this.synRetransmits === 0) { this.timedSeq = this.iss; this.timedAt = now; } else this.timedAt = -1;
+          return this.segment(now, this.iss, TCP_FLAG_SYN, EMPTY, true);
+        }
+        return null;
+      case TcpState.SynReceived:
+        if (this.sndNxt === this.iss) {
+          this.sndNxt = seqAdd(this.iss, 1);
+          this.sndMax = seqMax(this.sndMax, this.sndNxt);
+          if (!this.timers.isArmed(TcpTimer.Rto)) this.timers.set(TcpTimer.Rto, now + this.rtt.rto);
+          if (this.synRetransmits === 0) { this.timedSeq = this.iss; this.timedAt = now; } else this.timedAt = -1;
+          return this.segment(now, this.iss, TCP_FLAG_SYN | TCP_FLAG_ACK, EMPTY, true);
+        }
+        if (this.challengeAckPending || this.ackNow) {
+          this.challengeAckPending = false;
+          return this.segment(now, this.sndNxt, TCP_FLAG_ACK, EMPTY, false);
+        }
+        return null;
+      case TcpState.TimeWait:
+        if (this.ackNow || this.challengeAckPending) {
+          this.challengeAckPending = false;
+          return this.segment(now, this.sndMax, TCP_FLAG_ACK, EMPTY, false);
+        }
+        return null;
+      default:
+        break;
+    }
+
+    const data = this.pollData(now);
+    if (data) return data;
+
+    if (this.ackNow || this.challengeAckPending || this.keepAlivePending) {
+      const keepAlive = this.keepAlivePending;
+      this.keepAlivePending = false;
+      this.challengeAckPending = false;
+      // RFC 9293 §3.8.4: a keep-alive carries SEG.SEQ = SND.NXT-1
+      const seq = keepAlive ? seqAdd(this.sndMax, -1) : this.sndMax;
+      return this.segment(now, seq, TCP_FLAG_ACK, EMPTY, false);
+    }
+    return null;
+  }
+
+  /** Data, retransmissions, FIN and window probes, within the congestion and send windows. */
+  private pollData(now: Instant): OutSegment | null {
+    const mss = this.sendMss;
+    const dataEnd = seqAdd(this.sndUna, this.sendBuf.length + (this.sndUna === this.iss ? 1 : 0));
+    // the stream offset 0 of the send buffer is SND.UNA (after the SYN)
+    const bufStart = this.sndUna === this.iss ? seqAdd(this.iss, 1) : this.sndUna;
+
+    // 1. fast retransmit of the head, at once
+    if (this.retransmitHead) {
+      this.retransmitHead = false;
+      const seg = this.buildData(now, this.sndUna, bufStart, Math.min(mss, seqDiff(dataEnd, this.sndUna)), true);
+      if (seg) {
+        this.highRxt = seqAdd(this.sndUna, seg.payload.length);
+        return seg;
+      }
+    }
+
+    // 2. RFC 6675 NextSeg during SACK recovery: lost segments first
+    if (this.sackOk && (this.inRecovery || this.rtoRecovery)) {
+      const cwndRoom = this.cc.cwnd - this.scoreboard.pipe(this.sndUna, this.sndMax, mss);
+      if (cwndRoom >= mss || (cwndRoom > 0 && this.flightSize() < mss)) {
+        // RFC 6675 NextSeg rule (2) prefers new data that the window allows over rules (3) and (4)
+        const newData = Math.max(0, Math.min(seqDiff(dataEnd, this.sndMax), seqDiff(seqAdd(this.sndUna, this.sndWnd), this.sndMax)));
+        const next = this.scoreboard.nextSeg(this.sndUna, this.sndMax, this.highRxt, mss, { newData });
+        if (next && next.retransmit) {
+          const len = Math.min(next.length, seqDiff(dataEnd, next.start));
+          const seg = this.buildData(now, next.start, bufStart, len, true);
+          if (seg) {
+            this.highRxt = seqMax(this.highRxt, seqAdd(next.start, seg.payload.length));
+            return seg;
+          }
+        }
+      }
+    }
+
+    // 3. new data (or, after an RTO or a NewReno partial ACK, data from SND.NXT < SND.MAX again)
+    const sndWndEnd = seqAdd(this.sndUna, this.sndWnd);
+    const available = seqDiff(dataEnd, this.sndNxt);
+    const wndRoom = seqDiff(sndWndEnd, this.sndNxt);
+    const cwndRoom = this.cc.cwnd - this.inFlight();
+    if (available > 0 && wndRoom > 0 && cwndRoom > 0) {
+      let len = Math.min(available, wndRoom, cwndRoom);
+      const tsoMax = this.config.tsoMaxPayload >= 2 * mss && seqGe(this.sndNxt, this.sndMax) ? this.config.tsoMaxPayload - (this.config.tsoMaxPayload % mss) : mss;
+      len = Math.min(len, tsoMax);
+      // sender SWS avoidance (RFC 9293 §3.8.6.2.1): a partial segment only when it is all we
+      // have (noDelay) or nothing is in flight
+      if (len < mss && len < available && this.flightSize() > 0) len = 0;
+      if (len < mss && !this.config.noDelay && this.flightSize() > 0) len = 0;
+      if (len > 0) {
+        // after an RTO, skip bytes the peer already SACKed
+        if (this.rtoRecovery && this.sackOk && this.scoreboard.isSacked(this.sndNxt)) {
+          const skipTo = this.scoreboard.sackedEnd(this.sndNxt);
+          this.sndNxt = seqGe(skipTo, this.sndMax) ? this.sndMax : skipTo;
+          return this.pollData(now);
+        }
+        const retransmit = seqLt(this.sndNxt, this.sndMax);
+        if (retransmit) len = Math.min(len, mss, seqDiff(this.sndMax, this.sndNxt));
+        const seg = this.buildData(now, this.sndNxt, bufStart, len, retransmit);
+        if (seg) return seg;
+      }
+    }
+
+    // 4. FIN, once every byte has been sent
+    if (this.userShutdown && !this.finSent && this.sendBuf.length === seqDiff(this.sndNxt, bufStart) &&
+      (this.state === TcpState.Established || this.state === TcpState.CloseWait)) {
+      this.finSent = true;
+      this.finSeq = this.sndNxt;
+      this.sndNxt = seqAdd(this.sndNxt, 1);
+      this.sndMax = seqMax(this.sndMax, this.sndNxt);
+      this.state = this.state === TcpState.Established ? TcpState.FinWait1 : TcpState.LastAck;
+      if (!this.timers.isArmed(TcpTimer.Rto)) this.timers.set(TcpTimer.Rto, now + this.rtt.rto);
+      return this.segment(now, this.finSeq, TCP_FLAG_FIN | TCP_FLAG_ACK, EMPTY, false);
+    }
+    // a lost FIN, sent again after an RTO rewound SND.NXT
+    if (this.finSent && this.sndNxt === this.finSeq && seqLt(this.sndUna, seqAdd(this.finSeq, 1))) {
+      this.sndNxt = seqAdd(this.finSeq, 1);
+      this.counters.increment('retransmittedSegments');
+      return this.segment(now, this.finSeq, TCP_FLAG_FIN | TCP_FLAG_ACK, EMPTY, false);
+    }
+
+    // 5. zero window: probe (RFC 9293 §3.8.6.1)
+    if (available > 0 && this.sndWnd === 0 && seqGe(this.sndNxt, this.sndMax)) {
+      if (!this.timers.isArmed(TcpTimer.Persist) && !this.timers.isArmed(TcpTimer.Rto)) {
+        this.timers.set(TcpTimer.Persist, now + this.rtt.rto);
+      }
+      if (this.probePending) {
+        this.probePending = false;
+        // one byte beyond the window
+        const off = seqDiff(this.sndNxt, bufStart);
+        const payload = this.sendBuf.peek(off, 1);
+        return this.segment(now, this.sndNxt, TCP_FLAG_ACK, payload, false);
+      }
+    }
+    return null;
+  }
+
+  private buildData(now: Instant, seq: number, bufStart: number, len: number, retransmit: boolean): OutSegment | null {
+    if (len <= 0) return null;
+    const off = seqDiff(seq, bufStart);
+    if (off < 0 || off >= this.sendBuf.length) return null;
+    len = Math.min(len, this.sendBuf.length - off);
+    const payload = this.sendBuf.peek(off, len);
+    const end = seqAdd(seq, len);
+    if (retransmit) {
+      this.counters.increment('retransmittedSegments');
+      this.counters.increment('retransmittedBytes', len);
+      if (this.sackOk) this.scoreboard.markRetransmitted(seq, end);
+      // Karn: a retransmitted segment is never timed
+      if (this.timedAt >= 0 && seqLe(seq, this.timedSeq) && seqLt(this.timedSeq, end)) this.timedAt = -1;
+    } else {
+      this.counters.increment('bytesOut', len);
+      if (this.timedAt < 0 && !this.tsOk) {
+        this.timedSeq = seq;
+        this.timedAt = now;
+      }
+    }
+    if (seqGe(seq, this.sndNxt) || seqGt(end, this.sndNxt)) this.sndNxt = seqMax(this.sndNxt, end);
+    this.sndMax = seqMax(this.sndMax, end);
+    if (!this.timers.isArmed(TcpTimer.Rto)) this.timers.set(TcpTimer.Rto, now + this.rtt.rto);
+    this.cc.onPacketSent(now, len, this.inFlight());
+    const pushed = seqDiff(end, bufStart) === this.sendBuf.length;
+    const seg = this.segment(now, seq, TCP_FLAG_ACK | (pushed ? TCP_FLAG_PSH : 0), payload, false);
+    if (len > this.sendMss) seg.gsoSize = this.sendMss;
+    return seg;
+  }
+
+  /** For `mptun status` and tests. */
+  info() {
+    return {
+      state: this.state,
+      sndUna: this.sndUna, sndNxt: this.sndNxt, sndMax: this.sndMax, sndWnd: this.sndWnd,
+      rcvNxt: this.rcvNxt, rcvWnd: this.receiveWindow(),
+      mss: this.sendMss, sack: this.sackOk, timestamps: this.tsOk, sndWscale: this.sndWscale, rcvWscale: this.rcvWscale,
+      cwnd: this.cc.cwnd, ssthresh: this.cc.ssthresh, srtt: this.rtt.srtt, rto: this.rtt.rto,
+      inRecovery: this.inRecovery, rtoRecovery: this.rtoRecovery,
+      sendQueued: this.sendBuf.length, recvQueued: this.recvQueued, outOfOrder: this.reasm.bytesQueued,
+    };
+  }
+}
+
+const EMPTY = Buffer.alloc(0);

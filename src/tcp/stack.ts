@@ -1,0 +1,296 @@
+// The TCP stack: many connections behind one interface (sans-IO, a SansIoNode).
+//
+// Demultiplexes segments by 4-tuple; a listener may accept a SYN to ANY destination (mptun
+// impersonates every destination routed into its device); a SYN backlog with a limit; RST for
+// segments that belong to no connection (RFC 9293 §3.10.7.1); ISNs per RFC 6528.
+import { createHash } from 'node:crypto';
+import type { Instant, SansIoNode, Transmit } from '../ip/sansio.js';
+import { IpCounters, CounterSet } from '../ip/counters.js';
+import { IpPacketInfo, parseIpPacket } from '../ip/packet.js';
+import { IPPROTO_TCP } from '../ip/ipv4.js';
+import { formatIpAddress } from '../ip/address.js';
+import { TcpConnection, TcpState, type Endpoint, type OutSegment, type TcpConfig, type TcpEvent } from './connection.js';
+import {
+  TCP_FLAG_ACK, TCP_FLAG_RST, TCP_FLAG_SYN, TCP_FLAG_FIN, TcpCodecCounters, emitIpTcp, parseTcp, tcpPacketLen,
+  type TcpRepr,
+} from './segment.js';
+import { seqAdd } from './seq.js';
+
+export const STACK_COUNTER_NAMES = [
+  'packetsIn', 'packetsOut', 'notTcp', 'noConnection', 'resetsSentNoConnection', 'synAccepted', 'synRefused',
+  'synBacklogFull', 'connectionsOpened', 'connectionsClosed',
+] as const;
+export type StackCounterName = (typeof STACK_COUNTER_NAMES)[number];
+
+export interface ListenRequest {
+  local: Endpoint;
+  remote: Endpoint;
+  syn: TcpRepr;
+}
+
+export interface TcpStackOptions {
+  tcp?: Partial<TcpConfig>;
+  /** Connections in SYN-RECEIVED at most; more SYNs are dropped and counted. */
+  synBacklog?: number;
+  /** RFC 6528 secret; give a random one in production, a fixed one in the simulator. */
+  isnSecret?: Buffer;
+  ttl?: number;
+  /** Whether segments are checksummed in full or left partial for the device (vnet_hdr offload). */
+  checksumOffload?: boolean;
+  /** Skip verification of incoming checksums (the device has verified them). */
+  trustChecksums?: boolean;
+  /** Bytes left free at the front of every output buffer (the device's virtio-net header). */
+  headroom?: number;
+}
+
+/** The shape src/appliance/engine.ts takes (kept structural: src/tcp does not import the engine). */
+export interface EngineOutputLike {
+  buffer: Buffer;
+  l4Offset: number;
+  headerLen: number;
+  gsoSize: number;
+  ipVersion: 4 | 6;
+  checksumPartial: boolean;
+}
+
+export interface StackEvent {
+  conn: TcpConnection;
+  event: TcpEvent;
+}
+
+export class TcpStack implements SansIoNode {
+  readonly counters = new CounterSet(STACK_COUNTER_NAMES);
+  readonly ipCounters = new IpCounters();
+  readonly codecCounters = new TcpCodecCounters();
+  private readonly connections = new Map<string, TcpConnection>();
+  private readonly active = new Set<TcpConnection>();
+  private readonly events: StackEvent[] = [];
+  private readonly synReceived = new Set<TcpConnection>();
+  private readonly rstQueue: Buffer[] = [];
+  private listener: ((req: ListenRequest) => Partial<TcpConfig> | boolean) | null = null;
+  private readonly info = new IpPacketInfo();
+  private readonly opts: Required<Omit<TcpStackOptions, 'tcp'>> & { tcp: Partial<TcpConfig> };
+  private rr: TcpConnection[] = [];
+
+  constructor(options: TcpStackOptions = {}) {
+    this.opts = {
+      tcp: options.tcp ?? {},
+      synBacklog: options.synBacklog ?? 1024,
+      isnSecret: options.isnSecret ?? Buffer.alloc(16),
+      ttl: options.ttl ?? 64,
+      checksumOffload: options.checksumOffload ?? false,
+      trustChecksums: options.trustChecksums ?? false,
+      headroom: options.headroom ?? 0,
+    };
+  }
+
+  /** Accepts SYNs: the callback says yes (true or a config for the connection) or no (false: RST). */
+  listen(accept: (req: ListenRequest) => Partial<TcpConfig> | boolean): void {
+    this.listener = accept;
+  }
+
+  /** Opens a connection (active open). */
+  connect(now: Instant, local: Endpoint, remote: Endpoint, config: Partial<TcpConfig> = {}): TcpConnection {
+    const key = tupleKey(remote.addr, remote.port, local.addr, local.port);
+    if (this.connections.has(key)) throw new Error(`connection ${key} exists`);
+    const conn = new TcpConnection(local, remote, { ...this.opts.tcp, ...config }, this.isn(now, local, remote));
+    this.connections.set(key, conn);
+    conn.connect(now);
+    this.counters.increment('connectionsOpened');
+    this.active.add(conn);
+    return conn;
+  }
+
+  /** Tells the stack that the user acted on a connection (wrote, read, closed): poll it. */
+  touch(conn: TcpConnection): void {
+    this.active.add(conn);
+  }
+
+  get size(): number {
+    return this.connections.size;
+  }
+
+  *all(): IterableIterator<TcpConnection> {
+    yield* this.connections.values();
+  }
+
+  /** RFC 6528: ISN = M + F(localip, localport, remoteip, remoteport, secretkey), M a 4 µs clock. */
+  private isn(now: Instant, local: Endpoint, remote: Endpoint): number {
+    const h = createHash('sha256').update(this.opts.isnSecret).update(local.addr).update(remote.addr);
+    const ports = Buffer.alloc(4);
+    ports.writeUInt16BE(local.port, 0);
+    ports.writeUInt16BE(remote.port, 2);
+    const f = h.update(ports).digest().readUInt32BE(0);
+    return (f + Math.floor(now * 250)) >>> 0;
+  }
+
+  handleInput(now: Instant, _iface: number, packet: Buffer, checksumValid = false): void {
+    this.counters.increment('packetsIn');
+    const ip = parseIpPacket(packet, this.ipCounters, this.info);
+    if (!ip) return;
+    if (ip.protocol !== IPPROTO_TCP) {
+      this.counters.increment('notTcp');
+      this.ipCounters.increment('unsupportedProtocol');
+      return;
+    }
+    const seg = parseTcp(ip, this.codecCounters, { checksum: this.opts.trustChecksums || checksumValid ? 'skip' : 'verify' });
+    if (!seg) return;
+    this.handleSegment(now, ip, seg);
+  }
+
+  /** A TCP segment already parsed (the engine's path with GSO super-segments). */
+  handleSegment(now: Instant, ip: IpPacketInfo, seg: TcpRepr): void {
+    const src = ip.src;
+    const dst = ip.dst;
+    const key = tupleKey(src, seg.srcPort, dst, seg.dstPort);
+    const conn = this.connections.get(key);
+    if (conn) {
+      conn.handleSegment(now, seg);
+      this.active.add(conn);
+      if (this.synReceived.has(conn) && conn.state !== TcpState.SynReceived) this.synReceived.delete(conn);
+      return;
+    }
+    this.counters.increment('noConnection');
+    if ((seg.flags & (TCP_FLAG_SYN | TCP_FLAG_ACK | TCP_FLAG_RST)) === TCP_FLAG_SYN && this.listener) {
+      if (this.synReceived.size >= this.opts.synBacklog) {
+        this.counters.increment('synBacklogFull');
+        return;
+      }
+      const local = { addr: Buffer.from(dst), port: seg.dstPort };
+      const remote = { addr: Buffer.from(src), port: seg.srcPort };
+      const verdict = this.listener({ local, remote, syn: seg });
+      if (verdict !== false) {
+        const config = typeof verdict === 'object' ? verdict : {};
+        const c = new TcpConnection(local, remote, { ...this.opts.tcp, ...config }, this.isn(now, local, remote));
+        this.connections.set(key, c);
+        c.acceptSyn(now, seg);
+        this.synReceived.add(c);
+        this.active.add(c);
+        this.counters.increment('synAccepted');
+        this.counters.increment('connectionsOpened');
+        return;
+      }
+      this.counters.increment('synRefused');
+    }
+    this.resetFor(ip, seg);
+  }
+
+  /** RFC 9293 §3.10.7.1: a segment for no connection gets a RST (unless it is one). */
+  private resetFor(ip: IpPacketInfo, seg: TcpRepr): void {
+    if (seg.flags & TCP_FLAG_RST) return;
+    let rst: TcpRepr;
+    if (seg.flags & TCP_FLAG_ACK) {
+      // "<SEQ=SEG.ACK><CTL=RST>"
+      rst = { srcPort: seg.dstPort, dstPort: seg.srcPort, seq: seg.ack, ack: 0, flags: TCP_FLAG_RST, window: 0, urgent: 0, options: {}, payload: EMPTY };
+    } else {
+      // "<SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>"
+      const len = seg.payload.length + ((seg.flags & TCP_FLAG_SYN) ? 1 : 0) + ((seg.flags & TCP_FLAG_FIN) ? 1 : 0);
+      rst = { srcPort: seg.dstPort, dstPort: seg.srcPort, seq: 0, ack: seqAdd(seg.seq, len), flags: TCP_FLAG_RST | TCP_FLAG_ACK, window: 0, urgent: 0, options: {}, payload: EMPTY };
+    }
+    this.counters.increment('resetsSentNoConnection');
+    this.rstQueue.push(this.build(ip.version, Buffer.from(ip.dst), Buffer.from(ip.src), rst));
+  }
+
+  private build(version: 4 | 6, src: Buffer, dst: Buffer, seg: TcpRepr): Buffer {
+    const len = tcpPacketLen(seg, version);
+    const head = this.opts.headroom;
+    const buf = Buffer.allocUnsafe(head + len);
+    emitIpTcp(buf, head, { ipVersion: version, src, dst, ttl: this.opts.ttl }, seg, { checksum: this.opts.checksumOffload ? 'partial' : 'full' });
+    return buf;
+  }
+
+  handleTimeout(now: Instant): void {
+    for (const conn of this.connections.values()) {
+      const t = conn.pollTimeout();
+      if (t !== null && t <= now) {
+        conn.handleTimeout(now);
+        this.active.add(conn);
+      }
+    }
+  }
+
+  pollTransmit(now: Instant): Transmit | null {
+    const seg = this.pollSegment(now);
+    if (!seg) return null;
+    return { iface: 0, packet: this.opts.headroom > 0 ? seg.packet.subarray(this.opts.headroom) : seg.packet };
+  }
+
+  /** For the engine: the packet with its headroom, and how the device should offload it. */
+  pollOutput(now: Instant): EngineOutputLike | null {
+    const out = this.pollSegment(now);
+    if (!out) return null;
+    const version = (out.packet[this.opts.headroom]! >>> 4) as 4 | 6;
+    const l4Offset = version === 4 ? 20 : 40;
+    const tcpHeaderLen = (out.packet[this.opts.headroom + l4Offset + 12]! >>> 4) * 4;
+    return {
+      buffer: out.packet,
+      l4Offset,
+      headerLen: l4Offset + tcpHeaderLen,
+      gsoSize: out.segment?.gsoSize ?? 0,
+      ipVersion: version,
+      checksumPartial: this.opts.checksumOffload,
+    };
+  }
+
+  /** The next packet to send, with its segment (for GSO: `segment.gsoSize`). */
+  pollSegment(now: Instant): { packet: Buffer; segment: OutSegment | null } | null {
+    const rst = this.rstQueue.shift();
+    if (rst) {
+      this.counters.increment('packetsOut');
+      return { packet: rst, segment: null };
+    }
+    // round robin over the connections with something to do
+    for (;;) {
+      if (this.rr.length === 0) {
+        if (this.active.size === 0) return null;
+        this.rr = [...this.active];
+        this.active.clear();
+      }
+      const conn = this.rr[this.rr.length - 1]!;
+      const seg = conn.pollTransmit(now);
+      this.drainEvents(conn);
+      if (seg) {
+        this.counters.increment('packetsOut');
+        const version = conn.local.addr.length === 4 ? 4 : 6;
+        return { packet: this.build(version, conn.local.addr, conn.remote.addr, seg), segment: seg };
+      }
+      this.rr.pop();
+      if (conn.state === TcpState.Closed) this.forget(conn);
+    }
+  }
+
+  private drainEvents(conn: TcpConnection): void {
+    for (let e = conn.pollEvent(); e; e = conn.pollEvent()) this.events.push({ conn, event: e });
+  }
+
+  private forget(conn: TcpConnection): void {
+    const key = tupleKey(conn.remote.addr, conn.remote.port, conn.local.addr, conn.local.port);
+    if (this.connections.get(key) === conn) {
+      this.connections.delete(key);
+      this.synReceived.delete(conn);
+      this.counters.increment('connectionsClosed');
+    }
+  }
+
+  pollTimeout(): Instant | null {
+    let min: number | null = null;
+    for (const conn of this.connections.values()) {
+      const t = conn.pollTimeout();
+      if (t !== null && (min === null || t < min)) min = t;
+    }
+    if (this.active.size > 0 || this.rr.length > 0 || this.rstQueue.length > 0) return min;
+    return min;
+  }
+
+  pollEvent(): StackEvent | null {
+    for (const conn of this.active) this.drainEvents(conn);
+    const e = this.events.shift() ?? null;
+    return e;
+  }
+}
+
+function tupleKey(srcAddr: Buffer, srcPort: number, dstAddr: Buffer, dstPort: number): string {
+  return `${formatIpAddress(srcAddr)}:${srcPort}>${formatIpAddress(dstAddr)}:${dstPort}`;
+}
+
+const EMPTY = Buffer.alloc(0);

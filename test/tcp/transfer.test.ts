@@ -1,0 +1,129 @@
+// TCP over the simulator: connect, transfer checksummed data, close, under impairments.
+import type { ExecutionContext } from 'ava';
+import { test, useSeed, type SimContext } from '../sim/helpers.js';
+import { Simulator } from '../sim/index.js';
+import type { LinkOptions } from '../sim/index.js';
+import { TcpHost, BulkSender, Sink, addr, randomBytes, sha256 } from './harness.js';
+import type { TcpConnection } from '../../src/tcp/connection.js';
+import type { TcpConfig } from '../../src/tcp/connection.js';
+
+interface Scenario {
+  seed: number;
+  bytes: number;
+  link: LinkOptions;
+  back?: LinkOptions;
+  tcp?: Partial<TcpConfig>;
+  serverTcp?: Partial<TcpConfig>;
+  maxTime?: number;
+  pauseReader?: { from: number; to: number };
+  outage?: { start: number; end: number };
+}
+
+function transfer(sc: Scenario) {
+  const sim = new Simulator({ seed: sc.seed });
+  const client = new TcpHost({ tcp: sc.tcp ?? {} });
+  const server = new TcpHost({ tcp: sc.serverTcp ?? sc.tcp ?? {} });
+  sim.addNode(client, 'client');
+  sim.addNode(server, 'server');
+  const links = sim.connect(client, 0, server, 0, sc.link, sc.back ?? sc.link);
+  if (sc.outage) {
+    links.ab.configure(0, { outages: [sc.outage] });
+    links.ba.configure(0, { outages: [sc.outage] });
+  }
+  const data = randomBytes(sc.bytes, sc.seed);
+  let sender: BulkSender | null = null;
+  let sink: Sink | null = null;
+  let serverConn: TcpConnection | null = null;
+  server.stack.listen(() => true);
+  server.addApp((now, host) => {
+    if (!sink) {
+      for (const c of host.stack.all()) {
+        serverConn = c;
+        sink = new Sink(c);
+      }
+    }
+    if (sink) {
+      sink.paused = !!sc.pauseReader && now >= sc.pauseReader.from && now < sc.pauseReader.to;
+      sink.pump(host);
+    }
+  });
+  let conn: TcpConnection | null = null;
+  client.addApp((_now, host) => {
+    if (conn && !sender) sender = new BulkSender(conn, data);
+    sender?.pump(host);
+    if (conn?.readEnded) {
+      for (let b = conn.read(); b; b = conn.read());
+    }
+  });
+  sim.at(0, (now) => {
+    conn = client.stack.connect(now, { addr: addr('10.0.0.1'), port: 40000 }, { addr: addr('10.0.0.2'), port: 80 });
+  });
+  if (sc.pauseReader) sim.at(sc.pauseReader.to, (now) => server.kick(now));
+  const result = sim.runUntilIdle({ maxTime: sc.maxTime ?? 120_000 });
+  return { sim, result, data, client, server, conn: conn as TcpConnection | null, sink: sink as Sink | null, serverConn: serverConn as TcpConnection | null };
+}
+
+function assertDelivered(t: ExecutionContext<SimContext>, r: ReturnType<typeof transfer>) {
+  t.truthy(r.sink, 'the server accepted the connection');
+  t.is(r.sink!.bytes, r.data.length, 'every byte arrived');
+  t.is(r.sink!.digest(), sha256(r.data), 'sha256 of what arrived matches');
+  t.true(r.sink!.ended, 'the FIN arrived after the data');
+}
+
+test('a clean link: connect, 2 MB, close both ways', (t) => {
+  const seed = useSeed(t, 1);
+  const r = transfer({ seed, bytes: 2 << 20, link: { rateBps: 100e6, delayMs: 5 } });
+  assertDelivered(t, r);
+  t.is(r.conn!.counters.get('retransmittedSegments'), 0);
+  t.is(r.client.stack.size + r.server.stack.size, 0, 'both sides forgot the connection (TIME-WAIT over)');
+  t.is(r.result.reason, 'idle');
+});
+
+for (const loss of [0.01, 0.05, 0.1]) {
+  test(`${loss * 100} % loss both ways: every byte, in order`, (t) => {
+    const seed = useSeed(t, 10 + loss * 100);
+    const r = transfer({ seed, bytes: 1 << 20, link: { rateBps: 50e6, delayMs: 10, loss }, maxTime: 600_000 });
+    assertDelivered(t, r);
+    t.true(r.conn!.counters.get('retransmittedSegments') > 0);
+  });
+}
+
+test('reordering and duplication', (t) => {
+  const seed = useSeed(t, 3);
+  const r = transfer({ seed, bytes: 2 << 20, link: { rateBps: 100e6, delayMs: 10, reorder: 0.05, reorderDelayMs: 3, duplicate: 0.02 } });
+  assertDelivered(t, r);
+  t.true(r.serverConn!.counters.get('outOfOrderSegments') > 0);
+});
+
+test('200 ms RTT, 1 % loss', (t) => {
+  const seed = useSeed(t, 4);
+  const r = transfer({ seed, bytes: 2 << 20, link: { rateBps: 20e6, delayMs: 100, loss: 0.01 }, maxTime: 600_000 });
+  assertDelivered(t, r);
+});
+
+test('SACK off: NewReno recovery still delivers', (t) => {
+  const seed = useSeed(t, 5);
+  const r = transfer({ seed, bytes: 1 << 20, link: { rateBps: 50e6, delayMs: 10, loss: 0.03 }, tcp: { sack: false }, maxTime: 600_000 });
+  assertDelivered(t, r);
+  t.true(r.conn!.counters.get('newRenoRecoveries') + r.conn!.counters.get('rtoTimeouts') > 0);
+});
+
+test('a tiny receive window', (t) => {
+  const seed = useSeed(t, 6);
+  const r = transfer({ seed, bytes: 256 << 10, link: { rateBps: 50e6, delayMs: 5 }, serverTcp: { recvBufferSize: 4000, recvBufferMax: 4000 } });
+  assertDelivered(t, r);
+});
+
+test('a zero window while the reader pauses, then probes and recovery', (t) => {
+  const seed = useSeed(t, 7);
+  const r = transfer({ seed, bytes: 1 << 20, link: { rateBps: 50e6, delayMs: 5 }, serverTcp: { recvBufferSize: 64 << 10, recvBufferMax: 64 << 10 }, pauseReader: { from: 0, to: 3000 } });
+  assertDelivered(t, r);
+  t.true(r.conn!.counters.get('zeroWindowProbes') > 0, 'zero-window probes were sent');
+});
+
+test('an outage longer than several RTOs', (t) => {
+  const seed = useSeed(t, 8);
+  const r = transfer({ seed, bytes: 2 << 20, link: { rateBps: 20e6, delayMs: 10 }, outage: { start: 200, end: 5200 }, maxTime: 600_000 });
+  assertDelivered(t, r);
+  t.true(r.conn!.counters.get('rtoTimeouts') >= 3);
+});
