@@ -34,6 +34,9 @@ export interface EngineOutput {
   checksumPartial: boolean;
 }
 
+/** Output is flushed after this many input packets within a batch (a power of two). */
+const FLUSH_EVERY = 8;
+
 export interface EngineStats {
   batches: number;
   packetsIn: number;
@@ -88,6 +91,9 @@ export class Engine {
         this.stats.packetsIn++;
         this.stats.bytesIn += len - hdr;
         this.node.handleInput(now, 0, arena.subarray(off + hdr, off + len), valid);
+        // send what the input asked for (ACKs) every few packets, not once per batch: a
+        // batch can hold hundreds of segments, and a sender wants an ACK for every second one
+        if ((i & (FLUSH_EVERY - 1)) === FLUSH_EVERY - 1) this.flush(now);
       }
       this.tick(now);
     });

@@ -53,7 +53,7 @@ export const TCP_COUNTER_NAMES = [
   'rtoTimeouts', 'synRetransmits', 'outOfWindow', 'pawsRejected', 'challengeAcks', 'challengeAckRst',
   'challengeAckSyn', 'ackTooNew', 'oldAckIgnored', 'duplicateSegments', 'outOfOrderSegments', 'reassemblyDropped',
   'dupAcks', 'dsack', 'zeroWindowProbes', 'keepAlivesSent', 'delayedAcks', 'immediateAcks', 'resetsReceived',
-  'resetsSent', 'rcvWindowFull', 'urgentIgnored', 'spuriousRto', 'userTimeouts',
+  'resetsSent', 'rcvWindowFull', 'urgentIgnored', 'spuriousRto', 'userTimeouts', 'lostRetransmits', 'tailLossProbes',
 ] as const;
 export type TcpCounterName = (typeof TCP_COUNTER_NAMES)[number];
 export class TcpCounters extends CounterSet<TcpCounterName> {
@@ -413,7 +413,10 @@ export class TcpConnection {
     // after an RTO everything outstanding is deemed lost and sent again from SND.UNA (go-back):
     // what is in the network is what went out since
     if (this.rtoRecovery) return seqDiff(this.sndNxt, this.sndUna);
-    if (this.sackOk && this.inRecovery) return this.scoreboard.pipe(this.sndUna, this.sndMax, this.sendMss);
+    // RFC 6675 pipe whenever the peer has SACKed something: SACKed segments have left the
+    // network, so new data may go out on duplicate ACKs before recovery starts (the effect of
+    // RFC 3042 limited transmit), which lets small windows reach three duplicate ACKs
+    if (this.sackOk && (this.inRecovery || this.scoreboard.hasSackInfo)) return this.scoreboard.pipe(this.sndUna, this.sndMax, this.sendMss);
     return seqDiff(this.sndNxt, this.sndUna);
   }
 
@@ -667,8 +670,18 @@ export class TcpConnection {
       if (!this.sackOk || newlySacked > 0) {
         this.dupAcks++;
         this.counters.increment('dupAcks');
+        // A lost retransmission (after RFC 8985 RACK's idea, at the head only): the head was
+        // retransmitted more than a reordering window plus an RTT ago and the peer keeps SACKing
+        // data sent after it. Without this, only another RTO would repair it.
+        if (this.sackOk && (this.inRecovery || this.rtoRecovery) && this.headRtxAt >= 0 && this.headRtxSeq === this.sndUna &&
+          now - this.headRtxAt > (this.rtt.srtt ?? 1) * 1.25 + 1 && this.scoreboard.isLost(this.sndUna, this.sendMss)) {
+          this.counters.increment('lostRetransmits');
+          this.retransmitHead = true;
+          this.headRtxAt = -1;
+        }
       }
-      if (this.inRecovery) this.cc.onRecoveryAck?.(now, 0, this.inFlight());
+      // PRR's DeliveredData (RFC 6937): the newly SACKed bytes, or one segment per duplicate ACK without SACK
+      if (this.inRecovery) this.cc.onRecoveryAck?.(now, this.sackOk ? newlySacked : this.sendMss, this.inFlight());
     }
 
     // Loss detection: RFC 6675 §5 (SACK) or RFC 5681/6582 (three duplicate ACKs)
@@ -717,6 +730,9 @@ export class TcpConnection {
   }
 
   private retransmitHead = false;
+  /** When the segment at SND.UNA was last retransmitted (for lost-retransmission detection), or -1. */
+  private headRtxAt = -1;
+  private headRtxSeq = 0;
 
   /** Advances SND.UNA to `ack`: frees the send buffer, samples the RTT, re-arms the RTO. Returns bytes acked. */
   private ackAdvance(now: Instant, ack: number, seg: TcpRepr): number {
@@ -747,6 +763,9 @@ export class TcpConnection {
     } else {
       this.timers.set(TcpTimer.Rto, now + this.rtt.rto);
     }
+    this.timers.stop(TcpTimer.Tlp);
+    this.tlpEpisode = false;
+    if (this.sndUna !== this.sndMax) this.armTlp(now);
     if (this.writableWanted && this.sendBuf.free > 0 && !this.userShutdown) {
       this.writableWanted = false;
       this.events.push({ type: 'writable' });
@@ -860,6 +879,7 @@ export class TcpConnection {
       this.ackNow = true;
     }
     if (this.timers.expire(TcpTimer.Rto, now)) this.onRto(now);
+    if (this.timers.expire(TcpTimer.Tlp, now)) this.onTlp(now);
     if (this.timers.expire(TcpTimer.Persist, now)) {
       // RFC 9293 §3.8.6.1: "The transmitting host SHOULD send the first zero-window probe when a
       // zero window has existed for the retransmission timeout period ... and SHOULD increase
@@ -890,6 +910,32 @@ export class TcpConnection {
     if (this.config.keepAliveMs > 0 && (this.state === TcpState.Established || this.state === TcpState.CloseWait)) {
       this.timers.set(TcpTimer.KeepAlive, now + this.config.keepAliveMs);
     }
+  }
+
+  /**
+   * RFC 8985 §7.3: "the sender SHOULD send a new, previously unsent segment, if one exists ...
+   * Otherwise, the sender SHOULD retransmit the highest-sequence segment sent so far". The probe
+   * draws an ACK (with SACK) that lets fast recovery repair a tail loss instead of an RTO.
+   */
+  private onTlp(now: Instant): void {
+    if (seqGe(this.sndUna, this.sndMax) || this.inRecovery || this.rtoRecovery) return;
+    this.counters.increment('tailLossProbes');
+    this.tlpPending = true;
+    // one probe per episode: no other until an ACK advances SND.UNA (RFC 8985 §7.4)
+    this.tlpEpisode = true;
+    this.timers.set(TcpTimer.Rto, now + this.rtt.rto);
+  }
+
+  private tlpPending = false;
+  private tlpEpisode = false;
+
+  /** RFC 8985 §7.2: PTO = 2·SRTT, plus the delayed-ACK allowance when one segment is out, at most the RTO. */
+  private armTlp(now: Instant): void {
+    if (this.rtt.srtt === null || this.inRecovery || this.rtoRecovery || !this.sackOk || this.tlpEpisode) return;
+    let pto = 2 * this.rtt.srtt;
+    if (seqDiff(this.sndMax, this.sndUna) <= this.sendMss) pto += this.config.delayedAckMs;
+    pto = Math.max(pto, 2);
+    if (pto < this.rtt.rto) this.timers.set(TcpTimer.Tlp, now + pto);
   }
 
   private onRto(now: Instant): void {
@@ -1094,6 +1140,23 @@ export class TcpConnection {
       }
     }
 
+    // 2b. a tail loss probe: one new segment if the peer's window allows, else the last one again
+    if (this.tlpPending) {
+      this.tlpPending = false;
+      const newAvail = seqDiff(dataEnd, this.sndMax);
+      const room = seqDiff(seqAdd(this.sndUna, this.sndWnd), this.sndMax);
+      if (newAvail > 0 && room > 0 && seqGe(this.sndNxt, this.sndMax)) {
+        const seg = this.buildData(now, this.sndMax, bufStart, Math.min(mss, newAvail, room), false);
+        if (seg) return seg;
+      }
+      const lastEnd = this.finSent ? this.finSeq : this.sndMax;
+      const len = Math.min(mss, seqDiff(lastEnd, bufStart));
+      if (len > 0) {
+        const seg = this.buildData(now, seqAdd(lastEnd, -len), bufStart, len, true);
+        if (seg) return seg;
+      }
+    }
+
     // 3. new data (or, after an RTO or a NewReno partial ACK, data from SND.NXT < SND.MAX again)
     const sndWndEnd = seqAdd(this.sndUna, this.sndWnd);
     const available = seqDiff(dataEnd, this.sndNxt);
@@ -1163,6 +1226,10 @@ export class TcpConnection {
     const payload = this.sendBuf.peek(off, len);
     const end = seqAdd(seq, len);
     if (retransmit) {
+      if (seq === this.sndUna) {
+        this.headRtxAt = now;
+        this.headRtxSeq = seq;
+      }
       this.counters.increment('retransmittedSegments');
       this.counters.increment('retransmittedBytes', len);
       if (this.sackOk) this.scoreboard.markRetransmitted(seq, end);
@@ -1179,6 +1246,7 @@ export class TcpConnection {
     this.sndMax = seqMax(this.sndMax, end);
     if (!this.timers.isArmed(TcpTimer.Rto)) this.timers.set(TcpTimer.Rto, now + this.rtt.rto);
     this.cc.onPacketSent(now, len, this.inFlight());
+    if (!retransmit && !this.timers.isArmed(TcpTimer.Tlp)) this.armTlp(now);
     const pushed = seqDiff(end, bufStart) === this.sendBuf.length;
     const seg = this.segment(now, seq, TCP_FLAG_ACK | (pushed ? TCP_FLAG_PSH : 0), payload, false);
     if (len > this.sendMss) seg.gsoSize = this.sendMss;

@@ -15,8 +15,10 @@ export const enum TcpTimer {
   TimeWait = 4,
   /** Gives up a connection whose handshake or retransmissions last too long (RFC 9293 §3.8.3 R2). */
   UserTimeout = 5,
+  /** RFC 8985 §7 tail loss probe. */
+  Tlp = 6,
 }
-const TIMER_COUNT = 6;
+const TIMER_COUNT = 7;
 
 export class TimerTable {
   private readonly deadlines = new Float64Array(TIMER_COUNT).fill(Infinity);
