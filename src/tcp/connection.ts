@@ -53,7 +53,7 @@ export const TCP_COUNTER_NAMES = [
   'rtoTimeouts', 'synRetransmits', 'outOfWindow', 'pawsRejected', 'challengeAcks', 'challengeAckRst',
   'challengeAckSyn', 'ackTooNew', 'oldAckIgnored', 'duplicateSegments', 'outOfOrderSegments', 'reassemblyDropped',
   'dupAcks', 'dsack', 'zeroWindowProbes', 'keepAlivesSent', 'delayedAcks', 'immediateAcks', 'resetsReceived',
-  'resetsSent', 'rcvWindowFull', 'urgentIgnored', 'spuriousRto', 'userTimeouts', 'lostRetransmits', 'tailLossProbes',
+  'resetsSent', 'rcvWindowFull', 'urgentIgnored', 'spuriousRto', 'userTimeouts', 'lostRetransmits', 'tailLossProbes', 'rcvBufferGrown',
 ] as const;
 export type TcpCounterName = (typeof TCP_COUNTER_NAMES)[number];
 export class TcpCounters extends CounterSet<TcpCounterName> {
@@ -97,7 +97,7 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = {
   mss: 1460,
   tsoMaxPayload: 0,
   sendBufferSize: 4 << 20,
-  recvBufferSize: 1 << 20,
+  recvBufferSize: 256 << 10,
   recvBufferMax: 16 << 20,
   reassemblyLimit: 8 << 20,
   congestionControl: 'cubic',
@@ -795,6 +795,7 @@ export class TcpConnection {
     if (seq === this.rcvNxt) {
       // in order: the one copy out of the device's arena
       this.deliver(Buffer.from(data));
+      this.autotune(now, data.length);
       // and whatever it made contiguous
       if (this.reasm.bytesQueued > 0) {
         for (let chunk = this.reasm.pop(this.rcvNxt); chunk; chunk = this.reasm.pop(this.rcvNxt)) this.deliver(chunk);
@@ -813,6 +814,28 @@ export class TcpConnection {
       this.ackNow = true;
     }
   }
+
+  /**
+   * Receive-buffer auto-tuning (after Linux's tcp_rcv_space_adjust, "dynamic right-sizing"):
+   * once per RTT, if the peer delivered more than half the buffer in that RTT, the buffer grows
+   * to twice what was delivered (so the window stays ahead of the sender), up to recvBufferMax.
+   */
+  private autotune(now: Instant, bytes: number): void {
+    this.rcvSpaceBytes += bytes;
+    const rtt = Math.max(this.rtt.srtt ?? 1, 1);
+    if (this.rcvSpaceStart < 0) this.rcvSpaceStart = now;
+    if (now - this.rcvSpaceStart < rtt) return;
+    const want = Math.min(this.config.recvBufferMax, 2 * this.rcvSpaceBytes);
+    if (want > this.recvCapacity) {
+      this.recvCapacity = want;
+      this.counters.increment('rcvBufferGrown');
+    }
+    this.rcvSpaceBytes = 0;
+    this.rcvSpaceStart = now;
+  }
+
+  private rcvSpaceBytes = 0;
+  private rcvSpaceStart = -1;
 
   private deliver(chunk: Buffer): void {
     this.rcvNxt = seqAdd(this.rcvNxt, chunk.length);

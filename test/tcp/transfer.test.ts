@@ -127,3 +127,14 @@ test('an outage longer than several RTOs', (t) => {
   assertDelivered(t, r);
   t.true(r.conn!.counters.get('rtoTimeouts') >= 3);
 });
+
+test('receive-buffer auto-tuning opens the window on a long fat path', (t) => {
+  const seed = useSeed(t, 9);
+  // 100 Mbit/s, 200 ms RTT: a BDP of 2.5 MB, ten times the initial 256 KiB receive buffer
+  const r = transfer({ seed, bytes: 30 << 20, link: { rateBps: 100e6, delayMs: 100 }, maxTime: 600_000 });
+  assertDelivered(t, r);
+  t.true(r.serverConn!.counters.get('rcvBufferGrown') > 0, 'the receive buffer grew');
+  // with the buffer stuck at 256 KiB the transfer would take 30 MiB / (256 KiB / 0.2 s) = 24 s
+  const done = r.server.log.find((e) => e.event.type === 'peerClosed')!.time;
+  t.true(done < 10_000, `30 MiB took ${(done / 1000).toFixed(1)} s of virtual time`);
+});
