@@ -41,6 +41,11 @@ export interface TcpStackOptions {
   trustChecksums?: boolean;
   /** Bytes left free at the front of every output buffer (the device's virtio-net header). */
   headroom?: number;
+  /**
+   * The path MTU: the MSS of a connection is clamped to it less the IP and TCP headers
+   * (RFC 9293 §3.7.1: "the MSS value ... SHOULD be the MTU less the fixed IP and TCP headers").
+   */
+  mtu?: number;
 }
 
 /** The shape src/appliance/engine.ts takes (kept structural: src/tcp does not import the engine). */
@@ -81,6 +86,7 @@ export class TcpStack implements SansIoNode {
       checksumOffload: options.checksumOffload ?? false,
       trustChecksums: options.trustChecksums ?? false,
       headroom: options.headroom ?? 0,
+      mtu: options.mtu ?? 1500,
     };
   }
 
@@ -93,7 +99,7 @@ export class TcpStack implements SansIoNode {
   connect(now: Instant, local: Endpoint, remote: Endpoint, config: Partial<TcpConfig> = {}): TcpConnection {
     const key = tupleKey(remote.addr, remote.port, local.addr, local.port);
     if (this.connections.has(key)) throw new Error(`connection ${key} exists`);
-    const conn = new TcpConnection(local, remote, { ...this.opts.tcp, ...config }, this.isn(now, local, remote));
+    const conn = new TcpConnection(local, remote, this.connectionConfig(local, config), this.isn(now, local, remote));
     this.connections.set(key, conn);
     conn.connect(now);
     this.counters.increment('connectionsOpened');
@@ -112,6 +118,15 @@ export class TcpStack implements SansIoNode {
 
   *all(): IterableIterator<TcpConnection> {
     yield* this.connections.values();
+  }
+
+  /** The stack's defaults, the caller's config, and the MSS clamped to the path MTU. */
+  private connectionConfig(local: Endpoint, config: Partial<TcpConfig>): Partial<TcpConfig> {
+    const merged = { ...this.opts.tcp, ...config };
+    const ipHeader = local.addr.length === 4 ? 20 : 40;
+    const limit = this.opts.mtu - ipHeader - 20;
+    merged.mss = Math.min(merged.mss ?? limit, limit);
+    return merged;
   }
 
   /** RFC 6528: ISN = M + F(localip, localport, remoteip, remoteport, secretkey), M a 4 µs clock. */
@@ -161,7 +176,7 @@ export class TcpStack implements SansIoNode {
       const verdict = this.listener({ local, remote, syn: seg });
       if (verdict !== false) {
         const config = typeof verdict === 'object' ? verdict : {};
-        const c = new TcpConnection(local, remote, { ...this.opts.tcp, ...config }, this.isn(now, local, remote));
+        const c = new TcpConnection(local, remote, this.connectionConfig(local, config), this.isn(now, local, remote));
         this.connections.set(key, c);
         c.acceptSyn(now, seg);
         this.synReceived.add(c);

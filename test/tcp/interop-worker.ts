@@ -33,12 +33,12 @@ await configureLink(tun.name, { addresses: ['198.18.0.1/32', 'fd00:18::1/128'], 
 await addRoute({ dst: '192.0.2.0/24', dev: tun.name });
 await addRoute({ dst: '2001:db8:77::/64', dev: tun.name });
 
-const mssFor = (addr: Buffer) => (addr.length === 4 ? 1460 : 1440);
 const stack = new TcpStack({
   isnSecret: randomBytes(16),
   headroom: tun.headerLen,
   checksumOffload: offload,
   tcp: { tsoMaxPayload: offload ? 64000 : 0 },
+  mtu: 1500,
 });
 const engine = new Engine(tun, stack);
 const print = (o: unknown) => process.stdout.write(JSON.stringify(o) + '\n');
@@ -93,7 +93,7 @@ function sendApp(conn: TcpConnection, total: number): App {
   };
 }
 
-stack.listen(({ local }) => (values.mode === 'serve' ? { mss: mssFor(local.addr) } : false));
+stack.listen(() => values.mode === 'serve');
 
 engine.onTick = () => {
   for (let e = stack.pollEvent(); e; e = stack.pollEvent()) {
@@ -115,7 +115,7 @@ if (values.mode === 'send') {
   const [host, port] = splitHostPort(values.connect!);
   const remote = { addr: parseIpAddress(host).bytes, port };
   const local = { addr: parseIpAddress(remote.addr.length === 4 ? values.local! : '2001:db8:77::1').bytes, port: 40000 + Math.floor(Math.random() * 20000) };
-  stack.connect(engine.now(), local, remote, { mss: mssFor(local.addr) });
+  stack.connect(engine.now(), local, remote);
   engine.kick();
 }
 print({ event: 'ready' });
