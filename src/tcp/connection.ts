@@ -176,6 +176,8 @@ export class TcpConnection {
   private peerMss = DEFAULT_MSS_V4;
 
   private readonly sendBuf: SendBuffer;
+  /** Stream offset (bytes since the SYN) of the first byte in the send buffer. */
+  private sentOffsetBase = 0;
   private readonly reasm: Reassembler;
   private readonly scoreboard = new Scoreboard();
   readonly rtt: RttEstimator;
@@ -220,11 +222,16 @@ export class TcpConnection {
   private probePending = false;
 
   private readonly events: TcpEvent[] = [];
+  private activeOpen = false;
   private writableWanted = false;
 
   /** MPTCP hooks: add options to an outgoing segment within `spaceLeft` bytes; read options of incoming ones. */
   optionWriter: ((seg: OutSegment, spaceLeft: number) => void) | null = null;
   optionReader: ((seg: TcpRepr) => void) | null = null;
+  /** MPTCP hook: how many bytes from stream offset `offset` one segment may carry (a DSS mapping must cover a whole segment). */
+  segmentLimit: ((offset: number) => number) | null = null;
+  /** MPTCP hook: the connection-level receive window, shared by the subflows (RFC 8684 §3.3.5). */
+  windowLimit: (() => number) | null = null;
 
   constructor(local: Endpoint, remote: Endpoint, config: Partial<TcpConfig>, isn: number) {
     this.local = local;
@@ -250,6 +257,7 @@ export class TcpConnection {
 
   /** Active open (RFC 9293 §3.10.1): the SYN goes out at the next pollTransmit. */
   connect(now: Instant): void {
+    this.activeOpen = true;
     this.state = TcpState.SynSent;
     this.sndNxt = this.iss;
     this.sndMax = this.iss;
@@ -370,10 +378,18 @@ export class TcpConnection {
 
   /** RFC 9293 §3.10.5 ABORT: a RST, and the connection is gone. */
   abort(now: Instant): void {
-    if (this.state !== TcpState.Closed && this.state !== TcpState.SynSent && this.state !== TcpState.TimeWait) {
+    // RFC 9293 §3.10.5: a reset for SYN-RECEIVED to CLOSE-WAIT; "CLOSING STATE, LAST-ACK STATE,
+    // TIME-WAIT STATE: Respond with "ok" and delete the TCB"
+    const s = this.state;
+    if (s === TcpState.SynReceived || s === TcpState.Established || s === TcpState.FinWait1 || s === TcpState.FinWait2 || s === TcpState.CloseWait) {
       this.pendingRst = { seq: this.sndNxt, ack: this.rcvNxt, withAck: true };
     }
     this.enterClosed(now);
+  }
+
+  /** Sends an ACK at the next poll (MPTCP: to carry a DATA_ACK or DATA_FIN). */
+  requestAck(): void {
+    if (this.state !== TcpState.Closed && this.state !== TcpState.SynSent) this.ackNow = true;
   }
 
   pollEvent(): TcpEvent | null {
@@ -384,7 +400,18 @@ export class TcpConnection {
 
   /** The receive window we can offer: free space in the receive buffer. */
   private receiveWindow(): number {
-    return Math.max(0, this.recvCapacity - this.recvQueued - this.reasm.bytesQueued);
+    const own = Math.max(0, this.recvCapacity - this.recvQueued - this.reasm.bytesQueued);
+    return this.windowLimit ? Math.min(own, Math.max(0, this.windowLimit())) : own;
+  }
+
+  /** The initial send sequence number (ISS). */
+  get initialSendSeq(): number {
+    return this.iss;
+  }
+
+  /** The initial receive sequence number (IRS), once synchronized. */
+  get initialRecvSeq(): number {
+    return this.irs;
   }
 
   private windowToAnnounce(): number {
@@ -479,6 +506,8 @@ export class TcpConnection {
   }
 
   private establish(now: Instant): void {
+    // RFC 6298 §5.7: after a lost SYN (or SYN,ACK) and no RTT sample, data starts with a 3 s RTO
+    if (this.synRetransmits > 0) this.rtt.reinitializeAfterSynTimeout();
     this.state = TcpState.Established;
     this.consecutiveRtos = 0;
     this.synRetransmits = 0;
@@ -506,6 +535,32 @@ export class TcpConnection {
       }
     }
 
+    // a retransmitted SYN in SYN-RECEIVED: our SYN,ACK was lost; send it again
+    // (RFC 9293 §3.10.7.4: "If the connection was initiated with a passive OPEN ... return this
+    // connection to LISTEN" is for a SYN in window; a SYN equal to the first one is its retransmission)
+    if (this.state === TcpState.SynReceived && (seg.flags & (TCP_FLAG_SYN | TCP_FLAG_ACK | TCP_FLAG_RST)) === TCP_FLAG_SYN && seg.seq === this.irs) {
+      this.sndNxt = this.iss;
+      return;
+    }
+    // TIME-WAIT: "The only thing that can arrive in this state is a retransmission of the remote
+    // FIN. Acknowledge it, and restart the 2 MSL timeout."
+    if (this.state === TcpState.TimeWait && (seg.flags & TCP_FLAG_FIN) && (seg.flags & TCP_FLAG_RST) === 0 &&
+      seqAdd(seg.seq, seg.payload.length) === seqAdd(this.rcvNxt, -1)) {
+      this.ackNow = true;
+      this.timers.set(TcpTimer.TimeWait, now + this.config.timeWaitMs);
+      return;
+    }
+
+    // RFC 9293 §3.10.7.4: "If the RCV.WND is zero, no segments will be acceptable, but special
+    // allowance should be made to accept valid ACKs, URGs, and RSTs": a segment at RCV.NXT
+    // carrying data we cannot take still has its ACK processed (its text is dropped)
+    if (rcvWnd === 0 && seg.payload.length > 0 && seg.seq === this.rcvNxt && (seg.flags & TCP_FLAG_ACK)) {
+      this.counters.increment('rcvWindowFull');
+      this.ackNow = true;
+      seg = { ...seg, payload: EMPTY, flags: seg.flags & ~TCP_FLAG_FIN };
+      return this.handleSynchronized(now, seg);
+    }
+
     // First: the sequence number (RFC 9293 §3.10.7.4, the four cases)
     if (!this.acceptable(seg.seq, segLen, rcvWnd)) {
       if ((seg.flags & TCP_FLAG_RST) === 0) {
@@ -524,8 +579,14 @@ export class TcpConnection {
     if (seg.flags & TCP_FLAG_RST) {
       if (seg.seq === this.rcvNxt) {
         this.counters.increment('resetsReceived');
-        if (this.state === TcpState.SynReceived) this.events.push({ type: 'reset', reason: 'refused' });
-        else this.events.push({ type: 'reset', reason: 'peerReset' });
+        // RFC 9293 §3.10.7.4: the user is told in SYN-RECEIVED (active open: "connection
+        // refused"), ESTABLISHED, FIN-WAIT-1/2 and CLOSE-WAIT; in CLOSING, LAST-ACK and
+        // TIME-WAIT the TCB just goes, and a passively opened SYN-RECEIVED "need not be informed"
+        if (this.state === TcpState.SynReceived) {
+          if (this.activeOpen) this.events.push({ type: 'reset', reason: 'refused' });
+        } else if (this.state === TcpState.Established || this.state === TcpState.FinWait1 || this.state === TcpState.FinWait2 || this.state === TcpState.CloseWait) {
+          this.events.push({ type: 'reset', reason: 'peerReset' });
+        }
         this.enterClosed(now);
       } else {
         // "If the RST bit is set and the sequence number does not exactly match the next
@@ -631,6 +692,7 @@ export class TcpConnection {
   /** The ACK processing of ESTABLISHED and the closing states. */
   private processAck(now: Instant, seg: TcpRepr): void {
     const ack = seg.ack;
+    const oldUna = this.sndUna;
     let newlySacked = 0;
     if (this.sackOk) {
       const blocks = seg.options.sackBlocks;
@@ -652,7 +714,7 @@ export class TcpConnection {
           this.cc.onRecoveryEnd(now);
         } else if (!this.sackOk) {
           // RFC 6582 §3.2 step 5 (partial ACK): "retransmit the first unacknowledged segment"
-          this.sndNxt = this.sndUna;
+          this.retransmitHead = true;
           this.cc.onRecoveryAck?.(now, acked, this.inFlight());
         } else {
           this.cc.onRecoveryAck?.(now, acked, this.inFlight());
@@ -691,12 +753,16 @@ export class TcpConnection {
     }
 
     // RFC 9293 §3.10.7.4: "If SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK), set SND.WND <- SEG.WND"
-    if (seqLt(this.sndWl1, seg.seq) || (this.sndWl1 === seg.seq && seqLe(this.sndWl2, ack))) {
+    if (seqGe(ack, oldUna) && (seqLt(this.sndWl1, seg.seq) || (this.sndWl1 === seg.seq && seqLe(this.sndWl2, ack)))) {
       const before = this.sndWnd;
       this.updateSendWindowRaw(seg.window, seg.seq, ack, true);
+      // a peer that answers with a zero window is alive: persist, do not give up
+      if (this.sndWnd === 0) this.consecutiveRtos = 0;
       if (this.sndWnd > 0 && before === 0) {
         this.timers.stop(TcpTimer.Persist);
         this.persistBackoff = 0;
+        // the window opened with the probe's octet unacknowledged: it goes again with the rest
+        if (seqGt(this.sndNxt, this.sndUna) && seqDiff(this.sndMax, this.sndUna) <= 1) this.sndNxt = this.sndUna;
       }
     }
 
@@ -741,7 +807,11 @@ export class TcpConnection {
     let dataAcked = acked;
     if (this.sndUna === this.iss && (this.state === TcpState.SynSent || this.state === TcpState.SynReceived)) dataAcked--;
     if (this.finSent && seqGe(ack, seqAdd(this.finSeq, 1))) dataAcked--;
-    if (dataAcked > 0) this.sendBuf.ack(Math.min(dataAcked, this.sendBuf.length));
+    if (dataAcked > 0) {
+      const n = Math.min(dataAcked, this.sendBuf.length);
+      this.sendBuf.ack(n);
+      this.sentOffsetBase += n;
+    }
     this.sndUna = ack;
     if (seqLt(this.sndNxt, this.sndUna)) this.sndNxt = this.sndUna;
     this.consecutiveRtos = 0;
@@ -954,7 +1024,7 @@ export class TcpConnection {
 
   /** RFC 8985 §7.2: PTO = 2·SRTT, plus the delayed-ACK allowance when one segment is out, at most the RTO. */
   private armTlp(now: Instant): void {
-    if (this.rtt.srtt === null || this.inRecovery || this.rtoRecovery || !this.sackOk || this.tlpEpisode) return;
+    if (this.rtt.srtt === null || this.inRecovery || this.rtoRecovery || !this.sackOk || this.tlpEpisode || this.sndWnd === 0) return;
     let pto = 2 * this.rtt.srtt;
     if (seqDiff(this.sndMax, this.sndUna) <= this.sendMss) pto += this.config.delayedAckMs;
     pto = Math.max(pto, 2);
@@ -1037,7 +1107,6 @@ export class TcpConnection {
       this.ackNow = false;
       this.segsSinceAck = 0;
       this.timers.stop(TcpTimer.DelayedAck);
-      this.dsack = null;
     }
     const seg: OutSegment = {
       srcPort: this.local.port,
@@ -1051,6 +1120,8 @@ export class TcpConnection {
       payload,
       gsoSize: 0,
     };
+    // a D-SACK is reported once (RFC 2883 §4 (2))
+    if (flags & TCP_FLAG_ACK) this.dsack = null;
     if (this.optionWriter) this.optionWriter(seg, this.optionSpaceLeft(seg.options));
     this.counters.increment('segmentsOut');
     return seg;
@@ -1225,17 +1296,18 @@ export class TcpConnection {
       return this.segment(now, this.finSeq, TCP_FLAG_FIN | TCP_FLAG_ACK, EMPTY, false);
     }
 
-    // 5. zero window: probe (RFC 9293 §3.8.6.1)
-    if (available > 0 && this.sndWnd === 0 && seqGe(this.sndNxt, this.sndMax)) {
-      if (!this.timers.isArmed(TcpTimer.Persist) && !this.timers.isArmed(TcpTimer.Rto)) {
+    // 5. zero window: probe (RFC 9293 §3.8.6.1) with the octet at SND.UNA, on the persist timer
+    // (not the RTO: probes go on as long as the peer answers, and say nothing of congestion)
+    if (available > 0 && this.sndWnd === 0 && seqDiff(this.sndMax, this.sndUna) <= 1) {
+      if (!this.timers.isArmed(TcpTimer.Persist)) {
+        this.timers.stop(TcpTimer.Rto);
         this.timers.set(TcpTimer.Persist, now + this.rtt.rto);
       }
       if (this.probePending) {
         this.probePending = false;
-        // one byte beyond the window
-        const off = seqDiff(this.sndNxt, bufStart);
-        const payload = this.sendBuf.peek(off, 1);
-        return this.segment(now, this.sndNxt, TCP_FLAG_ACK, payload, false);
+        const seg = this.buildData(now, this.sndUna, bufStart, 1, seqLt(this.sndUna, this.sndMax));
+        this.timers.stop(TcpTimer.Rto);
+        if (seg) return seg;
       }
     }
     return null;
@@ -1246,6 +1318,7 @@ export class TcpConnection {
     const off = seqDiff(seq, bufStart);
     if (off < 0 || off >= this.sendBuf.length) return null;
     len = Math.min(len, this.sendBuf.length - off);
+    if (this.segmentLimit) len = Math.min(len, Math.max(1, this.segmentLimit(this.sentOffsetBase + off)));
     const payload = this.sendBuf.peek(off, len);
     const end = seqAdd(seq, len);
     if (retransmit) {
@@ -1269,7 +1342,8 @@ export class TcpConnection {
     this.sndMax = seqMax(this.sndMax, end);
     if (!this.timers.isArmed(TcpTimer.Rto)) this.timers.set(TcpTimer.Rto, now + this.rtt.rto);
     this.cc.onPacketSent(now, len, this.inFlight());
-    if (!retransmit && !this.timers.isArmed(TcpTimer.Tlp)) this.armTlp(now);
+    // RFC 8985 §7.2: the PTO is (re)started whenever new data goes out
+    if (!retransmit) this.armTlp(now);
     const pushed = seqDiff(end, bufStart) === this.sendBuf.length;
     const seg = this.segment(now, seq, TCP_FLAG_ACK | (pushed ? TCP_FLAG_PSH : 0), payload, false);
     if (len > this.sendMss) seg.gsoSize = this.sendMss;

@@ -356,4 +356,13 @@ export class RttEstimator {
   onSynTimeout(): void {
     this.synFallback = true;
   }
+
+  /**
+   * Data transmission begins after a handshake with a SYN timeout and no RTT sample: RFC 6298
+   * §5.7 "the RTO MUST be re-initialized to 3 seconds" — the 3 s without the handshake's backoff.
+   */
+  reinitializeAfterSynTimeout(): void {
+    this.synFallback = true;
+    if (this._srtt === null) this._backoffs = 0;
+  }
 }

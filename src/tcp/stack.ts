@@ -8,7 +8,9 @@ import type { Instant, SansIoNode, Transmit } from '../ip/sansio.js';
 import { IpCounters, CounterSet } from '../ip/counters.js';
 import { IpPacketInfo, parseIpPacket } from '../ip/packet.js';
 import { IPPROTO_TCP } from '../ip/ipv4.js';
-import { formatIpAddress } from '../ip/address.js';
+import {
+  formatIpAddress, isIpv4MulticastOrBroadcast, isIpv4Unspecified, isIpv6Multicast, isIpv6Unspecified,
+} from '../ip/address.js';
 import { TcpConnection, TcpState, type Endpoint, type OutSegment, type TcpConfig, type TcpEvent } from './connection.js';
 import {
   TCP_FLAG_ACK, TCP_FLAG_RST, TCP_FLAG_SYN, TCP_FLAG_FIN, TcpCodecCounters, emitIpTcp, parseTcp, tcpPacketLen,
@@ -18,9 +20,15 @@ import { seqAdd } from './seq.js';
 
 export const STACK_COUNTER_NAMES = [
   'packetsIn', 'packetsOut', 'notTcp', 'noConnection', 'resetsSentNoConnection', 'synAccepted', 'synRefused',
-  'synBacklogFull', 'connectionsOpened', 'connectionsClosed',
+  'synBacklogFull', 'connectionsOpened', 'connectionsClosed', 'badAddress',
 ] as const;
 export type StackCounterName = (typeof STACK_COUNTER_NAMES)[number];
+
+export interface ListenAccept {
+  config?: Partial<TcpConfig>;
+  /** Runs on the new connection before it handles the SYN (to install MPTCP hooks). */
+  setup: (conn: TcpConnection) => void;
+}
 
 export interface ListenRequest {
   local: Endpoint;
@@ -72,7 +80,7 @@ export class TcpStack implements SansIoNode {
   private readonly events: StackEvent[] = [];
   private readonly synReceived = new Set<TcpConnection>();
   private readonly rstQueue: Buffer[] = [];
-  private listener: ((req: ListenRequest) => Partial<TcpConfig> | boolean) | null = null;
+  private listener: ((req: ListenRequest) => Partial<TcpConfig> | boolean | ListenAccept) | null = null;
   private readonly info = new IpPacketInfo();
   private readonly opts: Required<Omit<TcpStackOptions, 'tcp'>> & { tcp: Partial<TcpConfig> };
   private rr: TcpConnection[] = [];
@@ -90,8 +98,11 @@ export class TcpStack implements SansIoNode {
     };
   }
 
-  /** Accepts SYNs: the callback says yes (true or a config for the connection) or no (false: RST). */
-  listen(accept: (req: ListenRequest) => Partial<TcpConfig> | boolean): void {
+  /**
+   * Accepts SYNs: the callback says yes (true, a config for the connection, or a ListenAccept
+   * whose `setup` runs on the new connection before it sees the SYN) or no (false: RST).
+   */
+  listen(accept: (req: ListenRequest) => Partial<TcpConfig> | boolean | ListenAccept): void {
     this.listener = accept;
   }
 
@@ -166,6 +177,14 @@ export class TcpStack implements SansIoNode {
       return;
     }
     this.counters.increment('noConnection');
+    // RFC 9293 §3.9.2.3: "A TCP implementation MUST silently discard an incoming SYN segment that
+    // is addressed to a broadcast or multicast address (MUST-57)"; "An incoming SYN with an
+    // invalid source address MUST be ignored (MUST-63)" — and nothing else for no connection
+    // from or to such an address is answered either
+    if (!isUnicast(src) || !isUnicast(dst)) {
+      this.counters.increment('badAddress');
+      return;
+    }
     if ((seg.flags & (TCP_FLAG_SYN | TCP_FLAG_ACK | TCP_FLAG_RST)) === TCP_FLAG_SYN && this.listener) {
       if (this.synReceived.size >= this.opts.synBacklog) {
         this.counters.increment('synBacklogFull');
@@ -175,8 +194,10 @@ export class TcpStack implements SansIoNode {
       const remote = { addr: Buffer.from(src), port: seg.srcPort };
       const verdict = this.listener({ local, remote, syn: seg });
       if (verdict !== false) {
-        const config = typeof verdict === 'object' ? verdict : {};
+        const accept = typeof verdict === 'object' && 'setup' in verdict ? (verdict as ListenAccept) : null;
+        const config = accept ? accept.config ?? {} : typeof verdict === 'object' ? (verdict as Partial<TcpConfig>) : {};
         const c = new TcpConnection(local, remote, this.connectionConfig(local, config), this.isn(now, local, remote));
+        accept?.setup(c);
         this.connections.set(key, c);
         c.acceptSyn(now, seg);
         this.synReceived.add(c);
@@ -302,6 +323,10 @@ export class TcpStack implements SansIoNode {
     const e = this.events.shift() ?? null;
     return e;
   }
+}
+
+function isUnicast(a: Buffer): boolean {
+  return a.length === 4 ? !isIpv4MulticastOrBroadcast(a) && !isIpv4Unspecified(a) : !isIpv6Multicast(a) && !isIpv6Unspecified(a);
 }
 
 function tupleKey(srcAddr: Buffer, srcPort: number, dstAddr: Buffer, dstPort: number): string {
