@@ -228,6 +228,8 @@ export class TcpConnection {
   /** MPTCP hooks: add options to an outgoing segment within `spaceLeft` bytes; read options of incoming ones. */
   optionWriter: ((seg: OutSegment, spaceLeft: number) => void) | null = null;
   optionReader: ((seg: TcpRepr) => void) | null = null;
+  /** Option bytes every data segment carries besides timestamps (MPTCP's DSS): taken off the MSS. */
+  optionReserve = 0;
   /** MPTCP hook: how many bytes from stream offset `offset` one segment may carry (a DSS mapping must cover a whole segment). */
   segmentLimit: ((offset: number) => number) | null = null;
   /** MPTCP hook: the connection-level receive window, shared by the subflows (RFC 8684 §3.3.5). */
@@ -297,7 +299,7 @@ export class TcpConnection {
   }
 
   private updateMss(): void {
-    const optionBytes = this.tsOk ? 12 : 0;
+    const optionBytes = (this.tsOk ? 12 : 0) + this.optionReserve;
     this.sendMss = Math.max(64, Math.min(this.config.mss, this.peerMss) - optionBytes);
     this.cc.setMss(this.sendMss);
   }
@@ -402,6 +404,11 @@ export class TcpConnection {
   private receiveWindow(): number {
     const own = Math.max(0, this.recvCapacity - this.recvQueued - this.reasm.bytesQueued);
     return this.windowLimit ? Math.min(own, Math.max(0, this.windowLimit())) : own;
+  }
+
+  /** The peer's window scale shift (RFC 7323), for MPTCP's connection-level window. */
+  get sendWindowScale(): number {
+    return this.sndWscale;
   }
 
   /** The initial send sequence number (ISS). */
@@ -1133,7 +1140,7 @@ export class TcpConnection {
     if (opts.windowScale !== undefined) used += 3;
     if (opts.sackPermitted) used += 2;
     if (opts.timestamps) used += 10;
-    if (opts.sackBlocks) used += 2 + 8 * opts.sackBlocks.length;
+    // SACK blocks give way to MPTCP options (the codec trims them), as in Linux
     used = (used + 3) & ~3;
     return 40 - used;
   }

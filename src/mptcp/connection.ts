@@ -1,0 +1,770 @@
+// An MPTCP connection (RFC 8684 v1), sans-IO: the data sequence space over several subflows.
+//
+// The split follows Linux's net/mptcp (CONVENTIONS.md 6): subflows are ordinary TCP
+// connections (src/tcp) with MPTCP hooks; this object owns the connection-level send buffer
+// (DSN space, freed by DATA_ACK), the connection-level reassembly (DSN space, shared receive
+// window), the keys, the scheduler's decisions and reinjection. The path manager decides which
+// subflows to open (src/mptcp/stack.ts).
+import type { Instant } from '../ip/sansio.js';
+import { CounterSet } from '../ip/counters.js';
+import type { TcpConnection, OutSegment } from '../tcp/connection.js';
+import { TcpState } from '../tcp/connection.js';
+import type { TcpRepr } from '../tcp/segment.js';
+import { TCP_FLAG_SYN, TCP_FLAG_ACK, TCP_FLAG_RST } from '../tcp/segment.js';
+import { SendBuffer } from '../tcp/sendbuf.js';
+import { Reassembler } from '../tcp/reassembly.js';
+import { dsnAdd, dsnDiff, expandDsn, MappingTable } from './mapping.js';
+import { emitMptcpOptionBuffer, parseMptcpOption, MptcpOptionCounters, MPTCP_VERSION, type MptcpOption, type Dss } from './options.js';
+import { joinAckHmac, joinSynAckHmac, keyToIdsn, keyToToken } from './crypto.js';
+
+const DSS_RESERVE = 28;
+
+export const MPTCP_COUNTER_NAMES = [
+  // named after the kernel's MIB (MPTcpExt...) where one matches
+  'MPCapableSYNTX', 'MPCapableSYNACKRX', 'MPCapableACKTX', 'MPCapableFallbackSYNACK', 'MPJoinSynTx', 'MPJoinSynAckRx',
+  'MPJoinSynAckHMacFailure', 'MPJoinAckTx', 'MPJoinSynRx', 'MPJoinAckRx', 'MPJoinAckHMacFailure', 'MPJoinNoTokenFound',
+  'DSSNoMatchTCP', 'DSSNotMatching', 'DataCsumErr', 'OFOQueue', 'DuplicateData', 'AddAddr', 'AddAddrTx', 'EchoAdd', 'RmAddr',
+  'MPPrioRx', 'MPFastcloseRx', 'MPRstRx', 'Reinjections', 'ReinjectedBytes', 'DataFinRx', 'DataFinTx', 'InfiniteMapRx',
+  'UnmappedData', 'SubflowsOpened', 'SubflowsClosed', 'MPJoinAckAcked',
+] as const;
+export type MptcpCounterName = (typeof MPTCP_COUNTER_NAMES)[number];
+
+export type MptcpEvent =
+  | { type: 'connected'; fallback: boolean }
+  | { type: 'readable' }
+  | { type: 'writable' }
+  | { type: 'peerClosed' }
+  | { type: 'reset'; reason: string }
+  | { type: 'closed' }
+  | { type: 'subflow'; subflow: Subflow; change: 'established' | 'closed' };
+
+export interface MptcpConfig {
+  sendBufferSize: number;
+  recvBufferSize: number;
+  /** Largest mapping the scheduler hands a subflow at once (bytes). */
+  mappingSize: number;
+  /** Bytes a subflow may hold unacknowledged beyond its congestion window. */
+  subflowBacklog: number;
+}
+
+export const DEFAULT_MPTCP_CONFIG: MptcpConfig = {
+  sendBufferSize: 8 << 20,
+  recvBufferSize: 8 << 20,
+  // RFC 8684 §3.3: "Data-Level Length" is 16 bits: a mapping is at most 65535 octets
+  mappingSize: 60 * 1024,
+  subflowBacklog: 256 * 1024,
+};
+
+export class Subflow {
+  readonly tx = new MappingTable();
+  readonly rx = new MappingTable();
+  /** Stream offset (bytes since the SYN) of the next byte written into the subflow. */
+  writeOffset = 0;
+  /** Stream offset of the next byte read from the subflow. */
+  readOffset = 0;
+  /** MPTCP handshake done (MP_CAPABLE or MP_JOIN), the subflow may carry data. */
+  usable = false;
+  backup = false;
+  closed = false;
+  /** MP_JOIN state */
+  localNonce = 0;
+  remoteNonce = 0;
+  joinAckSent = false;
+  mpcAckSent = false;
+  lastRtos = 0;
+  constructor(
+    readonly conn: MptcpConnection,
+    readonly tcp: TcpConnection,
+    readonly id: number,
+    readonly initial: boolean,
+    readonly localId: number,
+  ) {}
+
+  get rtt(): number {
+    return this.tcp.rtt.srtt ?? 1000;
+  }
+}
+
+/** The pieces a connection needs from its stack. */
+export interface MptcpHost {
+  random32(): number;
+  touch(tcp: TcpConnection): void;
+}
+
+export class MptcpConnection {
+  readonly counters = new CounterSet(MPTCP_COUNTER_NAMES);
+  readonly config: MptcpConfig;
+  readonly subflows: Subflow[] = [];
+  readonly localKey: bigint;
+  readonly localToken: number;
+  remoteKey: bigint | null = null;
+  remoteToken = 0;
+  /** The handshake decided plain TCP (RFC 8684 §3.7). */
+  fallback = false;
+  established = false;
+  /** The peer sent a DSS with a DATA_ACK: it has our key (RFC 8684 §3.1 "fully established"). */
+  fullyEstablished = false;
+  checksum = false;
+  /** Peer addresses announced with ADD_ADDR: id → address. */
+  readonly remoteAddresses = new Map<number, { addr: Buffer; port: number }>();
+
+  // send side: DSN space
+  private readonly sendBuf: SendBuffer;
+  /** DATA_ACK received: the first DSN not yet acknowledged at connection level. */
+  private sndUna: bigint;
+  /** The next DSN to hand a subflow. */
+  private sndNxt: bigint;
+  private readonly reinject: Array<{ dsn: bigint; len: number }> = [];
+  /** The right edge of the peer's connection-level receive window (null until its first DATA_ACK). */
+  private sndWndEnd: bigint | null = null;
+  private userShutdown = false;
+  private dataFinSeq: bigint | null = null;
+  private dataFinAcked = false;
+
+  // receive side
+  private readonly reasm: Reassembler;
+  private rcvNxt = 0n;
+  private readonly recvQueue: Buffer[] = [];
+  private recvQueued = 0;
+  private peerDataFin: bigint | null = null;
+  private peerFinDone = false;
+
+  private readonly events: MptcpEvent[] = [];
+  private nextSubflowId = 0;
+  private writableWanted = false;
+  private closedEmitted = false;
+
+  constructor(readonly host: MptcpHost, key: bigint, config: Partial<MptcpConfig> = {}) {
+    this.config = { ...DEFAULT_MPTCP_CONFIG, ...config };
+    this.localKey = key;
+    this.localToken = keyToToken(key);
+    // RFC 8684 §3.3.1: the data sequence starts at IDSN + 1 (the SYN takes IDSN)
+    this.sndUna = dsnAdd(keyToIdsn(key), 1);
+    this.sndNxt = this.sndUna;
+    this.sendBuf = new SendBuffer(this.config.sendBufferSize);
+    this.reasm = new Reassembler({ limit: this.config.recvBufferSize, dsack: false });
+  }
+
+  private setRemoteKey(key: bigint): void {
+    this.remoteKey = key;
+    this.remoteToken = keyToToken(key);
+    this.rcvNxt = dsnAdd(keyToIdsn(key), 1);
+  }
+
+  // ------------------------------------------------------------ subflows
+
+  /** Attaches a TCP connection as a subflow and installs the MPTCP hooks on it. */
+  attach(tcp: TcpConnection, initial: boolean, localId: number, remoteKeyFromSyn?: bigint): Subflow {
+    const sf = new Subflow(this, tcp, this.nextSubflowId++, initial, localId);
+    this.subflows.push(sf);
+    this.counters.increment('SubflowsOpened');
+    if (!initial) sf.localNonce = this.host.random32();
+    if (remoteKeyFromSyn !== undefined) this.setRemoteKey(remoteKeyFromSyn);
+    tcp.optionWriter = (seg, space) => this.writeOptions(sf, seg, space);
+    tcp.optionReader = (seg) => this.readOptions(sf, seg);
+    tcp.segmentLimit = (offset) => {
+      if (this.fallback) return Infinity;
+      const m = sf.tx.find(offset);
+      return m ? m.ssn + m.len - offset : Infinity;
+    };
+    tcp.windowLimit = () => this.connectionWindow();
+    // RFC 8684 §3.3: a DSS with an 8-octet DATA_ACK and an 8-octet mapping is 26 octets (28 with
+    // padding); segments must stay within the path MTU with it
+    tcp.optionReserve = DSS_RESERVE;
+    return sf;
+  }
+
+  /** RFC 8684 §3.3.5: the receive window is shared: it is what the connection-level buffer has free. */
+  private connectionWindow(): number {
+    return Math.max(0, this.config.recvBufferSize - this.recvQueued - this.reasm.bytesQueued);
+  }
+
+  // ------------------------------------------------------------ options out
+
+  private writeOptions(sf: Subflow, seg: OutSegment, space: number): void {
+    const syn = (seg.flags & TCP_FLAG_SYN) !== 0;
+    const ack = (seg.flags & TCP_FLAG_ACK) !== 0;
+    if (seg.flags & TCP_FLAG_RST) return;
+    const put = (opt: MptcpOption) => {
+      const raw = emitMptcpOptionBuffer(opt);
+      if (raw.length > space) return false;
+      (seg.options.mptcp ??= []).push(raw);
+      space -= raw.length + ((4 - (raw.length % 4)) % 4);
+      return true;
+    };
+    if (sf.initial) {
+      if (syn && !ack) {
+        // RFC 8684 §3.1: "The SYN ... MP_CAPABLE ... with no key" (v1)
+        this.counters.increment('MPCapableSYNTX');
+        put({ type: 'mp_capable', version: MPTCP_VERSION, flags: this.capableFlags() });
+        return;
+      }
+      if (syn && ack) {
+        // the listener's SYN/ACK carries its own key
+        put({ type: 'mp_capable', version: MPTCP_VERSION, flags: this.capableFlags(), senderKey: this.localKey });
+        return;
+      }
+      if (this.fallback) return;
+      // RFC 8684 §3.1: the third ACK carries both keys; and the initiator's first data packet
+      // carries MP_CAPABLE with the data-level length, until the listener has shown (with a
+      // DSS) that it got the keys
+      if (sf.tcp.initialSendSeq !== undefined && !this.fullyEstablished && this.isInitiator && this.remoteKey !== null) {
+        const firstData = seg.payload.length > 0 && seg.seq === ((sf.tcp.initialSendSeq + 1) >>> 0);
+        if (!sf.mpcAckSent || firstData) {
+          sf.mpcAckSent = true;
+          this.counters.increment('MPCapableACKTX');
+          const m = firstData ? sf.tx.find(0) : undefined;
+          const opt: MptcpOption = { type: 'mp_capable', version: MPTCP_VERSION, flags: this.capableFlags(), senderKey: this.localKey, receiverKey: this.remoteKey };
+          if (m) opt.dataLen = m.len;
+          put(opt);
+          if (firstData) return;
+        }
+      }
+    } else {
+      if (syn && !ack) {
+        this.counters.increment('MPJoinSynTx');
+        put({ type: 'mp_join_syn', backup: sf.backup, addressId: sf.localId, receiverToken: this.remoteToken, senderNonce: sf.localNonce });
+        return;
+      }
+      if (syn && ack) {
+        // listener side of a join: truncated HMAC-B
+        const mac = joinSynAckHmac(this.localKey, this.remoteKey!, sf.localNonce, sf.remoteNonce);
+        put({ type: 'mp_join_synack', backup: sf.backup, addressId: sf.localId, truncatedHmac: mac, senderNonce: sf.localNonce });
+        return;
+      }
+      if (!sf.joinAckSent && this.isInitiatorOf(sf)) {
+        // RFC 8684 §3.2: the third ACK carries the full HMAC-A (160 bits)
+        sf.joinAckSent = true;
+        this.counters.increment('MPJoinAckTx');
+        put({ type: 'mp_join_ack', hmac: joinAckHmac(this.localKey, this.remoteKey!, sf.localNonce, sf.remoteNonce) });
+        return;
+      }
+    }
+    if (this.fallback || this.remoteKey === null) return;
+    // DSS: DATA_ACK always; a mapping when the segment carries data; DATA_FIN when due
+    let mapping: { dsn: bigint; ssn: number; len: number } | null = null;
+    if (seg.payload.length > 0) {
+      const offset = this.streamOffset(sf, seg.seq);
+      const m = sf.tx.find(offset);
+      if (m) mapping = { dsn: m.dsn, ssn: m.ssn + 1, len: m.len };
+    }
+    let dataFin = false;
+    if (this.dataFinSeq !== null && !this.dataFinAcked && dsnDiff(this.sndNxt, this.dataFinSeq) === 0 && this.allMappedDataOut()) {
+      dataFin = true;
+      if (!mapping) mapping = { dsn: this.dataFinSeq, ssn: 0, len: 1 };
+      else if (dsnAdd(mapping.dsn, mapping.len) === this.dataFinSeq) mapping = { ...mapping, len: mapping.len + 1 };
+      else dataFin = false;
+      if (dataFin) this.counters.increment('DataFinTx');
+    }
+    const dss: Dss = { type: 'dss', dataAck: this.rcvNxt, dataAck8: true, dataFin };
+    if (mapping) dss.mapping = { dsn: mapping.dsn, dsn8: true, subflowSeq: mapping.ssn, dataLen: mapping.len };
+    put(dss);
+  }
+
+  private capableFlags() {
+    // RFC 8684 §3.1: "H: ... HMAC-SHA256 ... MUST be set"; A: checksums (off, as Linux's default)
+    return { checksumRequired: this.checksum, extensibility: false, noMoreSubflowAddr: false, hmacSha256: true };
+  }
+
+  readonly optionCounters = new MptcpOptionCounters();
+
+  private isInitiator = false;
+  private isInitiatorOf(sf: Subflow): boolean {
+    return this.isInitiator && !sf.initial ? true : this.isInitiator;
+  }
+
+  /** Marks this side as the initiator (the one that sent the first SYN). */
+  markInitiator(): void {
+    this.isInitiator = true;
+  }
+
+  private streamOffset(sf: Subflow, seq: number): number {
+    return (seq - sf.tcp.initialSendSeq - 1) >>> 0;
+  }
+
+  private allMappedDataOut(): boolean {
+    return this.sendBuf.length === dsnDiff(this.sndNxt, this.sndUna) && this.reinject.length === 0;
+  }
+
+  // ------------------------------------------------------------ options in
+
+  private readOptions(sf: Subflow, seg: TcpRepr): void {
+    const syn = (seg.flags & TCP_FLAG_SYN) !== 0;
+    const ack = (seg.flags & TCP_FLAG_ACK) !== 0;
+    const raws = seg.options.mptcp;
+    let sawCapable = false;
+    if (raws) {
+      for (const raw of raws) {
+        const opt = parseMptcpOption(raw, { syn, ack, rst: (seg.flags & TCP_FLAG_RST) !== 0 }, this.optionCounters);
+        if (!opt) continue;
+        if (opt.type === 'mp_capable') sawCapable = true;
+        this.handleOption(sf, opt, seg);
+      }
+    }
+    // RFC 8684 §3.2: "the initiator ... MUST wait for the ACK of its third ACK (the fourth
+    // packet of the handshake) before it can use the subflow"
+    if (!sf.initial && this.isInitiator && sf.joinAckSent && !sf.usable && !syn && ack && !sf.closed) {
+      sf.usable = true;
+      this.counters.increment('MPJoinAckAcked');
+    }
+    if (sf.initial && syn && ack && this.isInitiator && !sawCapable && !this.established) {
+      // RFC 8684 §3.7: "If the SYN/ACK ... does not contain an MP_CAPABLE option, the initiator
+      // MUST fall back to regular TCP"
+      this.counters.increment('MPCapableFallbackSYNACK');
+      this.fallback = true;
+    }
+  }
+
+  private handleOption(sf: Subflow, opt: MptcpOption, seg: TcpRepr): void {
+    switch (opt.type) {
+      case 'mp_capable':
+        if (sf.initial && opt.senderKey !== undefined) {
+          if (this.isInitiator && this.remoteKey === null) {
+            this.counters.increment('MPCapableSYNACKRX');
+            this.setRemoteKey(opt.senderKey);
+          } else if (!this.isInitiator && opt.receiverKey !== undefined) {
+            // third ACK at the listener: the initiator's key
+            if (this.remoteKey === null) this.setRemoteKey(opt.senderKey);
+            this.fullyEstablished = true;
+            if (opt.dataLen !== undefined && seg.payload.length > 0) {
+              sf.rx.add({ ssn: this.recvOffset(sf, seg.seq), dsn: this.rcvNxtBase(), len: opt.dataLen });
+            }
+          }
+        }
+        return;
+      case 'mp_join_synack': {
+        // RFC 8684 §3.2: check HMAC-B (truncated) before the third ACK
+        sf.remoteNonce = opt.senderNonce;
+        const expect = joinSynAckHmac(this.remoteKey!, this.localKey, opt.senderNonce, sf.localNonce);
+        if (expect !== opt.truncatedHmac) {
+          this.counters.increment('MPJoinSynAckHMacFailure');
+          sf.tcp.abort(0);
+          return;
+        }
+        this.counters.increment('MPJoinSynAckRx');
+        sf.backup = opt.backup;
+        return;
+      }
+      case 'mp_join_ack': {
+        const expect = joinAckHmac(this.remoteKey!, this.localKey, sf.remoteNonce, sf.localNonce);
+        if (!expect.equals(opt.hmac)) {
+          this.counters.increment('MPJoinAckHMacFailure');
+          sf.tcp.abort(0);
+          return;
+        }
+        this.counters.increment('MPJoinAckRx');
+        sf.usable = true;
+        return;
+      }
+      case 'mp_join_syn':
+        sf.remoteNonce = opt.senderNonce;
+        sf.backup = opt.backup;
+        return;
+      case 'dss':
+        this.handleDss(sf, opt, seg);
+        return;
+      case 'add_addr':
+        if (opt.echo) return;
+        this.counters.increment('AddAddr');
+        this.remoteAddresses.set(opt.addressId, { addr: opt.address, port: opt.port ?? 0 });
+        this.addrAnnounced = true;
+        return;
+      case 'remove_addr':
+        this.counters.increment('RmAddr');
+        for (const id of opt.addressIds) this.remoteAddresses.delete(id);
+        return;
+      case 'mp_prio':
+        this.counters.increment('MPPrioRx');
+        sf.backup = opt.backup;
+        return;
+      case 'mp_fastclose':
+        this.counters.increment('MPFastcloseRx');
+        this.resetAll('fastclose');
+        return;
+      case 'mp_tcprst':
+        this.counters.increment('MPRstRx');
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** Set when the peer announced an address: the path manager looks. */
+  addrAnnounced = false;
+
+  private rcvNxtBase(): bigint {
+    return this.rcvNxt;
+  }
+
+  private recvOffset(sf: Subflow, seq: number): number {
+    return (seq - sf.tcp.initialRecvSeq - 1) >>> 0;
+  }
+
+  private handleDss(sf: Subflow, opt: Dss, seg: TcpRepr): void {
+    if (opt.dataAck !== undefined) {
+      const ack = opt.dataAck8 ? opt.dataAck : expandDsn(Number(opt.dataAck & 0xffffffffn), this.sndUna);
+      // RFC 8684 §3.3.4: "the receive window is relative to the DATA_ACK": the right edge of the
+      // connection-level window, never moved left
+      const edge = dsnAdd(ack, (seg.window << sf.tcp.sendWindowScale) >>> 0);
+      if (this.sndWndEnd === null || dsnDiff(edge, this.sndWndEnd) > 0) this.sndWndEnd = edge;
+      if (!this.fullyEstablished && this.isInitiator) this.fullyEstablished = true;
+      if (sf.initial && !sf.usable) sf.usable = true;
+      this.onDataAck(ack);
+    }
+    if (opt.mapping) {
+      const m = opt.mapping;
+      const dsn = m.dsn8 ? m.dsn : expandDsn(Number(m.dsn & 0xffffffffn), this.rcvNxt);
+      let len = m.dataLen;
+      if (opt.dataFin) {
+        // RFC 8684 §3.3.3: the DATA_FIN takes the last DSN of the mapping
+        this.peerDataFin = dsnAdd(dsn, len - 1);
+        this.counters.increment('DataFinRx');
+        len -= 1;
+      }
+      if (m.subflowSeq === 0 && m.dataLen === 1 && opt.dataFin) return;
+      if (m.dataLen === 0) {
+        this.counters.increment('InfiniteMapRx');
+        return;
+      }
+      if (len > 0) sf.rx.add({ ssn: m.subflowSeq - 1, dsn, len });
+    } else if (opt.dataFin) {
+      this.counters.increment('DataFinRx');
+    }
+  }
+
+  private onDataAck(ack: bigint): void {
+    const acked = dsnDiff(ack, this.sndUna);
+    if (acked <= 0) return;
+    const inBuf = Math.min(acked, this.sendBuf.length);
+    this.sendBuf.ack(inBuf);
+    this.sndUna = dsnAdd(this.sndUna, inBuf);
+    if (dsnDiff(this.sndNxt, this.sndUna) < 0) this.sndNxt = this.sndUna;
+    while (this.reinject.length > 0 && dsnDiff(dsnAdd(this.reinject[0]!.dsn, this.reinject[0]!.len), this.sndUna) <= 0) this.reinject.shift();
+    if (this.dataFinSeq !== null && dsnDiff(ack, this.dataFinSeq) > 0) {
+      this.dataFinAcked = true;
+      this.maybeCloseSubflows();
+    }
+    if (this.writableWanted && this.sendBuf.free > 0) {
+      this.writableWanted = false;
+      this.events.push({ type: 'writable' });
+    }
+  }
+
+  // ------------------------------------------------------------ user API
+
+  write(data: Buffer): number {
+    if (this.userShutdown) return 0;
+    if (this.fallback) {
+      const tcp = this.subflows[0]?.tcp;
+      if (!tcp) return 0;
+      const n = tcp.write(data);
+      if (n < data.length) this.writableWanted = true;
+      this.host.touch(tcp);
+      return n;
+    }
+    const n = this.sendBuf.write(data);
+    if (n < data.length) this.writableWanted = true;
+    return n;
+  }
+
+  read(max = Infinity): Buffer | null {
+    if (this.fallback) {
+      const tcp = this.subflows[0]?.tcp;
+      const b = tcp?.read(max) ?? null;
+      if (b && tcp) this.host.touch(tcp);
+      return b;
+    }
+    const head = this.recvQueue[0];
+    if (!head) return null;
+    let out: Buffer;
+    if (head.length <= max) {
+      out = head;
+      this.recvQueue.shift();
+    } else {
+      out = head.subarray(0, max);
+      this.recvQueue[0] = head.subarray(max);
+    }
+    this.recvQueued -= out.length;
+    for (const sf of this.subflows) if (!sf.closed) this.host.touch(sf.tcp);
+    return out;
+  }
+
+  get readEnded(): boolean {
+    if (this.fallback) return this.subflows[0]?.tcp.readEnded ?? true;
+    return this.peerFinDone && this.recvQueued === 0;
+  }
+
+  shutdown(): void {
+    this.userShutdown = true;
+    if (this.fallback) {
+      this.subflows[0]?.tcp.shutdown();
+      return;
+    }
+  }
+
+  pollEvent(): MptcpEvent | null {
+    return this.events.shift() ?? null;
+  }
+
+  // ------------------------------------------------------------ the tick
+
+  /** After input or timers: move data between subflows and the connection. */
+  tick(now: Instant): void {
+    this.receive();
+    if (!this.fallback) {
+      this.detectFailures(now);
+      this.schedule();
+      if (this.userShutdown && this.dataFinSeq === null && this.allMappedDataOut() && this.sendBuf.length === 0) {
+        // RFC 8684 §3.3.3: the DATA_FIN takes one DSN after the last byte
+        this.dataFinSeq = this.sndNxt;
+        for (const sf of this.usableSubflows()) this.host.touch(sf.tcp);
+      }
+      if (this.dataFinSeq !== null && !this.dataFinAcked) {
+        // make sure some subflow carries the DATA_FIN: poke the first usable one for an ACK
+        const sf = this.usableSubflows()[0];
+        if (sf && !this.dataFinPoked) {
+          this.dataFinPoked = true;
+          sf.tcp.requestAck();
+          this.host.touch(sf.tcp);
+        }
+      }
+    }
+  }
+
+  private dataFinPoked = false;
+
+  onSubflowEvent(sf: Subflow, type: string): void {
+    if (type === 'connected') {
+      if (sf.initial) {
+        this.established = true;
+        if (this.fallback) {
+          sf.usable = true;
+          this.events.push({ type: 'connected', fallback: true });
+          return;
+        }
+        sf.usable = this.isInitiator ? true : sf.usable;
+        this.events.push({ type: 'connected', fallback: false });
+        this.events.push({ type: 'writable' });
+      } else if (!this.isInitiator) {
+        // listener side: usable once the join ACK's HMAC checked (readOptions)
+      }
+      // initiator of a join: usable only once the listener acknowledged the third ACK
+      // (RFC 8684 §3.2), see readOptions
+      this.events.push({ type: 'subflow', subflow: sf, change: 'established' });
+    } else if (type === 'readable') {
+      if (this.fallback) this.events.push({ type: 'readable' });
+    } else if (type === 'writable') {
+      if (this.fallback) this.events.push({ type: 'writable' });
+    } else if (type === 'peerClosed') {
+      if (this.fallback) this.events.push({ type: 'peerClosed' });
+    } else if (type === 'reset' || type === 'closed') {
+      if (!sf.closed) {
+        sf.closed = true;
+        sf.usable = false;
+        this.counters.increment('SubflowsClosed');
+        this.events.push({ type: 'subflow', subflow: sf, change: 'closed' });
+        this.reinjectFrom(sf);
+      }
+      if (this.subflows.every((s) => s.closed) && !this.closedEmitted) {
+        this.closedEmitted = true;
+        if (type === 'reset' && !(this.dataFinAcked && this.peerFinDone) && !this.fallback) this.events.push({ type: 'reset', reason: 'all subflows reset' });
+        this.events.push({ type: 'closed' });
+      }
+    }
+  }
+
+  private usableSubflows(): Subflow[] {
+    return this.subflows.filter((s) => s.usable && !s.closed && (s.tcp.state === TcpState.Established || s.tcp.state === TcpState.CloseWait));
+  }
+
+  /** Bytes from the subflows into the connection-level reassembly, in DSN order. */
+  private receive(): void {
+    if (this.fallback) return;
+    let delivered = false;
+    for (const sf of this.subflows) {
+      for (let chunk = sf.tcp.read(); chunk; chunk = sf.tcp.read()) {
+        let off = sf.readOffset;
+        let data = chunk;
+        sf.readOffset += chunk.length;
+        while (data.length > 0) {
+          const m = sf.rx.find(off);
+          if (!m) {
+            this.counters.increment('UnmappedData');
+            break;
+          }
+          const take = Math.min(data.length, m.ssn + m.len - off);
+          const dsn = dsnAdd(m.dsn, off - m.ssn);
+          this.insert(dsn, data.subarray(0, take));
+          data = data.subarray(take);
+          off += take;
+          delivered = true;
+        }
+        sf.rx.prune(sf.readOffset);
+      }
+      this.host.touch(sf.tcp);
+    }
+    if (delivered || this.peerDataFin !== null) this.popInOrder();
+  }
+
+  private insert(dsn: bigint, data: Buffer): void {
+    const d = dsnDiff(dsn, this.rcvNxt);
+    if (d + data.length <= 0) {
+      this.counters.increment('DuplicateData');
+      return;
+    }
+    if (d < 0) {
+      data = data.subarray(-d);
+      dsn = this.rcvNxt;
+    }
+    if (d > 0) this.counters.increment('OFOQueue');
+    this.reasm.insert(Number(dsn & 0xffffffffn), data, Number(this.rcvNxt & 0xffffffffn));
+  }
+
+  private popInOrder(): void {
+    const wasEmpty = this.recvQueued === 0;
+    for (;;) {
+      const chunk = this.reasm.pop(Number(this.rcvNxt & 0xffffffffn));
+      if (!chunk) break;
+      this.recvQueue.push(chunk);
+      this.recvQueued += chunk.length;
+      this.rcvNxt = dsnAdd(this.rcvNxt, chunk.length);
+    }
+    if (wasEmpty && this.recvQueued > 0) this.events.push({ type: 'readable' });
+    if (this.peerDataFin !== null && !this.peerFinDone && this.peerDataFin === this.rcvNxt) {
+      this.peerFinDone = true;
+      this.rcvNxt = dsnAdd(this.rcvNxt, 1);
+      this.events.push({ type: 'peerClosed' });
+      for (const sf of this.usableSubflows()) {
+        sf.tcp.requestAck();
+        this.host.touch(sf.tcp);
+      }
+      this.maybeCloseSubflows();
+    }
+  }
+
+  private maybeCloseSubflows(): void {
+    // RFC 8684 §3.3.3: once both DATA_FINs are acknowledged, the subflows close
+    if (this.dataFinAcked && this.peerFinDone) {
+      for (const sf of this.subflows) {
+        if (!sf.closed) {
+          sf.tcp.shutdown();
+          this.host.touch(sf.tcp);
+        }
+      }
+    }
+  }
+
+  /**
+   * The default scheduler: lowest RTT first among the subflows with room in their congestion
+   * window (backup subflows only when no other is usable); reinjections first.
+   */
+  private schedule(): void {
+    for (let guard = 0; guard < 1024; guard++) {
+      const avail = this.sendBuf.length - dsnDiff(this.sndNxt, this.sndUna);
+      if (avail <= 0 && this.reinject.length === 0) return;
+      const sf = this.pick();
+      if (!sf) return;
+      let dsn: bigint;
+      let len: number;
+      const r = this.reinject[0];
+      let isReinject = false;
+      if (r) {
+        dsn = r.dsn;
+        len = Math.min(r.len, this.config.mappingSize);
+        isReinject = true;
+      } else {
+        dsn = this.sndNxt;
+        len = Math.min(avail, this.config.mappingSize);
+        // the connection-level window (RFC 8684 §3.3.4); before the first DATA_ACK, the subflow's own window rules
+        if (this.sndWndEnd !== null) {
+          const room = dsnDiff(this.sndWndEnd, this.sndNxt);
+          if (room <= 0) return;
+          len = Math.min(len, room);
+        }
+      }
+      const off = dsnDiff(dsn, this.sndUna);
+      if (off < 0) {
+        this.reinject.shift();
+        continue;
+      }
+      len = Math.min(len, this.sendBuf.length - off);
+      if (len <= 0) {
+        if (isReinject) this.reinject.shift();
+        continue;
+      }
+      const chunk = this.sendBuf.peek(off, len);
+      const n = sf.tcp.write(chunk);
+      if (n === 0) return;
+      sf.tx.add({ ssn: sf.writeOffset, dsn, len: n });
+      sf.writeOffset += n;
+      if (isReinject) {
+        this.counters.increment('Reinjections');
+        this.counters.increment('ReinjectedBytes', n);
+        if (n >= r!.len) this.reinject.shift();
+        else {
+          r!.dsn = dsnAdd(r!.dsn, n);
+          r!.len -= n;
+        }
+      } else {
+        this.sndNxt = dsnAdd(this.sndNxt, n);
+      }
+      this.host.touch(sf.tcp);
+    }
+  }
+
+  private pick(): Subflow | null {
+    const usable = this.usableSubflows();
+    const active = usable.filter((s) => !s.backup);
+    const pool = active.length > 0 ? active : usable;
+    let best: Subflow | null = null;
+    for (const sf of pool) {
+      const room = sf.tcp.cc.cwnd + this.config.subflowBacklog - sf.tcp.unacknowledged;
+      if (room <= 0) continue;
+      if (!best || sf.rtt < best.rtt) best = sf;
+    }
+    return best;
+  }
+
+  /** The seed's headline: a subflow that hits an RTO has its unacknowledged data sent again elsewhere. */
+  private detectFailures(_now: Instant): void {
+    for (const sf of this.subflows) {
+      if (sf.closed) continue;
+      const rtos = sf.tcp.counters.get('rtoTimeouts');
+      if (rtos > sf.lastRtos) {
+        sf.lastRtos = rtos;
+        if (this.usableSubflows().some((o) => o !== sf)) this.reinjectFrom(sf);
+      }
+    }
+  }
+
+  private reinjectFrom(sf: Subflow): void {
+    for (const m of sf.tx.all()) {
+      const end = dsnAdd(m.dsn, m.len);
+      if (dsnDiff(end, this.sndUna) <= 0) continue;
+      const start = dsnDiff(m.dsn, this.sndUna) < 0 ? this.sndUna : m.dsn;
+      this.reinject.push({ dsn: start, len: dsnDiff(end, start) });
+    }
+    this.reinject.sort((a, b) => dsnDiff(a.dsn, b.dsn));
+  }
+
+  private resetAll(reason: string): void {
+    for (const sf of this.subflows) if (!sf.closed) sf.tcp.abort(0);
+    if (!this.closedEmitted) {
+      this.closedEmitted = true;
+      this.events.push({ type: 'reset', reason });
+      this.events.push({ type: 'closed' });
+    }
+  }
+
+  info() {
+    return {
+      token: this.localToken, remoteToken: this.remoteToken, fallback: this.fallback, fullyEstablished: this.fullyEstablished,
+      sndUna: this.sndUna.toString(), sndNxt: this.sndNxt.toString(), rcvNxt: this.rcvNxt.toString(),
+      sendQueued: this.sendBuf.length, recvQueued: this.recvQueued, outOfOrder: this.reasm.bytesQueued,
+      subflows: this.subflows.map((s) => ({
+        id: s.id, local: s.tcp.local.addr.join('.'), remote: s.tcp.remote.addr.join('.'), usable: s.usable, closed: s.closed, backup: s.backup,
+        bytesOut: s.tcp.counters.get('bytesOut'), bytesIn: s.tcp.counters.get('bytesIn'), ...s.tcp.info(),
+      })),
+    };
+  }
+}

@@ -1,0 +1,137 @@
+// The MPTCP stack: MPTCP connections over a TCP stack whose connections are their subflows,
+// and the path manager (fullmesh over the local paths: one subflow per local path to the
+// peer's address, like the kernel's `subflow` endpoints). Sans-IO; the engine drives it.
+import type { Instant } from '../ip/sansio.js';
+import { CounterSet } from '../ip/counters.js';
+import { TcpStack, type TcpStackOptions, type EngineOutputLike } from '../tcp/stack.js';
+import type { Endpoint, TcpConnection } from '../tcp/connection.js';
+import { MptcpConnection, type MptcpConfig, type MptcpEvent, type Subflow } from './connection.js';
+
+export const MPTCP_STACK_COUNTER_NAMES = ['connectionsOpened', 'joinsOpened', 'portCollisions'] as const;
+
+export interface MptcpStackOptions extends TcpStackOptions {
+  mptcp?: Partial<MptcpConfig>;
+  /** Randomness for keys and nonces (the engine passes crypto.randomBytes; tests a seeded one). */
+  random: (n: number) => Buffer;
+}
+
+export interface MptcpStackEvent {
+  conn: MptcpConnection;
+  event: MptcpEvent;
+}
+
+interface PathState {
+  localAddrs: Buffer[];
+  remote: Endpoint;
+  opened: Set<number>;
+}
+
+export class MptcpStack {
+  readonly tcp: TcpStack;
+  readonly counters = new CounterSet(MPTCP_STACK_COUNTER_NAMES);
+  private readonly bySubflow = new Map<TcpConnection, Subflow>();
+  readonly connections = new Set<MptcpConnection>();
+  private readonly paths = new Map<MptcpConnection, PathState>();
+  private readonly events: MptcpStackEvent[] = [];
+  private readonly options: MptcpStackOptions;
+  private readonly host: { random32(): number; touch(tcp: TcpConnection): void };
+
+  constructor(options: MptcpStackOptions) {
+    this.options = options;
+    this.tcp = new TcpStack(options);
+    this.host = {
+      random32: () => options.random(4).readUInt32BE(0),
+      touch: (tcp) => this.tcp.touch(tcp),
+    };
+  }
+
+  private randomKey(): bigint {
+    return this.options.random(8).readBigUInt64BE(0);
+  }
+
+  private ephemeralPort(): number {
+    return 32768 + (this.options.random(2).readUInt16BE(0) % 28000);
+  }
+
+  private openSubflow(now: Instant, local: Buffer, remote: Endpoint): TcpConnection {
+    for (let i = 0; ; i++) {
+      try {
+        return this.tcp.connect(now, { addr: local, port: this.ephemeralPort() }, remote);
+      } catch (e) {
+        this.counters.increment('portCollisions');
+        if (i > 16) throw e;
+      }
+    }
+  }
+
+  /**
+   * Opens an MPTCP connection from the first local path; once it is established, the path
+   * manager adds one subflow from each other local path (MP_JOIN).
+   */
+  connect(now: Instant, localAddrs: Buffer[], remote: Endpoint): MptcpConnection {
+    const conn = new MptcpConnection(this.host, this.randomKey(), this.options.mptcp ?? {});
+    conn.markInitiator();
+    const tcp = this.openSubflow(now, localAddrs[0]!, remote);
+    const sf = conn.attach(tcp, true, 0);
+    this.bySubflow.set(tcp, sf);
+    this.connections.add(conn);
+    this.paths.set(conn, { localAddrs, remote, opened: new Set([0]) });
+    this.counters.increment('connectionsOpened');
+    return conn;
+  }
+
+  handleInput(now: Instant, iface: number, packet: Buffer, checksumValid = false): void {
+    this.tcp.handleInput(now, iface, packet, checksumValid);
+  }
+
+  handleTimeout(now: Instant): void {
+    this.tcp.handleTimeout(now);
+  }
+
+  /** Runs the connections: subflow events, data movement, the path manager. Call after input and timers. */
+  process(now: Instant): void {
+    for (let e = this.tcp.pollEvent(); e; e = this.tcp.pollEvent()) {
+      const sf = this.bySubflow.get(e.conn);
+      if (!sf) continue;
+      sf.conn.onSubflowEvent(sf, e.event.type);
+      if (e.event.type === 'closed') this.bySubflow.delete(e.conn);
+    }
+    for (const conn of this.connections) {
+      conn.tick(now);
+      this.pathManager(now, conn);
+      for (let ev = conn.pollEvent(); ev; ev = conn.pollEvent()) {
+        this.events.push({ conn, event: ev });
+        if (ev.type === 'closed') {
+          this.connections.delete(conn);
+          this.paths.delete(conn);
+        }
+      }
+    }
+  }
+
+  /** Fullmesh over the local paths: one subflow per local path, once the peer has our key. */
+  private pathManager(now: Instant, conn: MptcpConnection): void {
+    const p = this.paths.get(conn);
+    if (!p || conn.fallback || !conn.fullyEstablished || conn.remoteKey === null) return;
+    for (let i = 1; i < p.localAddrs.length; i++) {
+      if (p.opened.has(i)) continue;
+      p.opened.add(i);
+      const tcp = this.openSubflow(now, p.localAddrs[i]!, p.remote);
+      const sf = conn.attach(tcp, false, i);
+      this.bySubflow.set(tcp, sf);
+      this.counters.increment('joinsOpened');
+    }
+  }
+
+  pollOutput(now: Instant): EngineOutputLike | null {
+    return this.tcp.pollOutput(now);
+  }
+
+  pollTimeout(): Instant | null {
+    return this.tcp.pollTimeout();
+  }
+
+  pollEvent(): MptcpStackEvent | null {
+    return this.events.shift() ?? null;
+  }
+}
