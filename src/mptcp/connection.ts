@@ -454,7 +454,7 @@ export class MptcpConnection {
 
   write(data: Buffer): number {
     if (this.userShutdown) return 0;
-    if (this.fallback) {
+    if (this.fallback && this.sendBuf.length === 0) {
       const tcp = this.subflows[0]?.tcp;
       if (!tcp) return 0;
       const n = tcp.write(data);
@@ -496,10 +496,24 @@ export class MptcpConnection {
 
   shutdown(): void {
     this.userShutdown = true;
-    if (this.fallback) {
-      this.subflows[0]?.tcp.shutdown();
-      return;
+    if (this.fallback && this.sendBuf.length === 0) this.subflows[0]?.tcp.shutdown();
+  }
+
+  /**
+   * After a fallback (RFC 8684 §3.7) the bytes written before the handshake said so are still
+   * in the connection-level buffer: they go to the one subflow, in order, before anything else.
+   */
+  private drainAfterFallback(): void {
+    const tcp = this.subflows[0]?.tcp;
+    if (!tcp) return;
+    while (this.sendBuf.length > 0) {
+      const chunk = this.sendBuf.peek(0, Math.min(this.sendBuf.length, 64 * 1024));
+      const n = tcp.write(chunk);
+      if (n === 0) break;
+      this.sendBuf.ack(n);
+      this.host.touch(tcp);
     }
+    if (this.sendBuf.length === 0 && this.userShutdown) tcp.shutdown();
   }
 
   pollEvent(): MptcpEvent | null {
@@ -511,6 +525,7 @@ export class MptcpConnection {
   /** After input or timers: move data between subflows and the connection. */
   tick(now: Instant): void {
     this.receive();
+    if (this.fallback && this.sendBuf.length > 0) this.drainAfterFallback();
     if (!this.fallback) {
       this.detectFailures(now);
       this.schedule();
