@@ -232,7 +232,7 @@ export class MptcpConnection {
         put({ type: 'mp_join_synack', backup: sf.backup, addressId: sf.localId, truncatedHmac: mac, senderNonce: sf.localNonce });
         return;
       }
-      if (!sf.joinAckSent && this.isInitiatorOf(sf)) {
+      if (!sf.joinAckSent && this.isInitiator) {
         // RFC 8684 §3.2: the third ACK carries the full HMAC-A (160 bits)
         sf.joinAckSent = true;
         this.counters.increment('MPJoinAckTx');
@@ -269,9 +269,6 @@ export class MptcpConnection {
   readonly optionCounters = new MptcpOptionCounters();
 
   private isInitiator = false;
-  private isInitiatorOf(sf: Subflow): boolean {
-    return this.isInitiator && !sf.initial ? true : this.isInitiator;
-  }
 
   /** Marks this side as the initiator (the one that sent the first SYN). */
   markInitiator(): void {
@@ -354,9 +351,13 @@ export class MptcpConnection {
         }
         this.counters.increment('MPJoinAckRx');
         sf.usable = true;
+        // RFC 8684 §3.2: the initiator waits for the ACK of its third ACK: send it at once
+        sf.tcp.requestAck();
+        this.host.touch(sf.tcp);
         return;
       }
       case 'mp_join_syn':
+        this.counters.increment('MPJoinSynRx');
         sf.remoteNonce = opt.senderNonce;
         sf.backup = opt.backup;
         return;
@@ -557,7 +558,9 @@ export class MptcpConnection {
           this.events.push({ type: 'connected', fallback: true });
           return;
         }
-        sf.usable = this.isInitiator ? true : sf.usable;
+        // the listener's first subflow is usable once established: the third ACK (or the first
+        // data with MP_CAPABLE) brought the initiator's key
+        sf.usable = true;
         this.events.push({ type: 'connected', fallback: false });
         this.events.push({ type: 'writable' });
       } else if (!this.isInitiator) {

@@ -3,11 +3,14 @@
 // peer's address, like the kernel's `subflow` endpoints). Sans-IO; the engine drives it.
 import type { Instant } from '../ip/sansio.js';
 import { CounterSet } from '../ip/counters.js';
-import { TcpStack, type TcpStackOptions, type EngineOutputLike } from '../tcp/stack.js';
+import { TcpStack, type TcpStackOptions, type EngineOutputLike, type ListenRequest } from '../tcp/stack.js';
+import { parseMptcpOption, type MpJoinSyn } from './options.js';
 import type { Endpoint, TcpConnection } from '../tcp/connection.js';
 import { MptcpConnection, type MptcpConfig, type MptcpEvent, type Subflow } from './connection.js';
 
-export const MPTCP_STACK_COUNTER_NAMES = ['connectionsOpened', 'joinsOpened', 'portCollisions'] as const;
+export const MPTCP_STACK_COUNTER_NAMES = [
+  'connectionsOpened', 'joinsOpened', 'portCollisions', 'connectionsAccepted', 'plainTcpAccepted', 'joinsAccepted', 'MPJoinNoTokenFound',
+] as const;
 
 export interface MptcpStackOptions extends TcpStackOptions {
   mptcp?: Partial<MptcpConfig>;
@@ -32,6 +35,8 @@ export class MptcpStack {
   private readonly bySubflow = new Map<TcpConnection, Subflow>();
   readonly connections = new Set<MptcpConnection>();
   private readonly paths = new Map<MptcpConnection, PathState>();
+  /** Connections by our token, for MP_JOIN (RFC 8684 §3.2). */
+  private readonly byToken = new Map<number, MptcpConnection>();
   private readonly events: MptcpStackEvent[] = [];
   private readonly options: MptcpStackOptions;
   private readonly host: { random32(): number; touch(tcp: TcpConnection): void };
@@ -80,6 +85,54 @@ export class MptcpStack {
     return conn;
   }
 
+  /**
+   * Accepts connections to any destination: a SYN with MP_CAPABLE opens an MPTCP connection; a
+   * SYN with MP_JOIN joins the connection whose token it names (refused and counted when none
+   * has it: RFC 8684 §3.2 "If the token is unknown ... the receiver MUST respond with a TCP RST");
+   * a SYN without either is plain TCP, served as an MPTCP connection in fallback.
+   */
+  listen(accept: (req: ListenRequest) => boolean): void {
+    this.tcp.listen((req) => {
+      if (!accept(req)) return false;
+      let capable = false;
+      let join: MpJoinSyn | null = null;
+      for (const raw of req.syn.options.mptcp ?? []) {
+        const opt = parseMptcpOption(raw, { syn: true, ack: false });
+        if (opt?.type === 'mp_capable') capable = true;
+        else if (opt?.type === 'mp_join_syn') join = opt;
+      }
+      if (join) {
+        const conn = this.byToken.get(join.receiverToken);
+        if (!conn || conn.fallback) {
+          this.counters.increment('MPJoinNoTokenFound');
+          return false;
+        }
+        this.counters.increment('joinsAccepted');
+        return {
+          setup: (tcp: TcpConnection) => {
+            const sf = conn.attach(tcp, false, 0);
+            this.bySubflow.set(tcp, sf);
+          },
+        };
+      }
+      const conn = new MptcpConnection(this.host, this.randomKey(), this.options.mptcp ?? {});
+      if (capable) {
+        this.byToken.set(conn.localToken, conn);
+        this.counters.increment('connectionsAccepted');
+      } else {
+        conn.fallback = true;
+        this.counters.increment('plainTcpAccepted');
+      }
+      return {
+        setup: (tcp: TcpConnection) => {
+          const sf = conn.attach(tcp, true, 0);
+          this.bySubflow.set(tcp, sf);
+          this.connections.add(conn);
+        },
+      };
+    });
+  }
+
   handleInput(now: Instant, iface: number, packet: Buffer, checksumValid = false): void {
     this.tcp.handleInput(now, iface, packet, checksumValid);
   }
@@ -104,6 +157,7 @@ export class MptcpStack {
         if (ev.type === 'closed') {
           this.connections.delete(conn);
           this.paths.delete(conn);
+          this.byToken.delete(conn.localToken);
         }
       }
     }

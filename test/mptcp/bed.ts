@@ -16,7 +16,11 @@ export interface MpBed {
 
 let count = 0;
 
-export async function mpBed(opts: { rateMbit?: number; signal?: boolean } = {}): Promise<MpBed> {
+/**
+ * `kernelClient`: A is the kernel's MPTCP client instead of its server: a `subflow` endpoint on
+ * link 2 (its second subflow leaves by link 2, a `from` rule), and no address signalled.
+ */
+export async function mpBed(opts: { rateMbit?: number; signal?: boolean; kernelClient?: boolean } = {}): Promise<MpBed> {
   const base = `mptmp${process.pid % 100000}-${count++}`;
   const app = `${base}a`;
   const mptun = `${base}m`;
@@ -52,7 +56,13 @@ export async function mpBed(opts: { rateMbit?: number; signal?: boolean } = {}):
     }
     await inNetns(app, 'sysctl', ['-qw', 'net.mptcp.enabled=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0']);
     await run('ip', ['-n', app, 'mptcp', 'limits', 'set', 'subflows', '4', 'add_addr_accepted', '4']);
-    if (opts.signal !== false) await run('ip', ['-n', app, 'mptcp', 'endpoint', 'add', '10.77.1.1', 'dev', 'a1', 'signal']);
+    if (opts.kernelClient) {
+      await run('ip', ['-n', app, 'route', 'add', 'default', 'via', '10.77.1.2', 'table', '202']);
+      await run('ip', ['-n', app, 'rule', 'add', 'from', '10.77.1.1', 'lookup', '202', 'priority', '100']);
+      await run('ip', ['-n', app, 'mptcp', 'endpoint', 'add', '10.77.1.1', 'dev', 'a1', 'subflow']);
+    } else if (opts.signal !== false) {
+      await run('ip', ['-n', app, 'mptcp', 'endpoint', 'add', '10.77.1.1', 'dev', 'a1', 'signal']);
+    }
   } catch (e) {
     await down();
     throw e;

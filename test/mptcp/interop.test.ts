@@ -82,3 +82,33 @@ test.serial('a middlebox that strips MPTCP options: mptun falls back to plain TC
   const counters = await run('ip', ['netns', 'exec', bed.mptun, '/usr/sbin/nft', 'list', 'table', 'inet', 'mptmpstrip']);
   t.truthy(counters.stdout);
 });
+
+test.serial('kernel MPTCP client → mptun listener over two links: 200 MB, sha256 match, the kernel joins a second subflow', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  const bed = await mpBed({ kernelClient: true });
+  beds.push(bed);
+  await inNetns(bed.app, 'nstat', ['-n']);
+  const w = spawnInNetns(bed.mptun, process.execPath, [worker, '--mode', 'serve']);
+  try {
+    await waitFor('mptun ready', () => w.stdout().includes('"ready"'), { timeout: 15_000 });
+    const k = await inNetns(bed.app, 'mptcpize', ['run', process.execPath, peer, '--mode', 'send', '--connect', '192.0.2.1:5001', '--bytes', String(200e6)], { timeout: 120_000 });
+    const sent = lines(k.stdout).find((l) => l.event === 'sent')!;
+    await waitFor('mptun report', () => w.stdout().includes('"received"'), { timeout: 10_000 });
+    const got = lines(w).find((l) => l.event === 'received')!;
+    t.is(got.bytes, 200e6);
+    t.is(got.sha256, sent.sha256, 'sha256 at mptun = sha256 the kernel sent');
+    t.is(sent.peerSha256, sent.sha256, 'the kernel read back the digest over MPTCP');
+    const subflows = (got.info as unknown as { subflows: Array<{ bytesIn: number; remote: string }> }).subflows;
+    t.is(subflows.length, 2, 'the kernel joined a second subflow');
+    for (const sf of subflows) t.true(sf.bytesIn > 10e6, `subflow from ${sf.remote} carried ${sf.bytesIn} bytes`);
+    const mib = await mptcpMib(bed.app);
+    t.log(`kernel MIB: ${JSON.stringify(Object.fromEntries(Object.entries(mib).filter(([, v]) => v > 0)))}; ${sent.gbps?.toFixed(2)} Gbit/s`);
+    t.true(mib.MPCapableSYNACKRX! >= 1, 'the kernel took our MP_CAPABLE SYN/ACK');
+    t.true(mib.MPJoinSynAckRx! >= 1, 'the kernel checked our MP_JOIN SYN/ACK HMAC');
+    for (const bad of ['DSSNotMatching', 'InfiniteMapRx', 'DataCsumErr', 'DSSNoMatchTCP', 'MPJoinSynAckHMacFailure', 'MPCapableFallbackSYNACK', 'DssFallback']) {
+      t.is(mib[bad] ?? 0, 0, `kernel ${bad}`);
+    }
+  } finally {
+    await w.stop();
+  }
+});
