@@ -664,10 +664,11 @@ export class MptcpConnection {
     // RFC 8684 §3.3.3: once both DATA_FINs are acknowledged, the subflows close
     if (this.dataFinAcked && this.peerFinDone) {
       for (const sf of this.subflows) {
-        if (!sf.closed) {
-          sf.tcp.shutdown();
-          this.host.touch(sf.tcp);
-        }
+        if (sf.closed) continue;
+        // a subflow stuck in retransmission (a dead path) is reset: nothing depends on it now
+        if (!sf.usable || sf.tcp.info().rtoRecovery) sf.tcp.abort(0);
+        else sf.tcp.shutdown();
+        this.host.touch(sf.tcp);
       }
     }
   }

@@ -112,3 +112,36 @@ test.serial('kernel MPTCP client → mptun listener over two links: 200 MB, sha2
     await w.stop();
   }
 });
+
+test.serial('failover: link 2 goes down in the middle of a transfer; its data is reinjected on link 1 and every byte arrives', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  // links shaped to 100 Mbit/s so the transfer lasts long enough to lose a link in the middle
+  const bed = await mpBed({ rateMbit: 100 });
+  beds.push(bed);
+  const server = spawnInNetns(bed.app, 'mptcpize', ['run', process.execPath, peer, '--mode', 'serve', '--listen', '0.0.0.0:5002']);
+  try {
+    await waitFor('kernel MPTCP server', () => server.stdout().includes('listening'));
+    const w = spawnInNetns(bed.mptun, process.execPath, [worker, '--connect', '10.77.0.1:5002', '--bytes', String(40e6)]);
+    await waitFor('two subflows', () => (w.stdout().match(/"change":"established"/g) ?? []).length >= 2, { timeout: 15_000 });
+    await new Promise((r) => setTimeout(r, 700));
+    // a pulled cable: both ends of link 2 down
+    await run('ip', ['-n', bed.app, 'link', 'set', 'a1', 'down']);
+    await run('ip', ['-n', bed.mptun, 'link', 'set', 'm1', 'down']);
+    const downAt = Date.now();
+    await waitFor('the transfer to finish', () => w.stdout().includes('"sent"') || w.child.exitCode !== null, { timeout: 60_000, interval: 100 });
+    const after = (Date.now() - downAt) / 1000;
+    await waitFor('mptun to close', () => w.child.exitCode !== null, { timeout: 15_000 }).catch(() => undefined);
+    await w.stop('SIGKILL');
+    const sent = lines(w).find((l) => l.event === 'sent');
+    t.truthy(sent, `mptun finished: ${w.stdout().slice(-1500)}`);
+    await waitFor('kernel report', () => server.stdout().includes('received'), { timeout: 10_000 });
+    const got = lines(server).find((l) => l.event === 'received')!;
+    t.is(got.bytes, 40e6);
+    t.is(got.sha256, sent!.sha256, 'sha256 at the kernel = sha256 mptun sent');
+    t.true((sent!.counters!.Reinjections ?? 0) > 0, 'data of the dead subflow was reinjected');
+    t.true(w.child.exitCode === 0 || lines(w).some((l) => l.event === 'closed'), 'the connection closed (the dead subflow reset)');
+    t.log(`finished ${after.toFixed(1)} s after link 2 went down; counters ${JSON.stringify(sent!.counters)}`);
+  } finally {
+    await server.stop();
+  }
+});
