@@ -14,10 +14,17 @@ import { TCP_FLAG_SYN, TCP_FLAG_ACK, TCP_FLAG_RST } from '../tcp/segment.js';
 import { SendBuffer } from '../tcp/sendbuf.js';
 import { Reassembler } from '../tcp/reassembly.js';
 import { dsnAdd, dsnDiff, expandDsn, MappingTable } from './mapping.js';
-import { emitMptcpOptionBuffer, parseMptcpOption, MptcpOptionCounters, MPTCP_VERSION, type MptcpOption, type Dss } from './options.js';
+import { createScheduler, type Scheduler } from './scheduler.js';
+import {
+  emitMptcpOptionBuffer, parseMptcpOption, MptcpOptionCounters, MPTCP_VERSION, MPTCP_RST_MPTCP_ERROR, type MptcpOption, type Dss,
+} from './options.js';
 import { joinAckHmac, joinSynAckHmac, keyToIdsn, keyToToken } from './crypto.js';
 
 const DSS_RESERVE = 28;
+
+/** The verdict on a received DSS mapping (CONVENTIONS.md 6: a reason, not a boolean). */
+export const MAPPING_VERDICTS = ['ok', 'duplicate', 'old', 'infinite', 'conflict'] as const;
+export type MappingVerdict = (typeof MAPPING_VERDICTS)[number];
 
 export const MPTCP_COUNTER_NAMES = [
   // named after the kernel's MIB (MPTcpExt...) where one matches
@@ -25,7 +32,7 @@ export const MPTCP_COUNTER_NAMES = [
   'MPJoinSynAckHMacFailure', 'MPJoinAckTx', 'MPJoinSynRx', 'MPJoinAckRx', 'MPJoinAckHMacFailure', 'MPJoinNoTokenFound',
   'DSSNoMatchTCP', 'DSSNotMatching', 'DataCsumErr', 'OFOQueue', 'DuplicateData', 'AddAddr', 'AddAddrTx', 'EchoAdd', 'RmAddr',
   'MPPrioRx', 'MPFastcloseRx', 'MPRstRx', 'Reinjections', 'ReinjectedBytes', 'DataFinRx', 'DataFinTx', 'InfiniteMapRx',
-  'UnmappedData', 'SubflowsOpened', 'SubflowsClosed', 'MPJoinAckAcked',
+  'UnmappedData', 'SubflowsOpened', 'SubflowsClosed', 'MPJoinAckAcked', 'MPFastcloseBadKey',
 ] as const;
 export type MptcpCounterName = (typeof MPTCP_COUNTER_NAMES)[number];
 
@@ -45,6 +52,8 @@ export interface MptcpConfig {
   mappingSize: number;
   /** Bytes a subflow may hold unacknowledged beyond its congestion window. */
   subflowBacklog: number;
+  /** The scheduler, by name (src/mptcp/scheduler.ts registry). */
+  scheduler: string;
 }
 
 export const DEFAULT_MPTCP_CONFIG: MptcpConfig = {
@@ -52,7 +61,8 @@ export const DEFAULT_MPTCP_CONFIG: MptcpConfig = {
   recvBufferSize: 8 << 20,
   // RFC 8684 §3.3: "Data-Level Length" is 16 bits: a mapping is at most 65535 octets
   mappingSize: 60 * 1024,
-  subflowBacklog: 256 * 1024,
+  subflowBacklog: 0,
+  scheduler: 'lowest-rtt',
 };
 
 export class Subflow {
@@ -72,6 +82,8 @@ export class Subflow {
   joinAckSent = false;
   mpcAckSent = false;
   lastRtos = 0;
+  /** MP_TCPRST reason to put on this subflow's reset (RFC 8684 §3.6), if we reset it. */
+  resetReason: number | null = null;
   constructor(
     readonly conn: MptcpConnection,
     readonly tcp: TcpConnection,
@@ -82,6 +94,14 @@ export class Subflow {
 
   get rtt(): number {
     return this.tcp.rtt.srtt ?? 1000;
+  }
+
+  get cwnd(): number {
+    return this.tcp.cc.cwnd;
+  }
+
+  get unacknowledged(): number {
+    return this.tcp.unacknowledged;
   }
 }
 
@@ -134,8 +154,11 @@ export class MptcpConnection {
   private writableWanted = false;
   private closedEmitted = false;
 
+  private readonly scheduler: Scheduler;
+
   constructor(readonly host: MptcpHost, key: bigint, config: Partial<MptcpConfig> = {}) {
     this.config = { ...DEFAULT_MPTCP_CONFIG, ...config };
+    this.scheduler = createScheduler(this.config.scheduler);
     this.localKey = key;
     this.localToken = keyToToken(key);
     // RFC 8684 §3.3.1: the data sequence starts at IDSN + 1 (the SYN takes IDSN)
@@ -184,7 +207,6 @@ export class MptcpConnection {
   private writeOptions(sf: Subflow, seg: OutSegment, space: number): void {
     const syn = (seg.flags & TCP_FLAG_SYN) !== 0;
     const ack = (seg.flags & TCP_FLAG_ACK) !== 0;
-    if (seg.flags & TCP_FLAG_RST) return;
     const put = (opt: MptcpOption) => {
       const raw = emitMptcpOptionBuffer(opt);
       if (raw.length > space) return false;
@@ -192,6 +214,13 @@ export class MptcpConnection {
       space -= raw.length + ((4 - (raw.length % 4)) % 4);
       return true;
     };
+    if (seg.flags & TCP_FLAG_RST) {
+      // RFC 8684 §3.5: MP_FASTCLOSE with the peer's key when the whole connection is aborted;
+      // §3.6: MP_TCPRST with the reason when one subflow is reset
+      if (this.fastClosing && this.remoteKey !== null) put({ type: 'mp_fastclose', receiverKey: this.remoteKey });
+      else if (sf.resetReason !== null) put({ type: 'mp_tcprst', reason: sf.resetReason, transient: false, flags: 0 });
+      return;
+    }
     if (sf.initial) {
       if (syn && !ack) {
         // RFC 8684 §3.1: "The SYN ... MP_CAPABLE ... with no key" (v1)
@@ -379,6 +408,11 @@ export class MptcpConnection {
         sf.backup = opt.backup;
         return;
       case 'mp_fastclose':
+        // RFC 8684 §3.5: the option carries the receiver's key: ours, or it is not for us
+        if (opt.receiverKey !== this.localKey) {
+          this.counters.increment('MPFastcloseBadKey');
+          return;
+        }
         this.counters.increment('MPFastcloseRx');
         this.resetAll('fastclose');
         return;
@@ -423,14 +457,50 @@ export class MptcpConnection {
         len -= 1;
       }
       if (m.subflowSeq === 0 && m.dataLen === 1 && opt.dataFin) return;
-      if (m.dataLen === 0) {
-        this.counters.increment('InfiniteMapRx');
-        return;
+      const verdict = this.checkMapping(sf, m.subflowSeq, dsn, m.dataLen);
+      this.mappingVerdicts.increment(verdict);
+      switch (verdict) {
+        case 'ok':
+          if (len > 0) sf.rx.add({ ssn: m.subflowSeq - 1, dsn, len });
+          return;
+        case 'duplicate':
+        case 'old':
+          return;
+        case 'infinite':
+          // RFC 8684 §3.7: an infinite mapping (data-level length 0): from here on the subflow's
+          // bytes map one to one onto the data sequence space, with no further DSS
+          this.counters.increment('InfiniteMapRx');
+          sf.rx.add({ ssn: m.subflowSeq - 1, dsn, len: Number.MAX_SAFE_INTEGER - m.subflowSeq });
+          return;
+        case 'conflict':
+          // RFC 8684 §3.3.1: a mapping that disagrees with one already in force for the same
+          // subflow bytes is a protocol error: the subflow is reset (MP_TCPRST "MPTCP-specific error")
+          this.counters.increment('DSSNotMatching');
+          sf.resetReason = MPTCP_RST_MPTCP_ERROR;
+          sf.tcp.abort(0);
+          return;
       }
-      if (len > 0) sf.rx.add({ ssn: m.subflowSeq - 1, dsn, len });
     } else if (opt.dataFin) {
       this.counters.increment('DataFinRx');
     }
+  }
+
+  /** Why a received mapping is taken or not (counted per reason). */
+  readonly mappingVerdicts = new CounterSet(MAPPING_VERDICTS);
+
+  private checkMapping(sf: Subflow, subflowSeq: number, dsn: bigint, dataLen: number): MappingVerdict {
+    if (dataLen === 0) return 'infinite';
+    const ssn = subflowSeq - 1;
+    // wholly below what the subflow has delivered: a retransmitted DSS
+    if (ssn + dataLen <= sf.readOffset) return 'old';
+    const existing = sf.rx.find(ssn);
+    if (existing) {
+      if (existing.ssn === ssn && existing.dsn === dsn && existing.len >= dataLen) return 'duplicate';
+      // the same bytes mapped elsewhere in the data sequence space
+      if (dsnDiff(dsnAdd(existing.dsn, ssn - existing.ssn), dsn) !== 0) return 'conflict';
+      return 'duplicate';
+    }
+    return 'ok';
   }
 
   private onDataAck(ack: bigint): void {
@@ -681,7 +751,7 @@ export class MptcpConnection {
     for (let guard = 0; guard < 1024; guard++) {
       const avail = this.sendBuf.length - dsnDiff(this.sndNxt, this.sndUna);
       if (avail <= 0 && this.reinject.length === 0) return;
-      const sf = this.pick();
+      const sf = this.scheduler.pick({ subflows: this.usableSubflows(), backlog: this.config.subflowBacklog }, { reinject: this.reinject.length > 0 });
       if (!sf) return;
       let dsn: bigint;
       let len: number;
@@ -711,6 +781,10 @@ export class MptcpConnection {
         if (isReinject) this.reinject.shift();
         continue;
       }
+      // no more than the subflow has room for in its congestion window (at least one segment):
+      // data queued behind a full window would wait there while another subflow has room
+      const room = sf.cwnd + this.config.subflowBacklog - sf.unacknowledged;
+      len = Math.min(len, Math.max(room, sf.tcp.mss));
       const chunk = this.sendBuf.peek(off, len);
       const n = sf.tcp.write(chunk);
       if (n === 0) return;
@@ -729,19 +803,6 @@ export class MptcpConnection {
       }
       this.host.touch(sf.tcp);
     }
-  }
-
-  private pick(): Subflow | null {
-    const usable = this.usableSubflows();
-    const active = usable.filter((s) => !s.backup);
-    const pool = active.length > 0 ? active : usable;
-    let best: Subflow | null = null;
-    for (const sf of pool) {
-      const room = sf.tcp.cc.cwnd + this.config.subflowBacklog - sf.tcp.unacknowledged;
-      if (room <= 0) continue;
-      if (!best || sf.rtt < best.rtt) best = sf;
-    }
-    return best;
   }
 
   /** The seed's headline: a subflow that hits an RTO has its unacknowledged data sent again elsewhere. */
@@ -766,8 +827,28 @@ export class MptcpConnection {
     this.reinject.sort((a, b) => dsnDiff(a.dsn, b.dsn));
   }
 
-  private resetAll(reason: string): void {
-    for (const sf of this.subflows) if (!sf.closed) sf.tcp.abort(0);
+  /**
+   * Aborts the connection: RFC 8684 §3.5 "MP_FASTCLOSE ... the sender sends a TCP RST with
+   * MP_FASTCLOSE on all subflows"; the peer's key authenticates it.
+   */
+  abort(now: Instant): void {
+    if (this.fallback) {
+      this.subflows[0]?.tcp.abort(now);
+      return;
+    }
+    this.fastClosing = true;
+    this.resetAll('aborted', now);
+  }
+
+  private fastClosing = false;
+
+  private resetAll(reason: string, now: Instant = 0): void {
+    for (const sf of this.subflows) {
+      if (!sf.closed) {
+        sf.tcp.abort(now);
+        this.host.touch(sf.tcp);
+      }
+    }
     if (!this.closedEmitted) {
       this.closedEmitted = true;
       this.events.push({ type: 'reset', reason });

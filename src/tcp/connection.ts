@@ -1155,6 +1155,8 @@ export class TcpConnection {
         srcPort: this.local.port, dstPort: this.remote.port, seq: r.seq, ack: r.withAck ? r.ack : 0,
         flags: TCP_FLAG_RST | (r.withAck ? TCP_FLAG_ACK : 0), window: 0, urgent: 0, options: {}, payload: EMPTY, gsoSize: 0,
       };
+      // MPTCP may add MP_TCPRST or MP_FASTCLOSE to a reset (RFC 8684 §3.6, §3.5)
+      this.optionWriter?.(seg, 40);
       return seg;
     }
     switch (this.state) {
