@@ -15,6 +15,7 @@ import { SendBuffer } from '../tcp/sendbuf.js';
 import { Reassembler } from '../tcp/reassembly.js';
 import { dsnAdd, dsnDiff, expandDsn, MappingTable } from './mapping.js';
 import { createScheduler, type Scheduler } from './scheduler.js';
+import { LiaGroup } from './lia.js';
 import {
   emitMptcpOptionBuffer, parseMptcpOption, MptcpOptionCounters, MPTCP_VERSION, MPTCP_RST_MPTCP_ERROR, type MptcpOption, type Dss,
 } from './options.js';
@@ -32,7 +33,7 @@ export const MPTCP_COUNTER_NAMES = [
   'MPJoinSynAckHMacFailure', 'MPJoinAckTx', 'MPJoinSynRx', 'MPJoinAckRx', 'MPJoinAckHMacFailure', 'MPJoinNoTokenFound',
   'DSSNoMatchTCP', 'DSSNotMatching', 'DataCsumErr', 'OFOQueue', 'DuplicateData', 'AddAddr', 'AddAddrTx', 'EchoAdd', 'RmAddr',
   'MPPrioRx', 'MPFastcloseRx', 'MPRstRx', 'Reinjections', 'ReinjectedBytes', 'DataFinRx', 'DataFinTx', 'InfiniteMapRx',
-  'UnmappedData', 'SubflowsOpened', 'SubflowsClosed', 'MPJoinAckAcked', 'MPFastcloseBadKey',
+  'UnmappedData', 'SubflowsOpened', 'SubflowsClosed', 'MPJoinAckAcked', 'MPFastcloseBadKey', 'MPPrioTx', 'RmAddrTx',
 ] as const;
 export type MptcpCounterName = (typeof MPTCP_COUNTER_NAMES)[number];
 
@@ -54,6 +55,11 @@ export interface MptcpConfig {
   subflowBacklog: number;
   /** The scheduler, by name (src/mptcp/scheduler.ts registry). */
   scheduler: string;
+  /**
+   * The subflows' congestion control: 'lia' (RFC 6356 coupled increases over NewReno, the
+   * default) or 'cubic' (uncoupled CUBIC on each subflow).
+   */
+  congestionControl: 'lia' | 'cubic';
 }
 
 export const DEFAULT_MPTCP_CONFIG: MptcpConfig = {
@@ -63,7 +69,13 @@ export const DEFAULT_MPTCP_CONFIG: MptcpConfig = {
   mappingSize: 60 * 1024,
   subflowBacklog: 0,
   scheduler: 'lowest-rtt',
+  congestionControl: 'lia',
 };
+
+/** The TCP congestion controller a subflow is created with, for an MPTCP congestion control. */
+export function subflowCongestionControl(cc: MptcpConfig['congestionControl']): string {
+  return cc === 'lia' ? 'newreno' : 'cubic';
+}
 
 export class Subflow {
   readonly tx = new MappingTable();
@@ -84,6 +96,8 @@ export class Subflow {
   lastRtos = 0;
   /** MP_TCPRST reason to put on this subflow's reset (RFC 8684 §3.6), if we reset it. */
   resetReason: number | null = null;
+  /** An MP_PRIO is due on this subflow (its backup flag changed). */
+  prioPending = false;
   constructor(
     readonly conn: MptcpConnection,
     readonly tcp: TcpConnection,
@@ -155,6 +169,7 @@ export class MptcpConnection {
   private closedEmitted = false;
 
   private readonly scheduler: Scheduler;
+  private readonly lia = new LiaGroup();
 
   constructor(readonly host: MptcpHost, key: bigint, config: Partial<MptcpConfig> = {}) {
     this.config = { ...DEFAULT_MPTCP_CONFIG, ...config };
@@ -194,6 +209,8 @@ export class MptcpConnection {
     // RFC 8684 §3.3: a DSS with an 8-octet DATA_ACK and an 8-octet mapping is 26 octets (28 with
     // padding); segments must stay within the path MTU with it
     tcp.optionReserve = DSS_RESERVE;
+    // RFC 6356: the subflows' increases are coupled
+    if (this.config.congestionControl === 'lia') tcp.cc.coupling = this.lia.add(tcp.cc, tcp.rtt);
     return sf;
   }
 
@@ -288,6 +305,52 @@ export class MptcpConnection {
     const dss: Dss = { type: 'dss', dataAck: this.rcvNxt, dataAck8: true, dataFin };
     if (mapping) dss.mapping = { dsn: mapping.dsn, dsn8: true, subflowSeq: mapping.ssn, dataLen: mapping.len };
     put(dss);
+    // RFC 8684 §3.3.8: "MP_PRIO ... to change the priority of the subflow on which it is sent"
+    if (sf.prioPending && put({ type: 'mp_prio', backup: sf.backup })) {
+      sf.prioPending = false;
+      this.counters.increment('MPPrioTx');
+    }
+    // RFC 8684 §3.4.2: REMOVE_ADDR names the address IDs that are gone
+    if (this.removeAddrPending.length > 0 && seg.payload.length === 0 && put({ type: 'remove_addr', addressIds: this.removeAddrPending.slice(0, 8) })) {
+      this.counters.increment('RmAddrTx');
+      this.removeAddrPending.splice(0, 8);
+    }
+  }
+
+  private readonly removeAddrPending: number[] = [];
+
+  /** Marks the subflows of local address `localId` as backup (or not) and signals it with MP_PRIO. */
+  setBackup(localId: number, backup: boolean): void {
+    for (const sf of this.subflows) {
+      if (sf.localId !== localId || sf.closed || sf.backup === backup) continue;
+      sf.backup = backup;
+      sf.prioPending = true;
+      sf.tcp.requestAck();
+      this.host.touch(sf.tcp);
+    }
+  }
+
+  /**
+   * A local address is gone (its interface went down): its subflows are reset at once, their
+   * data reinjected on the others (not after an RTO), and REMOVE_ADDR tells the peer.
+   */
+  removeLocalAddress(localId: number, now: Instant): void {
+    let removed = false;
+    for (const sf of this.subflows) {
+      if (sf.localId !== localId || sf.closed) continue;
+      removed = true;
+      sf.usable = false;
+      this.reinjectFrom(sf);
+      sf.tcp.abort(now);
+      this.host.touch(sf.tcp);
+    }
+    if (removed && localId !== 0) {
+      this.removeAddrPending.push(localId);
+      for (const o of this.usableSubflows()) {
+        o.tcp.requestAck();
+        this.host.touch(o.tcp);
+      }
+    }
   }
 
   private capableFlags() {
@@ -649,6 +712,7 @@ export class MptcpConnection {
       if (!sf.closed) {
         sf.closed = true;
         sf.usable = false;
+        this.lia.remove(sf.tcp.cc);
         this.counters.increment('SubflowsClosed');
         this.events.push({ type: 'subflow', subflow: sf, change: 'closed' });
         this.reinjectFrom(sf);
@@ -662,7 +726,11 @@ export class MptcpConnection {
   }
 
   private usableSubflows(): Subflow[] {
-    return this.subflows.filter((s) => s.usable && !s.closed && (s.tcp.state === TcpState.Established || s.tcp.state === TcpState.CloseWait));
+    const open = this.subflows.filter((s) => s.usable && !s.closed && (s.tcp.state === TcpState.Established || s.tcp.state === TcpState.CloseWait));
+    // a subflow whose retransmission timer fired is stale (its path may be gone): the others
+    // carry the data while it recovers (Linux's "stale" subflows), unless it is all there is
+    const fresh = open.filter((s) => s.tcp.consecutiveTimeouts === 0);
+    return fresh.length > 0 ? fresh : open;
   }
 
   /** Bytes from the subflows into the connection-level reassembly, in DSN order. */

@@ -1,3 +1,8 @@
 // The MPTCP layer (RFC 8684 v1): the option codec and the cryptography.
 export * from './options.js';
 export * from './crypto.js';
+export * from './lia.js';
+export * from './scheduler.js';
+export * from './mapping.js';
+export * from './connection.js';
+export * from './stack.js';

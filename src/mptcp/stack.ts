@@ -6,7 +6,7 @@ import { CounterSet } from '../ip/counters.js';
 import { TcpStack, type TcpStackOptions, type EngineOutputLike, type ListenRequest } from '../tcp/stack.js';
 import { parseMptcpOption, type MpJoinSyn } from './options.js';
 import type { Endpoint, TcpConnection } from '../tcp/connection.js';
-import { MptcpConnection, type MptcpConfig, type MptcpEvent, type Subflow } from './connection.js';
+import { MptcpConnection, subflowCongestionControl, DEFAULT_MPTCP_CONFIG, type MptcpConfig, type MptcpEvent, type Subflow } from './connection.js';
 
 export const MPTCP_STACK_COUNTER_NAMES = [
   'connectionsOpened', 'joinsOpened', 'portCollisions', 'connectionsAccepted', 'plainTcpAccepted', 'joinsAccepted', 'MPJoinNoTokenFound',
@@ -27,6 +27,13 @@ interface PathState {
   localAddrs: Buffer[];
   remote: Endpoint;
   opened: Set<number>;
+  backup: Set<number>;
+  removed: Set<number>;
+}
+
+export interface ConnectOptions {
+  /** Indexes of the local paths that are backups (MP_JOIN B flag / MP_PRIO): used only when the others are gone. */
+  backup?: number[];
 }
 
 export class MptcpStack {
@@ -50,6 +57,10 @@ export class MptcpStack {
     };
   }
 
+  private subflowCc(): string {
+    return subflowCongestionControl(this.options.mptcp?.congestionControl ?? DEFAULT_MPTCP_CONFIG.congestionControl);
+  }
+
   private randomKey(): bigint {
     return this.options.random(8).readBigUInt64BE(0);
   }
@@ -61,7 +72,7 @@ export class MptcpStack {
   private openSubflow(now: Instant, local: Buffer, remote: Endpoint): TcpConnection {
     for (let i = 0; ; i++) {
       try {
-        return this.tcp.connect(now, { addr: local, port: this.ephemeralPort() }, remote);
+        return this.tcp.connect(now, { addr: local, port: this.ephemeralPort() }, remote, { congestionControl: this.subflowCc() });
       } catch (e) {
         this.counters.increment('portCollisions');
         if (i > 16) throw e;
@@ -73,14 +84,17 @@ export class MptcpStack {
    * Opens an MPTCP connection from the first local path; once it is established, the path
    * manager adds one subflow from each other local path (MP_JOIN).
    */
-  connect(now: Instant, localAddrs: Buffer[], remote: Endpoint): MptcpConnection {
+  connect(now: Instant, localAddrs: Buffer[], remote: Endpoint, options: ConnectOptions = {}): MptcpConnection {
     const conn = new MptcpConnection(this.host, this.randomKey(), this.options.mptcp ?? {});
     conn.markInitiator();
     const tcp = this.openSubflow(now, localAddrs[0]!, remote);
     const sf = conn.attach(tcp, true, 0);
     this.bySubflow.set(tcp, sf);
     this.connections.add(conn);
-    this.paths.set(conn, { localAddrs, remote, opened: new Set([0]) });
+    const backup = new Set(options.backup ?? []);
+    this.paths.set(conn, { localAddrs, remote, opened: new Set([0]), backup, removed: new Set() });
+    // the first path as a backup: said with MP_PRIO once the connection is up
+    if (backup.has(0)) conn.setBackup(0, true);
     this.counters.increment('connectionsOpened');
     return conn;
   }
@@ -109,6 +123,7 @@ export class MptcpStack {
         }
         this.counters.increment('joinsAccepted');
         return {
+          config: { congestionControl: this.subflowCc() },
           setup: (tcp: TcpConnection) => {
             const sf = conn.attach(tcp, false, 0);
             this.bySubflow.set(tcp, sf);
@@ -124,6 +139,7 @@ export class MptcpStack {
         this.counters.increment('plainTcpAccepted');
       }
       return {
+        config: { congestionControl: conn.fallback ? 'cubic' : this.subflowCc() },
         setup: (tcp: TcpConnection) => {
           const sf = conn.attach(tcp, true, 0);
           this.bySubflow.set(tcp, sf);
@@ -167,13 +183,37 @@ export class MptcpStack {
   private pathManager(now: Instant, conn: MptcpConnection): void {
     const p = this.paths.get(conn);
     if (!p || conn.fallback || !conn.fullyEstablished || conn.remoteKey === null) return;
-    for (let i = 1; i < p.localAddrs.length; i++) {
-      if (p.opened.has(i)) continue;
+    for (let i = 0; i < p.localAddrs.length; i++) {
+      if (p.opened.has(i) || p.removed.has(i)) continue;
       p.opened.add(i);
       const tcp = this.openSubflow(now, p.localAddrs[i]!, p.remote);
       const sf = conn.attach(tcp, false, i);
+      sf.backup = p.backup.has(i);
       this.bySubflow.set(tcp, sf);
       this.counters.increment('joinsOpened');
+    }
+  }
+
+  /**
+   * A local path went away (link down): every connection resets its subflows on that path at
+   * once, reinjects their data on the others, and sends REMOVE_ADDR.
+   */
+  pathDown(now: Instant, addr: Buffer): void {
+    for (const [conn, p] of this.paths) {
+      const i = p.localAddrs.findIndex((a) => a.equals(addr));
+      if (i < 0) continue;
+      p.removed.add(i);
+      conn.removeLocalAddress(i, now);
+    }
+  }
+
+  /** A local path came back: the path manager opens its subflows again for the open connections. */
+  pathUp(addr: Buffer): void {
+    for (const p of this.paths.values()) {
+      const i = p.localAddrs.findIndex((a) => a.equals(addr));
+      if (i < 0 || !p.removed.has(i)) continue;
+      p.removed.delete(i);
+      p.opened.delete(i);
     }
   }
 

@@ -406,6 +406,11 @@ export class TcpConnection {
     return this.windowLimit ? Math.min(own, Math.max(0, this.windowLimit())) : own;
   }
 
+  /** RTOs in a row without an ACK of new data: > 0 means the path may be failing (MPTCP: a stale subflow). */
+  get consecutiveTimeouts(): number {
+    return this.consecutiveRtos;
+  }
+
   /** The peer's window scale shift (RFC 7323), for MPTCP's connection-level window. */
   get sendWindowScale(): number {
     return this.sndWscale;

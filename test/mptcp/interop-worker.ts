@@ -27,6 +27,7 @@ const { values } = parseArgs({
     paths: { type: 'string', default: '192.0.2.1,192.0.2.2' },
     seed: { type: 'string', default: '1' },
     mode: { type: 'string', default: 'send' },
+    backup: { type: 'string', multiple: true, default: [] },
   },
 });
 const offload = values.offload!;
@@ -66,7 +67,7 @@ if (serve) {
     const i = s.lastIndexOf(':');
     return [s.slice(0, i).replace(/^\[|\]$/g, ''), Number(s.slice(i + 1))];
   })(values.connect!);
-  conn = stack.connect(engine.now(), values.paths!.split(',').map((a) => parseIpAddress(a).bytes), { addr: parseIpAddress(host).bytes, port });
+  conn = stack.connect(engine.now(), values.paths!.split(',').map((a) => parseIpAddress(a).bytes), { addr: parseIpAddress(host).bytes, port }, { backup: values.backup!.map(Number) });
 }
 
 function pumpSender(c: MptcpConnection): void {
@@ -119,6 +120,19 @@ engine.onTick = (now) => {
 engine.start();
 engine.kick();
 print({ event: 'ready' });
+
+// Until the appliance follows links through netlink, tests say a path went down or came back
+// with a signal: SIGUSR1 = the first path down, SIGUSR2 = it is back.
+const firstPath = parseIpAddress(values.paths!.split(',')[0]!).bytes;
+process.on('SIGUSR1', () => {
+  stack.pathDown(engine.now(), firstPath);
+  print({ event: 'pathDown' });
+  engine.kick();
+});
+process.on('SIGUSR2', () => {
+  stack.pathUp(firstPath);
+  engine.kick();
+});
 
 process.on('SIGTERM', () => {
   print({ event: 'stats', info: conn?.info(), counters: conn?.counters.nonZero(), stack: stack.counters.nonZero(), engine: engine.stats });

@@ -147,3 +147,39 @@ test.serial('failover: link 2 goes down in the middle of a transfer; its data is
     await server.stop();
   }
 });
+
+test.serial('a backup path (the cheaper link) carries nothing while the primary lives, and everything once the primary is gone', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  const bed = await mpBed({ rateMbit: 100 });
+  beds.push(bed);
+  await inNetns(bed.app, 'nstat', ['-n']);
+  const server = spawnInNetns(bed.app, 'mptcpize', ['run', process.execPath, peer, '--mode', 'serve', '--listen', '0.0.0.0:5002']);
+  try {
+    await waitFor('kernel MPTCP server', () => server.stdout().includes('listening'));
+    // path 2 (192.0.2.2, link 2) is the backup: MP_JOIN with the B flag (RFC 8684 §3.2)
+    const w = spawnInNetns(bed.mptun, process.execPath, [worker, '--connect', '10.77.0.1:5002', '--bytes', String(30e6), '--backup', '1']);
+    await waitFor('two subflows', () => (w.stdout().match(/"change":"established"/g) ?? []).length >= 2, { timeout: 15_000 });
+    await new Promise((r) => setTimeout(r, 1000));
+    // the primary's link goes (as the netlink monitor of the appliance will say: a signal here)
+    await run('ip', ['-n', bed.app, 'link', 'set', 'a0', 'down']);
+    await run('ip', ['-n', bed.mptun, 'link', 'set', 'm0', 'down']);
+    w.child.kill('SIGUSR1');
+    await waitFor('the transfer to finish', () => w.stdout().includes('"sent"') || w.child.exitCode !== null, { timeout: 60_000, interval: 100 });
+    await waitFor('mptun to close', () => w.child.exitCode !== null, { timeout: 15_000 }).catch(() => undefined);
+    await w.stop('SIGKILL');
+    const sent = lines(w).find((l) => l.event === 'sent');
+    t.truthy(sent, `mptun finished: ${w.stdout().slice(-1500)}`);
+    await waitFor('kernel report', () => server.stdout().includes('received'), { timeout: 10_000 });
+    const got = lines(server).find((l) => l.event === 'received')!;
+    t.is(got.sha256, sent!.sha256, 'sha256 at the kernel = sha256 mptun sent');
+    const [primary, backup] = sent!.info!.subflows;
+    // 1 s at 100 Mbit/s on the primary is ~12 MB; the backup took the rest only after the failure
+    t.true(primary!.bytesOut > 8e6, `primary carried ${primary!.bytesOut}`);
+    t.true(backup!.bytesOut > 10e6, `backup carried ${backup!.bytesOut} after the primary failed`);
+    t.true(primary!.bytesOut + backup!.bytesOut < 30e6 * 1.1, 'little was sent twice');
+    const mib = await mptcpMib(bed.app);
+    t.log(`primary ${(primary!.bytesOut / 1e6).toFixed(1)} MB, backup ${(backup!.bytesOut / 1e6).toFixed(1)} MB; counters ${JSON.stringify(sent!.counters)}; kernel ${JSON.stringify(Object.fromEntries(Object.entries(mib).filter(([, v]) => v > 0)))}`);
+  } finally {
+    await server.stop();
+  }
+});
