@@ -202,6 +202,9 @@ export class MptcpConnection {
     tcp.optionReader = (seg) => this.readOptions(sf, seg);
     tcp.segmentLimit = (offset) => {
       if (this.fallback) return Infinity;
+      // the initiator's first data segment carries MP_CAPABLE with the data-level length: one
+      // segment, never a TSO super-segment whose copies would each repeat it
+      if (initial && this.isInitiator && !this.fullyEstablished && offset === 0) return tcp.mss;
       const m = sf.tx.find(offset);
       return m ? m.ssn + m.len - offset : Infinity;
     };

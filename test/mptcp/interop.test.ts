@@ -65,6 +65,22 @@ test.serial('mptun client → kernel MPTCP server over two links of 100 Mbit/s: 
   }
 });
 
+test.serial('mptun client → kernel MPTCP server, unshaped links, TSO/GSO offloads: 1 GB, sha256 match, no DSS trouble', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  const bed = await mpBed();
+  beds.push(bed);
+  await inNetns(bed.app, 'nstat', ['-n']);
+  const r = await transfer(bed, 1e9, ['--offload']);
+  const sent = r.mptun.find((l) => l.event === 'sent');
+  t.truthy(sent, `mptun finished: ${JSON.stringify(r.mptun.slice(-3)).slice(0, 3000)}`);
+  const got = r.kernel.find((l) => l.event === 'received');
+  t.is(got?.sha256, sent!.sha256);
+  t.is(sent!.info!.subflows.length, 2);
+  const mib = await mptcpMib(bed.app);
+  for (const bad of ['DSSNotMatching', 'InfiniteMapRx', 'DataCsumErr', 'DSSNoMatchTCP', 'DssFallback', 'MPCapableFallbackACK']) t.is(mib[bad] ?? 0, 0, `kernel ${bad}`);
+  t.log(`${got?.gbps?.toFixed(2)} Gbit/s with TSO; subflows ${sent!.info!.subflows.map((s) => `${(s.bytesOut / 1e6).toFixed(0)} MB`).join(', ')}`);
+});
+
 test.serial('a middlebox that strips MPTCP options: mptun falls back to plain TCP and the data still arrives', async (t) => {
   if (!requireRootOrSkip(t)) return;
   const bed = await mpBed();
