@@ -19,7 +19,7 @@ import { LiaGroup } from './lia.js';
 import {
   emitMptcpOptionBuffer, parseMptcpOption, MptcpOptionCounters, MPTCP_VERSION, MPTCP_RST_MPTCP_ERROR, type MptcpOption, type Dss,
 } from './options.js';
-import { joinAckHmac, joinSynAckHmac, keyToIdsn, keyToToken } from './crypto.js';
+import { addAddrHmac, joinAckHmac, joinSynAckHmac, keyToIdsn, keyToToken } from './crypto.js';
 
 const DSS_RESERVE = 28;
 
@@ -33,7 +33,7 @@ export const MPTCP_COUNTER_NAMES = [
   'MPJoinSynAckHMacFailure', 'MPJoinAckTx', 'MPJoinSynRx', 'MPJoinAckRx', 'MPJoinAckHMacFailure', 'MPJoinNoTokenFound',
   'DSSNoMatchTCP', 'DSSNotMatching', 'DataCsumErr', 'OFOQueue', 'DuplicateData', 'AddAddr', 'AddAddrTx', 'EchoAdd', 'RmAddr',
   'MPPrioRx', 'MPFastcloseRx', 'MPRstRx', 'Reinjections', 'ReinjectedBytes', 'DataFinRx', 'DataFinTx', 'InfiniteMapRx',
-  'UnmappedData', 'SubflowsOpened', 'SubflowsClosed', 'MPJoinAckAcked', 'MPFastcloseBadKey', 'MPPrioTx', 'RmAddrTx',
+  'UnmappedData', 'SubflowsOpened', 'SubflowsClosed', 'MPJoinAckAcked', 'MPFastcloseBadKey', 'MPPrioTx', 'RmAddrTx', 'AddAddrDrop', 'EchoAddTx',
 ] as const;
 export type MptcpCounterName = (typeof MPTCP_COUNTER_NAMES)[number];
 
@@ -313,6 +313,15 @@ export class MptcpConnection {
       sf.prioPending = false;
       this.counters.increment('MPPrioTx');
     }
+    // ADD_ADDR echoes (RFC 8684 §3.4.1), on segments without data: they are large
+    while (this.echoPending.length > 0 && seg.payload.length === 0) {
+      const e = this.echoPending[0]!;
+      const echo: MptcpOption = { type: 'add_addr', echo: true, addressId: e.addressId, address: e.address };
+      if (e.port !== undefined) echo.port = e.port;
+      if (!put(echo)) break;
+      this.echoPending.shift();
+      this.counters.increment('EchoAddTx');
+    }
     // RFC 8684 §3.4.2: REMOVE_ADDR names the address IDs that are gone
     if (this.removeAddrPending.length > 0 && seg.payload.length === 0 && put({ type: 'remove_addr', addressIds: this.removeAddrPending.slice(0, 8) })) {
       this.counters.increment('RmAddrTx');
@@ -321,6 +330,7 @@ export class MptcpConnection {
   }
 
   private readonly removeAddrPending: number[] = [];
+  private readonly echoPending: Array<{ addressId: number; address: Buffer; port: number | undefined }> = [];
 
   /** Marks the subflows of local address `localId` as backup (or not) and signals it with MP_PRIO. */
   setBackup(localId: number, backup: boolean): void {
@@ -459,12 +469,27 @@ export class MptcpConnection {
       case 'dss':
         this.handleDss(sf, opt, seg);
         return;
-      case 'add_addr':
-        if (opt.echo) return;
+      case 'add_addr': {
+        if (opt.echo) {
+          this.counters.increment('EchoAdd');
+          return;
+        }
+        // RFC 8684 §3.4.1: the HMAC (Key-A + Key-B, A the announcer) proves the announcer knows
+        // both keys; a wrong one is dropped and counted
+        if (this.remoteKey === null || opt.hmac === undefined || opt.hmac !== addAddrHmac(this.remoteKey, this.localKey, opt.addressId, opt.address, opt.port)) {
+          this.counters.increment('AddAddrDrop');
+          return;
+        }
         this.counters.increment('AddAddr');
         this.remoteAddresses.set(opt.addressId, { addr: opt.address, port: opt.port ?? 0 });
         this.addrAnnounced = true;
+        // "the receiver ... MUST respond with the same option, with the E (echo) flag set": the
+        // announcer retransmits until it sees the echo
+        this.echoPending.push({ addressId: opt.addressId, address: opt.address, port: opt.port });
+        sf.tcp.requestAck();
+        this.host.touch(sf.tcp);
         return;
+      }
       case 'remove_addr':
         this.counters.increment('RmAddr');
         for (const id of opt.addressIds) this.remoteAddresses.delete(id);

@@ -60,6 +60,9 @@ test.serial('mptun client → kernel MPTCP server over two links of 100 Mbit/s: 
   t.true(mib.MPCapableACKRX! >= 1, 'MP_CAPABLE third ACK seen');
   t.true(mib.MPJoinSynRx! >= 1, 'MP_JOIN SYN seen');
   t.true(mib.MPJoinAckRx! >= 1, 'MP_JOIN ACK (HMAC checked) seen');
+  t.true((sent!.counters!.AddAddr ?? 0) >= 1, 'the kernel\'s ADD_ADDR taken (its HMAC checked)');
+  t.true((mib.EchoAdd ?? 0) >= 1, 'the kernel saw our ADD_ADDR echo');
+  t.is(mib.AddAddrTx, 1, 'so it announced once, not again and again');
   for (const bad of ['DSSNotMatching', 'InfiniteMapRx', 'DataCsumErr', 'DSSNoMatchTCP', 'MPJoinAckHMacFailure', 'MPCapableFallbackACK', 'DssFallback', 'MPJoinSynAckHMacFailure']) {
     t.is(mib[bad] ?? 0, 0, `kernel ${bad}`);
   }
