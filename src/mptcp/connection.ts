@@ -13,15 +13,17 @@ import type { TcpRepr } from '../tcp/segment.js';
 import { TCP_FLAG_SYN, TCP_FLAG_ACK, TCP_FLAG_RST } from '../tcp/segment.js';
 import { SendBuffer } from '../tcp/sendbuf.js';
 import { Reassembler } from '../tcp/reassembly.js';
-import { dsnAdd, dsnDiff, expandDsn, MappingTable } from './mapping.js';
+import { dsnAdd, dsnDiff, expandDsn, MappingTable, type Mapping } from './mapping.js';
 import { createScheduler, type Scheduler } from './scheduler.js';
 import { LiaGroup } from './lia.js';
 import {
-  emitMptcpOptionBuffer, parseMptcpOption, MptcpOptionCounters, MPTCP_VERSION, MPTCP_RST_MPTCP_ERROR, type MptcpOption, type Dss,
+  emitMptcpOptionBuffer, parseMptcpOption, MptcpOptionCounters, MPTCP_VERSION, MPTCP_RST_MPTCP_ERROR, MPTCP_RST_MIDDLEBOX_INTERFERENCE,
+  type MptcpOption, type Dss,
 } from './options.js';
-import { addAddrHmac, joinAckHmac, joinSynAckHmac, keyToIdsn, keyToToken } from './crypto.js';
+import { addAddrHmac, dssChecksum, joinAckHmac, joinSynAckHmac, keyToIdsn, keyToToken, verifyDssChecksum } from './crypto.js';
 
 const DSS_RESERVE = 28;
+const EMPTY = Buffer.alloc(0);
 
 /** The verdict on a received DSS mapping (CONVENTIONS.md 6: a reason, not a boolean). */
 export const MAPPING_VERDICTS = ['ok', 'duplicate', 'old', 'infinite', 'conflict'] as const;
@@ -60,6 +62,8 @@ export interface MptcpConfig {
    * default) or 'cubic' (uncoupled CUBIC on each subflow).
    */
   congestionControl: 'lia' | 'cubic';
+  /** Ask for DSS checksums (RFC 8684 §3.3.1; the A flag). Used anyway when the peer asks. */
+  checksum: boolean;
 }
 
 export const DEFAULT_MPTCP_CONFIG: MptcpConfig = {
@@ -70,6 +74,7 @@ export const DEFAULT_MPTCP_CONFIG: MptcpConfig = {
   subflowBacklog: 0,
   scheduler: 'lowest-rtt',
   congestionControl: 'lia',
+  checksum: false,
 };
 
 /** The TCP congestion controller a subflow is created with, for an MPTCP congestion control. */
@@ -98,6 +103,10 @@ export class Subflow {
   resetReason: number | null = null;
   /** An MP_PRIO is due on this subflow (its backup flag changed). */
   prioPending = false;
+  /** With DSS checksums: the part of the current mapping received so far. */
+  held: { mapping: Mapping; chunks: Buffer[]; got: number; start: number } | null = null;
+  /** MP_FAIL's DSN for this subflow's reset, after a checksum failure. */
+  failDsn: bigint | null = null;
   constructor(
     readonly conn: MptcpConnection,
     readonly tcp: TcpConnection,
@@ -174,6 +183,7 @@ export class MptcpConnection {
   constructor(readonly host: MptcpHost, key: bigint, config: Partial<MptcpConfig> = {}) {
     this.config = { ...DEFAULT_MPTCP_CONFIG, ...config };
     this.scheduler = createScheduler(this.config.scheduler);
+    this.checksum = this.config.checksum;
     this.localKey = key;
     this.localToken = keyToToken(key);
     // RFC 8684 §3.3.1: the data sequence starts at IDSN + 1 (the SYN takes IDSN)
@@ -239,6 +249,7 @@ export class MptcpConnection {
       // §3.6: MP_TCPRST with the reason when one subflow is reset
       if (this.fastClosing && this.remoteKey !== null) put({ type: 'mp_fastclose', receiverKey: this.remoteKey });
       else if (sf.resetReason !== null) put({ type: 'mp_tcprst', reason: sf.resetReason, transient: false, flags: 0 });
+      if (sf.failDsn !== null) put({ type: 'mp_fail', dsn: sf.failDsn });
       return;
     }
     if (sf.initial) {
@@ -265,6 +276,7 @@ export class MptcpConnection {
           const m = firstData ? sf.tx.find(0) : undefined;
           const opt: MptcpOption = { type: 'mp_capable', version: MPTCP_VERSION, flags: this.capableFlags(), senderKey: this.localKey, receiverKey: this.remoteKey };
           if (m) opt.dataLen = m.len;
+          if (m && this.checksum) opt.checksum = m.csum ?? 0;
           put(opt);
           if (firstData) return;
         }
@@ -291,22 +303,31 @@ export class MptcpConnection {
     }
     if (this.fallback || this.remoteKey === null) return;
     // DSS: DATA_ACK always; a mapping when the segment carries data; DATA_FIN when due
-    let mapping: { dsn: bigint; ssn: number; len: number } | null = null;
+    let mapping: { dsn: bigint; ssn: number; len: number; csum?: number } | null = null;
     if (seg.payload.length > 0) {
       const offset = this.streamOffset(sf, seg.seq);
       const m = sf.tx.find(offset);
-      if (m) mapping = { dsn: m.dsn, ssn: m.ssn + 1, len: m.len };
+      if (m) mapping = { dsn: m.dsn, ssn: m.ssn + 1, len: m.len, ...(m.csum !== undefined ? { csum: m.csum } : {}) };
     }
     let dataFin = false;
     if (this.dataFinSeq !== null && !this.dataFinAcked && dsnDiff(this.sndNxt, this.dataFinSeq) === 0 && this.allMappedDataOut()) {
       dataFin = true;
-      if (!mapping) mapping = { dsn: this.dataFinSeq, ssn: 0, len: 1 };
-      else if (dsnAdd(mapping.dsn, mapping.len) === this.dataFinSeq) mapping = { ...mapping, len: mapping.len + 1 };
-      else dataFin = false;
+      if (!mapping) {
+        mapping = { dsn: this.dataFinSeq, ssn: 0, len: 1 };
+        if (this.checksum) mapping.csum = dssChecksum(this.dataFinSeq, 0, 1, EMPTY);
+      } else if (!this.checksum && dsnAdd(mapping.dsn, mapping.len) === this.dataFinSeq) {
+        mapping = { ...mapping, len: mapping.len + 1 };
+      } else {
+        // with checksums the DATA_FIN goes alone (its length would change the data's checksum)
+        dataFin = false;
+      }
       if (dataFin) this.counters.increment('DataFinTx');
     }
     const dss: Dss = { type: 'dss', dataAck: this.rcvNxt, dataAck8: true, dataFin };
-    if (mapping) dss.mapping = { dsn: mapping.dsn, dsn8: true, subflowSeq: mapping.ssn, dataLen: mapping.len };
+    if (mapping) {
+      dss.mapping = { dsn: mapping.dsn, dsn8: true, subflowSeq: mapping.ssn, dataLen: mapping.len };
+      if (this.checksum) dss.mapping.checksum = mapping.csum ?? 0;
+    }
     put(dss);
     // RFC 8684 §3.3.8: "MP_PRIO ... to change the priority of the subflow on which it is sent"
     if (sf.prioPending && put({ type: 'mp_prio', backup: sf.backup })) {
@@ -420,6 +441,8 @@ export class MptcpConnection {
   private handleOption(sf: Subflow, opt: MptcpOption, seg: TcpRepr): void {
     switch (opt.type) {
       case 'mp_capable':
+        // RFC 8684 §3.1: "if the checksum flag is set by either host, checksums MUST be used"
+        if (sf.initial && opt.flags.checksumRequired) this.checksum = true;
         if (sf.initial && opt.senderKey !== undefined) {
           if (this.isInitiator && this.remoteKey === null) {
             this.counters.increment('MPCapableSYNACKRX');
@@ -429,7 +452,7 @@ export class MptcpConnection {
             if (this.remoteKey === null) this.setRemoteKey(opt.senderKey);
             this.fullyEstablished = true;
             if (opt.dataLen !== undefined && seg.payload.length > 0) {
-              sf.rx.add({ ssn: this.recvOffset(sf, seg.seq), dsn: this.rcvNxtBase(), len: opt.dataLen });
+              sf.rx.add({ ssn: this.recvOffset(sf, seg.seq), dsn: this.rcvNxtBase(), len: opt.dataLen, ...(opt.checksum !== undefined ? { csum: opt.checksum } : {}) });
             }
           }
         }
@@ -552,7 +575,7 @@ export class MptcpConnection {
       this.mappingVerdicts.increment(verdict);
       switch (verdict) {
         case 'ok':
-          if (len > 0) sf.rx.add({ ssn: m.subflowSeq - 1, dsn, len });
+          if (len > 0) sf.rx.add({ ssn: m.subflowSeq - 1, dsn, len, ...(m.checksum !== undefined && !opt.dataFin ? { csum: m.checksum } : {}) });
           return;
         case 'duplicate':
         case 'old':
@@ -777,8 +800,14 @@ export class MptcpConnection {
             break;
           }
           const take = Math.min(data.length, m.ssn + m.len - off);
-          const dsn = dsnAdd(m.dsn, off - m.ssn);
-          this.insert(dsn, data.subarray(0, take));
+          const piece = data.subarray(0, take);
+          if (this.checksum && m.csum !== undefined) {
+            // RFC 8684 §3.3.1: the data of a mapping is held until the whole mapping is there
+            // and its checksum verifies; only then does it reach the connection
+            this.holdForChecksum(sf, m, off, piece);
+          } else {
+            this.insert(dsnAdd(m.dsn, off - m.ssn), piece);
+          }
           data = data.subarray(take);
           off += take;
           delivered = true;
@@ -788,6 +817,29 @@ export class MptcpConnection {
       this.host.touch(sf.tcp);
     }
     if (delivered || this.peerDataFin !== null) this.popInOrder();
+  }
+
+  private holdForChecksum(sf: Subflow, m: Mapping, off: number, piece: Buffer): void {
+    let h = sf.held;
+    if (!h || h.mapping !== m) {
+      h = sf.held = { mapping: m, chunks: [], got: 0, start: off };
+    }
+    h.chunks.push(piece);
+    h.got += piece.length;
+    if (h.start + h.got < m.ssn + m.len) return;
+    sf.held = null;
+    const data = h.chunks.length === 1 ? h.chunks[0]! : Buffer.concat(h.chunks);
+    const whole = h.start === m.ssn;
+    if (whole && !verifyDssChecksum(m.dsn, m.ssn + 1, m.len, m.csum!, data)) {
+      // RFC 8684 §3.7: "a checksum failure ... the receiver MUST ... send an MP_FAIL": the subflow
+      // is reset with MP_FAIL naming the mapping's DSN, its data dropped (the sender reinjects it)
+      this.counters.increment('DataCsumErr');
+      sf.failDsn = m.dsn;
+      sf.resetReason = MPTCP_RST_MIDDLEBOX_INTERFERENCE;
+      sf.tcp.abort(0);
+      return;
+    }
+    this.insert(dsnAdd(m.dsn, h.start - m.ssn), data);
   }
 
   private insert(dsn: bigint, data: Buffer): void {
@@ -884,7 +936,10 @@ export class MptcpConnection {
       const chunk = this.sendBuf.peek(off, len);
       const n = sf.tcp.write(chunk);
       if (n === 0) return;
-      sf.tx.add({ ssn: sf.writeOffset, dsn, len: n });
+      const mapping: Mapping = { ssn: sf.writeOffset, dsn, len: n };
+      // RFC 8684 §3.3.1: the checksum covers the whole mapping, computed once here
+      if (this.checksum) mapping.csum = dssChecksum(dsn, sf.writeOffset + 1, n, chunk, 0, n);
+      sf.tx.add(mapping);
       sf.writeOffset += n;
       if (isReinject) {
         this.counters.increment('Reinjections');
@@ -954,7 +1009,7 @@ export class MptcpConnection {
 
   info() {
     return {
-      token: this.localToken, remoteToken: this.remoteToken, fallback: this.fallback, fullyEstablished: this.fullyEstablished,
+      token: this.localToken, remoteToken: this.remoteToken, fallback: this.fallback, fullyEstablished: this.fullyEstablished, checksum: this.checksum,
       sndUna: this.sndUna.toString(), sndNxt: this.sndNxt.toString(), rcvNxt: this.rcvNxt.toString(),
       sendQueued: this.sendBuf.length, recvQueued: this.recvQueued, outOfOrder: this.reasm.bytesQueued,
       subflows: this.subflows.map((s) => ({

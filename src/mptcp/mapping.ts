@@ -35,6 +35,8 @@ export interface Mapping {
   ssn: number;
   dsn: bigint;
   len: number;
+  /** The DSS checksum of the mapping, when checksums are in use (RFC 8684 §3.3.1). */
+  csum?: number;
 }
 
 /**

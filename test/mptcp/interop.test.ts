@@ -202,3 +202,39 @@ test.serial('a backup path (the cheaper link) carries nothing while the primary 
     await server.stop();
   }
 });
+
+test.serial('DSS checksums when the kernel asks for them (net.mptcp.checksum_enabled=1), both roles: sha256 match, no checksum failure', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  // mptun client → kernel server
+  const bed = await mpBed();
+  beds.push(bed);
+  await inNetns(bed.app, 'sysctl', ['-qw', 'net.mptcp.checksum_enabled=1']);
+  await inNetns(bed.app, 'nstat', ['-n']);
+  const r = await transfer(bed, 50e6);
+  const sent = r.mptun.find((l) => l.event === 'sent');
+  t.truthy(sent, `mptun finished: ${JSON.stringify(r.mptun.slice(-3)).slice(0, 2000)}`);
+  t.is(r.kernel.find((l) => l.event === 'received')?.sha256, sent!.sha256);
+  t.is(sent!.peerSha256, sent!.sha256, 'and the kernel\'s checksummed reply verified at mptun');
+  t.true((sent!.info as unknown as { checksum: boolean }).checksum, 'checksums were in use');
+  const mib = await mptcpMib(bed.app);
+  t.is(mib.DataCsumErr ?? 0, 0, 'the kernel verified every mapping');
+  t.is(sent!.counters!.DataCsumErr ?? 0, 0);
+  // kernel client → mptun listener
+  const bed2 = await mpBed({ kernelClient: true });
+  beds.push(bed2);
+  await inNetns(bed2.app, 'sysctl', ['-qw', 'net.mptcp.checksum_enabled=1']);
+  const w = spawnInNetns(bed2.mptun, process.execPath, [worker, '--mode', 'serve']);
+  try {
+    await waitFor('mptun ready', () => w.stdout().includes('"ready"'), { timeout: 15_000 });
+    const k = await inNetns(bed2.app, 'mptcpize', ['run', process.execPath, peer, '--mode', 'send', '--connect', '192.0.2.1:5001', '--bytes', String(50e6)], { timeout: 120_000 });
+    const ks = lines(k.stdout).find((l) => l.event === 'sent')!;
+    await waitFor('mptun report', () => w.stdout().includes('"received"'), { timeout: 10_000 });
+    const got = lines(w).find((l) => l.event === 'received')!;
+    t.is(got.sha256, ks.sha256, 'mptun verified and delivered the kernel\'s checksummed mappings');
+    t.is(ks.peerSha256, ks.sha256);
+    t.is(got.counters!.DataCsumErr ?? 0, 0);
+    t.true((got.info as unknown as { checksum: boolean }).checksum, 'checksums were in use');
+  } finally {
+    await w.stop();
+  }
+});
