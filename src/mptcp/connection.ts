@@ -35,7 +35,7 @@ export const MPTCP_COUNTER_NAMES = [
   'MPJoinSynAckHMacFailure', 'MPJoinAckTx', 'MPJoinSynRx', 'MPJoinAckRx', 'MPJoinAckHMacFailure', 'MPJoinNoTokenFound',
   'DSSNoMatchTCP', 'DSSNotMatching', 'DataCsumErr', 'OFOQueue', 'DuplicateData', 'AddAddr', 'AddAddrTx', 'EchoAdd', 'RmAddr',
   'MPPrioRx', 'MPFastcloseRx', 'MPRstRx', 'Reinjections', 'ReinjectedBytes', 'DataFinRx', 'DataFinTx', 'InfiniteMapRx',
-  'UnmappedData', 'SubflowsOpened', 'SubflowsClosed', 'MPJoinAckAcked', 'MPFastcloseBadKey', 'MPPrioTx', 'RmAddrTx', 'AddAddrDrop', 'EchoAddTx',
+  'UnmappedData', 'SubflowsOpened', 'SubflowsClosed', 'MPJoinAckAcked', 'MPFastcloseBadKey', 'MPPrioTx', 'RmAddrTx', 'AddAddrDrop', 'EchoAddTx', 'MPJoinUnexpected', 'MPJoinSynAckMissing',
 ] as const;
 export type MptcpCounterName = (typeof MPTCP_COUNTER_NAMES)[number];
 
@@ -107,6 +107,7 @@ export class Subflow {
   held: { mapping: Mapping; chunks: Buffer[]; got: number; start: number } | null = null;
   /** MP_FAIL's DSN for this subflow's reset, after a checksum failure. */
   failDsn: bigint | null = null;
+  sawJoinSynAck = false;
   constructor(
     readonly conn: MptcpConnection,
     readonly tcp: TcpConnection,
@@ -260,7 +261,8 @@ export class MptcpConnection {
         return;
       }
       if (syn && ack) {
-        // the listener's SYN/ACK carries its own key
+        // the listener's SYN/ACK carries its own key — unless the SYN had no MP_CAPABLE (§3.7)
+        if (this.fallback) return;
         put({ type: 'mp_capable', version: MPTCP_VERSION, flags: this.capableFlags(), senderKey: this.localKey });
         return;
       }
@@ -424,6 +426,15 @@ export class MptcpConnection {
         this.handleOption(sf, opt, seg);
       }
     }
+    // a join whose SYN/ACK has no MP_JOIN (stripped on the way, or a peer that took it for a new
+    // TCP connection) is no subflow of ours: reset it (Linux: MP_TCPRST "MPTCP-specific error")
+    if (!sf.initial && this.isInitiator && syn && ack && !sf.sawJoinSynAck) {
+      this.counters.increment('MPJoinSynAckMissing');
+      sf.resetReason = MPTCP_RST_MPTCP_ERROR;
+      sf.tcp.reset(0);
+      this.host.touch(sf.tcp);
+      return;
+    }
     // RFC 8684 §3.2: "the initiator ... MUST wait for the ACK of its third ACK (the fourth
     // packet of the handshake) before it can use the subflow"
     if (!sf.initial && this.isInitiator && sf.joinAckSent && !sf.usable && !syn && ack && !sf.closed) {
@@ -458,6 +469,11 @@ export class MptcpConnection {
         }
         return;
       case 'mp_join_synack': {
+        if (sf.initial || this.remoteKey === null || !this.isInitiator) {
+          this.counters.increment('MPJoinUnexpected');
+          return;
+        }
+        sf.sawJoinSynAck = true;
         // RFC 8684 §3.2: check HMAC-B (truncated) before the third ACK
         sf.remoteNonce = opt.senderNonce;
         const expect = joinSynAckHmac(this.remoteKey!, this.localKey, opt.senderNonce, sf.localNonce);
@@ -471,6 +487,10 @@ export class MptcpConnection {
         return;
       }
       case 'mp_join_ack': {
+        if (sf.initial || this.remoteKey === null || this.isInitiator || sf.usable) {
+          this.counters.increment('MPJoinUnexpected');
+          return;
+        }
         const expect = joinAckHmac(this.remoteKey!, this.localKey, sf.remoteNonce, sf.localNonce);
         if (!expect.equals(opt.hmac)) {
           this.counters.increment('MPJoinAckHMacFailure');
@@ -720,18 +740,29 @@ export class MptcpConnection {
         for (const sf of this.usableSubflows()) this.host.touch(sf.tcp);
       }
       if (this.dataFinSeq !== null && !this.dataFinAcked) {
-        // make sure some subflow carries the DATA_FIN: poke the first usable one for an ACK
-        const sf = this.usableSubflows()[0];
-        if (sf && !this.dataFinPoked) {
-          this.dataFinPoked = true;
-          sf.tcp.requestAck();
-          this.host.touch(sf.tcp);
+        // RFC 8684 §3.3.3: the DATA_FIN is retransmitted like a FIN until it is acknowledged:
+        // a pure ACK (only it can carry the DATA_FIN's own mapping) on a usable subflow, at
+        // once and then on a timer that backs off
+        if (this.dataFinDeadline === null || now >= this.dataFinDeadline) {
+          const sf = this.usableSubflows()[0];
+          if (sf) {
+            sf.tcp.requestAck();
+            this.host.touch(sf.tcp);
+            const rto = Math.max(sf.tcp.rtt.rto, 200);
+            this.dataFinDeadline = now + rto * 2 ** Math.min(this.dataFinTries++, 6);
+          }
         }
       }
     }
   }
 
-  private dataFinPoked = false;
+  private dataFinDeadline: Instant | null = null;
+  private dataFinTries = 0;
+
+  /** The connection's own deadline (the DATA_FIN retransmission), or null. */
+  pollTimeout(): Instant | null {
+    return this.dataFinSeq !== null && !this.dataFinAcked && !this.closedEmitted ? this.dataFinDeadline : null;
+  }
 
   onSubflowEvent(sf: Subflow, type: string): void {
     if (type === 'connected') {
@@ -883,8 +914,9 @@ export class MptcpConnection {
     if (this.dataFinAcked && this.peerFinDone) {
       for (const sf of this.subflows) {
         if (sf.closed) continue;
-        // a subflow stuck in retransmission (a dead path) is reset: nothing depends on it now
-        if (!sf.usable || sf.tcp.info().rtoRecovery) sf.tcp.abort(0);
+        // RFC 8684 §3.3.3: "all remaining subflows MUST be closed with standard FIN exchanges";
+        // a stale one (its path dead: timeouts in a row) is reset, nothing depends on it now
+        if (sf.tcp.consecutiveTimeouts > 0) sf.tcp.reset(0);
         else sf.tcp.shutdown();
         this.host.touch(sf.tcp);
       }

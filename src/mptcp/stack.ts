@@ -155,6 +155,7 @@ export class MptcpStack {
 
   handleTimeout(now: Instant): void {
     this.tcp.handleTimeout(now);
+    // the connections' own timers run in process(now), which the caller runs next
   }
 
   /** Runs the connections: subflow events, data movement, the path manager. Call after input and timers. */
@@ -222,7 +223,12 @@ export class MptcpStack {
   }
 
   pollTimeout(): Instant | null {
-    return this.tcp.pollTimeout();
+    let t = this.tcp.pollTimeout();
+    for (const conn of this.connections) {
+      const c = conn.pollTimeout();
+      if (c !== null && (t === null || c < t)) t = c;
+    }
+    return t;
   }
 
   pollEvent(): MptcpStackEvent | null {

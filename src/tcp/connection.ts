@@ -53,7 +53,7 @@ export const TCP_COUNTER_NAMES = [
   'rtoTimeouts', 'synRetransmits', 'outOfWindow', 'pawsRejected', 'challengeAcks', 'challengeAckRst',
   'challengeAckSyn', 'ackTooNew', 'oldAckIgnored', 'duplicateSegments', 'outOfOrderSegments', 'reassemblyDropped',
   'dupAcks', 'dsack', 'zeroWindowProbes', 'keepAlivesSent', 'delayedAcks', 'immediateAcks', 'resetsReceived',
-  'resetsSent', 'rcvWindowFull', 'urgentIgnored', 'spuriousRto', 'userTimeouts', 'lostRetransmits', 'tailLossProbes', 'rcvBufferGrown',
+  'resetsSent', 'rcvWindowFull', 'urgentIgnored', 'spuriousRto', 'userTimeouts', 'lostRetransmits', 'tailLossProbes', 'rcvBufferGrown', 'finWait2Timeouts',
 ] as const;
 export type TcpCounterName = (typeof TCP_COUNTER_NAMES)[number];
 export class TcpCounters extends CounterSet<TcpCounterName> {
@@ -91,6 +91,8 @@ export interface TcpConfig {
   minRtoMs: number;
   /** Disable Nagle (RFC 9293 §3.7.4); an appliance relaying bytes sends what it has. */
   noDelay: boolean;
+  /** FIN-WAIT-2 lasts at most this long (Linux's tcp_fin_timeout, 60 s); 0 = for ever (RFC 9293). */
+  finWait2TimeoutMs: number;
 }
 
 export const DEFAULT_TCP_CONFIG: TcpConfig = {
@@ -113,6 +115,7 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = {
   maxSynRetransmits: 6,
   minRtoMs: 200,
   noDelay: true,
+  finWait2TimeoutMs: 60_000,
 };
 
 /** RFC 7323 §2.3: "the shift count ... MUST be limited to 14". */
@@ -378,6 +381,14 @@ export class TcpConnection {
     this.shutdown();
   }
 
+  /** A reset whatever the state (MPTCP tearing down a subflow it no longer needs), then CLOSED. */
+  reset(now: Instant): void {
+    if (this.state !== TcpState.Closed && this.state !== TcpState.SynSent && this.state !== TcpState.TimeWait) {
+      this.pendingRst = { seq: this.sndMax, ack: this.rcvNxt, withAck: true };
+    }
+    this.enterClosed(now);
+  }
+
   /** RFC 9293 §3.10.5 ABORT: a RST, and the connection is gone. */
   abort(now: Instant): void {
     // RFC 9293 §3.10.5: a reset for SYN-RECEIVED to CLOSE-WAIT; "CLOSING STATE, LAST-ACK STATE,
@@ -402,8 +413,10 @@ export class TcpConnection {
 
   /** The receive window we can offer: free space in the receive buffer. */
   private receiveWindow(): number {
-    const own = Math.max(0, this.recvCapacity - this.recvQueued - this.reasm.bytesQueued);
-    return this.windowLimit ? Math.min(own, Math.max(0, this.windowLimit())) : own;
+    // an MPTCP subflow announces the connection's shared window (RFC 8684 §3.3.4: "unique
+    // receive window, shared between the subflows"), less what it holds itself
+    if (this.windowLimit) return Math.max(0, this.windowLimit() - this.recvQueued - this.reasm.bytesQueued);
+    return Math.max(0, this.recvCapacity - this.recvQueued - this.reasm.bytesQueued);
   }
 
   /** RTOs in a row without an ACK of new data: > 0 means the path may be failing (MPTCP: a stale subflow). */
@@ -414,6 +427,11 @@ export class TcpConnection {
   /** The peer's window scale shift (RFC 7323), for MPTCP's connection-level window. */
   get sendWindowScale(): number {
     return this.sndWscale;
+  }
+
+  /** (A method, so that TypeScript does not narrow `state` across the MPTCP hooks.) */
+  private isClosed(): boolean {
+    return this.state === TcpState.Closed;
   }
 
   /** The initial send sequence number (ISS). */
@@ -499,6 +517,8 @@ export class TcpConnection {
     this.rcvNxt = seqAdd(seg.seq, 1);
     this.negotiate(seg.options, true);
     this.optionReader?.(seg);
+    // the MPTCP layer may have reset the connection on what it read
+    if (this.isClosed()) return;
     if (hasAck) {
       // "If SND.UNA > ISS (our SYN has been ACKed), change the connection state to ESTABLISHED"
       this.ackAdvance(now, seg.ack, seg);
@@ -644,6 +664,8 @@ export class TcpConnection {
     }
 
     this.optionReader?.(seg);
+    // the MPTCP layer may have reset the connection on what it read
+    if (this.isClosed()) return;
 
     if (this.state === TcpState.SynReceived) {
       // "If SND.UNA < SEG.ACK =< SND.NXT, then enter ESTABLISHED state"
@@ -783,6 +805,8 @@ export class TcpConnection {
       switch (this.state) {
         case TcpState.FinWait1:
           this.state = TcpState.FinWait2;
+          // like Linux's tcp_fin_timeout: a peer that never closes its side does not keep us forever
+          if (this.config.finWait2TimeoutMs > 0) this.timers.set(TcpTimer.UserTimeout, now + this.config.finWait2TimeoutMs);
           break;
         case TcpState.Closing:
           this.enterTimeWait(now);
@@ -978,6 +1002,13 @@ export class TcpConnection {
     if (this.timers.expire(TcpTimer.TimeWait, now)) {
       this.enterClosed(now);
       return;
+    }
+    if (this.timers.expire(TcpTimer.UserTimeout, now)) {
+      if (this.state === TcpState.FinWait2) {
+        this.counters.increment('finWait2Timeouts');
+        this.enterClosed(now);
+        return;
+      }
     }
     if (this.timers.expire(TcpTimer.DelayedAck, now)) {
       this.counters.increment('delayedAcks');
