@@ -9,7 +9,7 @@ import type { Endpoint, TcpConnection } from '../tcp/connection.js';
 import { MptcpConnection, subflowCongestionControl, DEFAULT_MPTCP_CONFIG, type MptcpConfig, type MptcpEvent, type Subflow } from './connection.js';
 
 export const MPTCP_STACK_COUNTER_NAMES = [
-  'connectionsOpened', 'joinsOpened', 'portCollisions', 'connectionsAccepted', 'plainTcpAccepted', 'joinsAccepted', 'MPJoinNoTokenFound',
+  'connectionsOpened', 'joinsOpened', 'portCollisions', 'connectionsAccepted', 'plainTcpAccepted', 'joinsAccepted', 'MPJoinNoTokenFound', 'subflowLimit',
 ] as const;
 
 export interface MptcpStackOptions extends TcpStackOptions {
@@ -26,14 +26,24 @@ export interface MptcpStackEvent {
 interface PathState {
   localAddrs: Buffer[];
   remote: Endpoint;
-  opened: Set<number>;
+  /** Pairs opened: `${local index}` for the peer's primary address, `${local}/${remote id}` for announced ones. */
+  opened: Set<number | string>;
   backup: Set<number>;
   removed: Set<number>;
+  fullmesh: boolean;
+  maxSubflows: number;
 }
 
 export interface ConnectOptions {
   /** Indexes of the local paths that are backups (MP_JOIN B flag / MP_PRIO): used only when the others are gone. */
   backup?: number[];
+  /**
+   * Fullmesh: a subflow from every local path to every address of the peer (its own and those it
+   * announces with ADD_ADDR). Off: one subflow per local path, to the peer's address.
+   */
+  fullmesh?: boolean;
+  /** Subflows per connection at most (the initial one included). Default 8. */
+  maxSubflows?: number;
 }
 
 export class MptcpStack {
@@ -92,7 +102,9 @@ export class MptcpStack {
     this.bySubflow.set(tcp, sf);
     this.connections.add(conn);
     const backup = new Set(options.backup ?? []);
-    this.paths.set(conn, { localAddrs, remote, opened: new Set([0]), backup, removed: new Set() });
+    this.paths.set(conn, {
+      localAddrs, remote, opened: new Set([0]), backup, removed: new Set(), fullmesh: options.fullmesh ?? false, maxSubflows: options.maxSubflows ?? 8,
+    });
     // the first path as a backup: said with MP_PRIO once the connection is up
     if (backup.has(0)) conn.setBackup(0, true);
     this.counters.increment('connectionsOpened');
@@ -184,14 +196,29 @@ export class MptcpStack {
   private pathManager(now: Instant, conn: MptcpConnection): void {
     const p = this.paths.get(conn);
     if (!p || conn.fallback || !conn.fullyEstablished || conn.remoteKey === null) return;
+    const live = () => conn.subflows.filter((s) => !s.closed).length;
     for (let i = 0; i < p.localAddrs.length; i++) {
-      if (p.opened.has(i) || p.removed.has(i)) continue;
-      p.opened.add(i);
-      const tcp = this.openSubflow(now, p.localAddrs[i]!, p.remote);
-      const sf = conn.attach(tcp, false, i);
-      sf.backup = p.backup.has(i);
-      this.bySubflow.set(tcp, sf);
-      this.counters.increment('joinsOpened');
+      if (p.removed.has(i)) continue;
+      const targets: Array<{ key: number | string; remote: Endpoint }> = [{ key: i, remote: p.remote }];
+      if (p.fullmesh) {
+        for (const [id, a] of conn.remoteAddresses) {
+          if (a.addr.equals(p.remote.addr)) continue;
+          targets.push({ key: `${i}/${id}`, remote: { addr: a.addr, port: a.port || p.remote.port } });
+        }
+      }
+      for (const target of targets) {
+        if (p.opened.has(target.key)) continue;
+        if (live() >= p.maxSubflows) {
+          this.counters.increment('subflowLimit');
+          return;
+        }
+        p.opened.add(target.key);
+        const tcp = this.openSubflow(now, p.localAddrs[i]!, target.remote);
+        const sf = conn.attach(tcp, false, i);
+        sf.backup = p.backup.has(i);
+        this.bySubflow.set(tcp, sf);
+        this.counters.increment('joinsOpened');
+      }
     }
   }
 
@@ -214,7 +241,7 @@ export class MptcpStack {
       const i = p.localAddrs.findIndex((a) => a.equals(addr));
       if (i < 0 || !p.removed.has(i)) continue;
       p.removed.delete(i);
-      p.opened.delete(i);
+      for (const key of [...p.opened]) if (key === i || (typeof key === 'string' && key.startsWith(`${i}/`))) p.opened.delete(key);
     }
   }
 

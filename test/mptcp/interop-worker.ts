@@ -28,6 +28,7 @@ const { values } = parseArgs({
     seed: { type: 'string', default: '1' },
     mode: { type: 'string', default: 'send' },
     backup: { type: 'string', multiple: true, default: [] },
+    fullmesh: { type: 'boolean', default: false },
   },
 });
 const offload = values.offload!;
@@ -67,7 +68,7 @@ if (serve) {
     const i = s.lastIndexOf(':');
     return [s.slice(0, i).replace(/^\[|\]$/g, ''), Number(s.slice(i + 1))];
   })(values.connect!);
-  conn = stack.connect(engine.now(), values.paths!.split(',').map((a) => parseIpAddress(a).bytes), { addr: parseIpAddress(host).bytes, port }, { backup: values.backup!.map(Number) });
+  conn = stack.connect(engine.now(), values.paths!.split(',').map((a) => parseIpAddress(a).bytes), { addr: parseIpAddress(host).bytes, port }, { backup: values.backup!.map(Number), fullmesh: values.fullmesh! });
 }
 
 function pumpSender(c: MptcpConnection): void {

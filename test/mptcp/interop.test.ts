@@ -238,3 +238,21 @@ test.serial('DSS checksums when the kernel asks for them (net.mptcp.checksum_ena
     await w.stop();
   }
 });
+
+test.serial('fullmesh: two local paths × the server\'s two addresses (one announced with ADD_ADDR) = four subflows', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  const bed = await mpBed();
+  beds.push(bed);
+  await inNetns(bed.app, 'nstat', ['-n']);
+  const r = await transfer(bed, 100e6, ['--fullmesh']);
+  const sent = r.mptun.find((l) => l.event === 'sent');
+  t.truthy(sent, `mptun finished: ${JSON.stringify(r.mptun.slice(-3)).slice(0, 2000)}`);
+  t.is(r.kernel.find((l) => l.event === 'received')?.sha256, sent!.sha256);
+  const subflows = sent!.info!.subflows as unknown as Array<{ local: string; remote: string; bytesOut: number }>;
+  t.is(subflows.length, 4, JSON.stringify(subflows.map((s) => `${s.local}->${s.remote}`)));
+  t.deepEqual(new Set(subflows.map((s) => `${s.local}->${s.remote}`)).size, 4);
+  t.true(subflows.some((s) => s.remote === '10.77.1.1'), 'subflows to the announced address');
+  const mib = await mptcpMib(bed.app);
+  t.is(mib.MPJoinSynRx, 3, 'the kernel took three joins');
+  t.is(mib.DSSNotMatching ?? 0, 0);
+});
