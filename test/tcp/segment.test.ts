@@ -2,6 +2,7 @@
 // window scale and timestamps, RFC 2018 SACK, RFC 8684 option kind 30), and against Wireshark's
 // dissector as a second opinion on what we emit.
 import test from 'ava';
+import { pcap, PI_WARN } from '../helpers/pcap.js';
 import { execFile, spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -826,32 +827,7 @@ const execFileP = promisify(execFile);
 const haveTshark = spawnSync('tshark', ['--version'], { stdio: 'ignore' }).status === 0;
 const inCI = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false';
 
-/** A classic pcap file (global header + records), linktype RAW (101): each record is an IP packet. */
-function pcap(packets: readonly Buffer[]): Buffer {
-  const LINKTYPE_RAW = 101;
-  const size = 24 + packets.reduce((n, p) => n + 16 + p.length, 0);
-  const out = Buffer.alloc(size);
-  out.writeUInt32LE(0xa1b2c3d4, 0);
-  out.writeUInt16LE(2, 4);
-  out.writeUInt16LE(4, 6);
-  out.writeUInt32LE(0, 8); // thiszone
-  out.writeUInt32LE(0, 12); // sigfigs
-  out.writeUInt32LE(65535, 16); // snaplen
-  out.writeUInt32LE(LINKTYPE_RAW, 20);
-  let o = 24;
-  packets.forEach((p, i) => {
-    out.writeUInt32LE(1700000000 + i, o);
-    out.writeUInt32LE(0, o + 4);
-    out.writeUInt32LE(p.length, o + 8);
-    out.writeUInt32LE(p.length, o + 12);
-    p.copy(out, o + 16);
-    o += 16 + p.length;
-  });
-  return out;
-}
 
-// Wireshark's expert severities (epan/proto.h): PI_CHAT 0x00200000, PI_NOTE 0x00400000, PI_WARN 0x00600000, PI_ERROR 0x00800000.
-const PI_WARN = 0x00600000;
 
 /**
  * Warnings that Wireshark gives on sound packets, expected on the frames named below and only
