@@ -35,7 +35,7 @@ export const MPTCP_COUNTER_NAMES = [
   'MPJoinSynAckHMacFailure', 'MPJoinAckTx', 'MPJoinSynRx', 'MPJoinAckRx', 'MPJoinAckHMacFailure', 'MPJoinNoTokenFound',
   'DSSNoMatchTCP', 'DSSNotMatching', 'DataCsumErr', 'OFOQueue', 'DuplicateData', 'AddAddr', 'AddAddrTx', 'EchoAdd', 'RmAddr',
   'MPPrioRx', 'MPFastcloseRx', 'MPRstRx', 'Reinjections', 'ReinjectedBytes', 'DataFinRx', 'DataFinTx', 'InfiniteMapRx',
-  'UnmappedData', 'SubflowsOpened', 'SubflowsClosed', 'MPJoinAckAcked', 'MPFastcloseBadKey', 'MPPrioTx', 'RmAddrTx', 'AddAddrDrop', 'EchoAddTx', 'MPJoinUnexpected', 'MPJoinSynAckMissing',
+  'UnmappedData', 'SubflowsOpened', 'SubflowsClosed', 'MPJoinAckAcked', 'MPFastcloseBadKey', 'MPPrioTx', 'RmAddrTx', 'AddAddrDrop', 'EchoAddTx', 'MPJoinUnexpected', 'MPJoinSynAckMissing', 'FallbackLate', 'InfiniteMapTx',
 ] as const;
 export type MptcpCounterName = (typeof MPTCP_COUNTER_NAMES)[number];
 
@@ -266,7 +266,18 @@ export class MptcpConnection {
         put({ type: 'mp_capable', version: MPTCP_VERSION, flags: this.capableFlags(), senderKey: this.localKey });
         return;
       }
-      if (this.fallback) return;
+      if (this.fallback) {
+        // RFC 8684 §3.7: "an infinite mapping ... data-level length 0" says where the plain TCP
+        // stream starts in the data sequence space; sent once
+        if (this.infiniteMapping && !syn) {
+          const im = this.infiniteMapping;
+          if (put({ type: 'dss', dataFin: false, mapping: { dsn: im.dsn, dsn8: true, subflowSeq: im.ssn, dataLen: 0 } })) {
+            this.infiniteMapping = null;
+            this.counters.increment('InfiniteMapTx');
+          }
+        }
+        return;
+      }
       // RFC 8684 §3.1: the third ACK carries both keys; and the initiator's first data packet
       // carries MP_CAPABLE with the data-level length, until the listener has shown (with a
       // DSS) that it got the keys
@@ -440,6 +451,14 @@ export class MptcpConnection {
     if (!sf.initial && this.isInitiator && sf.joinAckSent && !sf.usable && !syn && ack && !sf.closed) {
       sf.usable = true;
       this.counters.increment('MPJoinAckAcked');
+    }
+    // RFC 8684 §3.7: the listener took our third ACK without its MP_CAPABLE (a middlebox
+    // stripped it) and answers as plain TCP: an ACK of our data with no MPTCP option at all
+    // before any DSS has come back means the connection fell back
+    if (sf.initial && this.isInitiator && !this.fullyEstablished && !this.fallback && !syn && ack && (!raws || raws.length === 0) &&
+      ((seg.ack - sf.tcp.initialSendSeq) >>> 0) > 1) {
+      this.fallBackLate(sf, seg);
+      return;
     }
     if (sf.initial && syn && ack && this.isInitiator && !sawCapable && !this.established) {
       // RFC 8684 §3.7: "If the SYN/ACK ... does not contain an MP_CAPABLE option, the initiator
@@ -673,7 +692,7 @@ export class MptcpConnection {
   }
 
   read(max = Infinity): Buffer | null {
-    if (this.fallback) {
+    if (this.fallback && this.recvQueued === 0) {
       const tcp = this.subflows[0]?.tcp;
       const b = tcp?.read(max) ?? null;
       if (b && tcp) this.host.touch(tcp);
@@ -695,7 +714,7 @@ export class MptcpConnection {
   }
 
   get readEnded(): boolean {
-    if (this.fallback) return this.subflows[0]?.tcp.readEnded ?? true;
+    if (this.fallback) return this.recvQueued === 0 && (this.subflows[0]?.tcp.readEnded ?? true);
     return this.peerFinDone && this.recvQueued === 0;
   }
 
@@ -828,6 +847,12 @@ export class MptcpConnection {
           const m = sf.rx.find(off);
           if (!m) {
             this.counters.increment('UnmappedData');
+            // RFC 8684 §3.7: data without a mapping on the only subflow: the DSS options are
+            // being stripped; fall back, the bytes continuing the data stream in order
+            if (this.subflows.filter((o) => !o.closed).length === 1 && this.reasm.bytesQueued === 0) {
+              this.fallBackLate(sf, null);
+              this.deliverInOrder(data);
+            }
             break;
           }
           const take = Math.min(data.length, m.ssn + m.len - off);
@@ -848,6 +873,40 @@ export class MptcpConnection {
       this.host.touch(sf.tcp);
     }
     if (delivered || this.peerDataFin !== null) this.popInOrder();
+  }
+
+  /**
+   * Fallback after the handshake (RFC 8684 §3.7): only with a single subflow, which becomes
+   * the plain TCP connection; what was handed to it stays its own to deliver, the rest of the
+   * connection-level buffer follows in order, and an infinite mapping tells the peer.
+   */
+  private fallBackLate(sf: Subflow, _seg: TcpRepr | null): void {
+    if (this.fallback) return;
+    const open = this.subflows.filter((o) => !o.closed);
+    if (open.length !== 1 || open[0] !== sf) {
+      sf.resetReason = MPTCP_RST_MIDDLEBOX_INTERFERENCE;
+      sf.tcp.reset(0);
+      this.host.touch(sf.tcp);
+      return;
+    }
+    this.fallback = true;
+    this.counters.increment('FallbackLate');
+    const handed = dsnDiff(this.sndNxt, this.sndUna);
+    if (handed > 0) this.sendBuf.ack(Math.min(handed, this.sendBuf.length));
+    this.sndUna = this.sndNxt;
+    this.reinject.length = 0;
+    this.infiniteMapping = { dsn: this.sndNxt, ssn: sf.writeOffset + 1 };
+    this.host.touch(sf.tcp);
+  }
+
+  private infiniteMapping: { dsn: bigint; ssn: number } | null = null;
+
+  private deliverInOrder(data: Buffer): void {
+    const wasEmpty = this.recvQueued === 0;
+    this.recvQueue.push(data);
+    this.recvQueued += data.length;
+    this.rcvNxt = dsnAdd(this.rcvNxt, data.length);
+    if (wasEmpty) this.events.push({ type: 'readable' });
   }
 
   private holdForChecksum(sf: Subflow, m: Mapping, off: number, piece: Buffer): void {

@@ -256,3 +256,23 @@ test.serial('fullmesh: two local paths × the server\'s two addresses (one annou
   t.is(mib.MPJoinSynRx, 3, 'the kernel took three joins');
   t.is(mib.DSSNotMatching ?? 0, 0);
 });
+
+test.serial('a middlebox that strips MPTCP options after the handshake: the third ACK\'s keys never arrive, mptun falls back late and every byte still arrives', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  const bed = await mpBed();
+  beds.push(bed);
+  await inNetns(bed.app, 'nstat', ['-n']);
+  // SYN and SYN/ACK keep MP_CAPABLE; every later segment loses its MPTCP options
+  await inNetns(bed.mptun, '/usr/sbin/nft', ['-f', '-'], {
+    input: 'table inet mptmpstrip2 {\n chain strip {\n  type filter hook forward priority 0;\n  tcp flags & syn == 0 reset tcp option mptcp counter\n }\n}\n',
+  });
+  const r = await transfer(bed, 20e6, ['--paths', '192.0.2.1']);
+  const sent = r.mptun.find((l) => l.event === 'sent');
+  t.truthy(sent, `mptun finished: ${JSON.stringify(r.mptun.slice(-3)).slice(0, 2000)}`);
+  t.true(sent!.info!.fallback, 'fell back');
+  t.is(sent!.counters!.FallbackLate, 1);
+  t.is(r.kernel.find((l) => l.event === 'received')?.sha256, sent!.sha256);
+  t.is(sent!.peerSha256, sent!.sha256);
+  const mib = await mptcpMib(bed.app);
+  t.log(`kernel: ${JSON.stringify(Object.fromEntries(Object.entries(mib).filter(([, v]) => v > 0)))}`);
+});
