@@ -276,3 +276,20 @@ test.serial('a middlebox that strips MPTCP options after the handshake: the thir
   const mib = await mptcpMib(bed.app);
   t.log(`kernel: ${JSON.stringify(Object.fromEntries(Object.entries(mib).filter(([, v]) => v > 0)))}`);
 });
+
+test.serial('MP_PRIO: the first path turned into a backup once the connection is up; the kernel counts it and the other path carries the data', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  const bed = await mpBed({ rateMbit: 100 });
+  beds.push(bed);
+  await inNetns(bed.app, 'nstat', ['-n']);
+  const r = await transfer(bed, 20e6, ['--backup', '0']);
+  const sent = r.mptun.find((l) => l.event === 'sent');
+  t.truthy(sent, `mptun finished: ${JSON.stringify(r.mptun.slice(-3)).slice(0, 2000)}`);
+  t.is(r.kernel.find((l) => l.event === 'received')?.sha256, sent!.sha256);
+  t.is(sent!.counters!.MPPrioTx, 1);
+  const mib = await mptcpMib(bed.app);
+  t.true((mib.MPPrioRx ?? 0) >= 1, 'the kernel took the MP_PRIO');
+  const [first, second] = sent!.info!.subflows;
+  // until the join is up the first path is all there is; after, the regular path takes over
+  t.true(second!.bytesOut > first!.bytesOut, `regular path ${second!.bytesOut} > backup ${first!.bytesOut}`);
+});
