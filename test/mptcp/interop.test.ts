@@ -35,6 +35,20 @@ async function transfer(bed: MpBed, bytes: number, extra: string[] = []) {
   }
 }
 
+/** The kernel's MPTCP client sends `bytes` to mptun's listener; both sides' reports. */
+async function kernelClientToMptun(bed: MpBed, bytes: number): Promise<{ sent: Report; got: Report }> {
+  const w = spawnInNetns(bed.mptun, process.execPath, [worker, '--mode', 'serve']);
+  try {
+    await waitFor('mptun ready', () => w.stdout().includes('"ready"'), { timeout: 15_000 });
+    const k = await inNetns(bed.app, 'mptcpize', ['run', process.execPath, peer, '--mode', 'send', '--connect', '192.0.2.1:5001', '--bytes', String(bytes)], { timeout: 120_000 });
+    const sent = lines(k.stdout).find((l) => l.event === 'sent')!;
+    await waitFor('mptun report', () => w.stdout().includes('"received"'), { timeout: 10_000 });
+    return { sent, got: lines(w).find((l) => l.event === 'received')! };
+  } finally {
+    await w.stop();
+  }
+}
+
 test.serial('mptun client → kernel MPTCP server over two links of 100 Mbit/s: 200 MB, sha256 match, both subflows carry data, the kernel agrees', async (t) => {
   if (!requireRootOrSkip(t)) return;
   const bed = await mpBed({ rateMbit: 100 });
@@ -109,28 +123,19 @@ test.serial('kernel MPTCP client → mptun listener over two links: 200 MB, sha2
   const bed = await mpBed({ kernelClient: true });
   beds.push(bed);
   await inNetns(bed.app, 'nstat', ['-n']);
-  const w = spawnInNetns(bed.mptun, process.execPath, [worker, '--mode', 'serve']);
-  try {
-    await waitFor('mptun ready', () => w.stdout().includes('"ready"'), { timeout: 15_000 });
-    const k = await inNetns(bed.app, 'mptcpize', ['run', process.execPath, peer, '--mode', 'send', '--connect', '192.0.2.1:5001', '--bytes', String(200e6)], { timeout: 120_000 });
-    const sent = lines(k.stdout).find((l) => l.event === 'sent')!;
-    await waitFor('mptun report', () => w.stdout().includes('"received"'), { timeout: 10_000 });
-    const got = lines(w).find((l) => l.event === 'received')!;
-    t.is(got.bytes, 200e6);
-    t.is(got.sha256, sent.sha256, 'sha256 at mptun = sha256 the kernel sent');
-    t.is(sent.peerSha256, sent.sha256, 'the kernel read back the digest over MPTCP');
-    const subflows = (got.info as unknown as { subflows: Array<{ bytesIn: number; remote: string }> }).subflows;
-    t.is(subflows.length, 2, 'the kernel joined a second subflow');
-    for (const sf of subflows) t.true(sf.bytesIn > 10e6, `subflow from ${sf.remote} carried ${sf.bytesIn} bytes`);
-    const mib = await mptcpMib(bed.app);
-    t.log(`kernel MIB: ${JSON.stringify(Object.fromEntries(Object.entries(mib).filter(([, v]) => v > 0)))}; ${sent.gbps?.toFixed(2)} Gbit/s`);
-    t.true(mib.MPCapableSYNACKRX! >= 1, 'the kernel took our MP_CAPABLE SYN/ACK');
-    t.true(mib.MPJoinSynAckRx! >= 1, 'the kernel checked our MP_JOIN SYN/ACK HMAC');
-    for (const bad of ['DSSNotMatching', 'InfiniteMapRx', 'DataCsumErr', 'DSSNoMatchTCP', 'MPJoinSynAckHMacFailure', 'MPCapableFallbackSYNACK', 'DssFallback']) {
-      t.is(mib[bad] ?? 0, 0, `kernel ${bad}`);
-    }
-  } finally {
-    await w.stop();
+  const { sent, got } = await kernelClientToMptun(bed, 200e6);
+  t.is(got.bytes, 200e6);
+  t.is(got.sha256, sent.sha256, 'sha256 at mptun = sha256 the kernel sent');
+  t.is(sent.peerSha256, sent.sha256, 'the kernel read back the digest over MPTCP');
+  const subflows = (got.info as unknown as { subflows: Array<{ bytesIn: number; remote: string }> }).subflows;
+  t.is(subflows.length, 2, 'the kernel joined a second subflow');
+  for (const sf of subflows) t.true(sf.bytesIn > 10e6, `subflow from ${sf.remote} carried ${sf.bytesIn} bytes`);
+  const mib = await mptcpMib(bed.app);
+  t.log(`kernel MIB: ${JSON.stringify(Object.fromEntries(Object.entries(mib).filter(([, v]) => v > 0)))}; ${sent.gbps?.toFixed(2)} Gbit/s`);
+  t.true(mib.MPCapableSYNACKRX! >= 1, 'the kernel took our MP_CAPABLE SYN/ACK');
+  t.true(mib.MPJoinSynAckRx! >= 1, 'the kernel checked our MP_JOIN SYN/ACK HMAC');
+  for (const bad of ['DSSNotMatching', 'InfiniteMapRx', 'DataCsumErr', 'DSSNoMatchTCP', 'MPJoinSynAckHMacFailure', 'MPCapableFallbackSYNACK', 'DssFallback']) {
+    t.is(mib[bad] ?? 0, 0, `kernel ${bad}`);
   }
 });
 
@@ -223,20 +228,11 @@ test.serial('DSS checksums when the kernel asks for them (net.mptcp.checksum_ena
   const bed2 = await mpBed({ kernelClient: true });
   beds.push(bed2);
   await inNetns(bed2.app, 'sysctl', ['-qw', 'net.mptcp.checksum_enabled=1']);
-  const w = spawnInNetns(bed2.mptun, process.execPath, [worker, '--mode', 'serve']);
-  try {
-    await waitFor('mptun ready', () => w.stdout().includes('"ready"'), { timeout: 15_000 });
-    const k = await inNetns(bed2.app, 'mptcpize', ['run', process.execPath, peer, '--mode', 'send', '--connect', '192.0.2.1:5001', '--bytes', String(50e6)], { timeout: 120_000 });
-    const ks = lines(k.stdout).find((l) => l.event === 'sent')!;
-    await waitFor('mptun report', () => w.stdout().includes('"received"'), { timeout: 10_000 });
-    const got = lines(w).find((l) => l.event === 'received')!;
-    t.is(got.sha256, ks.sha256, 'mptun verified and delivered the kernel\'s checksummed mappings');
-    t.is(ks.peerSha256, ks.sha256);
-    t.is(got.counters!.DataCsumErr ?? 0, 0);
-    t.true((got.info as unknown as { checksum: boolean }).checksum, 'checksums were in use');
-  } finally {
-    await w.stop();
-  }
+  const { sent: ks, got } = await kernelClientToMptun(bed2, 50e6);
+  t.is(got.sha256, ks.sha256, 'mptun verified and delivered the kernel\'s checksummed mappings');
+  t.is(ks.peerSha256, ks.sha256);
+  t.is(got.counters!.DataCsumErr ?? 0, 0);
+  t.true((got.info as unknown as { checksum: boolean }).checksum, 'checksums were in use');
 });
 
 test.serial('fullmesh: two local paths × the server\'s two addresses (one announced with ADD_ADDR) = four subflows', async (t) => {
