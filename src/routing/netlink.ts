@@ -22,8 +22,16 @@ export function routingError(operation: string, e: unknown): RoutingError {
 /** Runs `fn` with a fresh rtnetlink socket in this process's network namespace, then closes it. */
 export async function withRtnl<T>(fn: (rt: RtNetlinkSocket) => Promise<T>): Promise<T> {
   const rt = createRtNetlink();
+  // An error of the socket itself (not a reply) is emitted as an event: without a listener it
+  // would be thrown out of the native callback and abort the process. It fails the operation.
+  let onError: (e: unknown) => void = () => undefined;
+  const failed = new Promise<never>((_, reject) => {
+    onError = (e: unknown) => reject(routingError('rtnetlink socket', e));
+  });
+  failed.catch(() => undefined);
+  rt.socket.on('error', onError);
   try {
-    return await fn(rt);
+    return await Promise.race([fn(rt), failed]);
   } finally {
     rt.socket.close();
   }

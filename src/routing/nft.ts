@@ -1,0 +1,89 @@
+// nftables: a table of mptun's own (`inet mptun`) holding the masquerade rule of every path.
+// Runs `/usr/sbin/nft -f -` by absolute path: under npm, the first `nft` on PATH is a JS tool.
+import { execFile } from 'node:child_process';
+import { formatIpAddress } from '../ip/address.js';
+import { parseInterfaceAddress, RoutingError, routingError } from './netlink.js';
+
+export const NFT = '/usr/sbin/nft';
+export const NFT_FAMILY = 'inet';
+export const NFT_TABLE = 'mptun';
+
+export interface Masquerade {
+  /** Output interface (`oifname`). */
+  oifname: string;
+  /** The path's private source prefix (`ip saddr` / `ip6 saddr`). */
+  sourcePrefix: string;
+}
+
+interface NftResult { code: number; stdout: string; stderr: string }
+
+function runNft(args: string[], input?: string): Promise<NftResult> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(NFT, args, { encoding: 'utf8', timeout: 15_000 }, (error, stdout, stderr) => {
+      if (error && typeof error.code === 'string') { reject(error); return; }
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+    });
+    child.stdin?.end(input ?? '');
+  });
+}
+
+const IFNAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
+
+/** The nft script that (re)creates mptun's table with one masquerade rule per path. */
+export function masqueradeScript(rules: readonly Masquerade[]): string {
+  const lines = rules.map((r) => {
+    if (!IFNAME.test(r.oifname)) throw new RoutingError('nft script', 'EINVAL', `bad interface name ${JSON.stringify(r.oifname)}`);
+    const p = parseInterfaceAddress(r.sourcePrefix);
+    const cidr = `${formatIpAddress(p.network)}/${p.prefixLength}`;
+    return `\t\toifname "${r.oifname}" ${p.family === 4 ? 'ip' : 'ip6'} saddr ${cidr} masquerade`;
+  });
+  // `add` then `delete` makes the delete safe when the table is absent; all in one transaction
+  return [
+    `add table ${NFT_FAMILY} ${NFT_TABLE}`,
+    `delete table ${NFT_FAMILY} ${NFT_TABLE}`,
+    `table ${NFT_FAMILY} ${NFT_TABLE} {`,
+    '\tchain postrouting {',
+    '\t\ttype nat hook postrouting priority srcnat; policy accept;',
+    ...lines,
+    '\t}',
+    '}',
+    '',
+  ].join('\n');
+}
+
+/** Creates (or replaces) the `inet mptun` table with the given masquerade rules. */
+export async function createNftTable(rules: readonly Masquerade[]): Promise<void> {
+  const op = `create nft table ${NFT_FAMILY} ${NFT_TABLE}`;
+  let r: NftResult;
+  try {
+    r = await runNft(['-f', '-'], masqueradeScript(rules));
+  } catch (e) {
+    throw routingError(op, e);
+  }
+  if (r.code !== 0) throw new RoutingError(op, 'ENFT', `nft exited with ${r.code}: ${r.stderr.trim()}`);
+}
+
+/** Deletes the `inet mptun` table; no-op when it is absent. */
+export async function deleteNftTable(): Promise<void> {
+  const op = `delete nft table ${NFT_FAMILY} ${NFT_TABLE}`;
+  let r: NftResult;
+  try {
+    r = await runNft(['-f', '-'], `add table ${NFT_FAMILY} ${NFT_TABLE}\ndelete table ${NFT_FAMILY} ${NFT_TABLE}\n`);
+  } catch (e) {
+    throw routingError(op, e);
+  }
+  if (r.code !== 0) throw new RoutingError(op, 'ENFT', `nft exited with ${r.code}: ${r.stderr.trim()}`);
+}
+
+/** Does the `inet mptun` table exist? */
+export async function tableExists(): Promise<boolean> {
+  const op = `list nft tables`;
+  let r: NftResult;
+  try {
+    r = await runNft(['list', 'tables', NFT_FAMILY]);
+  } catch (e) {
+    throw routingError(op, e);
+  }
+  if (r.code !== 0) throw new RoutingError(op, 'ENFT', `nft exited with ${r.code}: ${r.stderr.trim()}`);
+  return r.stdout.split('\n').some((l) => l.trim() === `table ${NFT_FAMILY} ${NFT_TABLE}`);
+}

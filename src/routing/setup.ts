@@ -1,0 +1,222 @@
+// The client's packet path, set up and torn down (DESIGN.md "The packet path of the client"):
+// the capture rule (`ipproto tcp lookup CAPTURE`), one table + rule + masquerade per path,
+// the capture table's default route into the TUN device, and the sysctls the path needs.
+// applyPlan() records every step (JSON-serializable); undo() reverses the record;
+// cleanupLeftovers() finds what a killed instance left by its RTPROT_MPTUN tag.
+import type { RtNetlinkSocket } from 'netlink';
+import { RoutingError, routingError, withRtnl } from './netlink.js';
+import { addRoute, deleteRoute, RTPROT_MPTUN, type RouteSpec } from './route.js';
+import { addRule, deleteRule, listRules, type RuleSpec } from './rules.js';
+import { createNftTable, deleteNftTable, tableExists, type Masquerade } from './nft.js';
+import { forwardingKey, readSysctl, rpFilterKey, writeSysctl } from './sysctl.js';
+
+const IPPROTO_TCP = 6;
+const AF_INET = 2;
+const AF_INET6 = 10;
+
+export interface PathPlan {
+  /** Uplink interface of the path. */
+  iface: string;
+  /** Next hop on the uplink; without it the default route is on-link. */
+  gateway?: string;
+  /** The path's private source prefix (e.g. `198.18.1.0/24`). */
+  sourcePrefix: string;
+  /** The path's routing table. */
+  table: number;
+  /** Preference of `from PREFIX lookup TABLE`; must come before the capture rule. */
+  rulePriority: number;
+}
+
+export interface SysctlSetting {
+  key: string;
+  value: string;
+}
+
+export interface SetupPlan {
+  /** IP version of the rules and routes (4 unless said). */
+  family?: 4 | 6;
+  /** The TUN device (the capture table's default route leads into it). */
+  tun: string;
+  /** `pref PRIORITY ipproto IPPROTO lookup TABLE` (ipProto: TCP unless said). */
+  capture: { table: number; priority: number; ipProto?: number };
+  paths: PathPlan[];
+  /** Create the `inet mptun` nft table with a masquerade rule per path (default true). */
+  masquerade?: boolean;
+  /** Sysctls to set (default: defaultSysctls(plan)). */
+  sysctls?: SysctlSetting[];
+}
+
+/** One thing applyPlan did. */
+export type SetupStep =
+  | { kind: 'route'; route: RouteSpec }
+  | { kind: 'rule'; rule: RuleSpec }
+  | { kind: 'nft'; masquerade: Masquerade[] }
+  | { kind: 'sysctl'; key: string; value: string; previous: string };
+
+/** What applyPlan did, in order; JSON-serializable, so it can be kept in a file. */
+export interface SetupRecord {
+  version: 1;
+  steps: SetupStep[];
+}
+
+/** rp_filter loose on the TUN device; forwarding on it and on every uplink (IPv4). */
+export function defaultSysctls(plan: SetupPlan): SysctlSetting[] {
+  if ((plan.family ?? 4) !== 4) return [];
+  return [
+    { key: rpFilterKey(plan.tun), value: '2' },
+    { key: forwardingKey(plan.tun), value: '1' },
+    ...plan.paths.map((p) => ({ key: forwardingKey(p.iface), value: '1' })),
+  ];
+}
+
+function checkPlan(plan: SetupPlan): void {
+  for (const p of plan.paths) {
+    if (p.rulePriority >= plan.capture.priority) {
+      throw new RoutingError('apply plan', 'EINVAL', `path ${p.iface}: rule priority ${p.rulePriority} must come before the capture rule's ${plan.capture.priority}`);
+    }
+    if (p.table === plan.capture.table) {
+      throw new RoutingError('apply plan', 'EINVAL', `path ${p.iface}: table ${p.table} is the capture table`);
+    }
+  }
+}
+
+/**
+ * Applies a plan: routes, the nft table, sysctls, the path rules, then the capture rule (so
+ * capture starts only when the rest is in place). `onStep` sees the record after every step
+ * (to persist it). On failure, what was done is undone and the error is thrown.
+ */
+export async function applyPlan(plan: SetupPlan, onStep?: (record: SetupRecord) => void | Promise<void>): Promise<SetupRecord> {
+  checkPlan(plan);
+  const family = plan.family ?? 4;
+  const record: SetupRecord = { version: 1, steps: [] };
+  const done = async (step: SetupStep) => {
+    record.steps.push(step);
+    if (onStep) await onStep(record);
+  };
+  try {
+    for (const p of plan.paths) {
+      const route: RouteSpec = { dst: 'default', dev: p.iface, table: p.table, version: family };
+      if (p.gateway !== undefined) route.gateway = p.gateway;
+      await addRoute(route);
+      await done({ kind: 'route', route });
+    }
+    const captureRoute: RouteSpec = { dst: 'default', dev: plan.tun, table: plan.capture.table, version: family };
+    await addRoute(captureRoute);
+    await done({ kind: 'route', route: captureRoute });
+
+    if (plan.masquerade ?? true) {
+      const masquerade = plan.paths.map((p) => ({ oifname: p.iface, sourcePrefix: p.sourcePrefix }));
+      await createNftTable(masquerade);
+      await done({ kind: 'nft', masquerade });
+    }
+
+    for (const s of plan.sysctls ?? defaultSysctls(plan)) {
+      const current = await readSysctl(s.key);
+      if (current === s.value) continue;
+      const previous = await writeSysctl(s.key, s.value);
+      await done({ kind: 'sysctl', key: s.key, value: s.value, previous });
+    }
+
+    for (const p of plan.paths) {
+      const rule: RuleSpec = { family, priority: p.rulePriority, table: p.table, src: p.sourcePrefix, protocol: RTPROT_MPTUN };
+      await addRule(rule);
+      await done({ kind: 'rule', rule });
+    }
+    const capture: RuleSpec = {
+      family, priority: plan.capture.priority, table: plan.capture.table,
+      ipProto: plan.capture.ipProto ?? IPPROTO_TCP, protocol: RTPROT_MPTUN,
+    };
+    await addRule(capture);
+    await done({ kind: 'rule', rule: capture });
+  } catch (e) {
+    try {
+      await undo(record);
+    } catch {
+      // the original error matters more; cleanupLeftovers() catches the rest
+    }
+    throw routingError('apply plan', e);
+  }
+  return record;
+}
+
+async function undoStep(step: SetupStep): Promise<void> {
+  switch (step.kind) {
+    case 'rule': return deleteRule(step.rule);
+    case 'route': return deleteRoute(step.route);
+    case 'nft': return deleteNftTable();
+    case 'sysctl': await writeSysctl(step.key, step.previous); return;
+  }
+}
+
+/**
+ * Undoes a record in reverse order, restoring sysctls. Every step is tried; if some fail, the
+ * first failure is thrown (naming its operation) after the others have been tried.
+ */
+export async function undo(record: SetupRecord): Promise<void> {
+  let first: RoutingError | null = null;
+  for (const step of [...record.steps].reverse()) {
+    try {
+      await undoStep(step);
+    } catch (e) {
+      first ??= routingError(`undo ${step.kind}`, e);
+    }
+  }
+  if (first) throw first;
+}
+
+export interface LeftoverReport {
+  rules: number;
+  routes: number;
+  nftTable: boolean;
+}
+
+function isMptunProtocol(p: unknown): boolean {
+  return p === RTPROT_MPTUN || p === String(RTPROT_MPTUN);
+}
+
+async function deleteTaggedRoutes(rt: RtNetlinkSocket, family: number): Promise<number> {
+  let routes;
+  try {
+    routes = await rt.getRoutes({ family });
+  } catch (e) {
+    throw routingError(`list routes (family ${family})`, e);
+  }
+  let n = 0;
+  for (const r of routes) {
+    if (!isMptunProtocol(r.data.protocol)) continue;
+    const attrs: { dst?: Buffer; oif?: number; gateway?: Buffer; table?: number } = {};
+    if (r.attrs.dst) attrs.dst = r.attrs.dst;
+    if (r.attrs.oif !== undefined) attrs.oif = r.attrs.oif;
+    if (r.attrs.gateway) attrs.gateway = r.attrs.gateway;
+    if (r.attrs.table !== undefined) attrs.table = r.attrs.table;
+    try {
+      // a number variable, not the literal: 250 is not a member of the package's RouteProtocol enum
+      const protocol: number = RTPROT_MPTUN;
+      await rt.delRoute({ family, dstLen: r.data.dstLen ?? 0, table: r.data.table ?? 0, protocol, scope: r.data.scope, type: r.data.type }, attrs);
+      n++;
+    } catch (e) {
+      throw routingError(`delete leftover route (table ${r.attrs.table ?? r.data.table})`, e);
+    }
+  }
+  return n;
+}
+
+/**
+ * Removes every rule and route tagged RTPROT_MPTUN (both IP versions) and the `inet mptun`
+ * nft table, without a record (after a crash). Sysctls are not restored: only a record knows
+ * their previous values.
+ */
+export async function cleanupLeftovers(): Promise<LeftoverReport> {
+  let rules = 0;
+  for (const family of [4, 6] as const) {
+    for (const rule of await listRules(family)) {
+      if (rule.protocol !== RTPROT_MPTUN) continue;
+      await deleteRule(rule);
+      rules++;
+    }
+  }
+  const routes = await withRtnl(async (rt) => (await deleteTaggedRoutes(rt, AF_INET)) + (await deleteTaggedRoutes(rt, AF_INET6)));
+  const nftTable = await tableExists();
+  if (nftTable) await deleteNftTable();
+  return { rules, routes, nftTable };
+}

@@ -1,0 +1,136 @@
+// The routing set-up layer against a real kernel, in a network namespace of its own: two
+// veth uplinks and a veth standing in for the TUN device. The worker runs inside the
+// namespace (rtnetlink and /proc/sys/net act on the caller's namespace).
+import test from 'ava';
+import { fileURLToPath } from 'node:url';
+import { inNetns, isRoot, requireRootOrSkip, run, spawnInNetns, waitFor } from '../helpers/netns.js';
+import type { SetupPlan, SetupRecord } from '../../src/routing/setup.js';
+
+const NS = `mptrt-${process.pid}`;
+const WORKER = fileURLToPath(new URL('./setup-worker.js', import.meta.url));
+const NFT = '/usr/sbin/nft';
+
+const plan: SetupPlan = {
+  tun: 'tunx',
+  capture: { table: 300, priority: 20_000 },
+  paths: [
+    { iface: 'up1', gateway: '10.1.0.254', sourcePrefix: '198.18.1.0/24', table: 301, rulePriority: 10_001 },
+    { iface: 'up2', gateway: '10.2.0.254', sourcePrefix: '198.18.2.0/24', table: 302, rulePriority: 10_002 },
+  ],
+};
+
+let ready = false;
+
+test.before(async () => {
+  if (!isRoot()) return;
+  await run('ip', ['netns', 'add', NS]);
+  const sh = async (...args: string[]) => { await inNetns(NS, 'ip', args); };
+  await sh('link', 'set', 'lo', 'up');
+  // no IPv6 link-local addresses: they appear asynchronously (DAD) and would make the
+  // before/after snapshots race
+  for (const k of ['all', 'default']) await inNetns(NS, 'sh', ['-c', `echo 1 > /proc/sys/net/ipv6/conf/${k}/disable_ipv6`]);
+  for (const [dev, peer, addr] of [['up1', 'up1p', '10.1.0.1/24'], ['up2', 'up2p', '10.2.0.1/24'], ['tunx', 'tunxp', '198.18.0.1/30']]) {
+    await sh('link', 'add', dev, 'type', 'veth', 'peer', 'name', peer);
+    await sh('addr', 'add', addr, 'dev', dev);
+    await sh('link', 'set', dev, 'up');
+    await sh('link', 'set', peer, 'up');
+  }
+  ready = true;
+});
+
+test.after.always(async () => {
+  if (isRoot()) await run('ip', ['netns', 'del', NS], { check: false });
+});
+
+function worker(...args: string[]) {
+  return inNetns(NS, process.execPath, [WORKER, ...args]);
+}
+
+async function snapshot(): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const cmds: [string, string, string[]][] = [
+    ['rule4', 'ip', ['rule']],
+    ['rule6', 'ip', ['-6', 'rule']],
+    ['route4', 'ip', ['route', 'show', 'table', 'all']],
+    ['route6', 'ip', ['-6', 'route', 'show', 'table', 'all']],
+    ['nft', NFT, ['list', 'ruleset']],
+  ];
+  for (const [k, cmd, args] of cmds) out[k] = (await inNetns(NS, cmd, args)).stdout;
+  for (const key of ['all/rp_filter', 'tunx/rp_filter', 'tunx/forwarding', 'up1/forwarding', 'up2/forwarding']) {
+    out[key] = (await inNetns(NS, 'cat', [`/proc/sys/net/ipv4/conf/${key}`])).stdout.trim();
+  }
+  return out;
+}
+
+const lines = (s: string) => s.split('\n').map((l) => l.trim().replace(/\s+/g, ' ')).filter((l) => l !== '');
+
+async function assertApplied(t: import('ava').ExecutionContext, before: Record<string, string>) {
+  const rules = lines((await inNetns(NS, 'ip', ['rule'])).stdout);
+  const beforeRules = lines(before.rule4);
+  const added = rules.filter((r) => !beforeRules.includes(r));
+  t.deepEqual(added.sort(), [
+    '10001: from 198.18.1.0/24 lookup 301 proto 250',
+    '10002: from 198.18.2.0/24 lookup 302 proto 250',
+    '20000: from all ipproto tcp lookup 300 proto 250',
+  ]);
+  t.deepEqual(lines((await inNetns(NS, 'ip', ['route', 'show', 'table', '300'])).stdout), ['default dev tunx proto 250 scope link']);
+  t.deepEqual(lines((await inNetns(NS, 'ip', ['route', 'show', 'table', '301'])).stdout), ['default via 10.1.0.254 dev up1 proto 250']);
+  t.deepEqual(lines((await inNetns(NS, 'ip', ['route', 'show', 'table', '302'])).stdout), ['default via 10.2.0.254 dev up2 proto 250']);
+  const nft = lines((await inNetns(NS, NFT, ['list', 'table', 'inet', 'mptun'])).stdout);
+  t.true(nft.includes('oifname "up1" ip saddr 198.18.1.0/24 masquerade'), nft.join('\n'));
+  t.true(nft.includes('oifname "up2" ip saddr 198.18.2.0/24 masquerade'), nft.join('\n'));
+  t.is((await inNetns(NS, 'cat', ['/proc/sys/net/ipv4/conf/tunx/rp_filter'])).stdout.trim(), '2');
+  t.is((await inNetns(NS, 'cat', ['/proc/sys/net/ipv4/conf/up1/forwarding'])).stdout.trim(), '1');
+}
+
+test.serial('applyPlan sets up exactly the plan (proto 250) and undo restores the state', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  t.true(ready);
+  const before = await snapshot();
+  t.is(before['tunx/forwarding'], '0');
+  const applied = await worker('apply', JSON.stringify(plan));
+  const record = JSON.parse(applied.stdout) as SetupRecord;
+  t.is(record.steps.filter((s) => s.kind === 'rule').length, 3);
+  t.is(record.steps.filter((s) => s.kind === 'route').length, 3);
+  await assertApplied(t, before);
+  // the record survives JSON: a different process undoes it
+  await worker('undo', JSON.stringify(record));
+  t.deepEqual(await snapshot(), before);
+});
+
+test.serial('after a SIGKILL, cleanupLeftovers removes every tagged rule, route and the nft table', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  t.true(ready);
+  const before = await snapshot();
+  const held = spawnInNetns(NS, process.execPath, [WORKER, 'hold', JSON.stringify(plan)]);
+  try {
+    await waitFor('the worker to apply the plan', () => held.stdout().includes('\n'), { timeout: 15_000 });
+  } catch (e) {
+    await held.stop('SIGKILL');
+    throw new Error(`${String(e)}: ${held.stderr()}`);
+  }
+  const record = JSON.parse(held.stdout()) as SetupRecord;
+  const end = await held.stop('SIGKILL');
+  t.is(end.signal, 'SIGKILL');
+  await assertApplied(t, before);
+  const report = JSON.parse((await worker('cleanup')).stdout) as { rules: number; routes: number; nftTable: boolean };
+  t.deepEqual(report, { rules: 3, routes: 3, nftTable: true });
+  // sysctls need the record (cleanup cannot know their previous values): restore them by hand
+  for (const s of record.steps) {
+    if (s.kind === 'sysctl') await inNetns(NS, 'sh', ['-c', `echo ${s.previous} > /proc/sys/${s.key}`]);
+  }
+  t.deepEqual(await snapshot(), before);
+  // a second cleanup finds nothing
+  t.deepEqual(JSON.parse((await worker('cleanup')).stdout), { rules: 0, routes: 0, nftTable: false });
+});
+
+test.serial('a failing step names its operation and leaves nothing behind', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  t.true(ready);
+  const before = await snapshot();
+  const bad: SetupPlan = { ...plan, paths: [...plan.paths, { iface: 'nosuch0', sourcePrefix: '198.18.3.0/24', table: 303, rulePriority: 10_003 }] };
+  const r = await inNetns(NS, process.execPath, [WORKER, 'apply', JSON.stringify(bad)], { check: false });
+  t.is(r.code, 1);
+  t.regex(r.stderr, /RoutingError: find link nosuch0: no such device/);
+  t.deepEqual(await snapshot(), before);
+});
