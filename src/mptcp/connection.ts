@@ -11,7 +11,7 @@ import type { TcpConnection, OutSegment } from '../tcp/connection.js';
 import { TcpState } from '../tcp/connection.js';
 import type { TcpRepr } from '../tcp/segment.js';
 import { TCP_FLAG_SYN, TCP_FLAG_ACK, TCP_FLAG_RST } from '../tcp/segment.js';
-import { SendBuffer } from '../tcp/sendbuf.js';
+import { ChunkQueue, SendBuffer } from '../tcp/sendbuf.js';
 import { Reassembler } from '../tcp/reassembly.js';
 import { dsnAdd, dsnDiff, expandDsn, MappingTable, type Mapping } from './mapping.js';
 import { createScheduler, type Scheduler } from './scheduler.js';
@@ -168,8 +168,8 @@ export class MptcpConnection {
   // receive side
   private readonly reasm: Reassembler;
   private rcvNxt = 0n;
-  private readonly recvQueue: Buffer[] = [];
-  private recvQueued = 0;
+  /** In-order data waiting for the user (the connection-level receive buffer). */
+  private readonly recvQueue = new ChunkQueue();
   private peerDataFin: bigint | null = null;
   private peerFinDone = false;
 
@@ -230,7 +230,7 @@ export class MptcpConnection {
 
   /** RFC 8684 §3.3.5: the receive window is shared: it is what the connection-level buffer has free. */
   private connectionWindow(): number {
-    return Math.max(0, this.config.recvBufferSize - this.recvQueued - this.reasm.bytesQueued);
+    return Math.max(0, this.config.recvBufferSize - this.recvQueue.length - this.reasm.bytesQueued);
   }
 
   // ------------------------------------------------------------ options out
@@ -482,7 +482,7 @@ export class MptcpConnection {
             if (this.remoteKey === null) this.setRemoteKey(opt.senderKey);
             this.fullyEstablished = true;
             if (opt.dataLen !== undefined && seg.payload.length > 0) {
-              sf.rx.add({ ssn: this.recvOffset(sf, seg.seq), dsn: this.rcvNxtBase(), len: opt.dataLen, ...(opt.checksum !== undefined ? { csum: opt.checksum } : {}) });
+              sf.rx.add({ ssn: this.recvOffset(sf, seg.seq), dsn: this.rcvNxt, len: opt.dataLen, ...(opt.checksum !== undefined ? { csum: opt.checksum } : {}) });
             }
           }
         }
@@ -586,10 +586,6 @@ export class MptcpConnection {
 
   /** Set when the peer announced an address: the path manager looks. */
   addrAnnounced = false;
-
-  private rcvNxtBase(): bigint {
-    return this.rcvNxt;
-  }
 
   private recvOffset(sf: Subflow, seq: number): number {
     return (seq - sf.tcp.initialRecvSeq - 1) >>> 0;
@@ -699,30 +695,21 @@ export class MptcpConnection {
   }
 
   read(max = Infinity): Buffer | null {
-    if (this.fallback && this.recvQueued === 0) {
+    if (this.fallback && this.recvQueue.length === 0) {
       const tcp = this.subflows[0]?.tcp;
       const b = tcp?.read(max) ?? null;
       if (b && tcp) this.host.touch(tcp);
       return b;
     }
-    const head = this.recvQueue[0];
-    if (!head) return null;
-    let out: Buffer;
-    if (head.length <= max) {
-      out = head;
-      this.recvQueue.shift();
-    } else {
-      out = head.subarray(0, max);
-      this.recvQueue[0] = head.subarray(max);
-    }
-    this.recvQueued -= out.length;
+    const out = this.recvQueue.shift(max);
+    if (!out) return null;
     for (const sf of this.subflows) if (!sf.closed) this.host.touch(sf.tcp);
     return out;
   }
 
   get readEnded(): boolean {
-    if (this.fallback) return this.recvQueued === 0 && (this.subflows[0]?.tcp.readEnded ?? true);
-    return this.peerFinDone && this.recvQueued === 0;
+    if (this.fallback) return this.recvQueue.length === 0 && (this.subflows[0]?.tcp.readEnded ?? true);
+    return this.peerFinDone && this.recvQueue.length === 0;
   }
 
   shutdown(): void {
@@ -909,9 +896,8 @@ export class MptcpConnection {
   private infiniteMapping: { dsn: bigint; ssn: number } | null = null;
 
   private deliverInOrder(data: Buffer): void {
-    const wasEmpty = this.recvQueued === 0;
-    this.recvQueue.push(data);
-    this.recvQueued += data.length;
+    const wasEmpty = this.recvQueue.length === 0;
+    this.recvQueue.append(data);
     this.rcvNxt = dsnAdd(this.rcvNxt, data.length);
     if (wasEmpty) this.events.push({ type: 'readable' });
   }
@@ -954,15 +940,9 @@ export class MptcpConnection {
   }
 
   private popInOrder(): void {
-    const wasEmpty = this.recvQueued === 0;
-    for (;;) {
-      const chunk = this.reasm.pop(Number(this.rcvNxt & 0xffffffffn));
-      if (!chunk) break;
-      this.recvQueue.push(chunk);
-      this.recvQueued += chunk.length;
-      this.rcvNxt = dsnAdd(this.rcvNxt, chunk.length);
+    for (let chunk = this.reasm.pop(Number(this.rcvNxt & 0xffffffffn)); chunk; chunk = this.reasm.pop(Number(this.rcvNxt & 0xffffffffn))) {
+      this.deliverInOrder(chunk);
     }
-    if (wasEmpty && this.recvQueued > 0) this.events.push({ type: 'readable' });
     if (this.peerDataFin !== null && !this.peerFinDone && this.peerDataFin === this.rcvNxt) {
       this.peerFinDone = true;
       this.rcvNxt = dsnAdd(this.rcvNxt, 1);
@@ -1109,7 +1089,7 @@ export class MptcpConnection {
     return {
       token: this.localToken, remoteToken: this.remoteToken, fallback: this.fallback, fullyEstablished: this.fullyEstablished, checksum: this.checksum,
       sndUna: this.sndUna.toString(), sndNxt: this.sndNxt.toString(), rcvNxt: this.rcvNxt.toString(),
-      sendQueued: this.sendBuf.length, recvQueued: this.recvQueued, outOfOrder: this.reasm.bytesQueued,
+      sendQueued: this.sendBuf.length, recvQueued: this.recvQueue.length, outOfOrder: this.reasm.bytesQueued,
       subflows: this.subflows.map((s) => ({
         id: s.id, local: s.tcp.local.addr.join('.'), remote: s.tcp.remote.addr.join('.'), usable: s.usable, closed: s.closed, backup: s.backup,
         bytesOut: s.tcp.counters.get('bytesOut'), bytesIn: s.tcp.counters.get('bytesIn'), ...s.tcp.info(),

@@ -17,7 +17,7 @@ import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax } from './seq.js';
 import { TcpTimer, TimerTable } from './timers.js';
 import type { TcpOptions, TcpRepr } from './segment.js';
 import { TCP_FLAG_ACK, TCP_FLAG_FIN, TCP_FLAG_PSH, TCP_FLAG_RST, TCP_FLAG_SYN } from './segment.js';
-import { SendBuffer } from './sendbuf.js';
+import { ChunkQueue, SendBuffer } from './sendbuf.js';
 import { Reassembler } from './reassembly.js';
 import { Scoreboard } from './scoreboard.js';
 import { RttEstimator } from './rtt.js';
@@ -188,8 +188,7 @@ export class TcpConnection {
   private readonly timers = new TimerTable();
 
   /** In-order bytes received, not yet read by the user. */
-  private readonly recvQueue: Buffer[] = [];
-  private recvQueued = 0;
+  private readonly recvQueue = new ChunkQueue();
   private recvCapacity: number;
 
   // FIN bookkeeping
@@ -339,18 +338,9 @@ export class TcpConnection {
 
   /** Takes up to `max` in-order received bytes, or null when there are none. */
   read(max = Infinity): Buffer | null {
-    const head = this.recvQueue[0];
-    if (!head) return null;
+    if (this.recvQueue.length === 0) return null;
     const wasWindowSmall = this.receiveWindow() < this.sendMss * 2;
-    let out: Buffer;
-    if (head.length <= max) {
-      out = head;
-      this.recvQueue.shift();
-    } else {
-      out = head.subarray(0, max);
-      this.recvQueue[0] = head.subarray(max);
-    }
-    this.recvQueued -= out.length;
+    const out = this.recvQueue.shift(max)!;
     // RFC 9293 §3.8.6.2.2 receiver SWS avoidance: announce the opened window once it has
     // grown by min(RCV.BUFF/2, Eff.snd.MSS)
     if (wasWindowSmall && this.receiveWindow() >= Math.min(this.recvCapacity / 2, this.sendMss)) this.ackNow = true;
@@ -359,12 +349,12 @@ export class TcpConnection {
 
   /** In-order bytes waiting to be read. */
   get readable(): number {
-    return this.recvQueued;
+    return this.recvQueue.length;
   }
 
   /** True when the peer has closed its side and everything it sent has been read. */
   get readEnded(): boolean {
-    return this.peerFin && this.recvQueued === 0;
+    return this.peerFin && this.recvQueue.length === 0;
   }
 
   /** Half-close: a FIN follows the data already written (RFC 9293 §3.10.4 CLOSE). */
@@ -415,8 +405,8 @@ export class TcpConnection {
   private receiveWindow(): number {
     // an MPTCP subflow announces the connection's shared window (RFC 8684 §3.3.4: "unique
     // receive window, shared between the subflows"), less what it holds itself
-    if (this.windowLimit) return Math.max(0, this.windowLimit() - this.recvQueued - this.reasm.bytesQueued);
-    return Math.max(0, this.recvCapacity - this.recvQueued - this.reasm.bytesQueued);
+    if (this.windowLimit) return Math.max(0, this.windowLimit() - this.recvQueue.length - this.reasm.bytesQueued);
+    return Math.max(0, this.recvCapacity - this.recvQueue.length - this.reasm.bytesQueued);
   }
 
   /** RTOs in a row without an ACK of new data: > 0 means the path may be failing (MPTCP: a stale subflow). */
@@ -945,9 +935,8 @@ export class TcpConnection {
 
   private deliver(chunk: Buffer): void {
     this.rcvNxt = seqAdd(this.rcvNxt, chunk.length);
-    this.recvQueue.push(chunk);
-    const wasEmpty = this.recvQueued === 0;
-    this.recvQueued += chunk.length;
+    const wasEmpty = this.recvQueue.length === 0;
+    this.recvQueue.append(chunk);
     if (wasEmpty) this.events.push({ type: 'readable' });
   }
 
@@ -1404,7 +1393,7 @@ export class TcpConnection {
       mss: this.sendMss, sack: this.sackOk, timestamps: this.tsOk, sndWscale: this.sndWscale, rcvWscale: this.rcvWscale,
       cwnd: this.cc.cwnd, ssthresh: this.cc.ssthresh, srtt: this.rtt.srtt, rto: this.rtt.rto,
       inRecovery: this.inRecovery, rtoRecovery: this.rtoRecovery,
-      sendQueued: this.sendBuf.length, recvQueued: this.recvQueued, outOfOrder: this.reasm.bytesQueued,
+      sendQueued: this.sendBuf.length, recvQueued: this.recvQueue.length, outOfOrder: this.reasm.bytesQueued,
     };
   }
 }

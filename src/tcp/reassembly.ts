@@ -1,5 +1,5 @@
 // The receive side's data structures: the out-of-order queue (`Reassembler`), the SACK blocks it
-// reports (RFC 2018 §4, RFC 2883), and the in-order byte queue the user reads (`ReceiveBuffer`).
+// reports (RFC 2018 §4, RFC 2883) (the in-order queue the user reads is a ChunkQueue of sendbuf.ts).
 //
 // RFC 9293 §3.10.7.4: "In the following it is assumed that the segment is the idealized segment
 // that begins at RCV.NXT and does not exceed the window. One could tailor actual segments to fit
@@ -29,7 +29,6 @@
 // The bytes are meant to be identical anyway; RFC 9293 does not say which copy wins.
 
 import { CounterSet } from '../ip/counters.js';
-import { ChunkQueue, type ChunkQueueCounter } from './sendbuf.js';
 import { type SackBlock, SeqRangeSet } from './scoreboard.js';
 import { type Seq, seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
 
@@ -431,71 +430,5 @@ export class Reassembler {
     this.lastTrigger = undefined;
     this.lastDsack = null;
     this.fin = undefined;
-  }
-}
-
-/**
- * The in-order bytes waiting for the user to read them, bounded by `capacity`. The receive
- * window offered to the peer is the free space (`window`): data that fits the window always fits
- * here once it becomes in order (auto-tuning of the capacity comes later). Chunks are kept by
- * reference, as `Reassembler.pop` hands them out.
- */
-export class ReceiveBuffer {
-  private readonly q = new ChunkQueue();
-  private cap: number;
-
-  constructor(capacity: number) {
-    this.cap = ReceiveBuffer.checkCapacity(capacity);
-  }
-
-  private static checkCapacity(capacity: number): number {
-    if (!Number.isInteger(capacity) || capacity < 0) throw new RangeError(`capacity must be a non-negative integer, got ${capacity}`);
-    return capacity;
-  }
-
-  get counters(): CounterSet<ChunkQueueCounter> {
-    return this.q.counters;
-  }
-
-  get capacity(): number {
-    return this.cap;
-  }
-
-  /** Settable; lowering it below `length` drops nothing, it closes the window. */
-  set capacity(capacity: number) {
-    this.cap = ReceiveBuffer.checkCapacity(capacity);
-  }
-
-  /** Bytes waiting to be read. */
-  get length(): number {
-    return this.q.length;
-  }
-
-  get free(): number {
-    return Math.max(0, this.cap - this.q.length);
-  }
-
-  /** The receive window to offer (RCV.WND): the free space. */
-  get window(): number {
-    return this.free;
-  }
-
-  /** Appends in-order bytes, up to `free` of them; returns how many were taken. Kept by reference. */
-  push(chunk: Buffer): number {
-    const take = Math.min(chunk.length, this.free);
-    if (take > 0) this.q.append(take === chunk.length ? chunk : chunk.subarray(0, take));
-    return take;
-  }
-
-  /** Reads up to `maxLen` bytes as a view (of one chunk: possibly fewer). Undefined when empty. */
-  read(maxLen = Infinity): Buffer | undefined {
-    return this.q.shift(maxLen);
-  }
-
-  /** Copies up to `target.length - targetOffset` bytes into `target` and consumes them. Returns the count. */
-  readInto(target: Buffer, targetOffset = 0): number {
-    const n = this.q.peekInto(0, target.length - targetOffset, target, targetOffset);
-    this.q.consume(n);
-    return n;
   }
 }

@@ -48,7 +48,7 @@ const EMPTY = Buffer.alloc(0);
 
 /**
  * A FIFO of bytes held as a queue of Buffers by reference, addressed by offset from the front.
- * The common core of `SendBuffer` and the receive side's `ReceiveBuffer`; unbounded itself.
+ * The core of `SendBuffer`, and the in-order receive queue of the TCP and MPTCP connections; unbounded itself.
  */
 export class ChunkQueue {
   readonly counters = new CounterSet<ChunkQueueCounter>(CHUNK_QUEUE_COUNTER_NAMES);

@@ -314,7 +314,6 @@ export class TcpStack implements SansIoNode {
       const t = conn.pollTimeout();
       if (t !== null && (min === null || t < min)) min = t;
     }
-    if (this.active.size > 0 || this.rr.length > 0 || this.rstQueue.length > 0) return min;
     return min;
   }
 

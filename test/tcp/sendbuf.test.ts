@@ -211,7 +211,7 @@ test('a stream longer than 2**32 bytes: offsets are not sequence numbers, they d
   t.is(q.length, 0);
 });
 
-test('ReceiveBuffer-style reads: shift hands out views of the front chunk', (t) => {
+test('receive-queue reads: shift hands out views of the front chunk', (t) => {
   const q = new ChunkQueue();
   const a = pattern(300, 0);
   q.append(a);
