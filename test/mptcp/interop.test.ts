@@ -15,15 +15,28 @@ interface SubflowInfo { id: number; local: string; bytesOut: number; closed: boo
 interface Report { event: string; sha256?: string; peerSha256?: string; bytes?: number; gbps?: number; counters?: Record<string, number>; info?: { fallback: boolean; subflows: SubflowInfo[] } }
 const lines = (s: Spawned | string): Report[] => (typeof s === 'string' ? s : s.stdout()).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Report);
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A pulled cable: both ends of link `i` (0 or 1) down. */
+async function linkDown(bed: MpBed, i: number): Promise<void> {
+  await run('ip', ['-n', bed.app, 'link', 'set', `a${i}`, 'down']);
+  await run('ip', ['-n', bed.mptun, 'link', 'set', `m${i}`, 'down']);
+}
+
 test.after.always(async () => {
   for (const b of beds) await b.down();
 });
 
-async function transfer(bed: MpBed, bytes: number, extra: string[] = []) {
+/**
+ * mptun's worker sends `bytes` to the kernel's MPTCP server; `during` acts while it runs (a
+ * link pulled, a signal). Both sides' reports.
+ */
+async function transfer(bed: MpBed, bytes: number, extra: string[] = [], during?: (w: Spawned) => Promise<void>) {
   const server = spawnInNetns(bed.app, 'mptcpize', ['run', process.execPath, peer, '--mode', 'serve', '--listen', '0.0.0.0:5002']);
   try {
     await waitFor('kernel MPTCP server', () => server.stdout().includes('listening'));
     const w = spawnInNetns(bed.mptun, process.execPath, [worker, '--connect', '10.77.0.1:5002', '--bytes', String(bytes), ...extra]);
+    if (during) await during(w);
     let timer: NodeJS.Timeout | undefined;
     const exit = await Promise.race([w.exited, new Promise<null>((r) => { timer = setTimeout(() => r(null), 120_000); })]);
     clearTimeout(timer);
@@ -144,32 +157,24 @@ test.serial('failover: link 2 goes down in the middle of a transfer; its data is
   // links shaped to 100 Mbit/s so the transfer lasts long enough to lose a link in the middle
   const bed = await mpBed({ rateMbit: 100 });
   beds.push(bed);
-  const server = spawnInNetns(bed.app, 'mptcpize', ['run', process.execPath, peer, '--mode', 'serve', '--listen', '0.0.0.0:5002']);
-  try {
-    await waitFor('kernel MPTCP server', () => server.stdout().includes('listening'));
-    const w = spawnInNetns(bed.mptun, process.execPath, [worker, '--connect', '10.77.0.1:5002', '--bytes', String(40e6)]);
+  let after = 0;
+  const r = await transfer(bed, 40e6, [], async (w) => {
     await waitFor('two subflows', () => (w.stdout().match(/"change":"established"/g) ?? []).length >= 2, { timeout: 15_000 });
-    await new Promise((r) => setTimeout(r, 700));
+    await sleep(700);
     // a pulled cable: both ends of link 2 down
-    await run('ip', ['-n', bed.app, 'link', 'set', 'a1', 'down']);
-    await run('ip', ['-n', bed.mptun, 'link', 'set', 'm1', 'down']);
+    await linkDown(bed, 1);
     const downAt = Date.now();
     await waitFor('the transfer to finish', () => w.stdout().includes('"sent"') || w.child.exitCode !== null, { timeout: 60_000, interval: 100 });
-    const after = (Date.now() - downAt) / 1000;
-    await waitFor('mptun to close', () => w.child.exitCode !== null, { timeout: 15_000 }).catch(() => undefined);
-    await w.stop('SIGKILL');
-    const sent = lines(w).find((l) => l.event === 'sent');
-    t.truthy(sent, `mptun finished: ${w.stdout().slice(-1500)}`);
-    await waitFor('kernel report', () => server.stdout().includes('received'), { timeout: 10_000 });
-    const got = lines(server).find((l) => l.event === 'received')!;
-    t.is(got.bytes, 40e6);
-    t.is(got.sha256, sent!.sha256, 'sha256 at the kernel = sha256 mptun sent');
-    t.true((sent!.counters!.Reinjections ?? 0) > 0, 'data of the dead subflow was reinjected');
-    t.true(w.child.exitCode === 0 || lines(w).some((l) => l.event === 'closed'), 'the connection closed (the dead subflow reset)');
-    t.log(`finished ${after.toFixed(1)} s after link 2 went down; counters ${JSON.stringify(sent!.counters)}`);
-  } finally {
-    await server.stop();
-  }
+    after = (Date.now() - downAt) / 1000;
+  });
+  const sent = r.mptun.find((l) => l.event === 'sent');
+  t.truthy(sent, `mptun finished: ${JSON.stringify(r.mptun.slice(-3)).slice(0, 1500)}`);
+  const got = r.kernel.find((l) => l.event === 'received');
+  t.is(got?.bytes, 40e6);
+  t.is(got?.sha256, sent!.sha256, 'sha256 at the kernel = sha256 mptun sent');
+  t.true((sent!.counters!.Reinjections ?? 0) > 0, 'data of the dead subflow was reinjected');
+  t.true(r.mptun.some((l) => l.event === 'closed'), 'the connection closed (the dead subflow reset)');
+  t.log(`finished ${after.toFixed(1)} s after link 2 went down; counters ${JSON.stringify(sent!.counters)}`);
 });
 
 test.serial('a backup path (the cheaper link) carries nothing while the primary lives, and everything once the primary is gone', async (t) => {
@@ -177,35 +182,24 @@ test.serial('a backup path (the cheaper link) carries nothing while the primary 
   const bed = await mpBed({ rateMbit: 100 });
   beds.push(bed);
   await inNetns(bed.app, 'nstat', ['-n']);
-  const server = spawnInNetns(bed.app, 'mptcpize', ['run', process.execPath, peer, '--mode', 'serve', '--listen', '0.0.0.0:5002']);
-  try {
-    await waitFor('kernel MPTCP server', () => server.stdout().includes('listening'));
-    // path 2 (192.0.2.2, link 2) is the backup: MP_JOIN with the B flag (RFC 8684 §3.2)
-    const w = spawnInNetns(bed.mptun, process.execPath, [worker, '--connect', '10.77.0.1:5002', '--bytes', String(30e6), '--backup', '1']);
+  // path 2 (192.0.2.2, link 2) is the backup: MP_JOIN with the B flag (RFC 8684 §3.2)
+  const r = await transfer(bed, 30e6, ['--backup', '1'], async (w) => {
     await waitFor('two subflows', () => (w.stdout().match(/"change":"established"/g) ?? []).length >= 2, { timeout: 15_000 });
-    await new Promise((r) => setTimeout(r, 1000));
+    await sleep(1000);
     // the primary's link goes (as the netlink monitor of the appliance will say: a signal here)
-    await run('ip', ['-n', bed.app, 'link', 'set', 'a0', 'down']);
-    await run('ip', ['-n', bed.mptun, 'link', 'set', 'm0', 'down']);
+    await linkDown(bed, 0);
     w.child.kill('SIGUSR1');
-    await waitFor('the transfer to finish', () => w.stdout().includes('"sent"') || w.child.exitCode !== null, { timeout: 60_000, interval: 100 });
-    await waitFor('mptun to close', () => w.child.exitCode !== null, { timeout: 15_000 }).catch(() => undefined);
-    await w.stop('SIGKILL');
-    const sent = lines(w).find((l) => l.event === 'sent');
-    t.truthy(sent, `mptun finished: ${w.stdout().slice(-1500)}`);
-    await waitFor('kernel report', () => server.stdout().includes('received'), { timeout: 10_000 });
-    const got = lines(server).find((l) => l.event === 'received')!;
-    t.is(got.sha256, sent!.sha256, 'sha256 at the kernel = sha256 mptun sent');
-    const [primary, backup] = sent!.info!.subflows;
-    // 1 s at 100 Mbit/s on the primary is ~12 MB; the backup took the rest only after the failure
-    t.true(primary!.bytesOut > 8e6, `primary carried ${primary!.bytesOut}`);
-    t.true(backup!.bytesOut > 10e6, `backup carried ${backup!.bytesOut} after the primary failed`);
-    t.true(primary!.bytesOut + backup!.bytesOut < 30e6 * 1.1, 'little was sent twice');
-    const mib = await mptcpMib(bed.app);
-    t.log(`primary ${(primary!.bytesOut / 1e6).toFixed(1)} MB, backup ${(backup!.bytesOut / 1e6).toFixed(1)} MB; counters ${JSON.stringify(sent!.counters)}; kernel ${JSON.stringify(Object.fromEntries(Object.entries(mib).filter(([, v]) => v > 0)))}`);
-  } finally {
-    await server.stop();
-  }
+  });
+  const sent = r.mptun.find((l) => l.event === 'sent');
+  t.truthy(sent, `mptun finished: ${JSON.stringify(r.mptun.slice(-3)).slice(0, 1500)}`);
+  t.is(r.kernel.find((l) => l.event === 'received')?.sha256, sent!.sha256, 'sha256 at the kernel = sha256 mptun sent');
+  const [primary, backup] = sent!.info!.subflows;
+  // 1 s at 100 Mbit/s on the primary is ~12 MB; the backup took the rest only after the failure
+  t.true(primary!.bytesOut > 8e6, `primary carried ${primary!.bytesOut}`);
+  t.true(backup!.bytesOut > 10e6, `backup carried ${backup!.bytesOut} after the primary failed`);
+  t.true(primary!.bytesOut + backup!.bytesOut < 30e6 * 1.1, 'little was sent twice');
+  const mib = await mptcpMib(bed.app);
+  t.log(`primary ${(primary!.bytesOut / 1e6).toFixed(1)} MB, backup ${(backup!.bytesOut / 1e6).toFixed(1)} MB; counters ${JSON.stringify(sent!.counters)}; kernel ${JSON.stringify(Object.fromEntries(Object.entries(mib).filter(([, v]) => v > 0)))}`);
 });
 
 test.serial('DSS checksums when the kernel asks for them (net.mptcp.checksum_enabled=1), both roles: sha256 match, no checksum failure', async (t) => {
