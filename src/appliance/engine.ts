@@ -18,6 +18,8 @@ export interface EngineNode {
   /** The next packet: `headroom` bytes free at its front for the device header. */
   pollOutput(now: Instant): EngineOutput | null;
   pollTimeout(): Instant | null;
+  /** Events surfaced while output was polled: the engine runs another tick soon. */
+  readonly hasEvents?: boolean;
 }
 
 export interface EngineOutput {
@@ -114,6 +116,7 @@ export class Engine {
     this.onTick?.(now);
     this.flush(now);
     this.arm();
+    if (this.node.hasEvents) this.kick();
   }
 
   private flush(now: Instant): void {
@@ -161,6 +164,13 @@ export class Engine {
       this.node.handleTimeout(now);
       this.tick(now);
     }, delay);
+  }
+
+  /** Runs the applications and sends what is due now (before a stop: the last RSTs). */
+  drain(): void {
+    const now = this.now();
+    this.onTick?.(now);
+    this.flush(now);
   }
 
   stop(): void {

@@ -5,6 +5,21 @@ import { readFileSync } from 'node:fs';
 const USAGE = `mptun — userspace Multipath TCP (RFC 8684) for Linux
 
 usage:
+  mptun up [--config FILE] [--path IFACE[:GATEWAY]]... [--backup IFACE]... [--tun NAME]
+           [--exclude CIDR]... [--exclude-lan] [--no-offload] [--mtu N] [--scheduler NAME]
+           [--congestion-control lia|cubic] [--fullmesh] [--max-subflows N]
+           [--control-socket PATH] [--state-dir DIR] [--log-level error|warn|info|debug]
+      Makes the host's TCP use every path at once (MPTCP to destinations that speak it, plain
+      TCP to the others). Paths: every interface with a default route and a global IPv4
+      address, or those named with --path; --backup marks one as used only when the others are
+      gone. Runs in the foreground; Ctrl-C or SIGTERM tears everything down. The config file
+      (YAML or JSON) has a field for every flag: docs/config.schema.json.
+  mptun down [--state-dir DIR]
+      Stops a running instance, or removes what a killed one left (rules, routes, the nft table,
+      sysctls); the routing is then what it was before \`mptun up\`.
+  mptun status [--json] [--control-socket PATH]
+      Asks the running instance: paths, connections, subflows per path (bytes, RTT, cwnd,
+      state) and the counters.
   mptun echo --tun NAME --address CIDR [--route CIDR]... [--vnet-hdr]
       Opens a TUN device, gives it the address, routes the prefixes into it, and answers
       every ICMP/ICMPv6 echo request that arrives: a first end-to-end check of the device.
@@ -20,6 +35,18 @@ export async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
     switch (command) {
+      case 'up': {
+        const { runUp } = await import('./up.js');
+        return await runUp(rest);
+      }
+      case 'down': {
+        const { runDown } = await import('./up.js');
+        return await runDown(rest);
+      }
+      case 'status': {
+        const { runStatus } = await import('./up.js');
+        return await runStatus(rest);
+      }
       case 'echo': {
         const { runEcho } = await import('./echo.js');
         return await runEcho(rest);
@@ -46,6 +73,7 @@ export async function run(argv: string[]): Promise<number> {
     }
   } catch (e) {
     console.error(`mptun ${command}: ${e instanceof Error ? e.message : String(e)}`);
+    if (process.env.MPTUN_DEBUG && e instanceof Error) console.error(e.stack);
     return 1;
   }
 }

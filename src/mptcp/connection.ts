@@ -108,6 +108,8 @@ export class Subflow {
   /** MP_FAIL's DSN for this subflow's reset, after a checksum failure. */
   failDsn: bigint | null = null;
   sawJoinSynAck = false;
+  /** Why the subflow's TCP connection was reset (peer's RST, refused SYN, retransmission timeout). */
+  tcpResetReason: 'peerReset' | 'timeout' | 'refused' | null = null;
   constructor(
     readonly conn: MptcpConnection,
     readonly tcp: TcpConnection,

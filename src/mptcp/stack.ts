@@ -44,6 +44,8 @@ export interface ConnectOptions {
   fullmesh?: boolean;
   /** Subflows per connection at most (the initial one included). Default 8. */
   maxSubflows?: number;
+  /** Indexes of local paths that are down now: no subflow until pathUp() (never the first). */
+  down?: number[];
 }
 
 export class MptcpStack {
@@ -103,7 +105,7 @@ export class MptcpStack {
     this.connections.add(conn);
     const backup = new Set(options.backup ?? []);
     this.paths.set(conn, {
-      localAddrs, remote, opened: new Set([0]), backup, removed: new Set(), fullmesh: options.fullmesh ?? false, maxSubflows: options.maxSubflows ?? 8,
+      localAddrs, remote, opened: new Set([0]), backup, removed: new Set((options.down ?? []).filter((i) => i !== 0)), fullmesh: options.fullmesh ?? false, maxSubflows: options.maxSubflows ?? 8,
     });
     // the first path as a backup: said with MP_PRIO once the connection is up
     if (backup.has(0)) conn.setBackup(0, true);
@@ -175,6 +177,7 @@ export class MptcpStack {
     for (let e = this.tcp.pollEvent(); e; e = this.tcp.pollEvent()) {
       const sf = this.bySubflow.get(e.conn);
       if (!sf) continue;
+      if (e.event.type === 'reset') sf.tcpResetReason = e.event.reason;
       sf.conn.onSubflowEvent(sf, e.event.type);
       if (e.event.type === 'closed') this.bySubflow.delete(e.conn);
     }
@@ -256,6 +259,11 @@ export class MptcpStack {
       if (c !== null && (t === null || c < t)) t = c;
     }
     return t;
+  }
+
+  /** Something for process() or pollEvent() to do (subflow events surface while output is polled). */
+  get hasEvents(): boolean {
+    return this.events.length > 0 || this.tcp.hasEvents;
   }
 
   pollEvent(): MptcpStackEvent | null {

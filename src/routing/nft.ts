@@ -29,10 +29,32 @@ function runNft(args: string[], input?: string): Promise<NftResult> {
 
 const IFNAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
 
+/**
+ * The forwarding fence (DESIGN.md): mptun turns forwarding on for uplinks; on those that did not
+ * forward before, only packets to the TUN device may be forwarded, so that the host does not
+ * become a router for its neighbours.
+ */
+export interface ForwardFence {
+  tun: string;
+  ifaces: string[];
+}
+
+function checkIfname(name: string): string {
+  if (!IFNAME.test(name)) throw new RoutingError('nft script', 'EINVAL', `bad interface name ${JSON.stringify(name)}`);
+  return name;
+}
+
+/**
+ * The mark of the host's TCP packets in conntrack's reply direction: the answers of the host's
+ * own servers to connections that came in (an SSH server's SYN/ACK). A rule sends packets with
+ * this bit to the main table ahead of the capture rule, so that inbound TCP keeps working.
+ */
+export const REPLY_MARK = 0x00800000;
+
 /** The nft script that (re)creates mptun's table with one masquerade rule per path. */
-export function masqueradeScript(rules: readonly Masquerade[]): string {
+export function masqueradeScript(rules: readonly Masquerade[], fence?: ForwardFence): string {
   const lines = rules.map((r) => {
-    if (!IFNAME.test(r.oifname)) throw new RoutingError('nft script', 'EINVAL', `bad interface name ${JSON.stringify(r.oifname)}`);
+    checkIfname(r.oifname);
     const p = parseInterfaceAddress(r.sourcePrefix);
     const cidr = `${formatIpAddress(p.network)}/${p.prefixLength}`;
     return `\t\toifname "${r.oifname}" ${p.family === 4 ? 'ip' : 'ip6'} saddr ${cidr} masquerade`;
@@ -46,17 +68,29 @@ export function masqueradeScript(rules: readonly Masquerade[]): string {
     '\t\ttype nat hook postrouting priority srcnat; policy accept;',
     ...lines,
     '\t}',
+    '\tchain output {',
+    '\t\ttype route hook output priority mangle; policy accept;',
+    `\t\tmeta l4proto tcp ct direction reply meta mark set meta mark | 0x${REPLY_MARK.toString(16).padStart(8, '0')}`,
+    '\t}',
+    ...(fence && fence.ifaces.length > 0
+      ? [
+        '\tchain forward {',
+        '\t\ttype filter hook forward priority filter; policy accept;',
+        ...fence.ifaces.map((i) => `\t\tiifname "${checkIfname(i)}" oifname != "${checkIfname(fence.tun)}" counter drop`),
+        '\t}',
+      ]
+      : []),
     '}',
     '',
   ].join('\n');
 }
 
 /** Creates (or replaces) the `inet mptun` table with the given masquerade rules. */
-export async function createNftTable(rules: readonly Masquerade[]): Promise<void> {
+export async function createNftTable(rules: readonly Masquerade[], fence?: ForwardFence): Promise<void> {
   const op = `create nft table ${NFT_FAMILY} ${NFT_TABLE}`;
   let r: NftResult;
   try {
-    r = await runNft(['-f', '-'], masqueradeScript(rules));
+    r = await runNft(['-f', '-'], masqueradeScript(rules, fence));
   } catch (e) {
     throw routingError(op, e);
   }

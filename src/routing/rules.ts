@@ -19,15 +19,22 @@ export interface RuleSpec {
   table: number;
   /** Source prefix (`from CIDR`); absent means `from all`. */
   src?: string;
+  /** Destination prefix (`to CIDR`); absent means `to all`. */
+  dst?: string;
   /** IP protocol number (`ipproto`), e.g. 6 for TCP. */
   ipProto?: number;
+  /** Firewall mark (`fwmark MARK/MASK`; the mask defaults to all bits). */
+  fwmark?: number;
+  fwmask?: number;
   /** rtm_protocol of the rule; mptun's rules carry RTPROT_MPTUN (the default). */
   protocol?: number;
 }
 
 function describe(spec: RuleSpec): string {
   const parts = [`pref ${spec.priority}`, `from ${spec.src ?? 'all'}`];
+  if (spec.dst !== undefined) parts.push(`to ${spec.dst}`);
   if (spec.ipProto !== undefined) parts.push(`ipproto ${spec.ipProto}`);
+  if (spec.fwmark !== undefined) parts.push(`fwmark 0x${spec.fwmark.toString(16)}/0x${(spec.fwmask ?? 0xffffffff).toString(16)}`);
   parts.push(`lookup ${spec.table}`);
   return `${spec.family === 6 ? '-6 ' : ''}${parts.join(' ')}`;
 }
@@ -37,21 +44,30 @@ function ruleMessage(spec: RuleSpec) {
   if (src && src.family !== spec.family) {
     throw routingError(`rule ${describe(spec)}`, { code: 'EINVAL', message: `source ${spec.src} is not IPv${spec.family}` });
   }
+  const dst = spec.dst !== undefined ? parseInterfaceAddress(spec.dst) : null;
+  if (dst && dst.family !== spec.family) {
+    throw routingError(`rule ${describe(spec)}`, { code: 'EINVAL', message: `destination ${spec.dst} is not IPv${spec.family}` });
+  }
   const data = {
     family: spec.family === 4 ? AF_INET : AF_INET6,
     srcLen: src ? src.prefixLength : 0,
-    dstLen: 0,
+    dstLen: dst ? dst.prefixLength : 0,
     tos: 0,
     table: spec.table < 256 ? spec.table : 0,
     action: FR_ACT_TO_TBL,
   };
-  const attrs: { priority: number; table: number; protocol: number; src?: Buffer; ipProto?: number } = {
+  const attrs: { priority: number; table: number; protocol: number; src?: Buffer; dst?: Buffer; ipProto?: number; fwmark?: number; fwmask?: number } = {
     priority: spec.priority,
     table: spec.table,
     protocol: spec.protocol ?? RTPROT_MPTUN,
   };
   if (src) attrs.src = src.network;
+  if (dst) attrs.dst = dst.network;
   if (spec.ipProto !== undefined) attrs.ipProto = spec.ipProto;
+  if (spec.fwmark !== undefined) {
+    attrs.fwmark = spec.fwmark;
+    attrs.fwmask = spec.fwmask ?? 0xffffffff;
+  }
   return { data, attrs };
 }
 
@@ -93,7 +109,12 @@ export async function listRules(family: 4 | 6): Promise<RuleSpec[]> {
         protocol: m.attrs.protocol ?? 0,
       };
       if (m.attrs.src && m.data.srcLen !== undefined) spec.src = `${formatIpAddress(m.attrs.src)}/${m.data.srcLen}`;
+      if (m.attrs.dst && m.data.dstLen !== undefined) spec.dst = `${formatIpAddress(m.attrs.dst)}/${m.data.dstLen}`;
       if (m.attrs.ipProto !== undefined) spec.ipProto = m.attrs.ipProto;
+      if (m.attrs.fwmark !== undefined) {
+        spec.fwmark = m.attrs.fwmark;
+        spec.fwmask = m.attrs.fwmask ?? 0xffffffff;
+      }
       out.push(spec);
     }
     return out;

@@ -5,9 +5,9 @@
 // cleanupLeftovers() finds what a killed instance left by its RTPROT_MPTUN tag.
 import type { RtNetlinkSocket } from 'netlink';
 import { RoutingError, routingError, withRtnl } from './netlink.js';
-import { addRoute, deleteRoute, RTPROT_MPTUN, type RouteSpec } from './route.js';
+import { addRoute, deleteRoute, RT_TABLE_MAIN, RTPROT_MPTUN, type RouteSpec } from './route.js';
 import { addRule, deleteRule, listRules, type RuleSpec } from './rules.js';
-import { createNftTable, deleteNftTable, tableExists, type Masquerade } from './nft.js';
+import { createNftTable, deleteNftTable, REPLY_MARK, tableExists, type ForwardFence, type Masquerade } from './nft.js';
 import { forwardingKey, readSysctl, rpFilterKey, writeSysctl } from './sysctl.js';
 
 const IPPROTO_TCP = 6;
@@ -40,6 +40,8 @@ export interface SetupPlan {
   /** `pref PRIORITY ipproto IPPROTO lookup TABLE` (ipProto: TCP unless said). */
   capture: { table: number; priority: number; ipProto?: number };
   paths: PathPlan[];
+  /** `pref PRIORITY to PREFIX lookup main`: destinations never captured (before the capture rule). */
+  exclude?: Array<{ prefix: string; priority: number }>;
   /** Create the `inet mptun` nft table with a masquerade rule per path (default true). */
   masquerade?: boolean;
   /** Sysctls to set (default: defaultSysctls(plan)). */
@@ -50,7 +52,7 @@ export interface SetupPlan {
 export type SetupStep =
   | { kind: 'route'; route: RouteSpec }
   | { kind: 'rule'; rule: RuleSpec }
-  | { kind: 'nft'; masquerade: Masquerade[] }
+  | { kind: 'nft'; masquerade: Masquerade[]; fence?: ForwardFence }
   | { kind: 'sysctl'; key: string; value: string; previous: string };
 
 /** What applyPlan did, in order; JSON-serializable, so it can be kept in a file. */
@@ -59,23 +61,32 @@ export interface SetupRecord {
   steps: SetupStep[];
 }
 
-/** rp_filter loose on the TUN device; forwarding on it and on every uplink (IPv4). */
+/**
+ * rp_filter loose on the TUN device and the uplinks (replies come back on an uplink while the
+ * capture rule sends TCP to the device); forwarding on the device and on every uplink (IPv4).
+ * A value already looser (rp_filter 0) is left alone.
+ */
 export function defaultSysctls(plan: SetupPlan): SysctlSetting[] {
   if ((plan.family ?? 4) !== 4) return [];
   return [
     { key: rpFilterKey(plan.tun), value: '2' },
     { key: forwardingKey(plan.tun), value: '1' },
-    ...plan.paths.map((p) => ({ key: forwardingKey(p.iface), value: '1' })),
+    ...plan.paths.flatMap((p) => [{ key: rpFilterKey(p.iface), value: '2' }, { key: forwardingKey(p.iface), value: '1' }]),
   ];
 }
 
 function checkPlan(plan: SetupPlan): void {
   for (const p of plan.paths) {
-    if (p.rulePriority >= plan.capture.priority) {
+    if (p.rulePriority >= plan.capture.priority - 1) {
       throw new RoutingError('apply plan', 'EINVAL', `path ${p.iface}: rule priority ${p.rulePriority} must come before the capture rule's ${plan.capture.priority}`);
     }
-    if (p.table === plan.capture.table) {
-      throw new RoutingError('apply plan', 'EINVAL', `path ${p.iface}: table ${p.table} is the capture table`);
+    if (p.table === plan.capture.table || p.table === RT_TABLE_MAIN) {
+      throw new RoutingError('apply plan', 'EINVAL', `path ${p.iface}: table ${p.table} is the capture or the main table`);
+    }
+  }
+  for (const x of plan.exclude ?? []) {
+    if (x.priority >= plan.capture.priority - 1) {
+      throw new RoutingError('apply plan', 'EINVAL', `exclusion ${x.prefix}: rule priority ${x.priority} must come before the capture rule's ${plan.capture.priority}`);
     }
   }
 }
@@ -104,15 +115,25 @@ export async function applyPlan(plan: SetupPlan, onStep?: (record: SetupRecord) 
     await addRoute(captureRoute);
     await done({ kind: 'route', route: captureRoute });
 
+    const sysctls = plan.sysctls ?? defaultSysctls(plan);
     if (plan.masquerade ?? true) {
       const masquerade = plan.paths.map((p) => ({ oifname: p.iface, sourcePrefix: p.sourcePrefix }));
-      await createNftTable(masquerade);
-      await done({ kind: 'nft', masquerade });
+      // fence the uplinks that did not forward before
+      const fence: ForwardFence = { tun: plan.tun, ifaces: [] };
+      if (family === 4) {
+        for (const p of plan.paths) {
+          if (sysctls.some((s) => s.key === forwardingKey(p.iface)) && (await readSysctl(forwardingKey(p.iface))) === '0') fence.ifaces.push(p.iface);
+        }
+      }
+      await createNftTable(masquerade, fence);
+      await done({ kind: 'nft', masquerade, fence });
     }
 
-    for (const s of plan.sysctls ?? defaultSysctls(plan)) {
+    for (const s of sysctls) {
       const current = await readSysctl(s.key);
       if (current === s.value) continue;
+      // rp_filter: 0 (off) is already looser than loose
+      if (s.key.endsWith('/rp_filter') && current === '0') continue;
       const previous = await writeSysctl(s.key, s.value);
       await done({ kind: 'sysctl', key: s.key, value: s.value, previous });
     }
@@ -121,6 +142,17 @@ export async function applyPlan(plan: SetupPlan, onStep?: (record: SetupRecord) 
       const rule: RuleSpec = { family, priority: p.rulePriority, table: p.table, src: p.sourcePrefix, protocol: RTPROT_MPTUN };
       await addRule(rule);
       await done({ kind: 'rule', rule });
+    }
+    for (const x of plan.exclude ?? []) {
+      const rule: RuleSpec = { family, priority: x.priority, table: RT_TABLE_MAIN, dst: x.prefix, protocol: RTPROT_MPTUN };
+      await addRule(rule);
+      await done({ kind: 'rule', rule });
+    }
+    if (plan.masquerade ?? true) {
+      // the host's answers on inbound TCP connections (marked by the nft table) keep the main table
+      const replies: RuleSpec = { family, priority: plan.capture.priority - 1, table: RT_TABLE_MAIN, fwmark: REPLY_MARK, fwmask: REPLY_MARK, protocol: RTPROT_MPTUN };
+      await addRule(replies);
+      await done({ kind: 'rule', rule: replies });
     }
     const capture: RuleSpec = {
       family, priority: plan.capture.priority, table: plan.capture.table,

@@ -20,7 +20,7 @@ import { seqAdd } from './seq.js';
 
 export const STACK_COUNTER_NAMES = [
   'packetsIn', 'packetsOut', 'notTcp', 'noConnection', 'resetsSentNoConnection', 'synAccepted', 'synRefused',
-  'synBacklogFull', 'connectionsOpened', 'connectionsClosed', 'badAddress',
+  'synBacklogFull', 'synDeferred', 'connectionsOpened', 'connectionsClosed', 'badAddress',
 ] as const;
 export type StackCounterName = (typeof STACK_COUNTER_NAMES)[number];
 
@@ -29,6 +29,13 @@ export interface ListenAccept {
   /** Runs on the new connection before it handles the SYN (to install MPTCP hooks). */
   setup: (conn: TcpConnection) => void;
 }
+
+/**
+ * What a listener says of a SYN: accept (true, a config, or a ListenAccept), refuse with a RST
+ * (false), or `null`: drop it silently for now (the relay answers a host's SYN only once the
+ * upstream connection is up, and feeds the SYN in again then).
+ */
+export type ListenVerdict = Partial<TcpConfig> | boolean | ListenAccept | null;
 
 export interface ListenRequest {
   local: Endpoint;
@@ -80,7 +87,7 @@ export class TcpStack implements SansIoNode {
   private readonly events: StackEvent[] = [];
   private readonly synReceived = new Set<TcpConnection>();
   private readonly rstQueue: Buffer[] = [];
-  private listener: ((req: ListenRequest) => Partial<TcpConfig> | boolean | ListenAccept) | null = null;
+  private listener: ((req: ListenRequest) => ListenVerdict) | null = null;
   private readonly info = new IpPacketInfo();
   private readonly opts: Required<Omit<TcpStackOptions, 'tcp'>> & { tcp: Partial<TcpConfig> };
   private rr: TcpConnection[] = [];
@@ -102,7 +109,7 @@ export class TcpStack implements SansIoNode {
    * Accepts SYNs: the callback says yes (true, a config for the connection, or a ListenAccept
    * whose `setup` runs on the new connection before it sees the SYN) or no (false: RST).
    */
-  listen(accept: (req: ListenRequest) => Partial<TcpConfig> | boolean | ListenAccept): void {
+  listen(accept: (req: ListenRequest) => ListenVerdict): void {
     this.listener = accept;
   }
 
@@ -193,6 +200,10 @@ export class TcpStack implements SansIoNode {
       const local = { addr: Buffer.from(dst), port: seg.dstPort };
       const remote = { addr: Buffer.from(src), port: seg.srcPort };
       const verdict = this.listener({ local, remote, syn: seg });
+      if (verdict === null) {
+        this.counters.increment('synDeferred');
+        return;
+      }
       if (verdict !== false) {
         const accept = typeof verdict === 'object' && 'setup' in verdict ? (verdict as ListenAccept) : null;
         const config = accept ? accept.config ?? {} : typeof verdict === 'object' ? (verdict as Partial<TcpConfig>) : {};
@@ -315,6 +326,11 @@ export class TcpStack implements SansIoNode {
       if (t !== null && (min === null || t < min)) min = t;
     }
     return min;
+  }
+
+  /** Events are waiting for pollEvent() (some surface while output is polled). */
+  get hasEvents(): boolean {
+    return this.events.length > 0;
   }
 
   pollEvent(): StackEvent | null {

@@ -1,0 +1,445 @@
+// The relay (DESIGN.md "The packet path of the client"): the host's captured TCP connections
+// end in a TCP stack that impersonates their destinations; each is carried upstream by an MPTCP
+// connection whose subflows leave through the paths' private source addresses. Both stacks
+// share the one TUN device: a packet for a path's private address (a subflow's reply, after
+// conntrack undid the masquerade) goes to the MPTCP stack, anything else to the host side.
+//
+// - The host's SYN is answered only once the upstream connection is established (or has fallen
+//   back to TCP): the SYN is dropped silently meanwhile (the listener's `null`) and fed in again
+//   then. A refused upstream becomes a RST to the app; an upstream timeout a silent drop, so the
+//   app times out as it would have; no path up is a RST at once.
+// - Back-pressure both ways with bounded buffers: bytes move from one side to the other only as
+//   far as the other side's send buffer takes them; what stays unread closes the receive window
+//   of the side it came from (TCP window to the app, the MPTCP connection-level window upstream).
+// - Half-close and reset carried across: end of data one way is a FIN (DATA_FIN) the other way;
+//   a reset on one side aborts the other (MP_FASTCLOSE upstream, RST to the app).
+import type { Instant } from '../ip/sansio.js';
+import { CounterSet } from '../ip/counters.js';
+import { formatIpAddress } from '../ip/address.js';
+import { TcpStack, type EngineOutputLike, type ListenVerdict, type ListenRequest } from '../tcp/stack.js';
+import type { Endpoint, TcpConnection } from '../tcp/connection.js';
+import { MptcpStack, type MptcpStackOptions } from '../mptcp/stack.js';
+import type { MptcpConnection } from '../mptcp/connection.js';
+
+export const RELAY_COUNTER_NAMES = [
+  'flowsRequested', 'flowsEstablished', 'flowsFallback', 'flowsRefused', 'flowsTimedOut', 'flowsNoPath', 'flowsPendingFull',
+  'flowsClosed', 'flowsResetByApp', 'flowsResetUpstream', 'bytesToUpstream', 'bytesToHost', 'synRetransmitsWhilePending',
+  'packetsToUpstream', 'packetsToHost', 'synFromPathAddress',
+] as const;
+
+export interface RelayPath {
+  /** The path's private source address (a subflow's local address). */
+  address: Buffer;
+  backup: boolean;
+  up: boolean;
+}
+
+export interface RelayOptions {
+  /** The stacks' options (randomness, ISN secret, headroom, offloads, MTU, MPTCP config). */
+  stack: MptcpStackOptions;
+  paths: RelayPath[];
+  fullmesh?: boolean;
+  maxSubflows?: number;
+  /** Host SYNs waiting for their upstream connection at most (default 1024). */
+  maxPending?: number;
+}
+
+type FlowState = 'connecting' | 'ready' | 'refused' | 'bound';
+
+/** One app connection and the MPTCP connection that carries it. */
+export interface Flow {
+  readonly id: number;
+  readonly app: Endpoint;
+  readonly destination: Endpoint;
+  readonly upstream: MptcpConnection;
+  state: FlowState;
+  host: TcpConnection | null;
+  /** The app's SYN, fed in again once the upstream answered. */
+  syn: Buffer | null;
+  toUpstream: Buffer | null;
+  toHost: Buffer | null;
+  upstreamShut: boolean;
+  hostShut: boolean;
+  upstreamClosed: boolean;
+  hostClosed: boolean;
+  fallback: boolean;
+  openedAt: Instant;
+  bytesToUpstream: number;
+  bytesToHost: number;
+}
+
+/** Bytes moved per read: a mapping's worth, so DSS mappings stay long. */
+const CHUNK = 64 * 1024;
+
+export class Relay {
+  readonly host: TcpStack;
+  readonly upstream: MptcpStack;
+  readonly counters = new CounterSet(RELAY_COUNTER_NAMES);
+  readonly paths: RelayPath[];
+  private readonly flows = new Map<string, Flow>();
+  private readonly byHost = new Map<TcpConnection, Flow>();
+  private readonly byUpstream = new Map<MptcpConnection, Flow>();
+  /** Path index by private address. */
+  private readonly pathV4 = new Map<number, number>();
+  private readonly pathV6 = new Map<string, number>();
+  /** Packets and bytes (IP, super-segments whole) per path, both ways. */
+  readonly pathStats: Array<{ packetsOut: number; bytesOut: number; packetsIn: number; bytesIn: number }>;
+  private readonly headroom: number;
+  private readonly options: RelayOptions;
+  private nextId = 1;
+  /** The host-bound packet being handled (the listener copies it when it defers a SYN). */
+  private current: Buffer | null = null;
+  private now: Instant = 0;
+
+  constructor(options: RelayOptions) {
+    this.options = options;
+    this.paths = options.paths;
+    this.paths.forEach((p, i) => {
+      if (p.address.length === 4) this.pathV4.set(p.address.readUInt32BE(0), i);
+      else this.pathV6.set(p.address.toString('hex'), i);
+    });
+    this.pathStats = this.paths.map(() => ({ packetsOut: 0, bytesOut: 0, packetsIn: 0, bytesIn: 0 }));
+    this.headroom = options.stack.headroom ?? 0;
+    this.upstream = new MptcpStack(options.stack);
+    // the host side: plain TCP, the stack's defaults (no MPTCP hooks)
+    this.host = new TcpStack(options.stack);
+    this.host.listen((req) => this.onHostSyn(req));
+  }
+
+  private isPathAddress(a: Buffer): boolean {
+    return a.length === 4 ? this.pathV4.has(a.readUInt32BE(0)) : this.pathV6.has(a.toString('hex'));
+  }
+
+  /** The path whose private address is at `off` (IPv4: 4 bytes, IPv6: 16), or -1. */
+  private pathAt(p: Buffer, off: number, v: number): number {
+    if (v === 4) return p.length >= off + 4 ? this.pathV4.get(p.readUInt32BE(off)) ?? -1 : -1;
+    if (v === 6 && this.pathV6.size > 0) return p.length >= off + 16 ? this.pathV6.get(p.toString('hex', off, off + 16)) ?? -1 : -1;
+    return -1;
+  }
+
+  handleInput(now: Instant, iface: number, packet: Buffer, checksumValid = false): void {
+    this.now = now;
+    const v = packet[0]! >>> 4;
+    // for the MPTCP side: the destination is a path's private address
+    const path = this.pathAt(packet, v === 4 ? 16 : 24, v);
+    if (path >= 0) {
+      const s = this.pathStats[path]!;
+      s.packetsIn++;
+      s.bytesIn += packet.length;
+      this.counters.increment('packetsToUpstream');
+      this.upstream.handleInput(now, iface, packet, checksumValid);
+      return;
+    }
+    this.counters.increment('packetsToHost');
+    this.current = packet;
+    this.host.handleInput(now, iface, packet, checksumValid);
+    this.current = null;
+  }
+
+  handleTimeout(now: Instant): void {
+    this.now = now;
+    this.host.handleTimeout(now);
+    this.upstream.handleTimeout(now);
+  }
+
+  pollOutput(now: Instant): EngineOutputLike | null {
+    const h = this.host.pollOutput(now);
+    if (h) return h;
+    const out = this.upstream.pollOutput(now);
+    if (out) {
+      const b = out.buffer;
+      const path = this.pathAt(b, this.headroom + (out.ipVersion === 4 ? 12 : 8), out.ipVersion);
+      if (path >= 0) {
+        const s = this.pathStats[path]!;
+        s.packetsOut++;
+        s.bytesOut += b.length - this.headroom;
+      }
+    }
+    return out;
+  }
+
+  pollTimeout(): Instant | null {
+    const a = this.host.pollTimeout();
+    const b = this.upstream.pollTimeout();
+    if (a === null) return b;
+    if (b === null) return a;
+    return Math.min(a, b);
+  }
+
+  get hasEvents(): boolean {
+    return this.host.hasEvents || this.upstream.hasEvents;
+  }
+
+  // ------------------------------------------------------------ host SYNs
+
+  private onHostSyn(req: ListenRequest): ListenVerdict {
+    // a SYN from or to a path's private address is nobody's app: refuse it
+    if (this.isPathAddress(req.local.addr) || this.isPathAddress(req.remote.addr)) {
+      this.counters.increment('synFromPathAddress');
+      return false;
+    }
+    const key = flowKey(req.remote, req.local);
+    const f = this.flows.get(key);
+    if (f) {
+      switch (f.state) {
+        case 'connecting':
+          this.counters.increment('synRetransmitsWhilePending');
+          return null;
+        case 'ready':
+          f.state = 'bound';
+          f.syn = null;
+          return { setup: (tcp) => this.bind(f, tcp) };
+        case 'refused':
+          this.forgetFlow(f);
+          return false;
+        case 'bound':
+          // a new SYN for a tuple whose old connection is still with us (the app's port was
+          // reused after a RST we have not seen through): the stack has no connection for it,
+          // so the old one is gone; start over
+          this.forgetFlow(f);
+          break;
+      }
+    }
+    if (this.flows.size >= (this.options.maxPending ?? 1024) && this.pendingCount() >= (this.options.maxPending ?? 1024)) {
+      this.counters.increment('flowsPendingFull');
+      return null;
+    }
+    this.counters.increment('flowsRequested');
+    const live = this.paths.map((p, i) => ({ p, i })).filter((x) => x.p.up);
+    if (live.length === 0) {
+      this.counters.increment('flowsNoPath');
+      return false;
+    }
+    // the first subflow from a live path, a non-backup one when there is one
+    const first = live.find((x) => !x.p.backup) ?? live[0]!;
+    const order = [first.i, ...this.paths.map((_, i) => i).filter((i) => i !== first.i)];
+    const upstream = this.upstream.connect(
+      this.now,
+      order.map((i) => this.paths[i]!.address),
+      { addr: Buffer.from(req.local.addr), port: req.local.port },
+      {
+        backup: order.flatMap((pi, k) => (this.paths[pi]!.backup ? [k] : [])),
+        down: order.flatMap((pi, k) => (this.paths[pi]!.up ? [] : [k])),
+        fullmesh: this.options.fullmesh ?? false,
+        maxSubflows: this.options.maxSubflows ?? 8,
+      },
+    );
+    const flow: Flow = {
+      id: this.nextId++, app: req.remote, destination: req.local, upstream, state: 'connecting', host: null,
+      syn: this.current ? Buffer.from(this.current) : null,
+      toUpstream: null, toHost: null, upstreamShut: false, hostShut: false, upstreamClosed: false, hostClosed: false,
+      fallback: false, openedAt: this.now, bytesToUpstream: 0, bytesToHost: 0,
+    };
+    this.flows.set(key, flow);
+    this.byUpstream.set(upstream, flow);
+    return null;
+  }
+
+  private pendingCount(): number {
+    let n = 0;
+    for (const f of this.flows.values()) if (f.state === 'connecting') n++;
+    return n;
+  }
+
+  private bind(f: Flow, tcp: TcpConnection): void {
+    f.host = tcp;
+    this.byHost.set(tcp, f);
+  }
+
+  /** Feeds the app's SYN in again: the listener now accepts it (or refuses it with a RST). */
+  private replaySyn(f: Flow, now: Instant): void {
+    const syn = f.syn;
+    if (!syn) return;
+    this.current = syn;
+    this.host.handleInput(now, 0, syn, true);
+    this.current = null;
+  }
+
+  private forgetFlow(f: Flow): void {
+    const key = flowKey(f.app, f.destination);
+    if (this.flows.get(key) === f) this.flows.delete(key);
+    this.byUpstream.delete(f.upstream);
+    if (f.host) this.byHost.delete(f.host);
+  }
+
+  // ------------------------------------------------------------ the tick
+
+  /** Runs after input and timers (the engine's onTick): events, then bytes across. */
+  process(now: Instant): void {
+    this.now = now;
+    for (let round = 0; round < 4; round++) {
+      this.upstream.process(now);
+      let any = false;
+      for (let e = this.upstream.pollEvent(); e; e = this.upstream.pollEvent()) {
+        any = true;
+        const f = this.byUpstream.get(e.conn);
+        if (f) this.onUpstreamEvent(f, e.event.type, now);
+      }
+      for (let e = this.host.pollEvent(); e; e = this.host.pollEvent()) {
+        any = true;
+        const f = this.byHost.get(e.conn);
+        if (f) this.onHostEvent(f, e.event.type, now);
+      }
+      for (const f of this.byHost.values()) this.pump(f);
+      this.upstream.process(now);
+      if (!any && !this.upstream.hasEvents && !this.host.hasEvents) break;
+    }
+  }
+
+  private onUpstreamEvent(f: Flow, type: string, now: Instant): void {
+    switch (type) {
+      case 'connected':
+        if (f.state !== 'connecting') return;
+        f.fallback = f.upstream.fallback;
+        this.counters.increment('flowsEstablished');
+        if (f.fallback) this.counters.increment('flowsFallback');
+        f.state = 'ready';
+        this.replaySyn(f, now);
+        return;
+      case 'reset':
+      case 'closed':
+        if (type === 'closed') f.upstreamClosed = true;
+        if (f.state === 'connecting') {
+          const reason = f.upstream.subflows[0]?.tcpResetReason ?? null;
+          if (reason === 'timeout' || reason === null) {
+            // the app times out on its own, as it would have without us
+            this.counters.increment('flowsTimedOut');
+            this.forgetFlow(f);
+          } else {
+            this.counters.increment('flowsRefused');
+            f.state = 'refused';
+            this.replaySyn(f, now);
+          }
+          return;
+        }
+        if (type === 'reset' && f.host && !f.hostClosed) {
+          this.counters.increment('flowsResetUpstream');
+          f.host.abort(now);
+          this.host.touch(f.host);
+        }
+        this.maybeForget(f);
+        return;
+    }
+  }
+
+  private onHostEvent(f: Flow, type: string, now: Instant): void {
+    if (type === 'reset') {
+      this.counters.increment('flowsResetByApp');
+      if (!f.upstreamClosed) f.upstream.abort(now);
+      f.hostClosed = true;
+    } else if (type === 'closed') {
+      f.hostClosed = true;
+      // closed without both directions finished (a timeout, say): the upstream goes too
+      if (!(f.hostShut && f.upstreamShut) && !f.upstreamClosed) f.upstream.abort(now);
+    }
+    this.maybeForget(f);
+  }
+
+  private maybeForget(f: Flow): void {
+    if (f.upstreamClosed && (f.hostClosed || !f.host)) {
+      this.counters.increment('flowsClosed');
+      this.forgetFlow(f);
+    }
+  }
+
+  /** Bytes across, as far as the other side takes them; FINs across once a side has ended. */
+  private pump(f: Flow): void {
+    const host = f.host;
+    if (!host || f.hostClosed) return;
+    const up = f.upstream;
+    if (!f.upstreamClosed) {
+      for (;;) {
+        const b = f.toUpstream ?? host.read(CHUNK);
+        if (!b) break;
+        const n = up.write(b);
+        f.bytesToUpstream += n;
+        this.counters.increment('bytesToUpstream', n);
+        if (n < b.length) {
+          f.toUpstream = n === 0 ? b : b.subarray(n);
+          break;
+        }
+        f.toUpstream = null;
+      }
+      if (!f.toUpstream && !f.upstreamShut && host.readEnded) {
+        f.upstreamShut = true;
+        up.shutdown();
+      }
+    }
+    for (;;) {
+      const b = f.toHost ?? up.read(CHUNK);
+      if (!b) break;
+      const n = host.write(b);
+      f.bytesToHost += n;
+      this.counters.increment('bytesToHost', n);
+      if (n < b.length) {
+        f.toHost = n === 0 ? b : b.subarray(n);
+        break;
+      }
+      f.toHost = null;
+    }
+    if (!f.toHost && !f.hostShut && up.readEnded) {
+      f.hostShut = true;
+      host.shutdown();
+    }
+    this.host.touch(host);
+  }
+
+  // ------------------------------------------------------------ paths
+
+  /** A path went down: its subflows are reset and their data reinjected at once, REMOVE_ADDR sent. */
+  pathDown(now: Instant, index: number): void {
+    const p = this.paths[index];
+    if (!p || !p.up) return;
+    p.up = false;
+    this.upstream.pathDown(now, p.address);
+  }
+
+  /** A path came back: the open connections get their subflows on it again. */
+  pathUp(index: number): void {
+    const p = this.paths[index];
+    if (!p || p.up) return;
+    p.up = true;
+    this.upstream.pathUp(p.address);
+  }
+
+  /** Every flow reset both ways (mptun is going down): RST to the apps, MP_FASTCLOSE upstream. */
+  abortAll(now: Instant): void {
+    for (const f of [...this.flows.values()]) {
+      if (f.host && !f.hostClosed) {
+        f.host.abort(now);
+        this.host.touch(f.host);
+      }
+      if (!f.upstreamClosed) f.upstream.abort(now);
+      this.forgetFlow(f);
+    }
+    this.upstream.process(now);
+  }
+
+  get flowCount(): number {
+    return this.flows.size;
+  }
+
+  /** The flows, for `mptun status`. */
+  flowInfo(now: Instant) {
+    return [...this.flows.values()].map((f) => {
+      const info = f.upstream.info();
+      return {
+        id: f.id,
+        app: `${formatIpAddress(f.app.addr)}:${f.app.port}`,
+        destination: `${formatIpAddress(f.destination.addr)}:${f.destination.port}`,
+        state: f.state, fallback: f.upstream.fallback, ageMs: Math.round(now - f.openedAt),
+        bytesToUpstream: f.bytesToUpstream, bytesToHost: f.bytesToHost,
+        hostState: f.host ? f.host.info().state : null,
+        subflows: info.subflows.map((s) => ({
+          path: this.paths.findIndex((p) => formatIpAddress(p.address) === s.local),
+          local: s.local, remote: s.remote, backup: s.backup, usable: s.usable, closed: s.closed,
+          bytesOut: s.bytesOut, bytesIn: s.bytesIn, state: s.state, srttMs: s.srtt, cwnd: s.cwnd,
+        })),
+      };
+    });
+  }
+}
+
+function flowKey(app: Endpoint, destination: Endpoint): string {
+  return `${app.addr.toString('hex')}:${app.port}>${destination.addr.toString('hex')}:${destination.port}`;
+}
