@@ -23,6 +23,10 @@ function runNft(args: string[], input?: string): Promise<NftResult> {
       if (error && typeof error.code === 'string') { reject(error); return; }
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
     });
+    // nft may exit before it reads its input (or, listing, never reads it): EPIPE on its stdin
+    // is then an 'error' event that, unheard, would be thrown (and inside a native callback of
+    // the netlink package, abort the process). Its exit status says what happened.
+    child.stdin?.on('error', () => undefined);
     child.stdin?.end(input ?? '');
   });
 }

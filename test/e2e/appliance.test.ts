@@ -1,0 +1,237 @@
+// `mptun up` end to end on the two-link test bed (scripts/testbed.sh, links shaped to
+// 100 Mbit/s) against the Linux kernel's MPTCP: unmodified programs in the client namespace
+// (iperf3, a node:net client) use both links through mptun; a 200 MB transfer survives a link
+// pulled in the middle (sha256 on both ends); a server without MPTCP is still reachable (plain
+// TCP); UDP keeps its route; a refused port is refused; the routing, rules, nftables and
+// sysctls are what they were after `mptun down`, after SIGTERM, and after SIGKILL + `mptun down`.
+import test from 'ava';
+import { fileURLToPath } from 'node:url';
+import {
+  inNetns, parseEnvLines, requireRootOrSkip, run, spawnInNetns, systemEnv, waitFor, waitForPort, type RunOptions, type Spawned,
+} from '../helpers/netns.js';
+import { mptcpMib } from '../mptcp/bed.js';
+
+const PREFIX = 'mptap';
+const SCRIPT = fileURLToPath(new URL('../../../scripts/testbed.sh', import.meta.url));
+const MPTUN = fileURLToPath(new URL('../../../bin/mptun.js', import.meta.url));
+const PEER = fileURLToPath(new URL('../tcp/kernel-peer.js', import.meta.url));
+const UDP = fileURLToPath(new URL('./udp-echo.js', import.meta.url));
+const ENV = systemEnv({ TESTBED_PREFIX: PREFIX });
+const STATE_DIR = `/run/mptun-${PREFIX}`;
+const SOCKET = `${STATE_DIR}/control.sock`;
+
+function bed(args: string[], opts: RunOptions = {}) {
+  return run('bash', [SCRIPT, ...args], { env: ENV, timeout: 60_000, ...opts });
+}
+
+let topo: Record<string, string> = {};
+const cli = () => topo.TESTBED_NS_CLIENT!;
+const srv = () => topo.TESTBED_NS_SERVER!;
+
+/**
+ * Everything mptun may touch in the client namespace, as text; lines sorted within each part
+ * (a link taken down and up again lists its IPv6 routes in another order).
+ */
+async function routingSnapshot(): Promise<string> {
+  const parts: string[] = [];
+  for (const args of [['rule'], ['-6', 'rule'], ['route', 'show', 'table', 'all'], ['-6', 'route', 'show', 'table', 'all'], ['link', 'show']]) {
+    parts.push((await inNetns(cli(), 'ip', args)).stdout.replace(/^\d+: mptun0.*\n(\s+link.*\n)?/gm, ''));
+  }
+  parts.push((await inNetns(cli(), '/usr/sbin/nft', ['list', 'ruleset'])).stdout);
+  const sysctl = await inNetns(cli(), 'sysctl', ['-a'], { check: false });
+  parts.push(sysctl.stdout.split('\n').filter((l) => /\.(forwarding|rp_filter) =/.test(l) && !l.includes('mptun0')).join('\n'));
+  // IPv6 link-local routes come and go with the kernel's autoconfiguration, not with mptun
+  return parts.map((p) => p.split('\n').filter((l) => !l.includes('fe80::')).sort().join('\n')).join('\n----\n');
+}
+
+interface StatusPath { index: number; iface: string; up: boolean; bytesOut: number; bytesIn: number; subflows: number }
+interface Status2 { host: Record<string, number> }
+interface Status { pid: number; paths: StatusPath[]; flows: unknown[]; counters: { relay: Record<string, number> } }
+
+async function status(): Promise<Status> {
+  const r = await inNetns(cli(), process.execPath, [MPTUN, 'status', '--json', '--control-socket', SOCKET]);
+  return JSON.parse(r.stdout) as Status;
+}
+
+let mptun: Spawned | null = null;
+
+async function startMptun(extra: string[] = []): Promise<Spawned> {
+  const p = spawnInNetns(cli(), process.execPath, [MPTUN, 'up', '--state-dir', STATE_DIR, '--control-socket', SOCKET, '--log-level', 'debug', ...extra]);
+  try {
+    await waitFor('mptun up', () => p.stderr().includes('mptun info: up:') || p.child.exitCode !== null, { timeout: 15_000 });
+  } catch (e) {
+    await p.stop('SIGKILL');
+    throw e;
+  }
+  if (p.child.exitCode !== null) throw new Error(`mptun up exited: ${p.stderr()}`);
+  return p;
+}
+
+async function stopMptun(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (mptun) await mptun.stop(signal, 10_000);
+  mptun = null;
+}
+
+/** Mbit/s received by iperf3 (client in the client namespace, through mptun). */
+async function iperf(args: string[]): Promise<number> {
+  const { stdout } = await inNetns(cli(), 'iperf3', [...args, '-J'], { timeout: 30_000 });
+  return (JSON.parse(stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e6;
+}
+
+let before = '';
+
+test.before(async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  await bed(['up', '--rate', '100', '--no-client-mptcp']);
+  topo = parseEnvLines((await bed(['env'])).stdout);
+  await bed(['server-start']);
+  await bed(['server-start', '--port', '5202', '--plain']);
+  // leftovers of an earlier run of this test would spoil the snapshot
+  await inNetns(cli(), process.execPath, [MPTUN, 'down', '--state-dir', STATE_DIR], { check: false });
+  before = await routingSnapshot();
+});
+
+test.after.always(async () => {
+  await stopMptun('SIGKILL');
+  if (topo.TESTBED_NS_CLIENT) await inNetns(cli(), process.execPath, [MPTUN, 'down', '--state-dir', STATE_DIR], { check: false });
+  await bed(['down'], { check: false });
+});
+
+test.serial('a bad config is refused, naming the field, and nothing is touched', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  const r = await inNetns(cli(), process.execPath, [MPTUN, 'up', '--state-dir', STATE_DIR, '--mtu', '99999'], { check: false });
+  t.is(r.code, 1);
+  t.regex(r.stderr, /--mtu/);
+  const r2 = await inNetns(cli(), process.execPath, [MPTUN, 'up', '--state-dir', STATE_DIR, '--path', 'nosuchif0'], { check: false });
+  t.is(r2.code, 1);
+  t.regex(r2.stderr, /nosuchif0: no such interface/);
+  t.is(await routingSnapshot(), before);
+});
+
+test.serial('iperf3 through mptun: both links carry data, both ways, against the kernel MPTCP server', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  mptun = await startMptun();
+  const joinsBefore = (await mptcpMib(srv())).MPJoinAckRx ?? 0;
+  const st0 = await status();
+  t.is(st0.paths.length, 2, 'both links found as paths');
+  const up = await iperf(['-c', topo.TESTBED_SRV_ADDR1!, '-t', '4']);
+  const st1 = await status();
+  const out = st1.paths.map((p, i) => p.bytesOut - st0.paths[i]!.bytesOut);
+  const total = out[0]! + out[1]!;
+  t.log(`upload ${up.toFixed(1)} Mbit/s; per path ${out.map((b) => (b / 1e6).toFixed(1)).join(' / ')} MB`);
+  t.true(total > 20e6, `${total} bytes went out`);
+  for (const b of out) t.true(b > 0.25 * total, `each path carries a real share: ${out.join(', ')}`);
+  t.true(((await mptcpMib(srv())).MPJoinAckRx ?? 0) > joinsBefore, 'the kernel server accepted a join');
+  const down = await iperf(['-c', topo.TESTBED_SRV_ADDR1!, '-t', '4', '-R']);
+  const st2 = await status();
+  const inn = st2.paths.map((p, i) => p.bytesIn - st1.paths[i]!.bytesIn);
+  t.log(`download ${down.toFixed(1)} Mbit/s; per path ${inn.map((b) => (b / 1e6).toFixed(1)).join(' / ')} MB`);
+  for (const b of inn) t.true(b > 0.25 * (inn[0]! + inn[1]!), `each path carries a real share of the download: ${inn.join(', ')}`);
+  // one link's worth is the most a single path could give: more shows the two added up
+  t.true(up > 100 && down > 100, `above one link's rate: ${up.toFixed(1)} / ${down.toFixed(1)} Mbit/s`);
+});
+
+test.serial('200 MB with sha256 while link 1 is pulled in the middle, then the link comes back', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  mptun ??= await startMptun();
+  const server = spawnInNetns(srv(), 'mptcpize', ['run', process.execPath, PEER, '--mode', 'serve', '--listen', '0.0.0.0:5003']);
+  try {
+    await waitForPort(srv(), 5003);
+    const bytes = 200_000_000;
+    const client = inNetns(cli(), process.execPath, [PEER, '--mode', 'send', '--connect', `${topo.TESTBED_SRV_ADDR1}:5003`, '--bytes', String(bytes)], { timeout: 120_000 });
+    await waitFor('the transfer to be under way', async () => (await status()).paths.every((p) => p.subflows > 0), { timeout: 10_000 });
+    await new Promise((r) => setTimeout(r, 2500));
+    await bed(['link-down', '1']);
+    const pulledAt = Date.now();
+    await waitFor('mptun to see path 0 down', async () => !(await status()).paths[0]!.up, { timeout: 5_000 });
+    const seen = Date.now() - pulledAt;
+    const r = await client;
+    const sent = JSON.parse(r.stdout.trim().split('\n').pop()!) as { sha256: string; peerSha256: string; bytes: number };
+    t.is(sent.peerSha256, sent.sha256, 'the server received exactly what was sent');
+    t.log(`path down seen after ${seen} ms; transfer done ${Date.now() - pulledAt} ms after the pull`);
+    const st = await status();
+    t.is(st.paths[0]!.up, false);
+  } finally {
+    await server.stop();
+    await bed(['link-up', '1']);
+  }
+  await waitFor('mptun to see path 0 up', async () => (await status()).paths[0]!.up, { timeout: 5_000 });
+  // a new connection uses the path that came back
+  const st0 = await status();
+  await iperf(['-c', topo.TESTBED_SRV_ADDR1!, '-t', '2']);
+  const st1 = await status();
+  t.true(st1.paths[0]!.bytesOut - st0.paths[0]!.bytesOut > 1e6, 'path 0 carries data again');
+});
+
+test.serial('a server without MPTCP is reached over plain TCP; a closed port is refused', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  mptun ??= await startMptun();
+  const c0 = (await status()).counters.relay;
+  const mbit = await iperf(['-c', topo.TESTBED_SRV_ADDR1!, '-p', '5202', '-t', '2']);
+  const c1 = (await status()).counters.relay;
+  t.true(mbit > 10, `plain TCP through mptun: ${mbit.toFixed(1)} Mbit/s`);
+  t.true((c1.flowsFallback ?? 0) > (c0.flowsFallback ?? 0), 'the flows fell back to TCP');
+  const r = await inNetns(cli(), 'bash', ['-c', `exec 3<>/dev/tcp/${topo.TESTBED_SRV_ADDR1}/5999`], { check: false, timeout: 10_000 });
+  t.not(r.code, 0);
+  t.regex(r.stderr, /refused/i);
+  t.true(((await status()).counters.relay.flowsRefused ?? 0) > (c1.flowsRefused ?? 0));
+});
+
+test.serial('UDP (DNS) keeps its route and never enters mptun; TCP does', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  mptun ??= await startMptun();
+  const dst = topo.TESTBED_SRV_ADDR1!;
+  t.regex((await inNetns(cli(), 'ip', ['route', 'get', dst, 'ipproto', 'udp'])).stdout, new RegExp(`dev ${topo.TESTBED_CLI_IF1}`));
+  t.regex((await inNetns(cli(), 'ip', ['route', 'get', dst, 'ipproto', 'tcp'])).stdout, /dev mptun0/);
+  const server = spawnInNetns(srv(), process.execPath, [UDP, '--mode', 'serve', '--port', '53']);
+  try {
+    await waitForPort(srv(), 53, { proto: 'udp' });
+    const before = (await status()).counters;
+    const r = await inNetns(cli(), process.execPath, [UDP, '--mode', 'query', '--server', dst, '--port', '53']);
+    t.regex(r.stdout, /"answered":true/);
+    const after = (await status()).counters;
+    t.is((after as unknown as Status2).host.notTcp ?? 0, (before as unknown as Status2).host.notTcp ?? 0, 'no packet of the query reached mptun');
+  } finally {
+    await server.stop();
+  }
+});
+
+test.serial('routing is what it was: after SIGTERM, after `mptun down`, after SIGKILL + `mptun down`', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  mptun ??= await startMptun();
+  t.not(await routingSnapshot(), before, 'mptun changed the routing while up');
+  await stopMptun('SIGTERM');
+  t.is(await routingSnapshot(), before, 'after SIGTERM');
+
+  mptun = await startMptun();
+  const d = await inNetns(cli(), process.execPath, [MPTUN, 'down', '--state-dir', STATE_DIR]);
+  t.regex(d.stdout, /stopped pid/);
+  await mptun.exited;
+  mptun = null;
+  t.is(await routingSnapshot(), before, 'after mptun down (of a running instance)');
+
+  mptun = await startMptun();
+  await stopMptun('SIGKILL');
+  t.not(await routingSnapshot(), before, 'a killed instance leaves its set-up behind');
+  const d2 = await inNetns(cli(), process.execPath, [MPTUN, 'down', '--state-dir', STATE_DIR]);
+  t.regex(d2.stdout, /undid the record of dead pid/);
+  t.is(await routingSnapshot(), before, 'after SIGKILL + mptun down');
+
+  // a killed instance is also cleaned up by the next `mptun up`
+  mptun = await startMptun();
+  await stopMptun('SIGKILL');
+  mptun = await startMptun();
+  t.regex(mptun.stderr(), /died without tearing down/);
+  await stopMptun('SIGTERM');
+  t.is(await routingSnapshot(), before, 'after SIGKILL + mptun up + SIGTERM');
+});
+
+test.serial('a second mptun up is refused while one runs', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  mptun = await startMptun();
+  const r = await inNetns(cli(), process.execPath, [MPTUN, 'up', '--state-dir', STATE_DIR, '--tun', 'mptun1'], { check: false });
+  t.is(r.code, 1);
+  t.regex(r.stderr, /mptun is running \(pid \d+/);
+  await stopMptun('SIGTERM');
+  t.is(await routingSnapshot(), before);
+});
