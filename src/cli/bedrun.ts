@@ -1,0 +1,150 @@
+// Measurements on the two-link test bed (scripts/testbed.sh), shared by `mptun demo` and
+// bench/aggregate: iperf3 from the client namespace to the kernel's MPTCP iperf3 server over
+// one link (plain kernel TCP), over both (the kernel's own MPTCP client), and through mptun
+// (plain iperf3, captured by `mptun up`). Per-link figures are bytes on the wire: the client
+// links' transmit (upload) or receive (download) counters.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+
+const exec = promisify(execFile);
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const TESTBED = `${root}scripts/testbed.sh`;
+const MPTUN = `${root}bin/mptun.js`;
+/** System tools first: under npm, node_modules/.bin (with a JS `nft`) leads PATH. */
+const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const ENV = { ...process.env, PATH: `${SYSTEM_PATH}:${process.env.PATH ?? ''}` };
+
+export interface BedTopology {
+  TESTBED_NS_CLIENT: string;
+  TESTBED_NS_SERVER: string;
+  TESTBED_SRV_ADDR1: string;
+  TESTBED_CLI_IF1: string;
+  TESTBED_CLI_IF2: string;
+}
+
+export class TestBed {
+  topo!: BedTopology;
+  private mptun: ChildProcess | null = null;
+  private mptunLog = '';
+
+  constructor(readonly prefix: string) {}
+
+  get stateDir(): string {
+    return `/run/mptun-${this.prefix}`;
+  }
+
+  get controlSocket(): string {
+    return `${this.stateDir}/control.sock`;
+  }
+
+  async run(...args: string[]): Promise<string> {
+    const { stdout } = await exec('bash', [TESTBED, ...args], { env: { ...ENV, TESTBED_PREFIX: this.prefix }, timeout: 120_000, maxBuffer: 16 << 20 });
+    return stdout;
+  }
+
+  async client(cmd: string, args: string[], timeout = 60_000): Promise<string> {
+    const { stdout } = await exec('ip', ['netns', 'exec', this.topo.TESTBED_NS_CLIENT, cmd, ...args], { env: ENV, timeout, maxBuffer: 64 << 20 });
+    return stdout;
+  }
+
+  /** Builds the bed (links shaped to `rate` Mbit/s) with the kernel's MPTCP iperf3 server. */
+  async up(rate: number): Promise<void> {
+    await this.run('up', '--rate', String(rate));
+    this.topo = Object.fromEntries((await this.run('env')).trim().split('\n').map((l) => {
+      const i = l.indexOf('=');
+      return [l.slice(0, i), l.slice(i + 1).replace(/^'|'$/g, '')];
+    })) as unknown as BedTopology;
+    await this.run('server-start');
+  }
+
+  async down(): Promise<void> {
+    await this.stopMptun().catch(() => undefined);
+    await this.run('down').catch(() => undefined);
+  }
+
+  /** Starts `mptun up` in the client namespace; resolves once it is up. */
+  async startMptun(extra: string[] = []): Promise<void> {
+    const child = spawn('ip', ['netns', 'exec', this.topo.TESTBED_NS_CLIENT, process.execPath, MPTUN, 'up',
+      '--state-dir', this.stateDir, '--control-socket', this.controlSocket, ...extra], { stdio: ['ignore', 'ignore', 'pipe'], env: ENV });
+    this.mptun = child;
+    this.mptunLog = '';
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => { this.mptunLog += d; });
+    const deadline = Date.now() + 20_000;
+    while (!this.mptunLog.includes('mptun info: up:')) {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`mptun up exited: ${this.mptunLog.trim()}`);
+      if (Date.now() > deadline) throw new Error(`mptun up did not come up: ${this.mptunLog.trim()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  get log(): string {
+    return this.mptunLog;
+  }
+
+  async stopMptun(): Promise<void> {
+    const child = this.mptun;
+    this.mptun = null;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  async mptunStatus(): Promise<MptunStatus> {
+    return JSON.parse(await this.client(process.execPath, [MPTUN, 'status', '--json', '--control-socket', this.controlSocket])) as MptunStatus;
+  }
+
+  /** Transmit and receive byte counters of the client's two links. */
+  async linkBytes(): Promise<Array<{ tx: number; rx: number }>> {
+    const out: Array<{ tx: number; rx: number }> = [];
+    for (const dev of [this.topo.TESTBED_CLI_IF1, this.topo.TESTBED_CLI_IF2]) {
+      const j = JSON.parse(await this.client('ip', ['-j', '-s', 'link', 'show', 'dev', dev])) as [{ stats64: { tx: { bytes: number }; rx: { bytes: number } } }];
+      out.push({ tx: j[0].stats64.tx.bytes, rx: j[0].stats64.rx.bytes });
+    }
+    return out;
+  }
+
+  /**
+   * iperf3 for `seconds` from the client (`mptcpize run` for the kernel's MPTCP); goodput as
+   * iperf3's receiver saw it, and each link's share of the bytes on the wire.
+   */
+  async iperf(seconds: number, opts: { mptcp?: boolean; reverse?: boolean } = {}): Promise<Throughput> {
+    const cmd = opts.mptcp ? ['mptcpize', 'run', 'iperf3'] : ['iperf3'];
+    const args = [...cmd.slice(1), '-c', this.topo.TESTBED_SRV_ADDR1, '-t', String(seconds), '-J', ...(opts.reverse ? ['-R'] : [])];
+    const before = await this.linkBytes();
+    const t0 = process.hrtime.bigint();
+    const out = await this.client(cmd[0]!, args, (seconds + 30) * 1000);
+    const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
+    const after = await this.linkBytes();
+    const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
+    const wire = after.map((a, i) => (opts.reverse ? a.rx - before[i]!.rx : a.tx - before[i]!.tx));
+    return {
+      mbit: +(j.end.sum_received.bits_per_second / 1e6).toFixed(1),
+      perLinkMbit: wire.map((b) => +((b * 8) / elapsed / 1e6).toFixed(1)),
+      perLinkShare: wire.map((b) => +(b / Math.max(1, wire[0]! + wire[1]!)).toFixed(3)),
+    };
+  }
+}
+
+export interface Throughput {
+  /** iperf3's goodput at the receiver, Mbit/s */
+  mbit: number;
+  /** bytes on each client link during the run (IP + link headers, all of iperf3's traffic), Mbit/s */
+  perLinkMbit: number[];
+  perLinkShare: number[];
+}
+
+export interface MptunStatus {
+  paths: Array<{ iface: string; up: boolean; bytesOut: number; bytesIn: number; subflows: number }>;
+  flows: Array<{ fallback: boolean }>;
+  counters: Record<string, Record<string, number>>;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
