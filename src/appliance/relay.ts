@@ -42,6 +42,13 @@ export interface RelayOptions {
   maxSubflows?: number;
   /** Host SYNs waiting for their upstream connection at most (default 1024). */
   maxPending?: number;
+  /**
+   * Bytes an upstream connection may hold unsent (not yet on a subflow) before the relay stops
+   * taking the app's bytes (like TCP_NOTSENT_LOWAT; default 1 MiB). What is in flight is not
+   * counted. Less buffered in mptun is less delay for the app, and an app that measures what
+   * it wrote (iperf3's sender) sees what the paths carry.
+   */
+  upstreamLowat?: number;
 }
 
 type FlowState = 'connecting' | 'ready' | 'refused' | 'bound';
@@ -70,6 +77,7 @@ export interface Flow {
 
 /** Bytes moved per read: a mapping's worth, so DSS mappings stay long. */
 const CHUNK = 64 * 1024;
+const DEFAULT_LOWAT = 1 << 20;
 
 export class Relay {
   readonly host: TcpStack;
@@ -348,7 +356,9 @@ export class Relay {
     if (!host || f.hostClosed) return;
     const up = f.upstream;
     if (!f.upstreamClosed) {
+      const lowat = this.options.upstreamLowat ?? DEFAULT_LOWAT;
       for (;;) {
+        if (up.unsent >= lowat) break;
         const b = f.toUpstream ?? host.read(CHUNK);
         if (!b) break;
         const n = up.write(b);

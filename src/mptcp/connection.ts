@@ -709,6 +709,11 @@ export class MptcpConnection {
     return out;
   }
 
+  /** Bytes written and not yet handed to a subflow (connection level; 0 after a fallback). */
+  get unsent(): number {
+    return this.fallback ? 0 : Math.max(0, this.sendBuf.length - dsnDiff(this.sndNxt, this.sndUna));
+  }
+
   get readEnded(): boolean {
     if (this.fallback) return this.recvQueue.length === 0 && (this.subflows[0]?.tcp.readEnded ?? true);
     return this.peerFinDone && this.recvQueue.length === 0;
