@@ -91,7 +91,10 @@ export class Subflow {
   readOffset = 0;
   /** MPTCP handshake done (MP_CAPABLE or MP_JOIN), the subflow may carry data. */
   usable = false;
-  backup = false;
+  /** Our wish (MP_JOIN's B flag, MP_PRIO we send): we send on it only when no other subflow is usable. */
+  localBackup = false;
+  /** The peer's wish (its B flag or MP_PRIO): "the sender would prefer the receiver not send on it". */
+  remoteBackup = false;
   closed = false;
   /** MP_JOIN state */
   localNonce = 0;
@@ -117,6 +120,11 @@ export class Subflow {
     readonly initial: boolean,
     readonly localId: number,
   ) {}
+
+  /** Backup for the scheduler (RFC 8684 §3.3.8): by our wish or the peer's. */
+  get backup(): boolean {
+    return this.localBackup || this.remoteBackup;
+  }
 
   get rtt(): number {
     return this.tcp.rtt.srtt ?? 1000;
@@ -299,13 +307,13 @@ export class MptcpConnection {
     } else {
       if (syn && !ack) {
         this.counters.increment('MPJoinSynTx');
-        put({ type: 'mp_join_syn', backup: sf.backup, addressId: sf.localId, receiverToken: this.remoteToken, senderNonce: sf.localNonce });
+        put({ type: 'mp_join_syn', backup: sf.localBackup, addressId: sf.localId, receiverToken: this.remoteToken, senderNonce: sf.localNonce });
         return;
       }
       if (syn && ack) {
         // listener side of a join: truncated HMAC-B
         const mac = joinSynAckHmac(this.localKey, this.remoteKey!, sf.localNonce, sf.remoteNonce);
-        put({ type: 'mp_join_synack', backup: sf.backup, addressId: sf.localId, truncatedHmac: mac, senderNonce: sf.localNonce });
+        put({ type: 'mp_join_synack', backup: sf.localBackup, addressId: sf.localId, truncatedHmac: mac, senderNonce: sf.localNonce });
         return;
       }
       if (!sf.joinAckSent && this.isInitiator) {
@@ -345,7 +353,7 @@ export class MptcpConnection {
     }
     put(dss);
     // RFC 8684 §3.3.8: "MP_PRIO ... to change the priority of the subflow on which it is sent"
-    if (sf.prioPending && put({ type: 'mp_prio', backup: sf.backup })) {
+    if (sf.prioPending && put({ type: 'mp_prio', backup: sf.localBackup })) {
       sf.prioPending = false;
       this.counters.increment('MPPrioTx');
     }
@@ -371,8 +379,8 @@ export class MptcpConnection {
   /** Marks the subflows of local address `localId` as backup (or not) and signals it with MP_PRIO. */
   setBackup(localId: number, backup: boolean): void {
     for (const sf of this.subflows) {
-      if (sf.localId !== localId || sf.closed || sf.backup === backup) continue;
-      sf.backup = backup;
+      if (sf.localId !== localId || sf.closed || sf.localBackup === backup) continue;
+      sf.localBackup = backup;
       sf.prioPending = true;
       sf.tcp.requestAck();
       this.host.touch(sf.tcp);
@@ -504,7 +512,7 @@ export class MptcpConnection {
           return;
         }
         this.counters.increment('MPJoinSynAckRx');
-        sf.backup = opt.backup;
+        sf.remoteBackup = opt.backup;
         return;
       }
       case 'mp_join_ack': {
@@ -528,7 +536,7 @@ export class MptcpConnection {
       case 'mp_join_syn':
         this.counters.increment('MPJoinSynRx');
         sf.remoteNonce = opt.senderNonce;
-        sf.backup = opt.backup;
+        sf.remoteBackup = opt.backup;
         return;
       case 'dss':
         this.handleDss(sf, opt, seg);
@@ -560,7 +568,7 @@ export class MptcpConnection {
         return;
       case 'mp_prio':
         this.counters.increment('MPPrioRx');
-        sf.backup = opt.backup;
+        sf.remoteBackup = opt.backup;
         return;
       case 'mp_fastclose':
         // RFC 8684 §3.5: the option carries the receiver's key: ours, or it is not for us
@@ -1098,7 +1106,7 @@ export class MptcpConnection {
       sndUna: this.sndUna.toString(), sndNxt: this.sndNxt.toString(), rcvNxt: this.rcvNxt.toString(),
       sendQueued: this.sendBuf.length, recvQueued: this.recvQueue.length, outOfOrder: this.reasm.bytesQueued,
       subflows: this.subflows.map((s) => ({
-        id: s.id, local: s.tcp.local.addr.join('.'), remote: s.tcp.remote.addr.join('.'), usable: s.usable, closed: s.closed, backup: s.backup,
+        id: s.id, local: s.tcp.local.addr.join('.'), remote: s.tcp.remote.addr.join('.'), usable: s.usable, closed: s.closed, backup: s.localBackup, peerBackup: s.remoteBackup,
         bytesOut: s.tcp.counters.get('bytesOut'), bytesIn: s.tcp.counters.get('bytesIn'), ...s.tcp.info(),
       })),
     };

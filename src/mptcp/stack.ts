@@ -218,7 +218,7 @@ export class MptcpStack {
         p.opened.add(target.key);
         const tcp = this.openSubflow(now, p.localAddrs[i]!, target.remote);
         const sf = conn.attach(tcp, false, i);
-        sf.backup = p.backup.has(i);
+        sf.localBackup = p.backup.has(i);
         this.bySubflow.set(tcp, sf);
         this.counters.increment('joinsOpened');
       }

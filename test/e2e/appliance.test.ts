@@ -131,36 +131,69 @@ test.serial('iperf3 through mptun: both links carry data, both ways, against the
   t.true(up > 100 && down > 100, `above one link's rate: ${up.toFixed(1)} / ${down.toFixed(1)} Mbit/s`);
 });
 
-test.serial('200 MB with sha256 while link 1 is pulled in the middle, then the link comes back', async (t) => {
+test.serial('200 MB with sha256 while link 1 is pulled in the middle; it comes back and the same connection uses it again', async (t) => {
   if (!requireRootOrSkip(t)) return;
   mptun ??= await startMptun();
   const server = spawnInNetns(srv(), 'mptcpize', ['run', process.execPath, PEER, '--mode', 'serve', '--listen', '0.0.0.0:5003']);
+  let linkDown = false;
   try {
     await waitForPort(srv(), 5003);
     const bytes = 200_000_000;
-    const client = inNetns(cli(), process.execPath, [PEER, '--mode', 'send', '--connect', `${topo.TESTBED_SRV_ADDR1}:5003`, '--bytes', String(bytes)], { timeout: 120_000 });
+    let done = false;
+    const client = inNetns(cli(), process.execPath, [PEER, '--mode', 'send', '--connect', `${topo.TESTBED_SRV_ADDR1}:5003`, '--bytes', String(bytes)], { timeout: 120_000 })
+      .finally(() => { done = true; });
     await waitFor('the transfer to be under way', async () => (await status()).paths.every((p) => p.subflows > 0), { timeout: 10_000 });
     await new Promise((r) => setTimeout(r, 2500));
     await bed(['link-down', '1']);
+    linkDown = true;
     const pulledAt = Date.now();
     await waitFor('mptun to see path 0 down', async () => !(await status()).paths[0]!.up, { timeout: 5_000 });
     const seen = Date.now() - pulledAt;
+    await new Promise((r) => setTimeout(r, 2000));
+    t.false(done, 'the transfer is still running with one link');
+    const outAtDown = (await status()).paths[0]!.bytesOut;
+    await bed(['link-up', '1']);
+    linkDown = false;
+    await waitFor('mptun to see path 0 up', async () => (await status()).paths[0]!.up, { timeout: 5_000 });
+    // the connection still open gets a subflow on the path again and sends on it
+    await waitFor('path 0 to carry the same transfer again', async () => done || (await status()).paths[0]!.bytesOut - outAtDown > 2e6, { timeout: 10_000 });
+    t.false(done, 'path 0 carried data again before the transfer ended');
     const r = await client;
     const sent = JSON.parse(r.stdout.trim().split('\n').pop()!) as { sha256: string; peerSha256: string; bytes: number };
     t.is(sent.peerSha256, sent.sha256, 'the server received exactly what was sent');
     t.log(`path down seen after ${seen} ms; transfer done ${Date.now() - pulledAt} ms after the pull`);
-    const st = await status();
-    t.is(st.paths[0]!.up, false);
   } finally {
     await server.stop();
-    await bed(['link-up', '1']);
+    if (linkDown) await bed(['link-up', '1']);
   }
-  await waitFor('mptun to see path 0 up', async () => (await status()).paths[0]!.up, { timeout: 5_000 });
-  // a new connection uses the path that came back
-  const st0 = await status();
-  await iperf(['-c', topo.TESTBED_SRV_ADDR1!, '-t', '2']);
-  const st1 = await status();
-  t.true(st1.paths[0]!.bytesOut - st0.paths[0]!.bytesOut > 1e6, 'path 0 carries data again');
+});
+
+test.serial('--backup: the backup link carries nothing while the other is up, and takes over when it goes', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  await stopMptun();
+  mptun = await startMptun(['--path', `${topo.TESTBED_CLI_IF1}:${topo.TESTBED_SRV_ADDR1}`, '--path', `${topo.TESTBED_CLI_IF2}:${topo.TESTBED_SRV_ADDR2}`, '--backup', topo.TESTBED_CLI_IF2!]);
+  try {
+    const st0 = await status();
+    t.deepEqual(st0.paths.map((p) => (p as unknown as { backup: boolean }).backup), [false, true]);
+    const mbit = await iperf(['-c', topo.TESTBED_SRV_ADDR1!, '-t', '3']);
+    const st1 = await status();
+    const out = st1.paths.map((p, i) => p.bytesOut - st0.paths[i]!.bytesOut);
+    t.log(`with both links up: ${mbit.toFixed(1)} Mbit/s; per path ${out.map((b) => (b / 1e6).toFixed(2)).join(' / ')} MB`);
+    t.true(out[0]! > 20e6, 'the primary path carried the transfer');
+    t.true(out[1]! < 0.02 * out[0]!, 'the backup path carried (almost) nothing');
+    await bed(['link-down', '1']);
+    try {
+      await waitFor('mptun to see path 0 down', async () => !(await status()).paths[0]!.up, { timeout: 5_000 });
+      const mbit2 = await iperf(['-c', topo.TESTBED_SRV_ADDR1!, '-t', '3']);
+      const st2 = await status();
+      t.true(st2.paths[1]!.bytesOut - st1.paths[1]!.bytesOut > 20e6, 'the backup path carried the transfer');
+      t.log(`with the primary link down: ${mbit2.toFixed(1)} Mbit/s over the backup`);
+    } finally {
+      await bed(['link-up', '1']);
+    }
+  } finally {
+    await stopMptun();
+  }
 });
 
 test.serial('a server without MPTCP is reached over plain TCP; a closed port is refused', async (t) => {
