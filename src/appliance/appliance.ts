@@ -217,7 +217,12 @@ export class Appliance {
 
   /** Sets everything up and starts carrying traffic; on a failure, undoes what it did and throws. */
   static async start(config: ApplianceConfig, log: Logger): Promise<Appliance> {
-    await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
+    try {
+      await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new ApplianceError(`stateDir ${config.stateDir}: ${code ?? (e as Error).message}${code === 'EACCES' || code === 'EPERM' ? ' (mptun up needs root: run it with sudo)' : ''}`);
+    }
     await cleanupDeadInstance(config.stateDir, log);
     const paths = await resolvePaths(config);
     const { tunAddress } = carve(config.sourceRange, paths.length);
