@@ -132,8 +132,9 @@ export async function applyPlan(plan: SetupPlan, onStep?: (record: SetupRecord) 
     for (const s of sysctls) {
       const current = await readSysctl(s.key);
       if (current === s.value) continue;
-      // rp_filter: 0 (off) is already looser than loose
-      if (s.key.endsWith('/rp_filter') && current === '0') continue;
+      // rp_filter: the kernel uses the larger of `all` and the device's value; a device at 0
+      // (off) under an `all` at 0 is already looser than loose
+      if (s.key.endsWith('/rp_filter') && current === '0' && (await readSysctl(rpFilterKey('all'))) === '0') continue;
       const previous = await writeSysctl(s.key, s.value);
       await done({ kind: 'sysctl', key: s.key, value: s.value, previous });
     }

@@ -17,6 +17,7 @@ const plan: SetupPlan = {
     { iface: 'up1', gateway: '10.1.0.254', sourcePrefix: '198.18.1.0/24', table: 301, rulePriority: 10_001 },
     { iface: 'up2', gateway: '10.2.0.254', sourcePrefix: '198.18.2.0/24', table: 302, rulePriority: 10_002 },
   ],
+  exclude: [{ prefix: '192.0.2.0/24', priority: 10_050 }],
 };
 
 let ready = false;
@@ -35,6 +36,8 @@ test.before(async () => {
     await sh('link', 'set', dev, 'up');
     await sh('link', 'set', peer, 'up');
   }
+  // a strict rp_filter on an uplink: the plan loosens it, undo puts it back
+  await inNetns(NS, 'sh', ['-c', 'echo 1 > /proc/sys/net/ipv4/conf/up1/rp_filter']);
   ready = true;
 });
 
@@ -56,7 +59,7 @@ async function snapshot(): Promise<Record<string, string>> {
     ['nft', NFT, ['list', 'ruleset']],
   ];
   for (const [k, cmd, args] of cmds) out[k] = (await inNetns(NS, cmd, args)).stdout;
-  for (const key of ['all/rp_filter', 'tunx/rp_filter', 'tunx/forwarding', 'up1/forwarding', 'up2/forwarding']) {
+  for (const key of ['all/rp_filter', 'tunx/rp_filter', 'tunx/forwarding', 'up1/forwarding', 'up2/forwarding', 'up1/rp_filter', 'up2/rp_filter']) {
     out[key] = (await inNetns(NS, 'cat', [`/proc/sys/net/ipv4/conf/${key}`])).stdout.trim();
   }
   return out;
@@ -71,6 +74,8 @@ async function assertApplied(t: import('ava').ExecutionContext, before: Record<s
   t.deepEqual(added.sort(), [
     '10001: from 198.18.1.0/24 lookup 301 proto 250',
     '10002: from 198.18.2.0/24 lookup 302 proto 250',
+    '10050: from all to 192.0.2.0/24 lookup main proto 250',
+    '19999: from all fwmark 0x800000/0x800000 lookup main proto 250',
     '20000: from all ipproto tcp lookup 300 proto 250',
   ]);
   t.deepEqual(lines((await inNetns(NS, 'ip', ['route', 'show', 'table', '300'])).stdout), ['default dev tunx proto 250 scope link']);
@@ -79,7 +84,17 @@ async function assertApplied(t: import('ava').ExecutionContext, before: Record<s
   const nft = lines((await inNetns(NS, NFT, ['list', 'table', 'inet', 'mptun'])).stdout);
   t.true(nft.includes('oifname "up1" ip saddr 198.18.1.0/24 masquerade'), nft.join('\n'));
   t.true(nft.includes('oifname "up2" ip saddr 198.18.2.0/24 masquerade'), nft.join('\n'));
-  t.is((await inNetns(NS, 'cat', ['/proc/sys/net/ipv4/conf/tunx/rp_filter'])).stdout.trim(), '2');
+  // the host's answers on inbound TCP keep the main table; uplinks that did not forward are fenced
+  t.true(nft.includes('meta l4proto tcp ct direction reply meta mark set meta mark | 0x00800000'), nft.join('\n'));
+  t.true(nft.includes('iifname "up1" oifname != "tunx" counter packets 0 bytes 0 drop'), nft.join('\n'));
+  t.true(nft.includes('iifname "up2" oifname != "tunx" counter packets 0 bytes 0 drop'), nft.join('\n'));
+  // rp_filter: the kernel takes the larger of `all` and the device's: loose (2) or off (0), never strict
+  const all = Number((await inNetns(NS, 'cat', ['/proc/sys/net/ipv4/conf/all/rp_filter'])).stdout.trim());
+  for (const dev of ['tunx', 'up1', 'up2']) {
+    const v = Number((await inNetns(NS, 'cat', [`/proc/sys/net/ipv4/conf/${dev}/rp_filter`])).stdout.trim());
+    t.not(Math.max(all, v), 1, `${dev}: rp_filter ${v} with all=${all} is strict`);
+  }
+  t.is((await inNetns(NS, 'cat', ['/proc/sys/net/ipv4/conf/up1/rp_filter'])).stdout.trim(), '2', 'the strict uplink was loosened');
   t.is((await inNetns(NS, 'cat', ['/proc/sys/net/ipv4/conf/up1/forwarding'])).stdout.trim(), '1');
 }
 
@@ -90,7 +105,7 @@ test.serial('applyPlan sets up exactly the plan (proto 250) and undo restores th
   t.is(before['tunx/forwarding'], '0');
   const applied = await worker('apply', JSON.stringify(plan));
   const record = JSON.parse(applied.stdout) as SetupRecord;
-  t.is(record.steps.filter((s) => s.kind === 'rule').length, 3);
+  t.is(record.steps.filter((s) => s.kind === 'rule').length, 5);
   t.is(record.steps.filter((s) => s.kind === 'route').length, 3);
   await assertApplied(t, before);
   // the record survives JSON: a different process undoes it
@@ -114,7 +129,7 @@ test.serial('after a SIGKILL, cleanupLeftovers removes every tagged rule, route 
   t.is(end.signal, 'SIGKILL');
   await assertApplied(t, before);
   const report = JSON.parse((await worker('cleanup')).stdout) as { rules: number; routes: number; nftTable: boolean };
-  t.deepEqual(report, { rules: 3, routes: 3, nftTable: true });
+  t.deepEqual(report, { rules: 5, routes: 3, nftTable: true });
   // sysctls need the record (cleanup cannot know their previous values): restore them by hand
   for (const s of record.steps) {
     if (s.kind === 'sysctl') await inNetns(NS, 'sh', ['-c', `echo ${s.previous} > /proc/sys/${s.key}`]);
