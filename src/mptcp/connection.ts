@@ -36,6 +36,7 @@ export const MPTCP_COUNTER_NAMES = [
   'DSSNoMatchTCP', 'DSSNotMatching', 'DataCsumErr', 'OFOQueue', 'DuplicateData', 'AddAddr', 'AddAddrTx', 'EchoAdd', 'RmAddr',
   'MPPrioRx', 'MPFastcloseRx', 'MPRstRx', 'Reinjections', 'ReinjectedBytes', 'DataFinRx', 'DataFinTx', 'InfiniteMapRx',
   'UnmappedData', 'SubflowsOpened', 'SubflowsClosed', 'MPJoinAckAcked', 'MPFastcloseBadKey', 'MPPrioTx', 'RmAddrTx', 'AddAddrDrop', 'EchoAddTx', 'MPJoinUnexpected', 'MPJoinSynAckMissing', 'FallbackLate', 'InfiniteMapTx', 'MPFailRx',
+  'DataAckTimeouts',
 ] as const;
 export type MptcpCounterName = (typeof MPTCP_COUNTER_NAMES)[number];
 
@@ -761,6 +762,7 @@ export class MptcpConnection {
     if (this.fallback && this.sendBuf.length > 0) this.drainAfterFallback();
     if (!this.fallback) {
       this.detectFailures(now);
+      this.dataAckTimer(now);
       this.schedule();
       if (this.userShutdown && this.dataFinSeq === null && this.allMappedDataOut() && this.sendBuf.length === 0) {
         // RFC 8684 §3.3.3: the DATA_FIN takes one DSN after the last byte
@@ -789,7 +791,10 @@ export class MptcpConnection {
 
   /** The connection's own deadline (the DATA_FIN retransmission), or null. */
   pollTimeout(): Instant | null {
-    return this.dataFinSeq !== null && !this.dataFinAcked && !this.closedEmitted ? this.dataFinDeadline : null;
+    const fin = this.dataFinSeq !== null && !this.dataFinAcked && !this.closedEmitted ? this.dataFinDeadline : null;
+    const rtx = this.closedEmitted ? null : this.dataRtxAt;
+    if (fin === null) return rtx;
+    return rtx === null ? fin : Math.min(fin, rtx);
   }
 
   onSubflowEvent(sf: Subflow, type: string): void {
@@ -1059,6 +1064,43 @@ export class MptcpConnection {
         if (this.usableSubflows().some((o) => o !== sf)) this.reinjectFrom(sf);
       }
     }
+  }
+
+  /** When the connection-level retransmission is due (see dataAckTimer). */
+  private dataRtxAt: Instant | null = null;
+  private dataRtxUna = 0n;
+  private dataRtxTries = 0;
+
+  /**
+   * Connection-level retransmission (RFC 8684 §3.3.6: data is kept "until it has been
+   * acknowledged at both connection and subflow levels", and may be sent again on any
+   * subflow). The subflows have nothing left to send or retransmit, every byte is TCP-acked,
+   * and still the DATA_ACK does not cover all: a receiver (Linux) may TCP-ack the last
+   * segment before its connection level has taken it, and send no later ACK to say so. After
+   * max(200 ms, 2 × the largest SRTT) without progress, the unacknowledged range is reinjected:
+   * the peer's answer carries its DATA_ACK. Backs off while nothing moves.
+   */
+  private dataAckTimer(now: Instant): void {
+    const outstanding = dsnDiff(this.sndNxt, this.sndUna);
+    const subflowsBusy = this.subflows.some((s) => !s.closed && s.tcp.unacknowledged > 0);
+    if (outstanding <= 0 || this.reinject.length > 0 || subflowsBusy || this.usableSubflows().length === 0) {
+      this.dataRtxAt = null;
+      this.dataRtxTries = 0;
+      return;
+    }
+    if (this.dataRtxAt === null || this.dataRtxUna !== this.sndUna) {
+      if (this.dataRtxUna !== this.sndUna) this.dataRtxTries = 0;
+      this.dataRtxUna = this.sndUna;
+      const srtt = Math.max(0, ...this.usableSubflows().map((s) => s.tcp.rtt.srtt ?? 0));
+      this.dataRtxAt = now + Math.max(200, 2 * srtt) * 2 ** Math.min(this.dataRtxTries, 6);
+      return;
+    }
+    if (now < this.dataRtxAt) return;
+    this.counters.increment('DataAckTimeouts');
+    this.reinject.push({ dsn: this.sndUna, len: outstanding });
+    this.dataRtxTries++;
+    this.dataRtxAt = null;
+    this.schedule();
   }
 
   private reinjectFrom(sf: Subflow): void {

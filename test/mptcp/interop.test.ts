@@ -40,7 +40,8 @@ async function transfer(bed: MpBed, bytes: number, extra: string[] = [], during?
     let timer: NodeJS.Timeout | undefined;
     const exit = await Promise.race([w.exited, new Promise<null>((r) => { timer = setTimeout(() => r(null), 120_000); })]);
     clearTimeout(timer);
-    if (exit === null) await w.stop('SIGKILL');
+    // stuck: SIGTERM makes the worker print its connection's state (the test's message shows it)
+    if (exit === null) await w.stop('SIGTERM', 2000);
     await waitFor('kernel report', () => server.stdout().includes('received'), { timeout: 10_000 }).catch(() => undefined);
     return { mptun: lines(w), mptunErr: w.stderr(), kernel: lines(server) };
   } finally {
@@ -236,6 +237,7 @@ test.serial('fullmesh: two local paths × the server\'s two addresses (one annou
   await inNetns(bed.app, 'nstat', ['-n']);
   const r = await transfer(bed, 100e6, ['--fullmesh']);
   const sent = r.mptun.find((l) => l.event === 'sent');
+  if (!sent) t.log(`kernel: ${JSON.stringify(Object.fromEntries(Object.entries(await mptcpMib(bed.app)).filter(([, v]) => v > 0)))}`);
   t.truthy(sent, `mptun finished: ${JSON.stringify(r.mptun.slice(-3)).slice(0, 2000)}`);
   t.is(r.kernel.find((l) => l.event === 'received')?.sha256, sent!.sha256);
   const subflows = sent!.info!.subflows as unknown as Array<{ local: string; remote: string; bytesOut: number }>;

@@ -14,7 +14,7 @@ import type { ExecutionContext } from 'ava';
 import { test, useSeed, type SimContext } from '../sim/helpers.js';
 import { Forwarder, PacketSink, Simulator, type Duplex, type ForwardHook, type LinkOptions } from '../sim/index.js';
 import {
-  MptcpHost, MptcpSender, MptcpSink, addr, carriesDataFin, craftSegment, dropMatching, parseSegment, randomBytes, sha256,
+  MptcpHost, MptcpSender, MptcpSink, addr, carriesDataFin, craftSegment, dropMatching, lagDataAck, parseSegment, randomBytes, sha256,
   stripMptcpFromSyns, type WireSegment,
 } from './simhost.js';
 import type { MptcpConnection } from '../../src/mptcp/connection.js';
@@ -387,6 +387,23 @@ test('DATA_FIN: a lost DATA_FIN is sent again and the connection closes', (t) =>
   t.is(drop.dropped, 1, 'the middlebox dropped the first packet that carried the DATA_FIN');
   assertDelivered(t, r);
   assertClosed(t, r);
+});
+
+// RFC 8684 §3.3.6: data stays in the send buffer until acknowledged "at both connection and
+// subflow levels". Linux may TCP-ack the last segment before its connection level has taken
+// it, with a DATA_ACK that does not cover it, and send no later ACK. Regression (found with the
+// kernel, 1 run in ~10 of the fullmesh interop test): every byte TCP-acked, the DATA_ACK short
+// of the end, no DATA_FIN (it waits for that DATA_ACK) and nothing left to trigger an ACK: the
+// connection hung. The connection-level retransmission timer reinjects the range.
+test('a DATA_ACK that lags the TCP ACK of the last segment: the range is sent again, the connection closes', (t) => {
+  const seed = useSeed(t, 21);
+  const upload = 1 << 20;
+  const lag = lagDataAck(1, upload);
+  const r = run({ seed, upload, paths: [{ up: FAST, middlebox: lag }], maxTime: 120_000 });
+  t.true(lag.held >= 1, 'the scenario: the ACK of the last segment came with a DATA_ACK that lagged');
+  assertDelivered(t, r);
+  assertClosed(t, r);
+  t.true(clientConn(r).counters.get('DataAckTimeouts') >= 1, 'the connection-level timer sent the range again');
 });
 
 test('DATA_FIN: when the segment asked to carry the DATA_FIN is a retransmission, the DATA_FIN still goes out', (t) => {

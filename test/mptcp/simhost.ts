@@ -291,3 +291,61 @@ export function dropMatching(fromIface: number, match: (seg: WireSegment) => boo
 
 /** True for a segment whose DSS carries the DATA_FIN flag. */
 export const carriesDataFin = (seg: WireSegment): boolean => seg.mptcp.some((o) => o.type === 'dss' && o.dataFin);
+
+/**
+ * A middlebox hook (for a `Forwarder`) that makes the DATA_ACK lag the way Linux's may: a
+ * receiver TCP-acks the last segment before its connection level has taken the data, and the
+ * ACK's DATA_ACK does not cover it. On one subflow: once the sender (entering on the other
+ * interface) has sent `holdFrom` bytes, the first `count` ACKs from the receiver (entering on
+ * `fromIface`) that acknowledge all it sent get the previous 8-octet DATA_ACK written over
+ * theirs (the TCP ACK untouched, the checksum computed again). `held` counts them.
+ */
+export function lagDataAck(fromIface: number, holdFrom: number, count = 1): ForwardHook & { held: number } {
+  const counters = new IpCounters();
+  const info = new IpPacketInfo();
+  let isn: number | null = null;
+  let sentEnd: number | null = null;
+  let lastAck: bigint | null = null;
+  const hook = (_now: Instant, from: number, packet: Buffer): Buffer => {
+    const ip = parseIpPacket(packet, counters, info);
+    if (!ip || ip.protocol !== IPPROTO_TCP) return packet;
+    const tcp = ip.headerLen;
+    const end = tcp + (packet[tcp + TCP_OFF_DATA_OFFSET]! >>> 4) * 4;
+    const seq = packet.readUInt32BE(tcp + 4);
+    if (from !== fromIface) {
+      if ((packet[tcp + TCP_OFF_FLAGS]! & (TCP_FLAG_SYN | TCP_FLAG_ACK)) === TCP_FLAG_SYN) isn = seq;
+      const segEnd = (seq + (ip.end - end)) >>> 0;
+      if (isn !== null && (sentEnd === null || ((segEnd - sentEnd) | 0) > 0)) sentEnd = segEnd;
+      return packet;
+    }
+    let at = -1;
+    for (let i = tcp + TCP_OFF_OPTIONS; i < end; ) {
+      const kind = packet[i]!;
+      if (kind === TCP_OPT_EOL) break;
+      if (kind === TCP_OPT_NOP) {
+        i++;
+        continue;
+      }
+      const len = packet[i + 1]!;
+      if (len < 2 || i + len > end) break;
+      // RFC 8684 §3.3: DSS is subtype 2; flag A (0x01) a Data ACK, a (0x02) 8 octets of it
+      if (kind === TCP_OPT_MPTCP && packet[i + 2]! >>> 4 === 2 && (packet[i + 3]! & 0x03) === 0x03 && len >= 12) at = i + 4;
+      i += len;
+    }
+    if (at < 0) return packet;
+    const dataAck = packet.readBigUInt64BE(at);
+    const ackAll = sentEnd !== null && packet.readUInt32BE(tcp + 8) === sentEnd;
+    const sent = isn !== null && sentEnd !== null ? ((sentEnd - isn - 1) >>> 0) : 0;
+    if (hook.held < count && ackAll && sent >= holdFrom && lastAck !== null && dataAck !== lastAck) {
+      packet.writeBigUInt64BE(lastAck, at);
+      packet.writeUInt16BE(0, tcp + TCP_OFF_CHECKSUM);
+      packet.writeUInt16BE(internetChecksum(packet, tcp, ip.end, pseudoHeaderSum(ip)), tcp + TCP_OFF_CHECKSUM);
+      hook.held++;
+      return packet;
+    }
+    lastAck = dataAck;
+    return packet;
+  };
+  hook.held = 0;
+  return hook;
+}
