@@ -229,6 +229,32 @@ test.serial('UDP (DNS) keeps its route and never enters mptun; TCP does', async 
   }
 });
 
+test.serial('inbound TCP to the host keeps working (its answers are not captured); --exclude keeps a prefix off mptun', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  await stopMptun();
+  mptun = await startMptun(['--exclude', `${topo.TESTBED_SRV_ADDR2}/32`]);
+  // a server on the host (the client namespace), reached from outside while mptun runs
+  const server = spawnInNetns(cli(), process.execPath, [PEER, '--mode', 'serve', '--listen', '0.0.0.0:5004']);
+  try {
+    await waitForPort(cli(), 5004);
+    const before = (await status()).counters.relay;
+    const r = await inNetns(srv(), process.execPath, [PEER, '--mode', 'send', '--connect', `${topo.TESTBED_CLI_ADDR1}:5004`, '--bytes', '5000000'], { timeout: 30_000 });
+    const sent = JSON.parse(r.stdout.trim().split('\n').pop()!) as { sha256: string; peerSha256: string };
+    t.is(sent.peerSha256, sent.sha256, 'the host answered an inbound connection');
+    t.is((await status()).counters.relay.flowsRequested ?? 0, before.flowsRequested ?? 0, 'mptun saw no SYN of it');
+  } finally {
+    await server.stop();
+  }
+  // the excluded destination: TCP takes the main table, not the device
+  t.regex((await inNetns(cli(), 'ip', ['route', 'get', topo.TESTBED_SRV_ADDR2!, 'ipproto', 'tcp'])).stdout, new RegExp(`dev ${topo.TESTBED_CLI_IF2}`));
+  t.regex((await inNetns(cli(), 'ip', ['route', 'get', topo.TESTBED_SRV_ADDR1!, 'ipproto', 'tcp'])).stdout, /dev mptun0/);
+  const c0 = (await status()).counters.relay;
+  const mbit = await iperf(['-c', topo.TESTBED_SRV_ADDR2!, '-t', '1']);
+  t.true(mbit > 10);
+  t.is((await status()).counters.relay.flowsRequested ?? 0, c0.flowsRequested ?? 0, 'the excluded destination never reached mptun');
+  await stopMptun();
+});
+
 test.serial('routing is what it was: after SIGTERM, after `mptun down`, after SIGKILL + `mptun down`', async (t) => {
   if (!requireRootOrSkip(t)) return;
   mptun ??= await startMptun();
