@@ -13,8 +13,10 @@ export class RoutingError extends Error {
 export function routingError(operation: string, e: unknown): RoutingError {
   if (e instanceof RoutingError) return e;
   const err = e as { code?: unknown; errno?: unknown; message?: unknown };
-  const code = typeof err.code === 'string' ? err.code : typeof err.errno === 'number' ? `errno ${err.errno}` : 'EUNKNOWN';
   const message = typeof err.message === 'string' ? err.message : String(e);
+  // the netlink package rejects with a plain Error: "Request rejected: ENOENT"
+  const rejected = /Request rejected: (E[A-Z0-9]+)/.exec(message)?.[1];
+  const code = typeof err.code === 'string' ? err.code : typeof err.errno === 'number' ? `errno ${err.errno}` : rejected ?? 'EUNKNOWN';
   const hint = code === 'EPERM' || code === 'EACCES' ? ' (run with sudo: needs CAP_NET_ADMIN)' : '';
   return new RoutingError(operation, code, `${message}${hint}`);
 }

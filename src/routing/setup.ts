@@ -191,7 +191,10 @@ export async function undo(record: SetupRecord): Promise<void> {
     try {
       await undoStep(step);
     } catch (e) {
-      first ??= routingError(`undo ${step.kind}`, e);
+      const err = routingError(`undo ${step.kind}`, e);
+      // already gone (removed by hand, or with its device): what undo wanted
+      if (err.errno === 'ENOENT' || err.errno === 'ESRCH' || err.errno === 'ENODEV') continue;
+      first ??= err;
     }
   }
   if (first) throw first;
