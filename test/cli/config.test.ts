@@ -395,3 +395,13 @@ test('docs/config.schema.json is configSchema(), and the schema describes every 
   t.deepEqual(Object.keys(schema.properties), ['$schema', ...Object.keys(DEFAULT_CONFIG)]);
   for (const [name, value] of Object.entries(DEFAULT_CONFIG)) t.deepEqual(schema.properties[name].default, value, name);
 });
+
+test('docs/mptun.example.yaml is a valid config, and says what the README says', async (t) => {
+  const file = new URL('../../../docs/mptun.example.yaml', import.meta.url);
+  const c = parseConfigText(await readFile(file, 'utf8'), 'docs/mptun.example.yaml');
+  t.deepEqual(c.paths, [{ iface: 'wlan0', backup: false }, { iface: 'wwan0', backup: true }]);
+  t.deepEqual(c.backup, ['wwan0']);
+  t.deepEqual(c.exclude, ['192.168.0.0/16']);
+  t.is(c.congestionControl, 'lia');
+  t.is(c.table, 7100);
+});

@@ -255,6 +255,26 @@ test.serial('inbound TCP to the host keeps working (its answers are not captured
   await stopMptun();
 });
 
+test.serial('when mptun stops, the apps it carried get a RST at once (not a hang)', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  mptun ??= await startMptun();
+  const server = spawnInNetns(srv(), 'mptcpize', ['run', process.execPath, PEER, '--mode', 'serve', '--listen', '0.0.0.0:5005']);
+  try {
+    await waitForPort(srv(), 5005);
+    const client = spawnInNetns(cli(), process.execPath, [PEER, '--mode', 'send', '--connect', `${topo.TESTBED_SRV_ADDR1}:5005`, '--bytes', String(2e9)]);
+    await waitFor('the transfer to be under way', async () => (await status()).paths.every((p) => p.subflows > 0), { timeout: 10_000 });
+    const stoppedAt = Date.now();
+    await stopMptun('SIGTERM');
+    const exit = await Promise.race([client.exited, new Promise<null>((r) => setTimeout(() => r(null), 5000))]);
+    if (exit === null) await client.stop('SIGKILL');
+    t.not(exit, null, 'the app learnt within 5 s');
+    t.regex(client.stdout(), /"event":"error".*(ECONNRESET|EPIPE)/, 'by a reset');
+    t.log(`the app saw the reset ${Date.now() - stoppedAt} ms after SIGTERM`);
+  } finally {
+    await server.stop();
+  }
+});
+
 test.serial('routing is what it was: after SIGTERM, after `mptun down`, after SIGKILL + `mptun down`', async (t) => {
   if (!requireRootOrSkip(t)) return;
   mptun ??= await startMptun();
