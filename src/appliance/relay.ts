@@ -357,36 +357,19 @@ export class Relay {
     const up = f.upstream;
     if (!f.upstreamClosed) {
       const lowat = this.options.upstreamLowat ?? DEFAULT_LOWAT;
-      for (;;) {
-        if (up.unsent >= lowat) break;
-        const b = f.toUpstream ?? host.read(CHUNK);
-        if (!b) break;
-        const n = up.write(b);
+      f.toUpstream = move(f.toUpstream, () => (up.unsent < lowat ? host.read(CHUNK) : null), (b) => up.write(b), (n) => {
         f.bytesToUpstream += n;
         this.counters.increment('bytesToUpstream', n);
-        if (n < b.length) {
-          f.toUpstream = n === 0 ? b : b.subarray(n);
-          break;
-        }
-        f.toUpstream = null;
-      }
+      });
       if (!f.toUpstream && !f.upstreamShut && host.readEnded) {
         f.upstreamShut = true;
         up.shutdown();
       }
     }
-    for (;;) {
-      const b = f.toHost ?? up.read(CHUNK);
-      if (!b) break;
-      const n = host.write(b);
+    f.toHost = move(f.toHost, () => up.read(CHUNK), (b) => host.write(b), (n) => {
       f.bytesToHost += n;
       this.counters.increment('bytesToHost', n);
-      if (n < b.length) {
-        f.toHost = n === 0 ? b : b.subarray(n);
-        break;
-      }
-      f.toHost = null;
-    }
+    });
     if (!f.toHost && !f.hostShut && up.readEnded) {
       f.hostShut = true;
       host.shutdown();
@@ -448,6 +431,19 @@ export class Relay {
       };
     });
   }
+}
+
+/**
+ * Moves bytes from `read` into `write` as far as `write` takes them (`pending` first: what it
+ * did not take last time); returns what is left of the last piece, or null.
+ */
+function move(pending: Buffer | null, read: () => Buffer | null, write: (b: Buffer) => number, moved: (n: number) => void): Buffer | null {
+  for (let b = pending ?? read(); b; b = read()) {
+    const n = write(b);
+    moved(n);
+    if (n < b.length) return n === 0 ? b : b.subarray(n);
+  }
+  return null;
 }
 
 function flowKey(app: Endpoint, destination: Endpoint): string {

@@ -197,6 +197,22 @@ export class MptcpSink {
   }
 }
 
+/** Calls `fn(kind, at, len)` for each TCP option of the header at `tcp` (ending at `end`). */
+function forEachTcpOption(packet: Buffer, tcp: number, end: number, fn: (kind: number, at: number, len: number) => void): void {
+  for (let i = tcp + TCP_OFF_OPTIONS; i < end; ) {
+    const kind = packet[i]!;
+    if (kind === TCP_OPT_EOL) break;
+    if (kind === TCP_OPT_NOP) {
+      i++;
+      continue;
+    }
+    const len = packet[i + 1]!;
+    if (len < 2 || i + len > end) break;
+    fn(kind, i, len);
+    i += len;
+  }
+}
+
 /**
  * A middlebox hook (for a `Forwarder`) that removes every MPTCP option (kind 30) from the SYNs
  * (not SYN/ACKs) entering on `fromIface`: the option bytes become NOPs and the TCP checksum is
@@ -213,21 +229,12 @@ export function stripMptcpFromSyns(fromIface: number): ForwardHook & { stripped:
     if ((packet[tcp + TCP_OFF_FLAGS]! & (TCP_FLAG_SYN | TCP_FLAG_ACK)) !== TCP_FLAG_SYN) return packet;
     const end = tcp + (packet[tcp + TCP_OFF_DATA_OFFSET]! >>> 4) * 4;
     let changed = false;
-    for (let i = tcp + TCP_OFF_OPTIONS; i < end; ) {
-      const kind = packet[i]!;
-      if (kind === TCP_OPT_EOL) break;
-      if (kind === TCP_OPT_NOP) {
-        i++;
-        continue;
-      }
-      const len = packet[i + 1]!;
-      if (len < 2 || i + len > end) break;
+    forEachTcpOption(packet, tcp, end, (kind, at, len) => {
       if (kind === TCP_OPT_MPTCP) {
-        packet.fill(TCP_OPT_NOP, i, i + len);
+        packet.fill(TCP_OPT_NOP, at, at + len);
         changed = true;
       }
-      i += len;
-    }
+    });
     if (changed) {
       packet.writeUInt16BE(0, tcp + TCP_OFF_CHECKSUM);
       packet.writeUInt16BE(internetChecksum(packet, tcp, ip.end, pseudoHeaderSum(ip)), tcp + TCP_OFF_CHECKSUM);
@@ -319,19 +326,10 @@ export function lagDataAck(fromIface: number, holdFrom: number, count = 1): Forw
       return packet;
     }
     let at = -1;
-    for (let i = tcp + TCP_OFF_OPTIONS; i < end; ) {
-      const kind = packet[i]!;
-      if (kind === TCP_OPT_EOL) break;
-      if (kind === TCP_OPT_NOP) {
-        i++;
-        continue;
-      }
-      const len = packet[i + 1]!;
-      if (len < 2 || i + len > end) break;
+    forEachTcpOption(packet, tcp, end, (kind, i, len) => {
       // RFC 8684 §3.3: DSS is subtype 2; flag A (0x01) a Data ACK, a (0x02) 8 octets of it
       if (kind === TCP_OPT_MPTCP && packet[i + 2]! >>> 4 === 2 && (packet[i + 3]! & 0x03) === 0x03 && len >= 12) at = i + 4;
-      i += len;
-    }
+    });
     if (at < 0) return packet;
     const dataAck = packet.readBigUInt64BE(at);
     const ackAll = sentEnd !== null && packet.readUInt32BE(tcp + 8) === sentEnd;
