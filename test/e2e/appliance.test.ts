@@ -275,6 +275,24 @@ test.serial('when mptun stops, the apps it carried get a RST at once (not a hang
   }
 });
 
+test.serial('an app that resets its connection: mptun closes the upstream MPTCP connection with MP_FASTCLOSE', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  mptun ??= await startMptun();
+  const server = spawnInNetns(srv(), 'mptcpize', ['run', process.execPath, PEER, '--mode', 'serve', '--listen', '0.0.0.0:5006']);
+  try {
+    await waitForPort(srv(), 5006);
+    const before = (await mptcpMib(srv())).MPFastcloseRx ?? 0;
+    const c0 = (await status()).counters.relay;
+    // connect, send a little, then reset (SO_LINGER 0: a RST, not a FIN)
+    const script = `const s = require('node:net').connect(5006, '${topo.TESTBED_SRV_ADDR1}', () => { s.write(Buffer.alloc(100000)); setTimeout(() => s.resetAndDestroy(), 300); }); s.on('close', () => process.exit(0));`;
+    await inNetns(cli(), process.execPath, ['-e', script], { timeout: 10_000 });
+    await waitFor('the kernel to count an MP_FASTCLOSE', async () => ((await mptcpMib(srv())).MPFastcloseRx ?? 0) > before, { timeout: 5_000 });
+    t.true(((await status()).counters.relay.flowsResetByApp ?? 0) > (c0.flowsResetByApp ?? 0));
+  } finally {
+    await server.stop();
+  }
+});
+
 test.serial('routing is what it was: after SIGTERM, after `mptun down`, after SIGKILL + `mptun down`', async (t) => {
   if (!requireRootOrSkip(t)) return;
   mptun ??= await startMptun();
