@@ -1119,7 +1119,11 @@ export class MptcpConnection {
    */
   abort(now: Instant): void {
     if (this.fallback) {
-      this.subflows[0]?.tcp.abort(now);
+      const tcp = this.subflows[0]?.tcp;
+      if (tcp) {
+        tcp.abort(now);
+        this.host.touch(tcp);
+      }
       return;
     }
     this.fastClosing = true;

@@ -1,0 +1,190 @@
+// The relay, driven by hand-made packets and virtual time (no device, no kernel): what the app
+// and the destination see in the cases the end-to-end tests cannot make cheaply or exactly.
+// The app is 198.18.0.1 (the device's address), the destination 192.0.2.10:80, the paths'
+// private sources 198.18.1.2 and 198.18.2.2.
+import test from 'ava';
+import { Relay } from '../../src/appliance/relay.js';
+import { parseIpAddress } from '../../src/ip/address.js';
+import { TCP_FLAG_ACK, TCP_FLAG_FIN, TCP_FLAG_PSH, TCP_FLAG_RST, TCP_FLAG_SYN, type TcpRepr } from '../../src/tcp/segment.js';
+import { craftSegment, parseSegment, type WireSegment } from '../mptcp/simhost.js';
+import { Rng } from '../sim/rng.js';
+
+const APP = parseIpAddress('198.18.0.1').bytes;
+const DST = parseIpAddress('192.0.2.10').bytes;
+const PATHS = ['198.18.1.2', '198.18.2.2'];
+const APP_PORT = 40000;
+const APP_ISN = 1000;
+
+function relay(): Relay {
+  const rng = new Rng(7);
+  return new Relay({
+    stack: {
+      random: (n) => {
+        const b = Buffer.allocUnsafe(n);
+        for (let i = 0; i < n; i++) b[i] = rng.nextU32() & 0xff;
+        return b;
+      },
+      isnSecret: Buffer.from('relay test secret'),
+      mtu: 1500,
+    },
+    paths: PATHS.map((a) => ({ address: parseIpAddress(a).bytes, backup: false, up: true })),
+  });
+}
+
+/** Feeds a packet, runs the relay, and returns every segment it sends. */
+function feed(r: Relay, now: number, packet: Buffer | null): WireSegment[] {
+  if (packet) r.handleInput(now, 0, packet, false);
+  r.process(now);
+  return drain(r, now);
+}
+
+function drain(r: Relay, now: number): WireSegment[] {
+  const out: WireSegment[] = [];
+  for (let o = r.pollOutput(now); o; o = r.pollOutput(now)) {
+    const seg = parseSegment(o.buffer);
+    if (seg) out.push(seg);
+  }
+  return out;
+}
+
+const fromApp = (seg: Partial<TcpRepr>) => craftSegment(APP, DST, { srcPort: APP_PORT, dstPort: 80, ...seg });
+const appSyn = () => fromApp({ seq: APP_ISN, flags: TCP_FLAG_SYN, options: { mss: 1460 } as TcpRepr['options'] });
+const toApp = (segs: WireSegment[]) => segs.filter((s) => s.dst === '198.18.0.1');
+const upstream = (segs: WireSegment[]) => segs.filter((s) => PATHS.includes(s.src));
+
+/** The destination's answer to an upstream segment `to` (addresses and ports swapped). */
+function fromDst(to: WireSegment, seg: Partial<TcpRepr>): Buffer {
+  return craftSegment(DST, parseIpAddress(to.src).bytes, { srcPort: 80, dstPort: to.tcp.srcPort, window: 65535, ...seg });
+}
+
+test('the app\'s SYN is not answered until the upstream answers; a retransmitted SYN does not open a second upstream connection', (t) => {
+  const r = relay();
+  const out = feed(r, 0, appSyn());
+  t.is(toApp(out).length, 0, 'no SYN/ACK to the app yet');
+  const up = upstream(out);
+  t.is(up.length, 1);
+  t.is(up[0]!.src, '198.18.1.2', 'the first subflow leaves by the first path');
+  t.is(up[0]!.dst, '192.0.2.10');
+  t.is(up[0]!.tcp.flags, TCP_FLAG_SYN);
+  t.true(up[0]!.mptcp.some((o) => o.type === 'mp_capable'), 'an MPTCP SYN');
+  const again = feed(r, 1000, appSyn());
+  t.is(upstream(again).filter((s) => s.tcp.srcPort !== up[0]!.tcp.srcPort).length, 0, 'no second upstream connection');
+  t.is(r.counters.get('flowsRequested'), 1);
+  t.is(r.counters.get('synRetransmitsWhilePending'), 1);
+});
+
+test('an upstream that never answers: the app gets no RST (it times out, as it would have), the flow is forgotten', (t) => {
+  const r = relay();
+  const first = feed(r, 0, appSyn());
+  const port = upstream(first)[0]!.tcp.srcPort;
+  let synRetries = 0;
+  let now = 0;
+  for (let i = 0; i < 100; i++) {
+    const at = r.pollTimeout();
+    if (at === null) break;
+    now = at;
+    r.handleTimeout(now);
+    const out = feed(r, now, null);
+    t.is(toApp(out).length, 0, `nothing to the app at ${now} ms`);
+    synRetries += upstream(out).filter((s) => s.tcp.srcPort === port && s.tcp.flags === TCP_FLAG_SYN).length;
+  }
+  t.true(synRetries >= 3, `the upstream SYN was sent again (${synRetries} times)`);
+  t.is(r.counters.get('flowsTimedOut'), 1);
+  t.is(r.flowCount, 0);
+  t.is(r.pollTimeout(), null, 'nothing left to time');
+});
+
+test('an upstream RST (refused): the app\'s SYN gets a RST that acknowledges it', (t) => {
+  const r = relay();
+  const syn = upstream(feed(r, 0, appSyn()))[0]!;
+  const out = feed(r, 5, fromDst(syn, { seq: 0, ack: (syn.tcp.seq + 1) >>> 0, flags: TCP_FLAG_RST | TCP_FLAG_ACK }));
+  const rst = toApp(out);
+  t.is(rst.length, 1);
+  t.is(rst[0]!.src, '192.0.2.10', 'from the destination, as the app expects');
+  t.is(rst[0]!.tcp.flags, TCP_FLAG_RST | TCP_FLAG_ACK);
+  t.is(rst[0]!.tcp.ack, APP_ISN + 1);
+  t.is(r.counters.get('flowsRefused'), 1);
+  t.is(r.flowCount, 0);
+});
+
+test('no path up: the app\'s SYN gets a RST at once and nothing goes upstream', (t) => {
+  const r = relay();
+  r.pathDown(0, 0);
+  r.pathDown(0, 1);
+  const out = feed(r, 0, appSyn());
+  t.is(upstream(out).length, 0);
+  t.is(toApp(out).length, 1);
+  t.true((toApp(out)[0]!.tcp.flags & TCP_FLAG_RST) !== 0);
+  t.is(r.counters.get('flowsNoPath'), 1);
+});
+
+test('a destination without MPTCP: plain TCP upstream; bytes both ways, half-close carried across', (t) => {
+  const r = relay();
+  const syn = upstream(feed(r, 0, appSyn()))[0]!;
+  const DST_ISN = 5000;
+  // a SYN/ACK without MP_CAPABLE: fallback (RFC 8684 §3.7)
+  const out1 = feed(r, 10, fromDst(syn, { seq: DST_ISN, ack: (syn.tcp.seq + 1) >>> 0, flags: TCP_FLAG_SYN | TCP_FLAG_ACK, options: { mss: 1460 } as TcpRepr['options'] }));
+  const synAck = toApp(out1);
+  t.is(synAck.length, 1, 'the app\'s SYN is answered now');
+  t.is(synAck[0]!.tcp.flags, TCP_FLAG_SYN | TCP_FLAG_ACK);
+  t.is(synAck[0]!.tcp.ack, APP_ISN + 1);
+  t.is(r.counters.get('flowsFallback'), 1);
+  const hostIsn = synAck[0]!.tcp.seq;
+  // the app: ACK, data, FIN
+  feed(r, 11, fromApp({ seq: APP_ISN + 1, ack: (hostIsn + 1) >>> 0, flags: TCP_FLAG_ACK, window: 65535 }));
+  const hello = Buffer.from('hello, destination');
+  const out2 = feed(r, 12, fromApp({ seq: APP_ISN + 1, ack: (hostIsn + 1) >>> 0, flags: TCP_FLAG_ACK | TCP_FLAG_PSH | TCP_FLAG_FIN, window: 65535, payload: hello }));
+  const up = upstream(out2).filter((s) => s.tcp.payload.length > 0 || (s.tcp.flags & TCP_FLAG_FIN) !== 0);
+  t.deepEqual(Buffer.concat(up.map((s) => s.tcp.payload)).toString(), hello.toString(), 'the app\'s bytes went upstream');
+  t.true(up.some((s) => (s.tcp.flags & TCP_FLAG_FIN) !== 0), 'and its FIN after them');
+  // the destination answers and closes too
+  const world = Buffer.from('hello, app');
+  const upSeq = (syn.tcp.seq + 1 + hello.length + 1) >>> 0;
+  const out3 = feed(r, 20, fromDst(syn, { seq: DST_ISN + 1, ack: upSeq, flags: TCP_FLAG_ACK | TCP_FLAG_PSH | TCP_FLAG_FIN, payload: world }));
+  const down = toApp(out3);
+  t.deepEqual(Buffer.concat(down.map((s) => s.tcp.payload)).toString(), world.toString(), 'the destination\'s bytes reached the app');
+  t.true(down.some((s) => (s.tcp.flags & TCP_FLAG_FIN) !== 0), 'and its FIN');
+  t.is(r.counters.get('bytesToUpstream'), hello.length);
+  t.is(r.counters.get('bytesToHost'), world.length);
+});
+
+test('the app resets: the upstream connection is reset too', (t) => {
+  const r = relay();
+  const syn = upstream(feed(r, 0, appSyn()))[0]!;
+  const synAck = toApp(feed(r, 10, fromDst(syn, { seq: 5000, ack: (syn.tcp.seq + 1) >>> 0, flags: TCP_FLAG_SYN | TCP_FLAG_ACK })))[0]!;
+  feed(r, 11, fromApp({ seq: APP_ISN + 1, ack: (synAck.tcp.seq + 1) >>> 0, flags: TCP_FLAG_ACK, window: 65535 }));
+  const out = feed(r, 12, fromApp({ seq: APP_ISN + 1, ack: 0, flags: TCP_FLAG_RST }));
+  t.true(upstream(out).some((s) => (s.tcp.flags & TCP_FLAG_RST) !== 0), 'a RST upstream');
+  t.is(r.counters.get('flowsResetByApp'), 1);
+});
+
+test('a SYN from or to a path\'s private address is nobody\'s app: refused with a RST, no flow', (t) => {
+  const r = relay();
+  // to a path's address: the MPTCP side has no listener
+  const a = feed(r, 0, craftSegment(DST, parseIpAddress('198.18.1.2').bytes, { srcPort: 80, dstPort: 33333, seq: 1, flags: TCP_FLAG_SYN }));
+  t.deepEqual(a.map((s) => [s.src, s.tcp.flags]), [['198.18.1.2', TCP_FLAG_RST | TCP_FLAG_ACK]]);
+  // from a path's address: the host side refuses it
+  const b = feed(r, 1, craftSegment(parseIpAddress('198.18.2.2').bytes, DST, { srcPort: 33333, dstPort: 80, seq: 1, flags: TCP_FLAG_SYN }));
+  t.deepEqual(b.map((s) => [s.dst, s.tcp.flags]), [['198.18.2.2', TCP_FLAG_RST | TCP_FLAG_ACK]]);
+  t.is(r.counters.get('synFromPathAddress'), 1);
+  t.is(r.counters.get('flowsRequested'), 0);
+  t.is(r.flowCount, 0);
+});
+
+test('an MPTCP destination: the MP_CAPABLE SYN/ACK completes the upstream handshake, then the app\'s SYN is answered', (t) => {
+  const r = relay();
+  const syn = upstream(feed(r, 0, appSyn()))[0]!;
+  // RFC 8684 §3.1: the SYN/ACK carries the listener's key; flag H: HMAC-SHA256
+  const out = feed(r, 10, craftSegment(DST, parseIpAddress(syn.src).bytes, {
+    srcPort: 80, dstPort: syn.tcp.srcPort, seq: 9000, ack: (syn.tcp.seq + 1) >>> 0, flags: TCP_FLAG_SYN | TCP_FLAG_ACK, window: 65535,
+  }, [{ type: 'mp_capable', version: 1, flags: { checksumRequired: false, extensibility: false, noMoreSubflowAddr: false, hmacSha256: true }, senderKey: 0x0123456789abcdefn }]));
+  const third = upstream(out).find((s) => s.tcp.flags === TCP_FLAG_ACK);
+  t.truthy(third, 'the third ACK went upstream');
+  const mpc = third!.mptcp.find((o) => o.type === 'mp_capable');
+  t.is(mpc?.type === 'mp_capable' ? mpc.receiverKey : undefined, 0x0123456789abcdefn, 'with the listener\'s key echoed');
+  const synAck = toApp(out);
+  t.is(synAck.length, 1);
+  t.is(synAck[0]!.tcp.flags, TCP_FLAG_SYN | TCP_FLAG_ACK);
+  t.is(r.counters.get('flowsEstablished'), 1);
+  t.is(r.counters.get('flowsFallback'), 0);
+});
