@@ -402,7 +402,7 @@ export class MptcpConnection {
       sf.tcp.abort(now);
       this.host.touch(sf.tcp);
     }
-    if (removed && localId !== 0) {
+    if (removed) {
       this.removeAddrPending.push(localId);
       for (const o of this.usableSubflows()) {
         o.tcp.requestAck();

@@ -144,11 +144,13 @@ test.serial('200 MB with sha256 while link 1 is pulled in the middle; it comes b
       .finally(() => { done = true; });
     await waitFor('the transfer to be under way', async () => (await status()).paths.every((p) => p.subflows > 0), { timeout: 10_000 });
     await new Promise((r) => setTimeout(r, 2500));
+    const rmAddrBefore = (await mptcpMib(srv())).RmAddr ?? 0;
     await bed(['link-down', '1']);
     linkDown = true;
     const pulledAt = Date.now();
     await waitFor('mptun to see path 0 down', async () => !(await status()).paths[0]!.up, { timeout: 5_000 });
     const seen = Date.now() - pulledAt;
+    await waitFor('the kernel to take a REMOVE_ADDR for the lost path', async () => ((await mptcpMib(srv())).RmAddr ?? 0) > rmAddrBefore, { timeout: 3_000 });
     await new Promise((r) => setTimeout(r, 2000));
     t.false(done, 'the transfer is still running with one link');
     const outAtDown = (await status()).paths[0]!.bytesOut;
