@@ -198,6 +198,7 @@ export interface PathStatus extends ResolvedPath {
 export class Appliance {
   readonly startedAt = Date.now();
   private monitor: NetlinkMonitor | null = null;
+  private netlinkQueue: Promise<void> = Promise.resolve();
   private server: Server | null = null;
   private stopping: Promise<void> | null = null;
   private resolveStopped!: () => void;
@@ -293,23 +294,33 @@ export class Appliance {
   private async startMonitor(): Promise<void> {
     const monitor = await NetlinkMonitor.open();
     this.monitor = monitor;
+    // one event at a time: a handler that reads the interface's state must not race the next
     monitor.on((e) => {
-      void this.onNetlink(e).catch((err: unknown) => this.log.warn(`netlink event: ${(err as Error).message}`));
+      this.netlinkQueue = this.netlinkQueue.then(() => this.onNetlink(e)).catch((err: unknown) => this.log.warn(`netlink event: ${(err as Error).message}`));
     });
     // the state may have changed between resolving the paths and subscribing
     for (const p of this.paths) {
       const st = await interfaceState(p.iface);
-      if (st) await this.onNetlink({ kind: 'link', iface: p.iface, index: st.index, up: st.up, deleted: false });
-      else await this.onNetlink({ kind: 'link', iface: p.iface, index: -1, up: false, deleted: true });
+      const e: MonitorEvent = st ? { kind: 'link', iface: p.iface, index: st.index, up: st.up, deleted: false } : { kind: 'link', iface: p.iface, index: -1, up: false, deleted: true };
+      this.netlinkQueue = this.netlinkQueue.then(() => this.onNetlink(e));
+      await this.netlinkQueue;
     }
   }
 
+  /**
+   * A path is up while its link is up (administratively and with carrier) and it has a global
+   * IPv4 address: a link going down, or losing its address (a DHCP lease gone), takes it down.
+   */
   private async onNetlink(e: MonitorEvent): Promise<void> {
-    if (e.kind !== 'link' || this.stopping) return;
+    if ((e.kind !== 'link' && e.kind !== 'address') || this.stopping) return;
     const p = this.paths.find((x) => x.iface === e.iface);
     if (!p) return;
-    const up = e.up && !e.deleted;
-    if (up === p.up) return;
+    let up = e.kind === 'link' ? e.up && !e.deleted : p.up;
+    if (up || e.kind === 'address') {
+      const st = await interfaceState(p.iface);
+      up = st !== null && st.up && st.addresses.some((a) => !a.address.includes(':') && a.scope === 0);
+    }
+    if (this.stopping || up === p.up) return;
     p.up = up;
     if (!up) {
       this.log.warn(`path ${p.index} (${p.iface}) is down: its subflows are closed, their data goes on the other paths`);

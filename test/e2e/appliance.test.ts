@@ -198,6 +198,26 @@ test.serial('--backup: the backup link carries nothing while the other is up, an
   }
 });
 
+test.serial('a path whose interface loses its address goes down, and comes back with it (its route put back)', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  mptun ??= await startMptun();
+  const cidr = `${topo.TESTBED_CLI_ADDR2}/${topo.TESTBED_PLEN4}`;
+  // the test bed's own routes of link 2 go with the address: kept to be put back
+  const bedRoutes = (await inNetns(cli(), 'ip', ['route', 'show', 'table', topo.TESTBED_CLI_TABLE2!])).stdout.split('\n').filter((l) => l.trim() !== '');
+  await inNetns(cli(), 'ip', ['addr', 'del', cidr, 'dev', topo.TESTBED_CLI_IF2!]);
+  try {
+    await waitFor('mptun to take path 1 down', async () => !(await status()).paths[1]!.up, { timeout: 5_000 });
+  } finally {
+    await inNetns(cli(), 'ip', ['addr', 'add', cidr, 'dev', topo.TESTBED_CLI_IF2!]);
+    for (const r of bedRoutes) await inNetns(cli(), 'ip', ['route', 'replace', ...r.trim().split(/\s+/), 'table', topo.TESTBED_CLI_TABLE2!]);
+  }
+  await waitFor('mptun to take path 1 up', async () => (await status()).paths[1]!.up, { timeout: 5_000 });
+  const st0 = await status();
+  await iperf(['-c', topo.TESTBED_SRV_ADDR1!, '-t', '2']);
+  const st1 = await status();
+  t.true(st1.paths[1]!.bytesOut - st0.paths[1]!.bytesOut > 5e6, 'path 1 carries data again');
+});
+
 test.serial('a server without MPTCP is reached over plain TCP; a closed port is refused', async (t) => {
   if (!requireRootOrSkip(t)) return;
   mptun ??= await startMptun();
