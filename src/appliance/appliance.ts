@@ -4,7 +4,7 @@
 // netlink, answers `mptun status` on a local control socket, and undoes everything on exit.
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
+import { connect, createServer, type Server } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { ipv4FromNumber, ipv4ToNumber, parseIpAddress } from '../ip/address.js';
 import { Tun } from '../tun/index.js';
@@ -461,7 +461,6 @@ export function packageVersion(): string {
 
 /** Asks the running instance for its status over the control socket. */
 export async function queryStatus(socketPath: string, timeoutMs = 5000): Promise<unknown> {
-  const { connect } = await import('node:net');
   return new Promise((resolve, reject) => {
     const sock = connect(socketPath);
     let buf = '';

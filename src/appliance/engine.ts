@@ -4,7 +4,7 @@
 // (with the virtio-net header when the device has offloads), and arms one timer for the
 // node's earliest deadline.
 import { performance } from 'node:perf_hooks';
-import type { Instant } from '../ip/sansio.js';
+import type { DeviceOutput, Instant } from '../ip/sansio.js';
 import {
   emitVnetHdr, parseVnetHdr, VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_NONE,
   VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6, VNET_HDR_LEN, type Tun, type VnetHdr,
@@ -16,24 +16,10 @@ export interface EngineNode {
   handleInput(now: Instant, iface: number, packet: Buffer, checksumValid?: boolean): void;
   handleTimeout(now: Instant): void;
   /** The next packet: `headroom` bytes free at its front for the device header. */
-  pollOutput(now: Instant): EngineOutput | null;
+  pollOutput(now: Instant): DeviceOutput | null;
   pollTimeout(): Instant | null;
   /** Events surfaced while output was polled: the engine runs another tick soon. */
   readonly hasEvents?: boolean;
-}
-
-export interface EngineOutput {
-  /** headroom bytes, then the IP packet */
-  buffer: Buffer;
-  /** IP header length, where the TCP header (and its checksum) starts */
-  l4Offset: number;
-  /** IP + TCP header bytes, for GSO */
-  headerLen: number;
-  /** > 0: a TSO super-segment to cut at this payload size */
-  gsoSize: number;
-  ipVersion: 4 | 6;
-  /** the TCP checksum holds only the pseudo-header sum: the device completes it */
-  checksumPartial: boolean;
 }
 
 /** Output is flushed after this many input packets within a batch (a power of two). */
@@ -134,7 +120,7 @@ export class Engine {
         emitVnetHdr(v, buf, 0);
         if (out.gsoSize > 0) this.stats.superSegmentsOut++;
       }
-      if (this.tun.write(hdr > 0 ? buf : buf.subarray(0))) {
+      if (this.tun.write(buf)) {
         this.stats.packetsOut++;
         this.stats.bytesOut += buf.length - hdr;
       } else {

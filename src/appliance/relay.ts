@@ -13,10 +13,10 @@
 //   of the side it came from (TCP window to the app, the MPTCP connection-level window upstream).
 // - Half-close and reset carried across: end of data one way is a FIN (DATA_FIN) the other way;
 //   a reset on one side aborts the other (MP_FASTCLOSE upstream, RST to the app).
-import type { Instant } from '../ip/sansio.js';
+import type { DeviceOutput, Instant } from '../ip/sansio.js';
 import { CounterSet } from '../ip/counters.js';
 import { formatIpAddress } from '../ip/address.js';
-import { TcpStack, type EngineOutputLike, type ListenVerdict, type ListenRequest } from '../tcp/stack.js';
+import { TcpStack, type ListenVerdict, type ListenRequest } from '../tcp/stack.js';
 import type { Endpoint, TcpConnection } from '../tcp/connection.js';
 import { MptcpStack, type MptcpStackOptions } from '../mptcp/stack.js';
 import type { MptcpConnection } from '../mptcp/connection.js';
@@ -114,8 +114,9 @@ export class Relay {
     this.host.listen((req) => this.onHostSyn(req));
   }
 
-  private isPathAddress(a: Buffer): boolean {
-    return a.length === 4 ? this.pathV4.has(a.readUInt32BE(0)) : this.pathV6.has(a.toString('hex'));
+  /** The path whose private address `a` is, or -1. */
+  private pathOf(a: Buffer): number {
+    return this.pathAt(a, 0, a.length === 4 ? 4 : 6);
   }
 
   /** The path whose private address is at `off` (IPv4: 4 bytes, IPv6: 16), or -1. */
@@ -150,7 +151,7 @@ export class Relay {
     this.upstream.handleTimeout(now);
   }
 
-  pollOutput(now: Instant): EngineOutputLike | null {
+  pollOutput(now: Instant): DeviceOutput | null {
     const h = this.host.pollOutput(now);
     if (h) return h;
     const out = this.upstream.pollOutput(now);
@@ -182,7 +183,7 @@ export class Relay {
 
   private onHostSyn(req: ListenRequest): ListenVerdict {
     // a SYN from or to a path's private address is nobody's app: refuse it
-    if (this.isPathAddress(req.local.addr) || this.isPathAddress(req.remote.addr)) {
+    if (this.pathOf(req.local.addr) >= 0 || this.pathOf(req.remote.addr) >= 0) {
       this.counters.increment('synFromPathAddress');
       return false;
     }
@@ -275,8 +276,10 @@ export class Relay {
   /** Runs after input and timers (the engine's onTick): events, then bytes across. */
   process(now: Instant): void {
     this.now = now;
+    this.upstream.process(now);
+    // events, bytes across, then the MPTCP side maps what was written; again while that made
+    // new events (a SYN fed in again, a reset carried across)
     for (let round = 0; round < 4; round++) {
-      this.upstream.process(now);
       let any = false;
       for (let e = this.upstream.pollEvent(); e; e = this.upstream.pollEvent()) {
         any = true;
@@ -288,9 +291,9 @@ export class Relay {
         const f = this.byHost.get(e.conn);
         if (f) this.onHostEvent(f, e.event.type, now);
       }
+      if (round > 0 && !any) break;
       for (const f of this.byHost.values()) this.pump(f);
       this.upstream.process(now);
-      if (!any && !this.upstream.hasEvents && !this.host.hasEvents) break;
     }
   }
 
@@ -423,8 +426,8 @@ export class Relay {
         state: f.state, fallback: f.upstream.fallback, ageMs: Math.round(now - f.openedAt),
         bytesToUpstream: f.bytesToUpstream, bytesToHost: f.bytesToHost,
         hostState: f.host ? f.host.info().state : null,
-        subflows: info.subflows.map((s) => ({
-          path: this.paths.findIndex((p) => formatIpAddress(p.address) === s.local),
+        subflows: info.subflows.map((s, i) => ({
+          path: this.pathOf(f.upstream.subflows[i]!.tcp.local.addr),
           local: s.local, remote: s.remote, backup: s.backup, usable: s.usable, closed: s.closed,
           bytesOut: s.bytesOut, bytesIn: s.bytesIn, state: s.state, srttMs: s.srtt, cwnd: s.cwnd,
         })),

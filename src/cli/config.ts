@@ -13,10 +13,7 @@ import {
   formatIpAddress,
   IpAddressError,
   IpPrefix,
-  isIpv4MulticastOrBroadcast,
-  isIpv4Unspecified,
-  isIpv6Multicast,
-  isIpv6Unspecified,
+  isUnicastAddress,
   parseIpAddress,
 } from '../ip/address.js';
 
@@ -207,19 +204,15 @@ const ifnameRule: Rule<string> = {
 /** A gateway: an IPv4 or IPv6 unicast address, the latter optionally in brackets. Normalized. */
 function checkGateway(text: string, at: At): string {
   const bare = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
-  let family: 4 | 6;
   let bytes: Buffer;
   try {
-    ({ family, bytes } = parseIpAddress(bare));
+    ({ bytes } = parseIpAddress(bare));
   } catch (e) {
     if (!(e instanceof IpAddressError)) throw e;
     // The zone-index and prefix messages say what to change; the others only that it is no address.
     at.fail(bare.includes('%') || bare.includes('/') ? e.message : `${show(text)} is not an IP address`);
   }
-  const unicast = family === 4
-    ? !isIpv4Unspecified(bytes) && !isIpv4MulticastOrBroadcast(bytes)
-    : !isIpv6Unspecified(bytes) && !isIpv6Multicast(bytes);
-  if (!unicast) at.fail(`${show(text)} is not a unicast address`);
+  if (!isUnicastAddress(bytes)) at.fail(`${show(text)} is not a unicast address`);
   return formatIpAddress(bytes);
 }
 

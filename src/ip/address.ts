@@ -216,3 +216,13 @@ export function isIpv6Unspecified(bytes: Uint8Array, offset = 0): boolean {
   for (let i = 0; i < IPV6_ADDRESS_LEN; i++) or |= bytes[offset + i];
   return or === 0;
 }
+
+/**
+ * A unicast address (4 or 16 bytes): neither unspecified nor multicast (nor, for IPv4, the
+ * limited broadcast). What a TCP endpoint or a gateway may be.
+ */
+export function isUnicastAddress(bytes: Uint8Array): boolean {
+  return bytes.length === 4
+    ? !isIpv4MulticastOrBroadcast(bytes) && !isIpv4Unspecified(bytes)
+    : !isIpv6Multicast(bytes) && !isIpv6Unspecified(bytes);
+}

@@ -46,3 +46,21 @@ export interface SansIoNode {
   /** The earliest instant at which `handleTimeout` must be called, or null when no timer is armed. */
   pollTimeout(): Instant | null;
 }
+
+/**
+ * A packet for a device with offloads (the TUN device with a virtio-net header): what the
+ * engine needs to fill the header. The stacks produce it; the engine consumes it.
+ */
+export interface DeviceOutput {
+  /** headroom bytes (for the device header), then the IP packet */
+  buffer: Buffer;
+  /** IP header length, where the TCP header (and its checksum) starts */
+  l4Offset: number;
+  /** IP + TCP header bytes, for GSO */
+  headerLen: number;
+  /** > 0: a TSO super-segment to cut at this payload size */
+  gsoSize: number;
+  ipVersion: 4 | 6;
+  /** the TCP checksum holds only the pseudo-header sum: the device completes it */
+  checksumPartial: boolean;
+}

@@ -7,6 +7,7 @@
 // subflows to open (src/mptcp/stack.ts).
 import type { Instant } from '../ip/sansio.js';
 import { CounterSet } from '../ip/counters.js';
+import { formatIpAddress } from '../ip/address.js';
 import type { TcpConnection, OutSegment } from '../tcp/connection.js';
 import { TcpState } from '../tcp/connection.js';
 import type { TcpRepr } from '../tcp/segment.js';
@@ -1152,7 +1153,7 @@ export class MptcpConnection {
       sndUna: this.sndUna.toString(), sndNxt: this.sndNxt.toString(), rcvNxt: this.rcvNxt.toString(),
       sendQueued: this.sendBuf.length, recvQueued: this.recvQueue.length, outOfOrder: this.reasm.bytesQueued,
       subflows: this.subflows.map((s) => ({
-        id: s.id, local: s.tcp.local.addr.join('.'), remote: s.tcp.remote.addr.join('.'), usable: s.usable, closed: s.closed, backup: s.localBackup, peerBackup: s.remoteBackup,
+        id: s.id, local: formatIpAddress(s.tcp.local.addr), remote: formatIpAddress(s.tcp.remote.addr), usable: s.usable, closed: s.closed, backup: s.localBackup, peerBackup: s.remoteBackup,
         bytesOut: s.tcp.counters.get('bytesOut'), bytesIn: s.tcp.counters.get('bytesIn'), ...s.tcp.info(),
       })),
     };

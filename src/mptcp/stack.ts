@@ -1,9 +1,9 @@
 // The MPTCP stack: MPTCP connections over a TCP stack whose connections are their subflows,
 // and the path manager (fullmesh over the local paths: one subflow per local path to the
 // peer's address, like the kernel's `subflow` endpoints). Sans-IO; the engine drives it.
-import type { Instant } from '../ip/sansio.js';
+import type { DeviceOutput, Instant } from '../ip/sansio.js';
 import { CounterSet } from '../ip/counters.js';
-import { TcpStack, type TcpStackOptions, type EngineOutputLike, type ListenRequest } from '../tcp/stack.js';
+import { TcpStack, type TcpStackOptions, type ListenRequest } from '../tcp/stack.js';
 import { parseMptcpOption, type MpJoinSyn } from './options.js';
 import type { Endpoint, TcpConnection } from '../tcp/connection.js';
 import { MptcpConnection, subflowCongestionControl, DEFAULT_MPTCP_CONFIG, type MptcpConfig, type MptcpEvent, type Subflow } from './connection.js';
@@ -248,7 +248,7 @@ export class MptcpStack {
     }
   }
 
-  pollOutput(now: Instant): EngineOutputLike | null {
+  pollOutput(now: Instant): DeviceOutput | null {
     return this.tcp.pollOutput(now);
   }
 

@@ -4,12 +4,12 @@
 // impersonates every destination routed into its device); a SYN backlog with a limit; RST for
 // segments that belong to no connection (RFC 9293 §3.10.7.1); ISNs per RFC 6528.
 import { createHash } from 'node:crypto';
-import type { Instant, SansIoNode, Transmit } from '../ip/sansio.js';
+import type { DeviceOutput, Instant, SansIoNode, Transmit } from '../ip/sansio.js';
 import { IpCounters, CounterSet } from '../ip/counters.js';
 import { IpPacketInfo, parseIpPacket } from '../ip/packet.js';
 import { IPPROTO_TCP } from '../ip/ipv4.js';
 import {
-  formatIpAddress, isIpv4MulticastOrBroadcast, isIpv4Unspecified, isIpv6Multicast, isIpv6Unspecified,
+  formatIpAddress, isUnicastAddress,
 } from '../ip/address.js';
 import { TcpConnection, TcpState, type Endpoint, type OutSegment, type TcpConfig, type TcpEvent } from './connection.js';
 import {
@@ -61,16 +61,6 @@ export interface TcpStackOptions {
    * (RFC 9293 §3.7.1: "the MSS value ... SHOULD be the MTU less the fixed IP and TCP headers").
    */
   mtu?: number;
-}
-
-/** The shape src/appliance/engine.ts takes (kept structural: src/tcp does not import the engine). */
-export interface EngineOutputLike {
-  buffer: Buffer;
-  l4Offset: number;
-  headerLen: number;
-  gsoSize: number;
-  ipVersion: 4 | 6;
-  checksumPartial: boolean;
 }
 
 export interface StackEvent {
@@ -188,7 +178,7 @@ export class TcpStack implements SansIoNode {
     // is addressed to a broadcast or multicast address (MUST-57)"; "An incoming SYN with an
     // invalid source address MUST be ignored (MUST-63)" — and nothing else for no connection
     // from or to such an address is answered either
-    if (!isUnicast(src) || !isUnicast(dst)) {
+    if (!isUnicastAddress(src) || !isUnicastAddress(dst)) {
       this.counters.increment('badAddress');
       return;
     }
@@ -263,7 +253,7 @@ export class TcpStack implements SansIoNode {
   }
 
   /** For the engine: the packet with its headroom, and how the device should offload it. */
-  pollOutput(now: Instant): EngineOutputLike | null {
+  pollOutput(now: Instant): DeviceOutput | null {
     const out = this.pollSegment(now);
     if (!out) return null;
     const version = (out.packet[this.opts.headroom]! >>> 4) as 4 | 6;
@@ -338,10 +328,6 @@ export class TcpStack implements SansIoNode {
     const e = this.events.shift() ?? null;
     return e;
   }
-}
-
-function isUnicast(a: Buffer): boolean {
-  return a.length === 4 ? !isIpv4MulticastOrBroadcast(a) && !isIpv4Unspecified(a) : !isIpv6Multicast(a) && !isIpv6Unspecified(a);
 }
 
 function tupleKey(srcAddr: Buffer, srcPort: number, dstAddr: Buffer, dstPort: number): string {

@@ -11,6 +11,7 @@ import {
   isIpv4Unspecified,
   isIpv6Multicast,
   isIpv6Unspecified,
+  isUnicastAddress,
   parseIpAddress,
   parseIpv4Address,
   parseIpv6Address,
@@ -139,4 +140,9 @@ test('packet-path predicates for addresses we cannot answer from or to', (t) => 
   t.false(isIpv6Multicast(parseIpv6Address('fe80::1')));
   t.true(isIpv6Unspecified(parseIpv6Address('::')));
   t.false(isIpv6Unspecified(parseIpv6Address('::1')));
+});
+
+test('isUnicastAddress: neither unspecified nor multicast nor the IPv4 limited broadcast, both families', (t) => {
+  for (const a of ['192.0.2.1', '10.0.0.255', '2001:db8::1', 'fe80::1']) t.true(isUnicastAddress(parseIpAddress(a).bytes), a);
+  for (const a of ['0.0.0.0', '224.0.0.1', '255.255.255.255', '::', 'ff02::1']) t.false(isUnicastAddress(parseIpAddress(a).bytes), a);
 });
