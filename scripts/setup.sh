@@ -11,9 +11,36 @@ need_root() {
   fi
 }
 
-# Debian packages: the kernel's peers and oracles (iperf3, mptcpize from mptcpd, tshark),
-# the tools of the test bed (iproute2, nftables, tcpdump), and the native build.
-PKGS=(iperf3 mptcpd nftables tshark tcpdump iproute2 iputils-ping kmod procps)
+# Debian packages, by the commands the scripts, tests and benchmarks run. One line a command:
+# "command package". test/setup/commands.test.ts checks that every external command the project
+# runs is listed here, so a fresh machine has it (on Debian 12 `mptcpize` is a package of its
+# own, not part of `mptcpd`: a machine that had it by chance hid that once).
+COMMANDS='
+ip iproute2
+tc iproute2
+ss iproute2
+nstat iproute2
+nft nftables
+iperf3 iperf3
+mptcpize mptcpize
+tshark tshark
+tcpdump tcpdump
+ping iputils-ping
+modprobe kmod
+sysctl procps
+setpriv util-linux
+curl curl
+systemd-analyze systemd
+'
+PKGS=()
+while read -r cmd pkg; do
+  [ -n "$cmd" ] || continue
+  case " ${PKGS[*]} " in *" $pkg "*) ;; *) PKGS+=("$pkg") ;; esac
+done <<<"$COMMANDS"
+if [ "${1:-}" = "--commands" ]; then   # the map, for the test that checks it
+  printf '%s\n' "$COMMANDS" | sed '/^$/d'
+  exit 0
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -27,6 +54,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# every command of the map must now be there: a package that no longer ships its command
+# (as mptcpd stopped shipping mptcpize) is said here, not in a test far away
+for cmd in $(printf '%s\n' "$COMMANDS" | awk 'NF{print $1}'); do
+  PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin command -v "$cmd" >/dev/null 2>&1 \
+    || { echo "setup: '$cmd' is still missing after installing its package" >&2; exit 1; }
+done
 
 # The TUN device must exist (it does on this kind of machine; a container needs --device).
 if [ ! -c /dev/net/tun ]; then
