@@ -59,7 +59,7 @@ test.serial('without CAP_NET_ADMIN the error says to run with sudo', async (t) =
   const dir = readableCopy({
     'package.json': src('../../../package.json'),
     'dist/src/tun/index.js': src('../../src/tun/index.js'),
-    'dist/src/tun/vnet.js': src('../../src/tun/vnet.js'),
+    'dist/src/ip/vnet.js': src('../../src/ip/vnet.js'),
     'build/Release/mptun_tun.node': src('../../../build/Release/mptun_tun.node'),
   });
   const script = `import('${pathToFileURL(join(dir, 'dist/src/tun/index.js')).href}').then(m => { try { m.Tun.open({ name: 'mptnoroot0' }); console.log('opened'); } catch (e) { console.log(e.code + ': ' + e.message); } })`;
