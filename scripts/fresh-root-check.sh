@@ -123,6 +123,15 @@ if dpkg-query -W nodejs >/dev/null 2>&1; then
   node_deps=$(dpkg-query -W -f='${Depends}' nodejs | tr ',' '\n' | sed -e 's/|.*//' -e 's/(.*)//' -e 's/:any//' | awk 'NF{print $1}' | tr '\n' ' ')
 fi
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# The network's TLS trust, as the host has it: the local CA certificates (public certificates;
+# a network that inspects TLS needs them for the npm registry) and NODE_EXTRA_CA_CERTS when the
+# host's Node is told to use them. Nothing else of the host's configuration goes in.
+local_cas=$(find /usr/local/share/ca-certificates -name '*.crt' 2>/dev/null | wc -l)
+if [ "$local_cas" -gt 0 ]; then
+  mkdir -p "$root/usr/local/share/ca-certificates"
+  cp -a /usr/local/share/ca-certificates/. "$root/usr/local/share/ca-certificates/"
+  case " $node_deps " in *" ca-certificates "*) ;; *) node_deps="$node_deps ca-certificates" ;; esac
+fi
 
 # --- the clone, where root usually clones ------------------------------------------------------
 chmod 700 "$root/root"
@@ -140,13 +149,19 @@ mount -t tmpfs tmpfs "$root/run"       # a /run of its own, as a machine has (/r
 mkdir -p "$root/run/netns" "$root/run/lock"
 
 # --- inside ------------------------------------------------------------------------------------
+extra_env=()
+[ -n "${NODE_EXTRA_CA_CERTS:-}" ] && extra_env+=("NODE_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS")
 inside() {
-  chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
+  chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 "${extra_env[@]}" \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin /bin/bash -euo pipefail -c "$1"
 }
 if [ -n "$node_deps" ]; then
   log "installing what the host's nodejs package depends on: $node_deps"
   inside "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends $node_deps >/dev/null"
+fi
+if [ "$local_cas" -gt 0 ]; then
+  log "the host's $local_cas local CA certificates: update-ca-certificates${NODE_EXTRA_CA_CERTS:+, NODE_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS}"
+  inside 'update-ca-certificates >/dev/null'
 fi
 
 log "inside: bash scripts/setup.sh"
