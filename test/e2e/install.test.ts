@@ -116,8 +116,10 @@ test.after.always(() => {
 test.serial('install into a scratch root: what it puts where, a manifest of exactly that, and uninstall leaves the root as it was', async (t) => {
   if (!requireRootOrSkip(t, 'needs root (install.sh makes root-owned files)')) return;
   const root = scratchRoot();
-  // a root with something of its own in the directories install writes to
+  // a root with something of its own in the directories install writes to, and an /etc (as
+  // every root has: a later --purge removes /etc/mptun, not the directories above it)
   mkdirSync(join(root, 'usr/local/bin'), { recursive: true });
+  mkdirSync(join(root, 'etc'));
   writeFileSync(join(root, 'usr/local/bin/other-tool'), '#!/bin/sh\n', { mode: 0o755 });
   const before = snapshot(root);
 
@@ -168,7 +170,7 @@ test.serial('install into a scratch root: what it puts where, a manifest of exac
   const verified = await verifyUnit(unit, join(root, BIN));
   t.deepEqual(verified, { code: 0, out: '' }, 'systemd-analyze verify: no complaint');
   const bad = await verifyUnit(unit.replace('Restart=on-failure', 'Restart=sometimes'), join(root, BIN));
-  t.regex(bad.out, /Restart/, 'and verify does complain about a bad unit');
+  t.regex(bad.out, /restart specifier.*sometimes/, 'and verify does complain about a bad unit');
 
   // install again: the same files, the same manifest
   await install(['--root', root]);
@@ -179,7 +181,7 @@ test.serial('install into a scratch root: what it puts where, a manifest of exac
   const u = await install(['--uninstall', '--root', root]);
   t.regex(u.stdout, /kept \/etc\/mptun\/mptun.yaml: changed since install/);
   const kept = diff(before, snapshot(root));
-  t.deepEqual(kept.map((l) => l.split(' ').slice(0, 2).join(' ')), ['+ /etc', '+ /etc/mptun', '+ /etc/mptun/mptun.yaml'], 'only the changed config and its directories are left');
+  t.deepEqual(kept.map((l) => l.split(' ').slice(0, 2).join(' ')), ['+ /etc/mptun', '+ /etc/mptun/mptun.yaml'], 'only the changed config and its directories are left');
   const p = await install(['--uninstall', '--purge', '--root', root]);
   t.regex(p.stdout, /--purge: removed \/etc\/mptun/);
   t.deepEqual(diff(before, snapshot(root)), [], 'after --purge the root is exactly as before');
@@ -321,8 +323,9 @@ test.serial('installed for real: `mptun` from any directory, the unit\'s command
   try {
     await waitForPort(srv(), 5011);
     const r = await inNetns(cli(), process.execPath, [PEER, '--mode', 'send', '--connect', `${topo.TESTBED_SRV_ADDR1}:5011`, '--bytes', '20000000'], { timeout: 60_000 });
-    const sent = JSON.parse(r.stdout.trim().split('\n').pop()!) as { sha256: string; peerSha256: string };
+    const sent = JSON.parse(r.stdout.trim().split('\n').pop()!) as { sha256: string; peerSha256: string; gbps: number };
     t.is(sent.peerSha256, sent.sha256, '20 MB through the installed mptun, sha256 equal on both ends');
+    t.log(`20 MB through the installed mptun at ${(sent.gbps * 1000).toFixed(0)} Mbit/s`);
   } finally {
     await server.stop();
   }
@@ -355,7 +358,7 @@ test.serial('installed for real: `mptun` from any directory, the unit\'s command
   t.false(existsSync(BIN) || existsSync(LIB) || existsSync(UNIT), 'the command, the copy and the unit are gone');
   t.deepEqual(readdirSync(ETC), ['mptun.yaml']);
   const which2 = await run('sh', ['-c', 'command -v mptun'], { env: SYSTEMD_ENV, cwd: '/', check: false });
-  t.is(which2.code, 1, 'mptun is no longer on the PATH');
+  t.true(which2.code !== 0 && which2.stdout.trim() === '', 'mptun is no longer on the PATH');
   await install(['--uninstall', '--purge']);
   installedHere = false;
   t.deepEqual(systemListing(), listingBefore, 'nothing of the install is left');
