@@ -173,7 +173,9 @@ log "inside: the smoke test"
 inside '
 cd /root/mptun
 npm run --silent build
-npx ava dist/test/ip/*.test.js dist/test/cli/config.test.js dist/test/mptcp/options.test.js dist/test/tun/*.test.js 2>&1 | tail -n 5
+npx ava dist/test/ip/*.test.js dist/test/cli/config.test.js dist/test/mptcp/options.test.js dist/test/tun/*.test.js > /tmp/ava.log 2>&1 ||
+  { cat /tmp/ava.log; exit 1; }
+tail -n 3 /tmp/ava.log
 missing=""
 for cmd in $(bash scripts/setup.sh --commands | awk "{print \$1}"); do
   command -v "$cmd" >/dev/null || missing="$missing $cmd"
