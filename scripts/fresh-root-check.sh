@@ -140,6 +140,9 @@ git -C "$root/root/mptun" -c advice.detachedHead=false checkout -q "$commit"
 log "cloned $commit into /root/mptun (/root mode $(stat -c %a "$root/root"))"
 
 # --- mounts ------------------------------------------------------------------------------------
+# the root a mount point of its own, as / is on a machine: `ip -n NS` (the tests) makes its mount
+# namespace a slave of /, which the kernel refuses for a plain directory
+mount --bind "$root" "$root"
 mount -t proc proc "$root/proc"
 mount --rbind /sys "$root/sys"
 mount --make-rslave "$root/sys"
