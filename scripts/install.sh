@@ -136,7 +136,10 @@ uninstall() {
   done
   local f removed=0
   for f in "${M_FILES[@]}"; do
-    if [ -e "$R$f" ] || [ -L "$R$f" ]; then rm -f "$R$f"; removed=$((removed + 1)); fi
+    if [ -e "$R$f" ] || [ -L "$R$f" ]; then
+      rm -f "$R$f"
+      case "$f" in "$LIB"/*) ;; *) removed=$((removed + 1)) ;; esac
+    fi
   done
   if [ -n "$M_CONFIG" ] && [ -f "$R$M_CONFIG" ]; then
     if [ $purge = 1 ]; then
@@ -160,7 +163,7 @@ uninstall() {
     if rmdir "$R$d" 2>/dev/null; then :; else log "kept $d: not empty ($(ls -A "$R$d" | head -n 3 | tr '\n' ' '))"; fi
   done
   systemd_running && systemctl daemon-reload
-  log "uninstalled mptun from $ROOT ($removed files outside $LIB, and $LIB)"
+  log "uninstalled mptun from $ROOT ($LIB and $removed files elsewhere)"
 }
 
 # --- install -----------------------------------------------------------------------------------
@@ -280,6 +283,8 @@ install_all() {
   # 1. the copy, made aside and swapped in whole
   local stage=$R$LIB.new.$$ old=$R$LIB.old.$$
   rm -rf "$stage"
+  # a failed copy leaves no half-made folder behind (the installed one is untouched until the swap)
+  trap 'rm -rf "$stage"' EXIT
   mkdir -p "$stage/dist" "$stage/build/Release" "$stage/docs" "$stage/scripts" "$stage/node_modules"
   cp -a "$SRC/package.json" "$SRC/README.md" "$SRC/bin" "$stage/"
   cp -a "$SRC/dist/src" "$stage/dist/"
@@ -302,6 +307,7 @@ install_all() {
   chmod -R u=rwX,go=rX "$stage"
   if [ -d "$R$LIB" ]; then mv "$R$LIB" "$old"; fi
   mv "$stage" "$R$LIB"
+  trap - EXIT
   rm -rf "$old"
 
   # 2. the command
