@@ -24,10 +24,14 @@
 #   --commit   what to clone (default: HEAD of this repository; commit first, the clone takes
 #              only committed work)
 # Environment: MIRROR (default: the first Debian mirror in /etc/apt/sources.list*), SUITE
-#              (default bookworm), CACHE_DIR (default /var/cache/mptun-fresh-root).
+#              (default bookworm), CACHE_DIR (default /var/cache/mptun-fresh-root), SMOKE_TESTS
+#              (the ava files of the smoke test, relative to the clone; default below).
 set -euo pipefail
 
 SUITE=${SUITE:-bookworm}
+# unit tests of the codecs and the config, and the TUN device's (the native addon, /dev/net/tun,
+# an unprivileged user reading the clone)
+SMOKE_TESTS=${SMOKE_TESTS:-dist/test/ip/*.test.js dist/test/cli/config.test.js dist/test/mptcp/options.test.js dist/test/tun/*.test.js}
 CACHE_DIR=${CACHE_DIR:-/var/cache/mptun-fresh-root}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 refresh=0 keep=0 rev=HEAD
@@ -176,7 +180,7 @@ log "inside: the smoke test"
 inside '
 cd /root/mptun
 npm run --silent build
-npx ava dist/test/ip/*.test.js dist/test/cli/config.test.js dist/test/mptcp/options.test.js dist/test/tun/*.test.js > /tmp/ava.log 2>&1 ||
+npx ava '"$SMOKE_TESTS"' > /tmp/ava.log 2>&1 ||
   { cat /tmp/ava.log; exit 1; }
 tail -n 3 /tmp/ava.log
 missing=""
