@@ -186,8 +186,10 @@ ExecStart=$BIN up --config $CONFIG
 # the nft table, sysctls), so that the routing is never left pointing at a device that is gone.
 # After a clean stop there is nothing left and it says so.
 ExecStopPost=$BIN down --config $CONFIG
+# (5 s apart: a start that finds no path yet is retried without reaching the start limit of
+# 5 starts in 10 s)
 Restart=on-failure
-RestartSec=2s
+RestartSec=5s
 # SIGTERM to mptun only (it tears down, running nft); the rest of the group is killed after it
 KillMode=mixed
 TimeoutStopSec=20s
