@@ -14,9 +14,10 @@ usage:
       address, or those named with --path; --backup marks one as used only when the others are
       gone. Runs in the foreground; Ctrl-C or SIGTERM tears everything down. The config file
       (YAML or JSON) has a field for every flag: docs/config.schema.json.
-  mptun down [--state-dir DIR]
+  mptun down [--config FILE] [--state-dir DIR]
       Stops a running instance, or removes what a killed one left (rules, routes, the nft table,
-      sysctls); the routing is then what it was before \`mptun up\`.
+      sysctls); the routing is then what it was before \`mptun up\`. --config: the state dir
+      of the instance started with that file.
   mptun status [--json] [--control-socket PATH]
       Asks the running instance: paths, connections, subflows per path (bytes, RTT, cwnd,
       state) and the counters.

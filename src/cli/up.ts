@@ -71,14 +71,26 @@ export async function runUp(argv: string[]): Promise<number> {
 export async function runDown(argv: string[]): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({ args: argv, options: { 'state-dir': { type: 'string' }, 'log-level': { type: 'string' } }, strict: true }));
+    ({ values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, 'state-dir': { type: 'string' }, 'log-level': { type: 'string' } }, strict: true }));
   } catch (e) {
     argError(e);
   }
   const level = values['log-level'] ?? 'info';
   if (level !== 'error' && level !== 'warn' && level !== 'info' && level !== 'debug') throw new ConfigError('command line', '--log-level', `"${level}" is not one of error, warn, info, debug`);
   const log = makeLogger(level);
-  const r = await down(values['state-dir'] ?? DEFAULT_CONFIG.stateDir, log);
+  // --config: the state dir of the instance `mptun up --config FILE` started (the systemd unit's
+  // ExecStopPost). A file that no longer reads (edited while mptun ran) must not keep the routing
+  // from being put back: the default state dir is then tried, saying so.
+  let stateDir = values['state-dir'];
+  if (stateDir === undefined && values.config !== undefined) {
+    try {
+      stateDir = (await loadConfig({ config: values.config })).stateDir;
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      log.warn(`${e.message}: using the default state dir ${DEFAULT_CONFIG.stateDir}`);
+    }
+  }
+  const r = await down(stateDir ?? DEFAULT_CONFIG.stateDir, log);
   const what = [
     r.stoppedPid !== null ? `stopped pid ${r.stoppedPid}` : null,
     r.deadPid !== null && r.deadPid !== r.stoppedPid ? `undid the record of dead pid ${r.deadPid} (${r.recordSteps} steps)` : null,
