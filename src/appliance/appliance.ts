@@ -15,7 +15,8 @@ import { RoutingError } from '../routing/netlink.js';
 import { discoverPaths, interfaceState, NetlinkMonitor, type MonitorEvent } from '../routing/monitor.js';
 import { Engine } from './engine.js';
 import { Relay } from './relay.js';
-import type { ApplianceConfig } from '../cli/config.js';
+import { MetricsServer, pathStatus, renderMetrics, statusCounters } from './metrics.js';
+import { metricsEndpoint, type ApplianceConfig } from '../cli/config.js';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 const LEVELS: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
@@ -193,6 +194,10 @@ export interface PathStatus extends ResolvedPath {
   bytesOut: number;
   packetsIn: number;
   bytesIn: number;
+  /** Subflows opened on the path since start, the mean SRTT of the open ones, their TCP counters (closed ones included). */
+  subflowsOpened: number;
+  srttMs: number | null;
+  tcp: Record<string, number> | null;
 }
 
 export class Appliance {
@@ -200,6 +205,7 @@ export class Appliance {
   private monitor: NetlinkMonitor | null = null;
   private netlinkQueue: Promise<void> = Promise.resolve();
   private server: Server | null = null;
+  private metrics: MetricsServer | null = null;
   private stopping: Promise<void> | null = null;
   private resolveStopped!: () => void;
   /** Settles once everything is undone. */
@@ -283,6 +289,7 @@ export class Appliance {
       engine.start();
       await app.startMonitor();
       await app.startControl();
+      await app.startMetrics();
     } catch (e) {
       await app.stop(`start failed: ${(e as Error).message}`);
       throw e;
@@ -379,16 +386,30 @@ export class Appliance {
     this.server = server;
   }
 
+  /** `--metrics`: the Prometheus text, built on each scrape (src/appliance/metrics.ts). */
+  private async startMetrics(): Promise<void> {
+    if (this.config.metrics === null) return;
+    const version = packageVersion();
+    try {
+      this.metrics = await MetricsServer.start(metricsEndpoint(this.config.metrics), () => renderMetrics(this, Date.now(), version), (e) => this.log.warn(`metrics: ${e.message}`));
+    } catch (e) {
+      throw new ApplianceError(`metrics ${this.config.metrics}: cannot listen: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    this.log.info(`metrics: http://${this.metrics.address}/metrics`);
+  }
+
   /** What `mptun status` shows. */
   status() {
     const now = this.engine.now();
     const flows = this.relay.flowInfo(now);
+    const pathCounters = this.relay.pathCounters();
     const paths: PathStatus[] = this.paths.map((p) => {
       const s = this.relay.pathStats[p.index]!;
       return {
         ...p,
         subflows: flows.reduce((n, f) => n + f.subflows.filter((sf) => sf.path === p.index && !sf.closed).length, 0),
         packetsOut: s.packetsOut, bytesOut: s.bytesOut, packetsIn: s.packetsIn, bytesIn: s.bytesIn,
+        ...pathStatus(pathCounters[p.index]),
       };
     });
     return {
@@ -398,15 +419,8 @@ export class Appliance {
       tun: { name: this.tun.name, address: this.tunAddress, offload: this.config.offload, mtu: this.config.mtu },
       paths,
       flows,
-      counters: {
-        relay: this.relay.counters.nonZero(),
-        host: this.relay.host.counters.nonZero(),
-        hostIp: this.relay.host.ipCounters.nonZero(),
-        upstream: this.relay.upstream.counters.nonZero(),
-        subflowTcp: this.relay.upstream.tcp.counters.nonZero(),
-        subflowIp: this.relay.upstream.tcp.ipCounters.nonZero(),
-        engine: { ...this.engine.stats },
-      },
+      // every counter since start, closed connections included (src/appliance/metrics.ts)
+      counters: statusCounters(this),
     };
   }
 
@@ -426,6 +440,7 @@ export class Appliance {
     }
     this.engine.stop();
     this.monitor?.close();
+    await this.metrics?.close();
     if (this.server) {
       this.server.close();
       await rm(this.config.controlSocket, { force: true });
