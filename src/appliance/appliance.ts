@@ -224,6 +224,25 @@ export class Appliance {
 
   /** Sets everything up and starts carrying traffic; on a failure, undoes what it did and throws. */
   static async start(config: ApplianceConfig, log: Logger): Promise<Appliance> {
+    if (config.metrics === null) return Appliance.setUp(config, log);
+    // --metrics is bound before anything is touched (once a running instance has been looked
+    // for): an address in use is refused at once; scrapes before the end of the set-up get nothing
+    await cleanupDeadInstance(config.stateDir, log);
+    const ready: { app: Appliance | null } = { app: null };
+    const version = packageVersion();
+    const metrics = await Appliance.listenMetrics(config.metrics, () => (ready.app ? renderMetrics(ready.app, Date.now(), version) : ''), log);
+    try {
+      ready.app = await Appliance.setUp(config, log);
+    } catch (e) {
+      await metrics.close();
+      throw e;
+    }
+    ready.app.metrics = metrics;
+    log.info(`metrics: http://${metrics.address}/metrics`);
+    return ready.app;
+  }
+
+  private static async setUp(config: ApplianceConfig, log: Logger): Promise<Appliance> {
     try {
       await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
     } catch (e) {
@@ -289,7 +308,6 @@ export class Appliance {
       engine.start();
       await app.startMonitor();
       await app.startControl();
-      await app.startMetrics();
     } catch (e) {
       await app.stop(`start failed: ${(e as Error).message}`);
       throw e;
@@ -387,15 +405,12 @@ export class Appliance {
   }
 
   /** `--metrics`: the Prometheus text, built on each scrape (src/appliance/metrics.ts). */
-  private async startMetrics(): Promise<void> {
-    if (this.config.metrics === null) return;
-    const version = packageVersion();
+  private static async listenMetrics(listen: string, render: () => string, log: Logger): Promise<MetricsServer> {
     try {
-      this.metrics = await MetricsServer.start(metricsEndpoint(this.config.metrics), () => renderMetrics(this, Date.now(), version), (e) => this.log.warn(`metrics: ${e.message}`));
+      return await MetricsServer.start(metricsEndpoint(listen), render, (e) => log.warn(`metrics: ${e.message}`));
     } catch (e) {
-      throw new ApplianceError(`metrics ${this.config.metrics}: cannot listen: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw new ApplianceError(`metrics ${listen}: cannot listen: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
-    this.log.info(`metrics: http://${this.metrics.address}/metrics`);
   }
 
   /** What `mptun status` shows. */

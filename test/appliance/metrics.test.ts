@@ -14,6 +14,8 @@ import { TCP_FLAG_ACK, TCP_FLAG_RST, TCP_FLAG_SYN, type TcpRepr } from '../../sr
 import { craftSegment, parseSegment, type WireSegment } from '../mptcp/simhost.js';
 import { Rng } from '../sim/rng.js';
 import { parseExposition, sampleValue } from '../helpers/exposition-check.js';
+import { counterDeclarations, readSources } from '../helpers/counter-scan.js';
+import { fileURLToPath } from 'node:url';
 
 const APP = parseIpAddress('198.18.0.1').bytes;
 const DST = parseIpAddress('192.0.2.10').bytes;
@@ -153,6 +155,14 @@ test('status: every group has a title, every counter of every group is there (ze
     }
   }
   t.true(n > 200, `${n} counters`);
+});
+
+test('every counter declared in src/ is shown by `mptun status` (and so served as a metric)', (t) => {
+  const shown = new Set(Object.values(statusCounters(source())).flatMap((g) => Object.keys(g)));
+  const declared = counterDeclarations(readSources(fileURLToPath(new URL('../../../src', import.meta.url))));
+  t.true(declared.length > 10);
+  const missing = declared.flatMap((d) => d.names.filter((n) => !shown.has(n)).map((n) => `${d.constant}.${n}`));
+  t.deepEqual(missing, []);
 });
 
 test('the HTTP server: GET and HEAD /metrics with the format\'s content type, 404 elsewhere, 405 for POST; built on each scrape', async (t) => {

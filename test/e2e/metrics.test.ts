@@ -53,6 +53,27 @@ test.after.always(async () => {
   await bed(['down'], { check: false });
 });
 
+test.serial('a bad --metrics is refused naming it; an address in use is refused before anything is touched', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  const rules = async () => (await inNetns(cli(), 'ip', ['rule'])).stdout;
+  const before = await rules();
+  const bad = await inNetns(cli(), process.execPath, [MPTUN, 'up', '--state-dir', STATE_DIR, '--metrics', 'localhost:9464'], { check: false });
+  t.is(bad.code, 1);
+  t.regex(bad.stderr, /command line: --metrics: "localhost:9464": "localhost" is not an IP address/);
+  const holder = spawnInNetns(cli(), process.execPath, ['-e', "require('node:net').createServer().listen(9464, '127.0.0.1', () => console.log('listening'))"]);
+  try {
+    await waitFor('the port to be taken', () => holder.stdout().includes('listening'), { timeout: 5_000 });
+    const r = await inNetns(cli(), process.execPath, [MPTUN, 'up', '--state-dir', STATE_DIR, '--control-socket', SOCKET, '--metrics', '9464'], { check: false, timeout: 20_000 });
+    t.is(r.code, 1);
+    t.regex(r.stderr, /metrics 127\.0\.0\.1:9464: cannot listen: EADDRINUSE/);
+    t.notRegex(r.stderr, /routing:/, 'no routing was set up');
+    t.is(await rules(), before);
+    t.is((await inNetns(cli(), 'ip', ['link', 'show', 'mptun0'], { check: false })).code, 1, 'no device was made');
+  } finally {
+    await holder.stop();
+  }
+});
+
 test.serial('curl scrapes /metrics during a transfer through mptun; the counters keep their values after the connections close', async (t) => {
   if (!requireRootOrSkip(t)) return;
   mptun = spawnInNetns(cli(), process.execPath, [
