@@ -5,6 +5,7 @@
 // MIB names) count the handshakes and joins; after the connections close a second scrape
 // keeps every counter (none lower). `mptun status` shows the same process-wide counters.
 import test from 'ava';
+import { rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import {
   inNetns, parseEnvLines, requireRootOrSkip, run, spawnInNetns, systemEnv, waitFor, type RunOptions, type Spawned,
@@ -51,6 +52,7 @@ test.after.always(async () => {
   if (mptun) await mptun.stop('SIGKILL', 10_000);
   if (topo.TESTBED_NS_CLIENT) await inNetns(cli(), process.execPath, [MPTUN, 'down', '--state-dir', STATE_DIR], { check: false });
   await bed(['down'], { check: false });
+  await rm(STATE_DIR, { recursive: true, force: true });
 });
 
 test.serial('a bad --metrics is refused naming it; an address in use is refused before anything is touched', async (t) => {
