@@ -15,7 +15,8 @@ import { RoutingError } from '../routing/netlink.js';
 import { discoverPaths, interfaceState, NetlinkMonitor, type MonitorEvent } from '../routing/monitor.js';
 import { Engine } from './engine.js';
 import { Relay } from './relay.js';
-import type { ApplianceConfig } from '../cli/config.js';
+import { MetricsServer, pathStatus, renderMetrics, statusCounters } from './metrics.js';
+import { metricsEndpoint, type ApplianceConfig } from '../cli/config.js';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 const LEVELS: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
@@ -193,6 +194,10 @@ export interface PathStatus extends ResolvedPath {
   bytesOut: number;
   packetsIn: number;
   bytesIn: number;
+  /** Subflows opened on the path since start, the mean SRTT of the open ones, their TCP counters (closed ones included). */
+  subflowsOpened: number;
+  srttMs: number | null;
+  tcp: Record<string, number> | null;
 }
 
 export class Appliance {
@@ -200,6 +205,7 @@ export class Appliance {
   private monitor: NetlinkMonitor | null = null;
   private netlinkQueue: Promise<void> = Promise.resolve();
   private server: Server | null = null;
+  private metrics: MetricsServer | null = null;
   private stopping: Promise<void> | null = null;
   private resolveStopped!: () => void;
   /** Settles once everything is undone. */
@@ -218,6 +224,25 @@ export class Appliance {
 
   /** Sets everything up and starts carrying traffic; on a failure, undoes what it did and throws. */
   static async start(config: ApplianceConfig, log: Logger): Promise<Appliance> {
+    if (config.metrics === null) return Appliance.setUp(config, log);
+    // --metrics is bound before anything is touched (once a running instance has been looked
+    // for): an address in use is refused at once; scrapes before the end of the set-up get nothing
+    await cleanupDeadInstance(config.stateDir, log);
+    const ready: { app: Appliance | null } = { app: null };
+    const version = packageVersion();
+    const metrics = await Appliance.listenMetrics(config.metrics, () => (ready.app ? renderMetrics(ready.app, Date.now(), version) : ''), log);
+    try {
+      ready.app = await Appliance.setUp(config, log);
+    } catch (e) {
+      await metrics.close();
+      throw e;
+    }
+    ready.app.metrics = metrics;
+    log.info(`metrics: http://${metrics.address}/metrics`);
+    return ready.app;
+  }
+
+  private static async setUp(config: ApplianceConfig, log: Logger): Promise<Appliance> {
     try {
       await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
     } catch (e) {
@@ -379,16 +404,27 @@ export class Appliance {
     this.server = server;
   }
 
+  /** `--metrics`: the Prometheus text, built on each scrape (src/appliance/metrics.ts). */
+  private static async listenMetrics(listen: string, render: () => string, log: Logger): Promise<MetricsServer> {
+    try {
+      return await MetricsServer.start(metricsEndpoint(listen), render, (e) => log.warn(`metrics: ${e.message}`));
+    } catch (e) {
+      throw new ApplianceError(`metrics ${listen}: cannot listen: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
+
   /** What `mptun status` shows. */
   status() {
     const now = this.engine.now();
     const flows = this.relay.flowInfo(now);
+    const pathCounters = this.relay.pathCounters();
     const paths: PathStatus[] = this.paths.map((p) => {
       const s = this.relay.pathStats[p.index]!;
       return {
         ...p,
         subflows: flows.reduce((n, f) => n + f.subflows.filter((sf) => sf.path === p.index && !sf.closed).length, 0),
         packetsOut: s.packetsOut, bytesOut: s.bytesOut, packetsIn: s.packetsIn, bytesIn: s.bytesIn,
+        ...pathStatus(pathCounters[p.index]),
       };
     });
     return {
@@ -398,15 +434,8 @@ export class Appliance {
       tun: { name: this.tun.name, address: this.tunAddress, offload: this.config.offload, mtu: this.config.mtu },
       paths,
       flows,
-      counters: {
-        relay: this.relay.counters.nonZero(),
-        host: this.relay.host.counters.nonZero(),
-        hostIp: this.relay.host.ipCounters.nonZero(),
-        upstream: this.relay.upstream.counters.nonZero(),
-        subflowTcp: this.relay.upstream.tcp.counters.nonZero(),
-        subflowIp: this.relay.upstream.tcp.ipCounters.nonZero(),
-        engine: { ...this.engine.stats },
-      },
+      // every counter since start, closed connections included (src/appliance/metrics.ts)
+      counters: statusCounters(this),
     };
   }
 
@@ -426,6 +455,7 @@ export class Appliance {
     }
     this.engine.stop();
     this.monitor?.close();
+    await this.metrics?.close();
     if (this.server) {
       this.server.close();
       await rm(this.config.controlSocket, { force: true });

@@ -17,7 +17,7 @@ import type { DeviceOutput, Instant } from '../ip/sansio.js';
 import { CounterSet } from '../ip/counters.js';
 import { formatIpAddress } from '../ip/address.js';
 import { TcpStack, type ListenVerdict, type ListenRequest } from '../tcp/stack.js';
-import type { Endpoint, TcpConnection } from '../tcp/connection.js';
+import { TcpCounters, TcpState, type Endpoint, type TcpConnection, type TcpCounterName } from '../tcp/connection.js';
 import { MptcpStack, type MptcpStackOptions } from '../mptcp/stack.js';
 import type { MptcpConnection } from '../mptcp/connection.js';
 
@@ -51,6 +51,18 @@ export interface RelayOptions {
   upstreamLowat?: number;
 }
 
+/** A path's subflows, closed ones included (`Relay.pathCounters`). */
+export interface PathCounters {
+  /** Subflows made on the path since start (each subflow's TCP connection, from its SYN). */
+  subflowsOpened: number;
+  /** Subflows synchronized and not closed. */
+  subflowsOpen: number;
+  /** The mean smoothed RTT of the open subflows that have a sample (ms), or null. */
+  srttMs: number | null;
+  /** The subflows' TCP counters summed (bytes, retransmissions, timeouts ...). */
+  tcp: Record<TcpCounterName, number>;
+}
+
 type FlowState = 'connecting' | 'ready' | 'refused' | 'bound';
 
 /** One app connection and the MPTCP connection that carries it. */
@@ -75,6 +87,11 @@ export interface Flow {
   bytesToHost: number;
 }
 
+/** States of a subflow that is open: its handshake done, not closed (TIME-WAIT is closed). */
+const SYNCHRONIZED: ReadonlySet<TcpState> = new Set([
+  TcpState.Established, TcpState.FinWait1, TcpState.FinWait2, TcpState.CloseWait, TcpState.Closing, TcpState.LastAck,
+]);
+
 /** Bytes moved per read: a mapping's worth, so DSS mappings stay long. */
 const CHUNK = 64 * 1024;
 const DEFAULT_LOWAT = 1 << 20;
@@ -92,6 +109,8 @@ export class Relay {
   private readonly pathV6 = new Map<string, number>();
   /** Packets and bytes (IP, super-segments whole) per path, both ways. */
   readonly pathStats: Array<{ packetsOut: number; bytesOut: number; packetsIn: number; bytesIn: number }>;
+  /** Per path: the subflows that closed, and their TCP counters (folded in as the stack forgets them). */
+  private readonly pathClosed: Array<{ subflows: number; tcp: TcpCounters }> = [];
   private readonly headroom: number;
   private readonly options: RelayOptions;
   private nextId = 1;
@@ -109,6 +128,7 @@ export class Relay {
     this.pathStats = this.paths.map(() => ({ packetsOut: 0, bytesOut: 0, packetsIn: 0, bytesIn: 0 }));
     this.headroom = options.stack.headroom ?? 0;
     this.upstream = new MptcpStack(options.stack);
+    this.upstream.tcp.onConnectionClosed = (tcp) => this.foldSubflow(tcp);
     // the host side: plain TCP, the stack's defaults (no MPTCP hooks)
     this.host = new TcpStack(options.stack);
     this.host.listen((req) => this.onHostSyn(req));
@@ -409,6 +429,45 @@ export class Relay {
       this.forgetFlow(f);
     }
     this.upstream.process(now);
+  }
+
+  private closedOn(path: number): { subflows: number; tcp: TcpCounters } {
+    return (this.pathClosed[path] ??= { subflows: 0, tcp: new TcpCounters() });
+  }
+
+  private foldSubflow(tcp: TcpConnection): void {
+    const path = this.pathOf(tcp.local.addr);
+    if (path < 0) return;
+    const c = this.closedOn(path);
+    c.subflows++;
+    c.tcp.addAll(tcp.counters);
+  }
+
+  /** Per path: its subflows, open and closed, and their TCP counters. Built when asked (status, a scrape). */
+  pathCounters(): PathCounters[] {
+    const out: PathCounters[] = this.paths.map((_, i) => {
+      const c = this.closedOn(i);
+      return { subflowsOpened: c.subflows, subflowsOpen: 0, srttMs: null, tcp: c.tcp.snapshot() };
+    });
+    const rtt = this.paths.map(() => ({ sum: 0, n: 0 }));
+    for (const conn of this.upstream.tcp.all()) {
+      const path = this.pathOf(conn.local.addr);
+      const o = out[path];
+      if (!o) continue;
+      o.subflowsOpened++;
+      for (const name of conn.counters.names) o.tcp[name] += conn.counters.get(name);
+      if (!SYNCHRONIZED.has(conn.state)) continue;
+      o.subflowsOpen++;
+      const srtt = conn.rtt.srtt;
+      if (srtt !== null) {
+        rtt[path]!.sum += srtt;
+        rtt[path]!.n++;
+      }
+    }
+    out.forEach((o, i) => {
+      if (rtt[i]!.n > 0) o.srttMs = rtt[i]!.sum / rtt[i]!.n;
+    });
+    return out;
   }
 
   get flowCount(): number {

@@ -9,11 +9,13 @@ usage:
            [--exclude CIDR]... [--exclude-lan] [--no-offload] [--mtu N] [--scheduler NAME]
            [--congestion-control lia|cubic] [--fullmesh] [--max-subflows N]
            [--control-socket PATH] [--state-dir DIR] [--log-level error|warn|info|debug]
+           [--metrics [ADDR:]PORT]
       Makes the host's TCP use every path at once (MPTCP to destinations that speak it, plain
       TCP to the others). Paths: every interface with a default route and a global IPv4
       address, or those named with --path; --backup marks one as used only when the others are
-      gone. Runs in the foreground; Ctrl-C or SIGTERM tears everything down. The config file
-      (YAML or JSON) has a field for every flag: docs/config.schema.json.
+      gone. --metrics serves Prometheus metrics at http://ADDR:PORT/metrics (ADDR defaults to
+      127.0.0.1). Runs in the foreground; Ctrl-C or SIGTERM tears everything down. The config
+      file (YAML or JSON) has a field for every flag: docs/config.schema.json.
   mptun down [--config FILE] [--state-dir DIR]
       Stops a running instance, or removes what a killed one left (rules, routes, the nft table,
       sysctls); the routing is then what it was before \`mptun up\`. --config: the state dir

@@ -1,6 +1,7 @@
 // `mptun up`, `mptun down`, `mptun status`.
 import { parseArgs } from 'node:util';
 import { Appliance, down, makeLogger, queryStatus, type PathStatus } from '../appliance/appliance.js';
+import { COUNTER_GROUP_TITLES } from '../appliance/metrics.js';
 import { ConfigError, DEFAULT_CONFIG, loadConfig, type CliFlags } from './config.js';
 
 const UP_OPTIONS = {
@@ -19,6 +20,7 @@ const UP_OPTIONS = {
   'log-level': { type: 'string' },
   fullmesh: { type: 'boolean' },
   'max-subflows': { type: 'string' },
+  metrics: { type: 'string' },
 } as const;
 
 function argError(e: unknown): never {
@@ -48,6 +50,7 @@ export async function runUp(argv: string[]): Promise<number> {
   if (values['log-level'] !== undefined) flags.logLevel = values['log-level'];
   if (values.fullmesh !== undefined) flags.fullmesh = values.fullmesh;
   if (values['max-subflows'] !== undefined) flags.maxSubflows = values['max-subflows'];
+  if (values.metrics !== undefined) flags.metrics = values.metrics;
   // a bad config is refused before anything is touched
   const config = await loadConfig(flags);
   const log = makeLogger(config.logLevel);
@@ -115,6 +118,31 @@ interface StatusReport {
 
 const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
 
+/**
+ * The counters, a block per group (titled, in the order of COUNTER_GROUP_TITLES), the ones that
+ * are not zero as `name value` wrapped at `width` columns.
+ */
+export function formatCounters(counters: Record<string, Record<string, number>>, width = 100): string[] {
+  const lines: string[] = [];
+  const titles = new Map(COUNTER_GROUP_TITLES);
+  const keys = [...COUNTER_GROUP_TITLES.map(([k]) => k).filter((k) => k in counters), ...Object.keys(counters).filter((k) => !titles.has(k))];
+  for (const key of keys) {
+    const items = Object.entries(counters[key] ?? {}).filter(([, v]) => v !== 0).map(([k, v]) => `${k} ${v}`);
+    if (items.length === 0) continue;
+    lines.push(`  ${titles.get(key) ?? key}:`);
+    let line = '   ';
+    for (const item of items) {
+      if (line.length > 3 && line.length + 2 + item.length > width) {
+        lines.push(line);
+        line = '   ';
+      }
+      line += `${line.length > 3 ? ',' : ''} ${item}`;
+    }
+    lines.push(line);
+  }
+  return lines;
+}
+
 export async function runStatus(argv: string[]): Promise<number> {
   let values;
   try {
@@ -132,6 +160,10 @@ export async function runStatus(argv: string[]): Promise<number> {
   lines.push('paths:');
   for (const p of s.paths) {
     lines.push(`  ${p.index} ${p.iface.padEnd(10)} ${(p.up ? 'up' : 'DOWN').padEnd(5)}${p.backup ? 'backup ' : ''}via ${p.gateway ?? 'on-link'}  source ${p.source}  subflows ${p.subflows}  out ${mb(p.bytesOut)}  in ${mb(p.bytesIn)}`);
+    if (p.subflowsOpened !== undefined) {
+      const rtx = p.tcp ? `  retransmitted ${p.tcp.retransmittedSegments ?? 0} segments (${mb(p.tcp.retransmittedBytes ?? 0)}), ${p.tcp.rtoTimeouts ?? 0} RTOs` : '';
+      lines.push(`      subflows opened ${p.subflowsOpened}  rtt ${p.srttMs === null ? '-' : `${p.srttMs.toFixed(1)} ms`}${rtx}`);
+    }
   }
   lines.push(`connections: ${s.flows.length}`);
   for (const f of s.flows) {
@@ -140,11 +172,8 @@ export async function runStatus(argv: string[]): Promise<number> {
       lines.push(`      path ${sf.path} ${sf.local} -> ${sf.remote} ${sf.closed ? 'closed' : sf.state}${sf.backup ? ' backup' : ''}  out ${mb(sf.bytesOut)} in ${mb(sf.bytesIn)}  rtt ${sf.srttMs === null ? '-' : `${sf.srttMs.toFixed(1)} ms`}  cwnd ${sf.cwnd}`);
     }
   }
-  lines.push('counters:');
-  for (const [group, c] of Object.entries(s.counters)) {
-    const items = Object.entries(c).map(([k, v]) => `${k}=${v}`);
-    if (items.length > 0) lines.push(`  ${group}: ${items.join(' ')}`);
-  }
+  lines.push('counters since start, closed connections included (zeros left out; --json has them all):');
+  lines.push(...formatCounters(s.counters));
   console.log(lines.join('\n'));
   return 0;
 }

@@ -12,13 +12,13 @@ import type { TcpConnection, OutSegment } from '../tcp/connection.js';
 import { TcpState } from '../tcp/connection.js';
 import type { TcpRepr } from '../tcp/segment.js';
 import { TCP_FLAG_SYN, TCP_FLAG_ACK, TCP_FLAG_RST } from '../tcp/segment.js';
-import { ChunkQueue, SendBuffer } from '../tcp/sendbuf.js';
-import { Reassembler } from '../tcp/reassembly.js';
+import { ChunkQueue, SendBuffer, CHUNK_QUEUE_COUNTER_NAMES, type ChunkQueueCounter } from '../tcp/sendbuf.js';
+import { Reassembler, REASSEMBLY_COUNTER_NAMES, type ReassemblyCounter } from '../tcp/reassembly.js';
 import { dsnAdd, dsnDiff, expandDsn, MappingTable, type Mapping } from './mapping.js';
 import { createScheduler, type Scheduler } from './scheduler.js';
-import { LiaGroup } from './lia.js';
+import { LiaGroup, LIA_COUNTER_NAMES, type LiaCounterName } from './lia.js';
 import {
-  emitMptcpOptionBuffer, parseMptcpOption, MptcpOptionCounters, MPTCP_VERSION, MPTCP_RST_MPTCP_ERROR, MPTCP_RST_MIDDLEBOX_INTERFERENCE,
+  emitMptcpOptionBuffer, parseMptcpOption, MptcpOptionCounters, type MptcpOptionCounterName, MPTCP_VERSION, MPTCP_RST_MPTCP_ERROR, MPTCP_RST_MIDDLEBOX_INTERFERENCE,
   type MptcpOption, type Dss,
 } from './options.js';
 import { addAddrHmac, dssChecksum, joinAckHmac, joinSynAckHmac, keyToIdsn, keyToToken, verifyDssChecksum } from './crypto.js';
@@ -33,13 +33,42 @@ export type MappingVerdict = (typeof MAPPING_VERDICTS)[number];
 export const MPTCP_COUNTER_NAMES = [
   // named after the kernel's MIB (MPTcpExt...) where one matches
   'MPCapableSYNTX', 'MPCapableSYNACKRX', 'MPCapableACKTX', 'MPCapableFallbackSYNACK', 'MPJoinSynTx', 'MPJoinSynAckRx',
-  'MPJoinSynAckHMacFailure', 'MPJoinAckTx', 'MPJoinSynRx', 'MPJoinAckRx', 'MPJoinAckHMacFailure', 'MPJoinNoTokenFound',
-  'DSSNoMatchTCP', 'DSSNotMatching', 'DataCsumErr', 'OFOQueue', 'DuplicateData', 'AddAddr', 'AddAddrTx', 'EchoAdd', 'RmAddr',
+  'MPJoinSynAckHMacFailure', 'MPJoinAckTx', 'MPJoinSynRx', 'MPJoinAckRx', 'MPJoinAckHMacFailure',
+  'DSSNotMatching', 'DataCsumErr', 'OFOQueue', 'DuplicateData', 'AddAddr', 'EchoAdd', 'RmAddr',
   'MPPrioRx', 'MPFastcloseRx', 'MPRstRx', 'Reinjections', 'ReinjectedBytes', 'DataFinRx', 'DataFinTx', 'InfiniteMapRx',
   'UnmappedData', 'SubflowsOpened', 'SubflowsClosed', 'MPJoinAckAcked', 'MPFastcloseBadKey', 'MPPrioTx', 'RmAddrTx', 'AddAddrDrop', 'EchoAddTx', 'MPJoinUnexpected', 'MPJoinSynAckMissing', 'FallbackLate', 'InfiniteMapTx', 'MPFailRx',
   'DataAckTimeouts',
 ] as const;
 export type MptcpCounterName = (typeof MPTCP_COUNTER_NAMES)[number];
+
+/**
+ * The counters of an MPTCP connection and of its parts, by group: what the stack folds into
+ * its process-wide totals when the connection closes (src/ip/counters.ts CounterTotals).
+ */
+export interface MptcpCounterGroups {
+  [group: string]: CounterSet<string>;
+  /** MPTcpExt-like MIB counters. */
+  mptcp: CounterSet<MptcpCounterName>;
+  options: CounterSet<MptcpOptionCounterName>;
+  mappings: CounterSet<MappingVerdict>;
+  lia: CounterSet<LiaCounterName>;
+  sendBuffer: CounterSet<ChunkQueueCounter>;
+  recvQueue: CounterSet<ChunkQueueCounter>;
+  reassembly: CounterSet<ReassemblyCounter>;
+}
+
+/** Empty counter groups of a connection (the totals' start). */
+export function newMptcpCounterGroups(): MptcpCounterGroups {
+  return {
+    mptcp: new CounterSet(MPTCP_COUNTER_NAMES),
+    options: new MptcpOptionCounters(),
+    mappings: new CounterSet(MAPPING_VERDICTS),
+    lia: new CounterSet(LIA_COUNTER_NAMES),
+    sendBuffer: new CounterSet(CHUNK_QUEUE_COUNTER_NAMES),
+    recvQueue: new CounterSet(CHUNK_QUEUE_COUNTER_NAMES),
+    reassembly: new CounterSet(REASSEMBLY_COUNTER_NAMES),
+  };
+}
 
 export type MptcpEvent =
   | { type: 'connected'; fallback: boolean }
@@ -1145,6 +1174,14 @@ export class MptcpConnection {
       this.events.push({ type: 'reset', reason });
       this.events.push({ type: 'closed' });
     }
+  }
+
+  /** This connection's counters and its parts', by group. */
+  counterGroups(): MptcpCounterGroups {
+    return {
+      mptcp: this.counters, options: this.optionCounters, mappings: this.mappingVerdicts, lia: this.lia.counters,
+      sendBuffer: this.sendBuf.counters, recvQueue: this.recvQueue.counters, reassembly: this.reasm.counters,
+    };
   }
 
   info() {

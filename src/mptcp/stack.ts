@@ -2,11 +2,14 @@
 // and the path manager (fullmesh over the local paths: one subflow per local path to the
 // peer's address, like the kernel's `subflow` endpoints). Sans-IO; the engine drives it.
 import type { DeviceOutput, Instant } from '../ip/sansio.js';
-import { CounterSet } from '../ip/counters.js';
+import { CounterSet, CounterTotals, type CounterGroupValues } from '../ip/counters.js';
 import { TcpStack, type TcpStackOptions, type ListenRequest } from '../tcp/stack.js';
 import { parseMptcpOption, type MpJoinSyn } from './options.js';
 import type { Endpoint, TcpConnection } from '../tcp/connection.js';
-import { MptcpConnection, subflowCongestionControl, DEFAULT_MPTCP_CONFIG, type MptcpConfig, type MptcpEvent, type Subflow } from './connection.js';
+import {
+  MptcpConnection, subflowCongestionControl, newMptcpCounterGroups, DEFAULT_MPTCP_CONFIG, type MptcpConfig, type MptcpCounterGroups, type MptcpEvent,
+  type Subflow,
+} from './connection.js';
 
 export const MPTCP_STACK_COUNTER_NAMES = [
   'connectionsOpened', 'joinsOpened', 'portCollisions', 'connectionsAccepted', 'plainTcpAccepted', 'joinsAccepted', 'MPJoinNoTokenFound', 'subflowLimit',
@@ -51,6 +54,8 @@ export interface ConnectOptions {
 export class MptcpStack {
   readonly tcp: TcpStack;
   readonly counters = new CounterSet(MPTCP_STACK_COUNTER_NAMES);
+  /** The counters of the connections that closed, folded in as each leaves `connections` (see `connectionCounters`). */
+  readonly closedTotals = new CounterTotals<MptcpCounterGroups>(newMptcpCounterGroups);
   private readonly bySubflow = new Map<TcpConnection, Subflow>();
   readonly connections = new Set<MptcpConnection>();
   private readonly paths = new Map<MptcpConnection, PathState>();
@@ -188,6 +193,7 @@ export class MptcpStack {
         this.events.push({ conn, event: ev });
         if (ev.type === 'closed') {
           this.connections.delete(conn);
+          this.closedTotals.fold(conn.counterGroups());
           this.paths.delete(conn);
           this.byToken.delete(conn.localToken);
         }
@@ -246,6 +252,17 @@ export class MptcpStack {
       p.removed.delete(i);
       for (const key of [...p.opened]) if (key === i || (typeof key === 'string' && key.startsWith(`${i}/`))) p.opened.delete(key);
     }
+  }
+
+  /**
+   * The connections' counters (the MPTcpExt-like MIB and the rest) summed over every connection
+   * since the stack started: the closed ones, folded in as they left, and the open ones. Built
+   * when asked; nothing is added on the packet path.
+   */
+  connectionCounters(): CounterGroupValues<MptcpCounterGroups> {
+    const open: MptcpCounterGroups[] = [];
+    for (const conn of this.connections) open.push(conn.counterGroups());
+    return this.closedTotals.total(open);
   }
 
   pollOutput(now: Instant): DeviceOutput | null {

@@ -16,12 +16,13 @@ import { CounterSet } from '../ip/counters.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax } from './seq.js';
 import { TcpTimer, TimerTable } from './timers.js';
 import type { TcpOptions, TcpRepr } from './segment.js';
-import { TCP_FLAG_ACK, TCP_FLAG_FIN, TCP_FLAG_PSH, TCP_FLAG_RST, TCP_FLAG_SYN } from './segment.js';
-import { ChunkQueue, SendBuffer } from './sendbuf.js';
-import { Reassembler } from './reassembly.js';
-import { Scoreboard } from './scoreboard.js';
-import { RttEstimator } from './rtt.js';
+import { TCP_FLAG_ACK, TCP_FLAG_FIN, TCP_FLAG_PSH, TCP_FLAG_RST, TCP_FLAG_SYN, TCP_FLAG_URG } from './segment.js';
+import { ChunkQueue, SendBuffer, CHUNK_QUEUE_COUNTER_NAMES, type ChunkQueueCounter } from './sendbuf.js';
+import { Reassembler, REASSEMBLY_COUNTER_NAMES, type ReassemblyCounter } from './reassembly.js';
+import { Scoreboard, SCOREBOARD_COUNTER_NAMES, type ScoreboardCounter } from './scoreboard.js';
+import { RttEstimator, RTT_COUNTER_NAMES, type RttCounterName } from './rtt.js';
 import { createCongestionController, type CongestionController } from './cc/index.js';
+import { CC_COUNTER_NAMES, type CcCounterName } from './cc/controller.js';
 
 export const enum TcpState {
   Closed = 'CLOSED',
@@ -53,13 +54,41 @@ export const TCP_COUNTER_NAMES = [
   'rtoTimeouts', 'synRetransmits', 'outOfWindow', 'pawsRejected', 'challengeAcks', 'challengeAckRst',
   'challengeAckSyn', 'ackTooNew', 'oldAckIgnored', 'duplicateSegments', 'outOfOrderSegments', 'reassemblyDropped',
   'dupAcks', 'dsack', 'zeroWindowProbes', 'keepAlivesSent', 'delayedAcks', 'immediateAcks', 'resetsReceived',
-  'resetsSent', 'rcvWindowFull', 'urgentIgnored', 'spuriousRto', 'userTimeouts', 'lostRetransmits', 'tailLossProbes', 'rcvBufferGrown', 'finWait2Timeouts',
+  'resetsSent', 'rcvWindowFull', 'urgentIgnored', 'userTimeouts', 'lostRetransmits', 'tailLossProbes', 'rcvBufferGrown', 'finWait2Timeouts',
 ] as const;
 export type TcpCounterName = (typeof TCP_COUNTER_NAMES)[number];
 export class TcpCounters extends CounterSet<TcpCounterName> {
   constructor() {
     super(TCP_COUNTER_NAMES);
   }
+}
+
+/**
+ * The counters of a connection and of its parts, by group: what the stack folds into its
+ * process-wide totals when the connection closes (src/ip/counters.ts CounterTotals).
+ */
+export interface TcpCounterGroups {
+  [group: string]: CounterSet<string>;
+  tcp: CounterSet<TcpCounterName>;
+  rtt: CounterSet<RttCounterName>;
+  cc: CounterSet<CcCounterName>;
+  sack: CounterSet<ScoreboardCounter>;
+  reassembly: CounterSet<ReassemblyCounter>;
+  sendBuffer: CounterSet<ChunkQueueCounter>;
+  recvQueue: CounterSet<ChunkQueueCounter>;
+}
+
+/** Empty counter groups of a connection (the totals' start). */
+export function newTcpCounterGroups(): TcpCounterGroups {
+  return {
+    tcp: new TcpCounters(),
+    rtt: new CounterSet(RTT_COUNTER_NAMES),
+    cc: new CounterSet(CC_COUNTER_NAMES),
+    sack: new CounterSet(SCOREBOARD_COUNTER_NAMES),
+    reassembly: new CounterSet(REASSEMBLY_COUNTER_NAMES),
+    sendBuffer: new CounterSet(CHUNK_QUEUE_COUNTER_NAMES),
+    recvQueue: new CounterSet(CHUNK_QUEUE_COUNTER_NAMES),
+  };
 }
 
 export interface TcpConfig {
@@ -672,6 +701,10 @@ export class TcpConnection {
       if (this.state === TcpState.Closed) return;
     }
 
+    // Sixth: the URG bit. RFC 6093 §5: urgent data is delivered inline, as ordinary data (the
+    // urgent pointer says nothing an application behind mptun could learn): counted, ignored
+    if (seg.flags & TCP_FLAG_URG) this.counters.increment('urgentIgnored');
+
     // Seventh: the segment text
     if (seg.payload.length > 0) {
       if (this.state === TcpState.Established || this.state === TcpState.FinWait1 || this.state === TcpState.FinWait2) {
@@ -895,20 +928,26 @@ export class TcpConnection {
       // and whatever it made contiguous
       if (this.reasm.bytesQueued > 0) {
         for (let chunk = this.reasm.pop(this.rcvNxt); chunk; chunk = this.reasm.pop(this.rcvNxt)) this.deliver(chunk);
-        this.ackNow = true; // RFC 5681 §4.2: ACK at once when a gap is filled
+        this.ackAtOnce(); // RFC 5681 §4.2: ACK at once when a gap is filled
         if (this.reasm.finAt !== undefined && this.reasm.finAt === this.rcvNxt && !this.peerFin) this.receiveFin(now);
       }
       this.segsSinceAck++;
       // RFC 9293 §3.8.6.3: "an ACK SHOULD be generated for at least every second full-sized segment"
-      if (this.segsSinceAck >= 2 || data.length > this.sendMss) this.ackNow = true;
+      if (this.segsSinceAck >= 2 || data.length > this.sendMss) this.ackAtOnce();
       else if (!this.timers.isArmed(TcpTimer.DelayedAck)) this.timers.set(TcpTimer.DelayedAck, now + this.config.delayedAckMs);
     } else {
       // out of order: hold it (bounded) and ACK at once (RFC 5681 §4.2: "an immediate ACK SHOULD be sent when an out-of-order segment arrives")
       this.counters.increment('outOfOrderSegments');
       const r = this.reasm.insert(seq, Buffer.from(data), this.rcvNxt);
       if (r.dropped) this.counters.increment('reassemblyDropped');
-      this.ackNow = true;
+      this.ackAtOnce();
     }
+  }
+
+  /** Received data is acknowledged at once, not after the delayed-ACK timer: counted (the timer's ACKs are `delayedAcks`). */
+  private ackAtOnce(): void {
+    if (!this.ackNow) this.counters.increment('immediateAcks');
+    this.ackNow = true;
   }
 
   /**
@@ -1385,6 +1424,14 @@ export class TcpConnection {
   }
 
   /** For `mptun status` and tests. */
+  /** This connection's counters and its parts', by group. */
+  counterGroups(): TcpCounterGroups {
+    return {
+      tcp: this.counters, rtt: this.rtt.counters, cc: this.cc.counters, sack: this.scoreboard.counters,
+      reassembly: this.reasm.counters, sendBuffer: this.sendBuf.counters, recvQueue: this.recvQueue.counters,
+    };
+  }
+
   info() {
     return {
       state: this.state,

@@ -56,6 +56,7 @@ maxSubflows: 4
 controlSocket: /var/run/mptun.sock
 stateDir: /var/lib/mptun
 logLevel: debug
+metrics: "[::1]:9100"
 `;
 
 const FULL_CONFIG: ApplianceConfig = {
@@ -81,6 +82,7 @@ const FULL_CONFIG: ApplianceConfig = {
   controlSocket: '/var/run/mptun.sock',
   stateDir: '/var/lib/mptun',
   logLevel: 'debug',
+  metrics: '[::1]:9100',
 };
 
 test('defaults', (t) => {
@@ -102,6 +104,7 @@ test('defaults', (t) => {
     controlSocket: '/run/mptun/control.sock',
     stateDir: '/run/mptun',
     logLevel: 'info',
+    metrics: null,
   });
   t.true(Object.isFrozen(DEFAULT_CONFIG));
   t.true(Object.isFrozen(DEFAULT_CONFIG.paths));

@@ -248,7 +248,7 @@ test('two paths (50 Mbit/s 10 ms, 20 Mbit/s 40 ms): both subflows carry data, an
     MPJoinAckAcked: 1, MPJoinSynAckHMacFailure: 0, SubflowsOpened: 2, SubflowsClosed: 2, DataFinTx: 1,
   });
   t.like(s.counters.snapshot(), {
-    MPJoinSynRx: 1, MPJoinAckRx: 1, MPJoinAckHMacFailure: 0, DSSNotMatching: 0, DSSNoMatchTCP: 0, UnmappedData: 0, DataCsumErr: 0, SubflowsOpened: 2,
+    MPJoinSynRx: 1, MPJoinAckRx: 1, MPJoinAckHMacFailure: 0, DSSNotMatching: 0, UnmappedData: 0, DataCsumErr: 0, SubflowsOpened: 2,
   });
   t.true(s.counters.get('DataFinRx') >= 1);
   const out = bytesOut(c);
@@ -639,4 +639,35 @@ test('close: after both DATA_FINs, every subflow closes with a FIN exchange and 
   const r = bothWays(seed);
   assertDelivered(t, r);
   assertClosed(t, r);
+});
+
+test('the stacks\' process-wide totals keep the counters of connections that closed (MIB names, TCP of the subflows)', (t) => {
+  const seed = useSeed(t, 2);
+  const bytes = 4 << 20;
+  let during: ReturnType<MptcpHost['stack']['connectionCounters']> | null = null;
+  let tcpDuring = 0;
+  const r = run({
+    seed, upload: bytes, paths: [{ up: FAST }, { up: SLOW }], tcp: WIDE,
+    during: (w) => w.sim.at(200, () => {
+      during = w.client.stack.connectionCounters();
+      tcpDuring = w.client.stack.tcp.connectionCounters().tcp.bytesOut!;
+    }),
+  });
+  assertDelivered(t, r);
+  assertClosed(t, r);
+  const c = clientConn(r);
+  // the connection is gone from the stack; its counters are in the totals, exactly
+  const totals = r.client.stack.connectionCounters();
+  t.deepEqual(totals.mptcp, { ...c.counters.snapshot() });
+  t.like(totals.mptcp, { MPCapableSYNTX: 1, MPCapableSYNACKRX: 1, MPJoinSynTx: 1, MPJoinSynAckRx: 1, SubflowsOpened: 2, SubflowsClosed: 2, DataFinTx: 1 });
+  t.like(r.server.stack.connectionCounters().mptcp, { MPJoinSynRx: 1, MPJoinAckRx: 1 });
+  t.is(r.client.stack.closedTotals.folded, 1);
+  // the subflows' TCP: every payload byte each sent, retransmissions included
+  const sent = [...bytesOut(c).values()].reduce((a, b) => a + b, 0);
+  t.true(sent >= bytes);
+  t.is(r.client.stack.tcp.connectionCounters().tcp.bytesOut, sent);
+  t.is(r.client.stack.tcp.closedTotals.folded, 2);
+  // read mid-transfer (an open connection, open subflows): below the end, never above
+  t.not(during, null, 'read during the transfer');
+  t.true(during!.mptcp.MPCapableSYNTX === 1 && tcpDuring > 0 && tcpDuring <= sent, `mid-transfer ${tcpDuring} of ${sent} bytes`);
 });
