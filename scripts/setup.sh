@@ -32,6 +32,8 @@ setpriv util-linux
 curl curl
 python3 python3
 systemd-analyze systemd
+systemctl systemd
+debootstrap debootstrap
 make make
 g++ g++
 python3 python3
