@@ -701,8 +701,9 @@ export class TcpConnection {
       if (this.state === TcpState.Closed) return;
     }
 
-    // Sixth: the URG bit. RFC 6093 §5: urgent data is delivered inline, as ordinary data (the
-    // urgent pointer says nothing an application behind mptun could learn): counted, ignored
+    // Sixth: the URG bit. RFC 9293 §3.8.5: "new applications SHOULD NOT employ the TCP urgent
+    // mechanism"; the data is delivered inline, in order, as any other (the urgent pointer is
+    // nothing an app behind mptun could learn): counted and ignored
     if (seg.flags & TCP_FLAG_URG) this.counters.increment('urgentIgnored');
 
     // Seventh: the segment text
@@ -1423,7 +1424,6 @@ export class TcpConnection {
     return seg;
   }
 
-  /** For `mptun status` and tests. */
   /** This connection's counters and its parts', by group. */
   counterGroups(): TcpCounterGroups {
     return {
@@ -1432,6 +1432,7 @@ export class TcpConnection {
     };
   }
 
+  /** For `mptun status` and tests. */
   info() {
     return {
       state: this.state,
