@@ -10,7 +10,7 @@ import { ipv4FromNumber, ipv4ToNumber, parseIpAddress } from '../ip/address.js';
 import { Tun } from '../tun/index.js';
 import { configureLink, MIN_TXQUEUELEN } from '../routing/link.js';
 import { RTPROT_MPTUN, type RouteSpec } from '../routing/route.js';
-import { addPathSteps, applyPlan, cleanupLeftovers, replacePathRoute, undo, type SetupPlan, type SetupRecord } from '../routing/setup.js';
+import { addPathSteps, applyPlan, cleanupLeftovers, ensureSysctls, pathSysctls, replacePathRoute, undo, type SetupPlan, type SetupRecord } from '../routing/setup.js';
 import { discoverPaths, interfaceState, NetlinkMonitor, type DiscoveredPath, type MonitorEvent } from '../routing/monitor.js';
 import { Engine } from './engine.js';
 import { Relay } from './relay.js';
@@ -214,8 +214,10 @@ export class Appliance {
   private netlinkQueue: Promise<void> = Promise.resolve();
   /** Jobs queued and not started (`settle IFACE`, `discover`): a burst of events queues one. */
   private readonly pendingJobs = new Set<string>();
-  /** ifindex of each path's interface, as last read (route events name the interface by index). */
+  /** ifindex of each path's interface, as the last link event or read said (route events name the interface by index). */
   private readonly ifindexOf = new Map<string, number>();
+  /** ifindex of each path's interface when settlePath last read it (a new one: the device was re-created). */
+  private readonly settledIndex = new Map<string, number>();
   private server: Server | null = null;
   private stopping: Promise<void> | null = null;
   private resolveStopped!: () => void;
@@ -344,6 +346,9 @@ export class Appliance {
       touched = e.oif === undefined ? this.paths : this.paths.filter((p) => this.ifindexOf.get(p.iface) === e.oif);
     } else {
       touched = this.paths.filter((p) => p.iface === e.iface);
+      // the route events that follow name the interface by this index (a device re-created
+      // under the same name has a new one)
+      if (e.kind === 'link' && !e.deleted && touched.length > 0) this.ifindexOf.set(e.iface, e.index);
     }
     for (const p of touched) this.enqueue(`settle ${p.iface}`, () => this.settlePath(p));
     const joins = e.kind === 'route' ? e.added && touched.length === 0
@@ -380,7 +385,17 @@ export class Appliance {
    */
   private async settlePath(p: ResolvedPath): Promise<void> {
     const st = await interfaceState(p.iface);
-    if (st) this.ifindexOf.set(p.iface, st.index);
+    if (st) {
+      const known = this.settledIndex.get(p.iface);
+      this.settledIndex.set(p.iface, st.index);
+      this.ifindexOf.set(p.iface, st.index);
+      if (known !== undefined && known !== st.index) {
+        // the interface was re-created under its name (a modem plugged in again): a new device
+        // starts from the default sysctls
+        this.log.info(`path ${p.index} (${p.iface}): a new device of that name (ifindex ${known} → ${st.index}): its sysctls set again`);
+        await ensureSysctls(this.record, pathSysctls(p.iface), this.persist);
+      }
+    }
     const found = st?.up ? (await discoverPaths([this.tun.name])).find((d) => d.iface === p.iface) : undefined;
     const address = found?.address ?? st?.addresses.find((a) => !a.address.includes(':') && a.scope === 0)?.address;
     const up = st !== null && st.up && address !== undefined && (!p.followsRoutes || found !== undefined);
@@ -405,11 +420,12 @@ export class Appliance {
       this.log.info(`path ${p.index} (${p.iface}): new gateway ${gateway ?? '(on-link)'} (was ${p.gateway ?? 'on-link'}): its route is moved, its subflows kept`);
     }
     const wasUp = p.up && !moved;
+    const newAddress = p.ifaceAddress !== undefined && address !== p.ifaceAddress;
     if (!(await this.rebuildPath(p, gateway))) return;
     p.ifaceAddress = address;
     if (wasUp) return;
     p.up = true;
-    this.log.info(`path ${p.index} (${p.iface}) is up${moved ? '' : ' again'}${gateway ? ` via ${gateway}` : ''} [${address}]: subflows are opened for the open connections`);
+    this.log.info(`path ${p.index} (${p.iface}) is up${newAddress ? ' on a new address' : ' again'}${gateway ? ` via ${gateway}` : ''} [${address}]: subflows are opened for the open connections`);
     this.relay.pathUp(p.index);
     this.engine.kick();
   }
@@ -486,6 +502,7 @@ export class Appliance {
     await addPathSteps(this.record, { tun: this.tun.name, path: plan, capturePriority: priority + 100, exclude }, this.persist);
     this.excluded.push(...exclude.map((x) => x.prefix));
     this.ifindexOf.set(d.iface, d.index);
+    this.settledIndex.set(d.iface, d.index);
     this.paths.push(p);
     const r = this.relay.addPath({ address: parseIpAddress(p.source).bytes, backup: p.backup, up: true });
     if (r !== index) this.log.error(`path ${index} is path ${r} of the relay`);

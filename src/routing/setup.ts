@@ -216,7 +216,7 @@ export async function addPathSteps(record: SetupRecord, add: PathAddition, onSte
     if (p.gateway !== undefined) route.gateway = p.gateway;
     await replaceRoute(route);
     await done({ kind: 'route', route });
-    const sysctls = add.sysctls ?? (family === 4 ? [{ key: rpFilterKey(p.iface), value: '2' }, { key: forwardingKey(p.iface), value: '1' }] : []);
+    const sysctls = add.sysctls ?? pathSysctls(p.iface, family);
     if (nftStep) {
       const masquerade = [...nftStep.masquerade.filter((m) => m.sourcePrefix !== p.sourcePrefix), { oifname: p.iface, sourcePrefix: p.sourcePrefix }];
       const fence: ForwardFence = nftStep.fence ? { ...nftStep.fence, ifaces: [...nftStep.fence.ifaces] } : { tun: add.tun, ifaces: [] };
@@ -253,6 +253,30 @@ export async function addPathSteps(record: SetupRecord, add: PathAddition, onSte
     record.steps = record.steps.filter((s) => !added.includes(s));
     if (onStep) await onStep(record);
     throw routingError(`add path ${p.iface}`, e);
+  }
+}
+
+/** rp_filter loose and forwarding on for a path's interface (IPv4), as defaultSysctls() has them. */
+export function pathSysctls(iface: string, family: 4 | 6 = 4): SysctlSetting[] {
+  return family === 4 ? [{ key: rpFilterKey(iface), value: '2' }, { key: forwardingKey(iface), value: '1' }] : [];
+}
+
+/**
+ * Sets again the sysctls of an interface that was re-created under the same name (a USB modem
+ * plugged in again: a new device starts from the defaults). A key the record already has keeps
+ * its step (undo restores the value from before mptun); a new one is recorded.
+ */
+export async function ensureSysctls(record: SetupRecord, sysctls: SysctlSetting[], onStep?: (record: SetupRecord) => void | Promise<void>): Promise<void> {
+  for (const s of sysctls) {
+    const held = record.steps.some((x) => x.kind === 'sysctl' && x.key === s.key);
+    if (held) {
+      if ((await readSysctl(s.key)) !== s.value) await writeSysctl(s.key, s.value);
+      continue;
+    }
+    const step = await setSysctl(s);
+    if (!step) continue;
+    record.steps.push(step);
+    if (onStep) await onStep(record);
   }
 }
 

@@ -89,6 +89,22 @@ function upload(port: number) {
   return { state, result };
 }
 
+/** A USB modem plugged in: link 3 with an address and a default route (main table, a higher metric). */
+async function plugLink3(): Promise<{ addedAt: number; routedAt: number }> {
+  await run('ip', ['link', 'add', LINK3.cli, 'netns', cli(), 'type', 'veth', 'peer', 'name', LINK3.srv, 'netns', srv()]);
+  await ips('addr', 'add', `${LINK3.srvAddr}/${LINK3.plen}`, 'dev', LINK3.srv);
+  await ips('link', 'set', LINK3.srv, 'up');
+  for (const [ns, dev] of [[cli(), LINK3.cli], [srv(), LINK3.srv]] as const) {
+    await run('tc', ['-n', ns, 'qdisc', 'add', 'dev', dev, 'root', 'tbf', 'rate', '100mbit', 'burst', '25000', 'latency', '20ms']);
+  }
+  const addedAt = Date.now();
+  await inNetns(cli(), 'ip', ['-batch', '-'], { input: `addr add ${LINK3.cliAddr}/${LINK3.plen} dev ${LINK3.cli}\nlink set ${LINK3.cli} up\n` });
+  await waitFor('the link to be up', async () => (await ipc('-o', 'link', 'show', 'dev', LINK3.cli)).stdout.includes('state UP'), { timeout: 5_000 });
+  const routedAt = Date.now();
+  await ipc('route', 'add', 'default', 'via', LINK3.srvAddr, 'dev', LINK3.cli, 'metric', '300');
+  return { addedAt, routedAt };
+}
+
 /** The open subflows of path `i`. */
 const subflowsOn = (st: Status, i: number) => st.flows.reduce((n, f) => n + f.subflows.filter((s) => s.path === i && !s.closed).length, 0);
 /** A counter of the MPTCP stack: joins opened, paths renumbered after going down. */
@@ -163,6 +179,7 @@ test.serial('(b) link 2\'s address changes under a 200 MB upload (a new DHCP lea
     await ipc('addr', 'del', `${topo.TESTBED_CLI_ADDR2}/${topo.TESTBED_PLEN4}`, 'dev', topo.TESTBED_CLI_IF2!);
     moved = true;
     const base = (await status()).paths[1]!.bytesOut;
+    const logFrom = mptun!.stderr().length;
     const newAt = Date.now();
     await inNetns(cli(), 'ip', ['-batch', '-'], {
       input: `addr add ${NEW_NET.cli}/${NEW_NET.plen} dev ${topo.TESTBED_CLI_IF2}\nroute add default via ${NEW_NET.srv} dev ${topo.TESTBED_CLI_IF2} table ${topo.TESTBED_CLI_TABLE2}\n`,
@@ -180,6 +197,12 @@ test.serial('(b) link 2\'s address changes under a 200 MB upload (a new DHCP lea
     const sent = await result;
     t.is(sent.peerSha256, sent.sha256, 'the server received exactly what was sent');
     t.log(`path 1 carried 100 kB again ${after} ms after the new address and route were added`);
+    // the burst (address, connected route, default route) ended in one rebuild
+    const lines = mptun!.stderr().slice(logFrom).split('\n').filter((l) => l.includes('path 1 ('));
+    t.is(lines.filter((l) => / is up/.test(l)).length, 1, lines.join('\n'));
+    t.log(lines.map((l) => l.replace(/^\S+ mptun /, '')).join('\n'));
+    const upLine = lines.find((l) => / is up/.test(l))!;
+    t.log(`mptun had the path up again ${Date.parse(upLine.split(' ')[0]!) - newAt} ms after the new address (by its log)`);
   } finally {
     await result.catch(() => undefined);
     if (moved) {
@@ -201,20 +224,7 @@ test.serial('(c) a third link appears under an open upload: it becomes a path, t
   const { state, result } = upload(5013);
   try {
     await waitFor('the upload to use both paths', async () => (await status()).paths.every((p) => p.subflows > 0), { timeout: 10_000 });
-    // a USB modem plugged in: an interface with an address and a default route (main table, a higher metric)
-    await run('ip', ['link', 'add', LINK3.cli, 'netns', cli(), 'type', 'veth', 'peer', 'name', LINK3.srv, 'netns', srv()]);
-    await ips('addr', 'add', `${LINK3.srvAddr}/${LINK3.plen}`, 'dev', LINK3.srv);
-    await ips('link', 'set', LINK3.srv, 'up');
-    for (const [ns, dev] of [[cli(), LINK3.cli], [srv(), LINK3.srv]] as const) {
-      await run('tc', ['-n', ns, 'qdisc', 'add', 'dev', dev, 'root', 'tbf', 'rate', '100mbit', 'burst', '25000', 'latency', '20ms']);
-    }
-    const addedAt = Date.now();
-    await inNetns(cli(), 'ip', ['-batch', '-'], {
-      input: `addr add ${LINK3.cliAddr}/${LINK3.plen} dev ${LINK3.cli}\nlink set ${LINK3.cli} up\n`,
-    });
-    await waitFor('the link to be up', async () => (await ipc('-o', 'link', 'show', 'dev', LINK3.cli)).stdout.includes('state UP'), { timeout: 5_000 });
-    const routedAt = Date.now();
-    await ipc('route', 'add', 'default', 'via', LINK3.srvAddr, 'dev', LINK3.cli, 'metric', '300');
+    const { addedAt, routedAt } = await plugLink3();
     await waitFor('a third path', async () => (await status()).paths[2]?.up === true, { timeout: 5_000, interval: 20 });
     const joined = Date.now();
     const st0 = await status();
@@ -243,7 +253,22 @@ test.serial('(c) a third link appears under an open upload: it becomes a path, t
   // unplugged: the path goes down (and its routing goes with the device)
   await ipc('link', 'del', LINK3.cli);
   await waitFor('path 2 down', async () => (await status()).paths[2]!.up === false, { timeout: 5_000 });
-  t.pass();
+  // plugged in again: a new device of the same name is the same path, its sysctls set again
+  await plugLink3();
+  await waitFor('path 2 up again', async () => (await status()).paths[2]!.up, { timeout: 5_000 });
+  t.is((await status()).paths.length, 3, 'the same path, not a fourth');
+  t.is((await inNetns(cli(), 'cat', [`/proc/sys/net/ipv4/conf/${LINK3.cli}/forwarding`])).stdout.trim(), '1', 'forwarding on the new device');
+  await bed(['server-start', '--port', '5015']);
+  try {
+    const st1 = await status();
+    await inNetns(cli(), 'iperf3', ['-c', topo.TESTBED_SRV_ADDR1!, '-p', '5015', '-t', '2', '-J'], { timeout: 30_000 });
+    const out = (await status()).paths[2]!.bytesOut - st1.paths[2]!.bytesOut;
+    t.true(out > 3e6, `path 2 carries data again: ${out} bytes`);
+  } finally {
+    await bed(['server-stop', '--port', '5015']);
+  }
+  await ipc('link', 'del', LINK3.cli);
+  await waitFor('path 2 down', async () => (await status()).paths[2]!.up === false, { timeout: 5_000 });
 });
 
 test.serial('(d) after all these changes, SIGTERM leaves the routing as it was before mptun', async (t) => {
