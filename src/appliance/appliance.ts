@@ -324,10 +324,20 @@ export class Appliance {
     const monitor = await NetlinkMonitor.open();
     this.monitor = monitor;
     monitor.on((e) => this.onNetlink(e));
+    // events lost (the socket's buffer overran in a burst): every path read afresh
+    monitor.onError((err) => {
+      this.log.warn(`netlink monitor: ${err.message}${err.errno === 'ENOBUFS' ? ': events lost, every path read again' : ''}`);
+      if (err.errno === 'ENOBUFS') this.resync();
+    });
     // the state may have changed between resolving the paths and subscribing
+    this.resync();
+    await this.netlinkQueue;
+  }
+
+  /** Every path settled from a fresh read; without `--path`, new interfaces looked for. */
+  private resync(): void {
     for (const p of this.paths) this.enqueue(`settle ${p.iface}`, () => this.settlePath(p));
     if (this.config.paths.length === 0) this.enqueue('discover', () => this.discoverNewPaths());
-    await this.netlinkQueue;
   }
 
   /**
