@@ -12,6 +12,7 @@ import { configureLink, MIN_TXQUEUELEN } from '../routing/link.js';
 import { RTPROT_MPTUN, type RouteSpec } from '../routing/route.js';
 import { addPathSteps, applyPlan, cleanupLeftovers, ensureSysctls, pathSysctls, replacePathRoute, undo, type SetupPlan, type SetupRecord } from '../routing/setup.js';
 import { discoverPaths, interfaceState, NetlinkMonitor, type DiscoveredPath, type MonitorEvent } from '../routing/monitor.js';
+import { CounterSet } from '../ip/counters.js';
 import { Engine } from './engine.js';
 import { Relay } from './relay.js';
 import type { ApplianceConfig } from '../cli/config.js';
@@ -70,6 +71,12 @@ export interface ResolvedPath {
    */
   followsRoutes: boolean;
 }
+
+/** What the netlink monitor made the appliance do with its paths (`mptun status`: counters.paths). */
+export const PATH_COUNTER_NAMES = [
+  'netlinkEvents', 'settles', 'pathsDown', 'pathsUp', 'gatewayMoves', 'addressChanges', 'routeNotSet', 'pathsAdded', 'pathsNotAdded',
+  'devicesRecreated', 'eventsLostResyncs',
+] as const;
 
 /** Paths at most: their rules sit at rulePriority + index, below the exclusions at + 50. */
 const MAX_PATHS = 50;
@@ -212,6 +219,7 @@ export class Appliance {
   readonly startedAt = Date.now();
   private monitor: NetlinkMonitor | null = null;
   private netlinkQueue: Promise<void> = Promise.resolve();
+  readonly pathCounters = new CounterSet(PATH_COUNTER_NAMES);
   /** Jobs queued and not started (`settle IFACE`, `discover`): a burst of events queues one. */
   private readonly pendingJobs = new Set<string>();
   /** ifindex of each path's interface, as the last link event or read said (route events name the interface by index). */
@@ -327,7 +335,9 @@ export class Appliance {
     // events lost (the socket's buffer overran in a burst): every path read afresh
     monitor.onError((err) => {
       this.log.warn(`netlink monitor: ${err.message}${err.errno === 'ENOBUFS' ? ': events lost, every path read again' : ''}`);
-      if (err.errno === 'ENOBUFS') this.resync();
+      if (err.errno !== 'ENOBUFS') return;
+      this.pathCounters.increment('eventsLostResyncs');
+      this.resync();
     });
     // the state may have changed between resolving the paths and subscribing
     this.resync();
@@ -349,6 +359,7 @@ export class Appliance {
    */
   private onNetlink(e: MonitorEvent): void {
     if (this.stopping) return;
+    this.pathCounters.increment('netlinkEvents');
     let touched: ResolvedPath[] = [];
     if (e.kind === 'route') {
       // a default route of someone else's (DHCP, NetworkManager, by hand), in any table
@@ -394,6 +405,7 @@ export class Appliance {
    *   address) and the open connections get their subflows on it again.
    */
   private async settlePath(p: ResolvedPath): Promise<void> {
+    this.pathCounters.increment('settles');
     const st = await interfaceState(p.iface);
     if (st) {
       const known = this.settledIndex.get(p.iface);
@@ -402,6 +414,7 @@ export class Appliance {
       if (known !== undefined && known !== st.index) {
         // the interface was re-created under its name (a modem plugged in again): a new device
         // starts from the default sysctls
+        this.pathCounters.increment('devicesRecreated');
         this.log.info(`path ${p.index} (${p.iface}): a new device of that name (ifindex ${known} → ${st.index}): its sysctls set again`);
         await ensureSysctls(this.record, pathSysctls(p.iface), this.persist);
       }
@@ -415,6 +428,7 @@ export class Appliance {
       const why = !st ? 'its interface is gone' : !st.up ? 'its link is down' : address === undefined ? 'it has no global IPv4 address' : 'its interface has no default route';
       this.log.warn(`path ${p.index} (${p.iface}) is down (${why}): its subflows are closed, their data goes on the other paths`);
       p.up = false;
+      this.pathCounters.increment('pathsDown');
       this.relay.pathDown(this.engine.now(), p.index);
       this.engine.kick();
       return;
@@ -423,10 +437,12 @@ export class Appliance {
     const moved = p.up && p.ifaceAddress !== undefined && address !== p.ifaceAddress;
     if (p.up && !moved && gateway === p.gateway) return;
     if (moved) {
+      this.pathCounters.increment('addressChanges');
       this.log.warn(`path ${p.index} (${p.iface}): its address changed (${p.ifaceAddress} → ${address}): its subflows are closed, their data goes on the other paths, new ones follow`);
       this.relay.pathDown(this.engine.now(), p.index);
       this.engine.kick();
     } else if (p.up) {
+      this.pathCounters.increment('gatewayMoves');
       this.log.info(`path ${p.index} (${p.iface}): new gateway ${gateway ?? '(on-link)'} (was ${p.gateway ?? 'on-link'}): its route is moved, its subflows kept`);
     }
     const wasUp = p.up && !moved;
@@ -435,6 +451,7 @@ export class Appliance {
     p.ifaceAddress = address;
     if (wasUp) return;
     p.up = true;
+    this.pathCounters.increment('pathsUp');
     this.log.info(`path ${p.index} (${p.iface}) is up${newAddress ? ' on a new address' : ' again'}${gateway ? ` via ${gateway}` : ''} [${address}]: subflows are opened for the open connections`);
     this.relay.pathUp(p.index);
     this.engine.kick();
@@ -454,6 +471,7 @@ export class Appliance {
         break;
       } catch (err) {
         if (attempt >= 20 || this.stopping) {
+          this.pathCounters.increment('routeNotSet');
           this.log.warn(`path ${p.index} (${p.iface}): default route${gateway ? ` via ${gateway}` : ''} not set: ${(err as Error).message}`);
           return false;
         }
@@ -481,6 +499,7 @@ export class Appliance {
   private async addPath(d: DiscoveredPath): Promise<void> {
     const index = this.paths.length;
     if (index >= MAX_PATHS) {
+      this.pathCounters.increment('pathsNotAdded');
       this.log.warn(`${d.iface}: not a path: ${MAX_PATHS} paths already`);
       return;
     }
@@ -488,6 +507,7 @@ export class Appliance {
     try {
       carved = carve(this.config.sourceRange, index + 1);
     } catch (e) {
+      this.pathCounters.increment('pathsNotAdded');
       this.log.warn(`${d.iface}: not a path: ${(e as Error).message}`);
       return;
     }
@@ -509,11 +529,18 @@ export class Appliance {
       }
     }
     const plan = { iface: p.iface, sourcePrefix: p.sourcePrefix, table: p.table, rulePriority: priority + index, ...(p.gateway !== undefined ? { gateway: p.gateway } : {}) };
-    await addPathSteps(this.record, { tun: this.tun.name, path: plan, capturePriority: priority + 100, exclude }, this.persist);
+    try {
+      await addPathSteps(this.record, { tun: this.tun.name, path: plan, capturePriority: priority + 100, exclude }, this.persist);
+    } catch (e) {
+      this.pathCounters.increment('pathsNotAdded');
+      this.log.warn(`${d.iface}: not a path: ${(e as Error).message}`);
+      return;
+    }
     this.excluded.push(...exclude.map((x) => x.prefix));
     this.ifindexOf.set(d.iface, d.index);
     this.settledIndex.set(d.iface, d.index);
     this.paths.push(p);
+    this.pathCounters.increment('pathsAdded');
     const r = this.relay.addPath({ address: parseIpAddress(p.source).bytes, backup: p.backup, up: true });
     if (r !== index) this.log.error(`path ${index} is path ${r} of the relay`);
     this.log.info(`path ${index} joins: ${p.iface}${p.gateway ? ` via ${p.gateway}` : ' (on-link)'} [${d.address}], source ${p.source} (${p.sourcePrefix}), table ${p.table}${p.backup ? ', backup' : ''}${exclude.length > 0 ? `; excluded: ${exclude.map((x) => x.prefix).join(', ')}` : ''}`);
@@ -576,6 +603,7 @@ export class Appliance {
         subflowTcp: this.relay.upstream.tcp.counters.nonZero(),
         subflowIp: this.relay.upstream.tcp.ipCounters.nonZero(),
         engine: { ...this.engine.stats },
+        paths: this.pathCounters.nonZero(),
       },
     };
   }

@@ -53,7 +53,7 @@ async function routingSnapshot(): Promise<string> {
 
 interface StatusSubflow { path: number; local: string; closed: boolean; bytesOut: number }
 interface StatusPath { index: number; iface: string; up: boolean; gateway?: string; ifaceAddress?: string; table: number; bytesOut: number; subflows: number }
-interface Status { paths: StatusPath[]; flows: Array<{ id: number; subflows: StatusSubflow[] }>; counters: { upstream: Record<string, number> } }
+interface Status { paths: StatusPath[]; flows: Array<{ id: number; subflows: StatusSubflow[] }>; counters: { upstream: Record<string, number>; paths: Record<string, number> } }
 
 /** The status, straight from the control socket (a unix socket: reachable from this namespace). */
 const status = async () => (await queryStatus(SOCKET)) as Status;
@@ -110,6 +110,8 @@ async function plugLink3(): Promise<{ addedAt: number; routedAt: number }> {
 const subflowsOn = (st: Status, i: number) => st.flows.reduce((n, f) => n + f.subflows.filter((s) => s.path === i && !s.closed).length, 0);
 /** A counter of the MPTCP stack: joins opened, paths renumbered after going down. */
 const upstream = (st: Status, name: string) => st.counters.upstream[name] ?? 0;
+/** A counter of what the appliance did with its paths: settles, gatewayMoves, addressChanges ... */
+const pathCounter = (st: Status, name: string) => st.counters.paths[name] ?? 0;
 
 test.before(async (t) => {
   if (!requireRootOrSkip(t)) return;
@@ -138,6 +140,7 @@ test.serial('(a) link 2\'s gateway changes under a 200 MB upload: the route foll
   await waitFor('the upload to use both paths', async () => (await status()).paths.every((p) => p.subflows > 0), { timeout: 10_000 });
   await waitFor('path 1 to carry 5 MB', async () => (await status()).paths[1]!.bytesOut - st0.paths[1]!.bytesOut > 5e6, { timeout: 10_000 });
   const st1 = await status();
+  t.is(pathCounter(st1, 'settles'), pathCounter(st0, 'settles'), 'no path was read again while nothing changed (traffic makes no netlink event)');
   // the server's second address on link 2 becomes the client's gateway (as a DHCP renewal would say)
   await ips('addr', 'add', `${newGw}/${topo.TESTBED_PLEN4}`, 'dev', topo.TESTBED_SRV_IF2!);
   await ipc('route', 'replace', 'default', 'via', newGw, 'dev', topo.TESTBED_CLI_IF2!, 'table', topo.TESTBED_CLI_TABLE2!);
@@ -153,6 +156,7 @@ test.serial('(a) link 2\'s gateway changes under a 200 MB upload: the route foll
   t.is(upstream(st3, 'joinsOpened'), upstream(st1, 'joinsOpened'), 'no new subflow: those of path 1 survived the new gateway (same source address, same NAT mapping)');
   t.is(upstream(st3, 'addressIdsRenumbered'), upstream(st1, 'addressIdsRenumbered'), 'no path was taken down');
   t.is(subflowsOn(st3, 1), subflowsOn(st1, 1));
+  t.is(pathCounter(st3, 'gatewayMoves') - pathCounter(st1, 'gatewayMoves'), 1, 'one move for the route event');
   // the packets go by the new gateway: the client resolved its address
   t.regex((await ipc('neigh', 'show', newGw, 'dev', topo.TESTBED_CLI_IF2!)).stdout, /lladdr/);
   const sent = await result;
