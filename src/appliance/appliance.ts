@@ -9,10 +9,10 @@ import { readFileSync } from 'node:fs';
 import { ipv4FromNumber, ipv4ToNumber, parseIpAddress } from '../ip/address.js';
 import { Tun } from '../tun/index.js';
 import { configureLink, MIN_TXQUEUELEN } from '../routing/link.js';
-import { addRoute, type RouteSpec } from '../routing/route.js';
-import { applyPlan, cleanupLeftovers, undo, type SetupPlan, type SetupRecord } from '../routing/setup.js';
-import { RoutingError } from '../routing/netlink.js';
-import { discoverPaths, interfaceState, NetlinkMonitor, type MonitorEvent } from '../routing/monitor.js';
+import { RTPROT_MPTUN, type RouteSpec } from '../routing/route.js';
+import { addPathSteps, applyPlan, cleanupLeftovers, ensureSysctls, pathSysctls, replacePathRoute, undo, type SetupPlan, type SetupRecord } from '../routing/setup.js';
+import { discoverPaths, interfaceState, NetlinkMonitor, type DiscoveredPath, type MonitorEvent } from '../routing/monitor.js';
+import { CounterSet } from '../ip/counters.js';
 import { Engine } from './engine.js';
 import { Relay } from './relay.js';
 import { MetricsServer, pathStatus, renderMetrics, statusCounters } from './metrics.js';
@@ -65,9 +65,28 @@ export interface ResolvedPath {
   table: number;
   backup: boolean;
   up: boolean;
+  /**
+   * The gateway and the path's presence follow the interface's default route (in any table, as
+   * DHCP clients and NetworkManager install it); false when `--path IFACE:GATEWAY` named the
+   * gateway, or when the interface had no default route at start (an on-link path).
+   */
+  followsRoutes: boolean;
 }
 
+/** What the netlink monitor made the appliance do with its paths (`mptun status`: counters.paths). */
+export const PATH_COUNTER_NAMES = [
+  'netlinkEvents', 'settles', 'pathsDown', 'pathsUp', 'gatewayMoves', 'addressChanges', 'routeNotSet', 'pathsAdded', 'pathsNotAdded',
+  'devicesRecreated', 'eventsLostResyncs',
+] as const;
+
+/** Paths at most: their rules sit at rulePriority + index, below the exclusions at + 50. */
+const MAX_PATHS = 50;
+/** Exclusions at most: at rulePriority + 50 + k, below the reply rule at + 99. */
+const MAX_EXCLUDE = 48;
+
 const statePath = (dir: string) => `${dir}/state.json`;
+/** rtm_type of an ordinary route (include/uapi/linux/rtnetlink.h) */
+const RTN_UNICAST = 1;
 
 function pidAlive(pid: number): boolean {
   try {
@@ -177,9 +196,10 @@ export async function resolvePaths(config: ApplianceConfig): Promise<ResolvedPat
     const d = discovered.find((x) => x.iface === p.iface);
     const gateway = p.gateway ?? d?.gateway;
     const v4 = st.addresses.find((a) => !a.address.includes(':') && a.scope === 0);
+    const explicit = config.paths.length > 0 && config.paths[i]!.gateway !== undefined;
     const path: ResolvedPath = {
       index: i, iface: p.iface, sourcePrefix: prefixes[i]!, source: sources[i]!, table: config.table + 1 + i,
-      backup: p.backup, up: st.up,
+      backup: p.backup, up: st.up, followsRoutes: !explicit && d !== undefined,
     };
     if (gateway !== undefined) path.gateway = gateway;
     if (v4) path.ifaceAddress = v4.address;
@@ -204,6 +224,13 @@ export class Appliance {
   readonly startedAt = Date.now();
   private monitor: NetlinkMonitor | null = null;
   private netlinkQueue: Promise<void> = Promise.resolve();
+  readonly pathCounters = new CounterSet(PATH_COUNTER_NAMES);
+  /** Jobs queued and not started (`settle IFACE`, `discover`): a burst of events queues one. */
+  private readonly pendingJobs = new Set<string>();
+  /** ifindex of each path's interface, as the last link event or read said (route events name the interface by index). */
+  private readonly ifindexOf = new Map<string, number>();
+  /** ifindex of each path's interface when settlePath last read it (a new one: the device was re-created). */
+  private readonly settledIndex = new Map<string, number>();
   private server: Server | null = null;
   private metrics: MetricsServer | null = null;
   private stopping: Promise<void> | null = null;
@@ -220,7 +247,16 @@ export class Appliance {
     readonly relay: Relay,
     readonly engine: Engine,
     private record: SetupRecord,
+    private readonly state: StateFile,
+    /** The `to PREFIX lookup main` exclusions in place (a path added later may add its LAN's). */
+    private readonly excluded: string[],
   ) {}
+
+  /** Keeps the state file's record what is there (after every step). */
+  private readonly persist = async (r: SetupRecord): Promise<void> => {
+    this.state.record = r;
+    await writeState(this.config.stateDir, this.state);
+  };
 
   /** Sets everything up and starts carrying traffic; on a failure, undoes what it did and throws. */
   static async start(config: ApplianceConfig, log: Logger): Promise<Appliance> {
@@ -257,14 +293,15 @@ export class Appliance {
     }
     const tun = Tun.open({ name: config.tun, vnetHdr: config.offload, offload: config.offload });
     let record: SetupRecord = { version: 1, steps: [] };
+    const state: StateFile = { version: 1, pid: process.pid, tun: tun.name, startedAt: new Date().toISOString(), controlSocket: config.controlSocket, record };
+    const exclude = [...config.exclude.filter((c) => !c.includes(':'))];
     try {
       await configureLink(tun.name, { addresses: [`${tunAddress}/32`], mtu: config.mtu, txqueuelen: MIN_TXQUEUELEN, up: true });
       const priority = config.rulePriority;
-      const exclude = [...config.exclude.filter((c) => !c.includes(':'))];
       if (config.excludeLan) {
         for (const p of paths) for (const c of (await interfaceState(p.iface))?.connected ?? []) if (!c.includes(':') && !exclude.includes(c)) exclude.push(c);
       }
-      if (paths.length > 50 || exclude.length > 48) throw new ApplianceError(`too many paths (${paths.length}, at most 50) or exclusions (${exclude.length}, at most 48)`);
+      if (paths.length > MAX_PATHS || exclude.length > MAX_EXCLUDE) throw new ApplianceError(`too many paths (${paths.length}, at most ${MAX_PATHS}) or exclusions (${exclude.length}, at most ${MAX_EXCLUDE})`);
       const plan: SetupPlan = {
         tun: tun.name,
         capture: { table: config.table, priority: priority + 100 },
@@ -276,7 +313,6 @@ export class Appliance {
         exclude: exclude.map((prefix, k) => ({ prefix, priority: priority + 50 + k })),
       };
       for (const x of exclude) log.info(`excluded: ${x} keeps the main table`);
-      const state: StateFile = { version: 1, pid: process.pid, tun: tun.name, startedAt: new Date().toISOString(), controlSocket: config.controlSocket, record };
       record = await applyPlan(plan, async (r) => {
         state.record = r;
         await writeState(config.stateDir, state);
@@ -303,7 +339,8 @@ export class Appliance {
     });
     const engine = new Engine(tun, relay);
     engine.onTick = (now) => relay.process(now);
-    const app = new Appliance(config, log, tun, tunAddress, paths, relay, engine, record);
+    state.record = record;
+    const app = new Appliance(config, log, tun, tunAddress, paths, relay, engine, record, state, exclude);
     try {
       engine.start();
       await app.startMonitor();
@@ -319,59 +356,219 @@ export class Appliance {
   private async startMonitor(): Promise<void> {
     const monitor = await NetlinkMonitor.open();
     this.monitor = monitor;
-    // one event at a time: a handler that reads the interface's state must not race the next
-    monitor.on((e) => {
-      this.netlinkQueue = this.netlinkQueue.then(() => this.onNetlink(e)).catch((err: unknown) => this.log.warn(`netlink event: ${(err as Error).message}`));
+    monitor.on((e) => this.onNetlink(e));
+    // events lost (the socket's buffer overran in a burst): every path read afresh
+    monitor.onError((err) => {
+      this.log.warn(`netlink monitor: ${err.message}${err.errno === 'ENOBUFS' ? ': events lost, every path read again' : ''}`);
+      if (err.errno !== 'ENOBUFS') return;
+      this.pathCounters.increment('eventsLostResyncs');
+      this.resync();
     });
     // the state may have changed between resolving the paths and subscribing
-    for (const p of this.paths) {
-      const st = await interfaceState(p.iface);
-      const e: MonitorEvent = st ? { kind: 'link', iface: p.iface, index: st.index, up: st.up, deleted: false } : { kind: 'link', iface: p.iface, index: -1, up: false, deleted: true };
-      this.netlinkQueue = this.netlinkQueue.then(() => this.onNetlink(e));
-      await this.netlinkQueue;
-    }
+    this.resync();
+    await this.netlinkQueue;
+  }
+
+  /** Every path settled from a fresh read; without `--path`, new interfaces looked for. */
+  private resync(): void {
+    for (const p of this.paths) this.enqueue(`settle ${p.iface}`, () => this.settlePath(p));
+    if (this.config.paths.length === 0) this.enqueue('discover', () => this.discoverNewPaths());
   }
 
   /**
-   * A path is up while its link is up (administratively and with carrier) and it has a global
-   * IPv4 address: a link going down, or losing its address (a DHCP lease gone), takes it down.
+   * What a netlink event may change: the path of its interface (link, address, or a default
+   * route through it, not one of mptun's own), or, without a `--path` list, the set of paths
+   * (an interface with a default route and a global address appeared). The work is queued,
+   * one job at a time, and a job already queued for the same thing is not queued again: a
+   * burst of events (DHCP, NetworkManager) ends in one job that reads the state afresh.
    */
-  private async onNetlink(e: MonitorEvent): Promise<void> {
-    if ((e.kind !== 'link' && e.kind !== 'address') || this.stopping) return;
-    const p = this.paths.find((x) => x.iface === e.iface);
-    if (!p) return;
-    let up = e.kind === 'link' ? e.up && !e.deleted : p.up;
-    if (up || e.kind === 'address') {
-      const st = await interfaceState(p.iface);
-      up = st !== null && st.up && st.addresses.some((a) => !a.address.includes(':') && a.scope === 0);
+  private onNetlink(e: MonitorEvent): void {
+    if (this.stopping) return;
+    this.pathCounters.increment('netlinkEvents');
+    let touched: ResolvedPath[] = [];
+    if (e.kind === 'route') {
+      // a default route of someone else's (DHCP, NetworkManager, by hand), in any table
+      if (e.dst !== 'default' || e.protocol === RTPROT_MPTUN || (e.type !== undefined && e.type !== RTN_UNICAST)) return;
+      touched = e.oif === undefined ? this.paths : this.paths.filter((p) => this.ifindexOf.get(p.iface) === e.oif);
+    } else {
+      touched = this.paths.filter((p) => p.iface === e.iface);
+      // the route events that follow name the interface by this index (a device re-created
+      // under the same name has a new one)
+      if (e.kind === 'link' && !e.deleted && touched.length > 0) this.ifindexOf.set(e.iface, e.index);
     }
-    if (this.stopping || up === p.up) return;
-    p.up = up;
+    for (const p of touched) this.enqueue(`settle ${p.iface}`, () => this.settlePath(p));
+    const joins = e.kind === 'route' ? e.added && touched.length === 0
+      : e.kind === 'address' ? e.added && e.scope === 0 && touched.length === 0
+        : e.up && touched.length === 0;
+    if (joins && this.config.paths.length === 0 && (e.kind === 'route' || e.iface !== this.tun.name)) {
+      this.enqueue('discover', () => this.discoverNewPaths());
+    }
+  }
+
+  private enqueue(key: string, job: () => Promise<void>): void {
+    if (this.pendingJobs.has(key)) return;
+    this.pendingJobs.add(key);
+    this.netlinkQueue = this.netlinkQueue
+      .then(() => {
+        this.pendingJobs.delete(key);
+        return this.stopping ? undefined : job();
+      })
+      .catch((err: unknown) => this.log.warn(`${key}: ${(err as Error).message}`));
+  }
+
+  /**
+   * Brings a path in line with its interface, read afresh. It is up while its link is up
+   * (administratively and with carrier), it has a global IPv4 address and, unless its gateway
+   * is fixed, a default route. Then:
+   * - it went down: its subflows are closed and their data goes on the other paths;
+   * - its address changed (another network, a DHCP lease with a new address): its subflows are
+   *   closed the same way (their NAT mapping is gone: the kernel drops the masquerade's
+   *   conntrack entries of a deleted address), its route rebuilt, and new subflows opened;
+   * - only its gateway changed: its route is moved to the new gateway; the subflows stay (the
+   *   source address, so the NAT mapping, is the same);
+   * - it came up: its route is put back (the kernel flushes it with the link or the last
+   *   address) and the open connections get their subflows on it again.
+   */
+  private async settlePath(p: ResolvedPath): Promise<void> {
+    this.pathCounters.increment('settles');
+    const st = await interfaceState(p.iface);
+    if (st) {
+      const known = this.settledIndex.get(p.iface);
+      this.settledIndex.set(p.iface, st.index);
+      this.ifindexOf.set(p.iface, st.index);
+      if (known !== undefined && known !== st.index) {
+        // the interface was re-created under its name (a modem plugged in again): a new device
+        // starts from the default sysctls
+        this.pathCounters.increment('devicesRecreated');
+        this.log.info(`path ${p.index} (${p.iface}): a new device of that name (ifindex ${known} → ${st.index}): its sysctls set again`);
+        await ensureSysctls(this.record, pathSysctls(p.iface), this.persist);
+      }
+    }
+    const found = st?.up ? (await discoverPaths([this.tun.name])).find((d) => d.iface === p.iface) : undefined;
+    const address = found?.address ?? st?.addresses.find((a) => !a.address.includes(':') && a.scope === 0)?.address;
+    const up = st !== null && st.up && address !== undefined && (!p.followsRoutes || found !== undefined);
+    if (this.stopping) return;
     if (!up) {
-      this.log.warn(`path ${p.index} (${p.iface}) is down: its subflows are closed, their data goes on the other paths`);
+      if (!p.up) return;
+      const why = !st ? 'its interface is gone' : !st.up ? 'its link is down' : address === undefined ? 'it has no global IPv4 address' : 'its interface has no default route';
+      this.log.warn(`path ${p.index} (${p.iface}) is down (${why}): its subflows are closed, their data goes on the other paths`);
+      p.up = false;
+      this.pathCounters.increment('pathsDown');
       this.relay.pathDown(this.engine.now(), p.index);
       this.engine.kick();
       return;
     }
-    // the kernel flushed the path's routes with the link: put its default route back
-    const route: RouteSpec = { dst: 'default', dev: p.iface, table: p.table };
-    if (p.gateway !== undefined) route.gateway = p.gateway;
+    const gateway = p.followsRoutes ? found?.gateway : p.gateway;
+    const moved = p.up && p.ifaceAddress !== undefined && address !== p.ifaceAddress;
+    if (p.up && !moved && gateway === p.gateway) return;
+    if (moved) {
+      this.pathCounters.increment('addressChanges');
+      this.log.warn(`path ${p.index} (${p.iface}): its address changed (${p.ifaceAddress} → ${address}): its subflows are closed, their data goes on the other paths, new ones follow`);
+      this.relay.pathDown(this.engine.now(), p.index);
+      this.engine.kick();
+    } else if (p.up) {
+      this.pathCounters.increment('gatewayMoves');
+      this.log.info(`path ${p.index} (${p.iface}): new gateway ${gateway ?? '(on-link)'} (was ${p.gateway ?? 'on-link'}): its route is moved, its subflows kept`);
+    }
+    const wasUp = p.up && !moved;
+    const newAddress = p.ifaceAddress !== undefined && address !== p.ifaceAddress;
+    if (!(await this.rebuildPath(p, gateway))) return;
+    p.ifaceAddress = address;
+    if (wasUp) return;
+    p.up = true;
+    this.pathCounters.increment('pathsUp');
+    this.log.info(`path ${p.index} (${p.iface}) is up${newAddress ? ' on a new address' : ' again'}${gateway ? ` via ${gateway}` : ''} [${address}]: subflows are opened for the open connections`);
+    this.relay.pathUp(p.index);
+    this.engine.kick();
+  }
+
+  /**
+   * The path's table gets its default route through `gateway` (undefined: on-link), in one
+   * replace, and the record says so. Retries while the kernel refuses it (a gateway not yet
+   * reachable, just after a link came up); false when it never took.
+   */
+  private async rebuildPath(p: ResolvedPath, gateway: string | undefined): Promise<boolean> {
+    const route: RouteSpec = { dst: 'default', dev: p.iface, table: p.table, version: 4 };
+    if (gateway !== undefined) route.gateway = gateway;
     for (let attempt = 0; ; attempt++) {
       try {
-        await addRoute(route);
+        await replacePathRoute(this.record, route, this.persist);
         break;
       } catch (err) {
-        if (err instanceof RoutingError && err.errno === 'EEXIST') break;
-        if (attempt >= 20 || !p.up) {
-          this.log.warn(`path ${p.index} (${p.iface}): default route not restored: ${(err as Error).message}`);
-          break;
+        if (attempt >= 20 || this.stopping) {
+          this.pathCounters.increment('routeNotSet');
+          this.log.warn(`path ${p.index} (${p.iface}): default route${gateway ? ` via ${gateway}` : ''} not set: ${(err as Error).message}`);
+          return false;
         }
         await new Promise((r) => setTimeout(r, 100));
       }
     }
-    if (!p.up) return;
-    this.log.info(`path ${p.index} (${p.iface}) is up again: subflows are re-created for the open connections`);
-    this.relay.pathUp(p.index);
+    if (gateway !== undefined) p.gateway = gateway;
+    else delete p.gateway;
+    return true;
+  }
+
+  /** Without a `--path` list: every interface with a default route and a global address that is not a path yet joins. */
+  private async discoverNewPaths(): Promise<void> {
+    for (const d of await discoverPaths([this.tun.name])) {
+      if (this.stopping) return;
+      if (!this.paths.some((p) => p.iface === d.iface)) await this.addPath(d);
+    }
+  }
+
+  /**
+   * A path that appeared while mptun runs (a USB modem plugged in): the next source prefix,
+   * table and rule, its masquerade, sysctls and (with excludeLan) its LAN's exclusions, all
+   * recorded in the state file; then a path of the relay, that the open connections join.
+   */
+  private async addPath(d: DiscoveredPath): Promise<void> {
+    const index = this.paths.length;
+    if (index >= MAX_PATHS) {
+      this.pathCounters.increment('pathsNotAdded');
+      this.log.warn(`${d.iface}: not a path: ${MAX_PATHS} paths already`);
+      return;
+    }
+    let carved: ReturnType<typeof carve>;
+    try {
+      carved = carve(this.config.sourceRange, index + 1);
+    } catch (e) {
+      this.pathCounters.increment('pathsNotAdded');
+      this.log.warn(`${d.iface}: not a path: ${(e as Error).message}`);
+      return;
+    }
+    const p: ResolvedPath = {
+      index, iface: d.iface, sourcePrefix: carved.prefixes[index]!, source: carved.sources[index]!, table: this.config.table + 1 + index,
+      backup: this.config.backup.includes(d.iface), up: true, followsRoutes: true, ifaceAddress: d.address,
+    };
+    if (d.gateway !== undefined) p.gateway = d.gateway;
+    const priority = this.config.rulePriority;
+    const exclude: Array<{ prefix: string; priority: number }> = [];
+    if (this.config.excludeLan) {
+      for (const c of (await interfaceState(d.iface))?.connected ?? []) {
+        if (c.includes(':') || this.excluded.includes(c) || exclude.some((x) => x.prefix === c)) continue;
+        if (this.excluded.length + exclude.length >= MAX_EXCLUDE) {
+          this.log.warn(`${d.iface}: its LAN ${c} is not excluded: ${MAX_EXCLUDE} exclusions already`);
+          continue;
+        }
+        exclude.push({ prefix: c, priority: priority + 50 + this.excluded.length + exclude.length });
+      }
+    }
+    const plan = { iface: p.iface, sourcePrefix: p.sourcePrefix, table: p.table, rulePriority: priority + index, ...(p.gateway !== undefined ? { gateway: p.gateway } : {}) };
+    try {
+      await addPathSteps(this.record, { tun: this.tun.name, path: plan, capturePriority: priority + 100, exclude }, this.persist);
+    } catch (e) {
+      this.pathCounters.increment('pathsNotAdded');
+      this.log.warn(`${d.iface}: not a path: ${(e as Error).message}`);
+      return;
+    }
+    this.excluded.push(...exclude.map((x) => x.prefix));
+    this.ifindexOf.set(d.iface, d.index);
+    this.settledIndex.set(d.iface, d.index);
+    this.paths.push(p);
+    this.pathCounters.increment('pathsAdded');
+    const r = this.relay.addPath({ address: parseIpAddress(p.source).bytes, backup: p.backup, up: true });
+    if (r !== index) this.log.error(`path ${index} is path ${r} of the relay`);
+    this.log.info(`path ${index} joins: ${p.iface}${p.gateway ? ` via ${p.gateway}` : ' (on-link)'} [${d.address}], source ${p.source} (${p.sourcePrefix}), table ${p.table}${p.backup ? ', backup' : ''}${exclude.length > 0 ? `; excluded: ${exclude.map((x) => x.prefix).join(', ')}` : ''}`);
     this.engine.kick();
   }
 

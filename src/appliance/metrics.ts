@@ -20,6 +20,8 @@ export interface MetricsSource {
   readonly paths: ReadonlyArray<{ readonly index: number; readonly iface: string; readonly up: boolean; readonly backup: boolean }>;
   readonly relay: Relay;
   readonly engine: { readonly stats: EngineStats };
+  /** What the path monitor did (netlink events, settles, paths down/up, address and gateway moves). */
+  readonly pathCounters?: { snapshot(): Readonly<Record<string, number>> };
 }
 
 /** The kernel's MPTcpExt MIB names (`nstat -az`, Linux 6.x) that mptun's MPTCP counters share. */
@@ -138,6 +140,7 @@ export function counterGroups(src: MetricsSource): CounterGroup[] {
     );
   }
   groups.push(snakeGroup('engine', { ...src.engine.stats }, 'mptun_engine_', 'Engine'));
+  if (src.pathCounters) groups.push(snakeGroup('paths', src.pathCounters.snapshot(), 'mptun_path_monitor_', 'Path monitor'));
   return groups;
 }
 

@@ -24,7 +24,7 @@ import type { MptcpConnection } from '../mptcp/connection.js';
 export const RELAY_COUNTER_NAMES = [
   'flowsRequested', 'flowsEstablished', 'flowsFallback', 'flowsRefused', 'flowsTimedOut', 'flowsNoPath', 'flowsPendingFull',
   'flowsClosed', 'flowsResetByApp', 'flowsResetUpstream', 'bytesToUpstream', 'bytesToHost', 'synRetransmitsWhilePending',
-  'packetsToUpstream', 'packetsToHost', 'synFromPathAddress',
+  'packetsToUpstream', 'packetsToHost', 'synFromPathAddress', 'pathsAdded',
 ] as const;
 
 export interface RelayPath {
@@ -402,7 +402,10 @@ export class Relay {
 
   // ------------------------------------------------------------ paths
 
-  /** A path went down: its subflows are reset and their data reinjected at once, REMOVE_ADDR sent. */
+  /**
+   * A path went down (or its address changed: call pathUp next): its subflows are reset and
+   * their data reinjected at once, REMOVE_ADDR sent.
+   */
   pathDown(now: Instant, index: number): void {
     const p = this.paths[index];
     if (!p || !p.up) return;
@@ -416,6 +419,21 @@ export class Relay {
     if (!p || p.up) return;
     p.up = true;
     this.upstream.pathUp(p.address);
+  }
+
+  /**
+   * A path added at run time (an interface that appeared); returns its index. New connections
+   * may use it at once; the open ones get a subflow on it (as after pathUp) when it is up.
+   */
+  addPath(path: RelayPath): number {
+    const index = this.paths.length;
+    this.paths.push({ ...path });
+    if (path.address.length === 4) this.pathV4.set(path.address.readUInt32BE(0), index);
+    else this.pathV6.set(path.address.toString('hex'), index);
+    this.pathStats.push({ packetsOut: 0, bytesOut: 0, packetsIn: 0, bytesIn: 0 });
+    this.upstream.addPath(path.address, { backup: path.backup, up: path.up });
+    this.counters.increment('pathsAdded');
+    return index;
   }
 
   /** Every flow reset both ways (mptun is going down): RST to the apps, MP_FASTCLOSE upstream. */

@@ -13,6 +13,7 @@ import {
 
 export const MPTCP_STACK_COUNTER_NAMES = [
   'connectionsOpened', 'joinsOpened', 'portCollisions', 'connectionsAccepted', 'plainTcpAccepted', 'joinsAccepted', 'MPJoinNoTokenFound', 'subflowLimit',
+  'addressIdsRenumbered', 'addressIdsExhausted',
 ] as const;
 
 export interface MptcpStackOptions extends TcpStackOptions {
@@ -28,6 +29,11 @@ export interface MptcpStackEvent {
 
 interface PathState {
   localAddrs: Buffer[];
+  /**
+   * The address ID of each local path (RFC 8684 §3.2: "an identifier for the source IP address
+   * of this packet"): its index at first; a path that went down gets a fresh one (renumber()).
+   */
+  ids: number[];
   remote: Endpoint;
   /** Pairs opened: `${local index}` for the peer's primary address, `${local}/${remote id}` for announced ones. */
   opened: Set<number | string>;
@@ -64,6 +70,8 @@ export class MptcpStack {
   private readonly events: MptcpStackEvent[] = [];
   private readonly options: MptcpStackOptions;
   private readonly host: { random32(): number; touch(tcp: TcpConnection): void };
+  /** The last address ID given by freshId(). */
+  private lastId = 0;
 
   constructor(options: MptcpStackOptions) {
     this.options = options;
@@ -110,7 +118,7 @@ export class MptcpStack {
     this.connections.add(conn);
     const backup = new Set(options.backup ?? []);
     this.paths.set(conn, {
-      localAddrs, remote, opened: new Set([0]), backup, removed: new Set((options.down ?? []).filter((i) => i !== 0)), fullmesh: options.fullmesh ?? false, maxSubflows: options.maxSubflows ?? 8,
+      localAddrs, ids: localAddrs.map((_, i) => i), remote, opened: new Set([0]), backup, removed: new Set((options.down ?? []).filter((i) => i !== 0)), fullmesh: options.fullmesh ?? false, maxSubflows: options.maxSubflows ?? 8,
     });
     // the first path as a backup: said with MP_PRIO once the connection is up
     if (backup.has(0)) conn.setBackup(0, true);
@@ -223,7 +231,7 @@ export class MptcpStack {
         }
         p.opened.add(target.key);
         const tcp = this.openSubflow(now, p.localAddrs[i]!, target.remote);
-        const sf = conn.attach(tcp, false, i);
+        const sf = conn.attach(tcp, false, p.ids[i]!);
         sf.localBackup = p.backup.has(i);
         this.bySubflow.set(tcp, sf);
         this.counters.increment('joinsOpened');
@@ -232,15 +240,21 @@ export class MptcpStack {
   }
 
   /**
-   * A local path went away (link down): every connection resets its subflows on that path at
-   * once, reinjects their data on the others, and sends REMOVE_ADDR.
+   * A local path went away (link down, or its address changed): every connection resets its
+   * subflows on that path at once, reinjects their data on the others, and sends REMOVE_ADDR.
+   * The path gets a fresh address ID for the subflows it opens when it comes back: the peer may
+   * read the REMOVE_ADDR after a new MP_JOIN has arrived (it is sent on another, possibly slower,
+   * path), and RFC 8684 §3.4.2 has it close every subflow of the removed ID ("the receiver MUST
+   * close any existing subflows that are using the removed address").
    */
   pathDown(now: Instant, addr: Buffer): void {
     for (const [conn, p] of this.paths) {
       const i = p.localAddrs.findIndex((a) => a.equals(addr));
-      if (i < 0) continue;
+      if (i < 0 || p.removed.has(i)) continue;
       p.removed.add(i);
-      conn.removeLocalAddress(i, now);
+      conn.removeLocalAddress(p.ids[i]!, now);
+      p.ids[i] = this.freshId(conn, p);
+      this.counters.increment('addressIdsRenumbered');
     }
   }
 
@@ -263,6 +277,40 @@ export class MptcpStack {
     const open: MptcpCounterGroups[] = [];
     for (const conn of this.connections) open.push(conn.counterGroups());
     return this.closedTotals.total(open);
+  }
+
+  /**
+   * A local path added at run time (an interface that appeared): the open connections get a
+   * subflow on it (unless it is down), with an address ID of its own.
+   */
+  addPath(addr: Buffer, options: { backup?: boolean; up?: boolean } = {}): void {
+    for (const [conn, p] of this.paths) {
+      if (p.localAddrs.some((a) => a.equals(addr))) continue;
+      const i = p.localAddrs.length;
+      p.localAddrs.push(addr);
+      p.ids.push(this.freshId(conn, p));
+      if (options.backup) p.backup.add(i);
+      if (options.up === false) p.removed.add(i);
+    }
+  }
+
+  /**
+   * An address ID (1..255; 0 is the initial subflow's, RFC 8684 §3.2) that neither a local path
+   * of the connection nor one of its open subflows holds; the next after the last given, so IDs
+   * are not reused soon.
+   */
+  private freshId(conn: MptcpConnection, p: PathState): number {
+    const held = new Set(p.ids);
+    for (const sf of conn.subflows) if (!sf.closed) held.add(sf.localId);
+    for (let k = 0; k < 255; k++) {
+      const id = ((this.lastId + k) % 255) + 1;
+      if (!held.has(id)) {
+        this.lastId = id;
+        return id;
+      }
+    }
+    this.counters.increment('addressIdsExhausted');
+    return p.ids[0]!;
   }
 
   pollOutput(now: Instant): DeviceOutput | null {

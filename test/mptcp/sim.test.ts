@@ -671,3 +671,60 @@ test('the stacks\' process-wide totals keep the counters of connections that clo
   t.not(during, null, 'read during the transfer');
   t.true(during!.mptcp.MPCapableSYNTX === 1 && tcpDuring > 0 && tcpDuring <= sent, `mid-transfer ${tcpDuring} of ${sent} bytes`);
 });
+
+// Mobility (the appliance's paths that appear, and that go down and come back at once when
+// their address changed)
+
+test('a path added at run time: the open connection opens a subflow from it, with an address ID of its own, and it carries data', (t) => {
+  const seed = useSeed(t, 21);
+  let outAtAdd = 0;
+  const r = run({
+    seed, upload: 12 << 20, tcp: WIDE, paths: [{ up: SLOW }, { up: SLOW }, { up: FAST }], use: [0, 1],
+    during: (w) => {
+      w.sim.at(600, () => {
+        outAtAdd = w.server.stack.counters.get('joinsAccepted');
+        w.client.stack.addPath(addr(A[2]!));
+      });
+    },
+  });
+  assertDelivered(t, r);
+  assertClosed(t, r);
+  const c = clientConn(r);
+  t.is(outAtAdd, 1, 'one join before the path was added');
+  t.like(r.client.stack.counters.snapshot(), { connectionsOpened: 1, joinsOpened: 2 });
+  const added = c.subflows.filter((s) => s.tcp.local.addr.equals(addr(A[2]!)));
+  t.is(added.length, 1, 'one subflow from the added path');
+  t.false([0, 1].includes(added[0]!.localId), `address ID ${added[0]!.localId}, not one of the first paths'`);
+  t.true((bytesOut(c).get(A[2]!) ?? 0) > 1 << 20, `the added path carried ${bytesOut(c).get(A[2]!) ?? 0} bytes`);
+});
+
+// RFC 8684 §3.4.2: the peer that reads REMOVE_ADDR closes the subflows of that address ID; a
+// path that comes back at once (a new address on the same interface) must not reuse the ID,
+// or a REMOVE_ADDR read after its new MP_JOIN would close the new subflow too.
+test('a path down and up again at once: its old subflow reset, REMOVE_ADDR of the old ID, a new subflow with a fresh ID carries data', (t) => {
+  const seed = useSeed(t, 22);
+  let outAtUp = 0;
+  const r = run({
+    seed, upload: 16 << 20, tcp: WIDE, paths: [{ up: FAST }, { up: SLOW }], maxTime: 600_000,
+    during: (w) => {
+      w.sim.at(700, (now) => {
+        w.client.stack.pathDown(now, addr(A[0]!));
+        w.client.stack.pathUp(addr(A[0]!));
+        w.client.tick(now);
+        outAtUp = bytesOut(w.conn()!).get(A[0]!) ?? 0;
+      });
+    },
+  });
+  assertDelivered(t, r);
+  const c = clientConn(r);
+  const first = c.subflows.filter((s) => s.tcp.local.addr.equals(addr(A[0]!)));
+  t.is(first.length, 2, 'the old subflow of path 0 and a new one');
+  t.is(first[0]!.localId, 0);
+  t.not(first[1]!.localId, 0, 'the new subflow has a fresh address ID');
+  t.not(first[1]!.localId, 1, 'not the other path\'s');
+  t.like(c.counters.snapshot(), { RmAddrTx: 1 });
+  t.like(serverConn(r).counters.snapshot(), { RmAddr: 1 });
+  t.true(c.counters.get('Reinjections') > 0, 'the old subflow\'s data was reinjected at once');
+  t.is(r.client.stack.counters.get('addressIdsRenumbered'), 1);
+  t.true((bytesOut(c).get(A[0]!) ?? 0) - outAtUp > 1 << 20, 'path 0 carried data again');
+});
