@@ -554,8 +554,16 @@ dl_start() {
       ip -n "$NS_SRV" $v rule del pref 0 lookup local 2>/dev/null || true
     fi
   done
-  # nice -10: on a loaded machine its wake-ups come first (its timing is the link's delay)
-  ip netns exec "$NS_SRV" nice -n "${TESTBED_DELAYLINE_NICE:--10}" node "$DL_JS" --config "$RUN_DIR/delayline.json" --stats "$RUN_DIR/delayline.stats" \
+  # Real-time priority (SCHED_FIFO 10; TESTBED_DELAYLINE_RTPRIO, 0 = none): its timing is the
+  # link's delay, and on a loaded machine a normal process wakes milliseconds late (median RTT
+  # 20.2 ms for 20 asked with it, up to 22.8 without, at load 14 on 2 cores). It only spins
+  # for sparse traffic, for at most 1.5 ms; the kernel's RT throttling bounds it anyway.
+  # Without chrt or the right to use it: nice -10.
+  local sched=(nice -n -10) prio=${TESTBED_DELAYLINE_RTPRIO:-10}
+  if [[ $prio != 0 ]] && command -v chrt >/dev/null 2>&1 && chrt -f "$prio" true 2>/dev/null; then
+    sched=(chrt -f "$prio")
+  fi
+  ip netns exec "$NS_SRV" "${sched[@]}" node "$DL_JS" --config "$RUN_DIR/delayline.json" --stats "$RUN_DIR/delayline.stats" \
     </dev/null >"$log" 2>&1 &
   echo $! > "$(dl_pidfile)"
   for _ in $(seq 1 100); do
