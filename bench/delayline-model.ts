@@ -169,7 +169,8 @@ export class Pipe {
       txEnd = Math.max(now, this.lastTxEnd) + (wire * 8e9) / p.rateBps;
     }
     let due = txEnd + p.delayNs;
-    if (p.jitterNs > 0) due += (this.random() * 2 - 1) * p.jitterNs;
+    // (a delay shorter than the jitter never goes below zero)
+    if (p.jitterNs > 0) due = Math.max(txEnd, due + (this.random() * 2 - 1) * p.jitterNs);
     // a FIFO: never before the packet ahead
     if (due < this.lastDue) due = this.lastDue;
     if (!this.store(src, off, len, due)) {

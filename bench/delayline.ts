@@ -109,6 +109,20 @@ const MAX_ADVANCE_NS = 3e6;
 // what is due within the slack, and the next timer takes the rest.
 const SPIN_HELD = 8;
 const SPIN_WITHIN_NS = 1.5e6;
+// Spinning may take at most a fifth of the time (a token bucket of 5 ms): request/response
+// traffic over a short delay would otherwise spin all the time, at real-time priority.
+const SPIN_SHARE = 0.2;
+const SPIN_BUCKET_NS = 5e6;
+let spinTokens = SPIN_BUCKET_NS;
+let spinClock = 0;
+
+/** May the loop spin now? Charges the time since the last look to the bucket. */
+function spinAllowed(now: number, spinning: boolean): boolean {
+  const dt = spinClock ? now - spinClock : 0;
+  spinClock = now;
+  spinTokens = Math.min(SPIN_BUCKET_NS, spinTokens + dt * SPIN_SHARE - (spinning ? dt : 0));
+  return spinTokens > 0;
+}
 
 function held(): number {
   let n = 0;
@@ -134,7 +148,7 @@ function nextDue(): number {
 }
 
 /** Keeps the one timer on the earliest due packet. */
-function schedule(now: number): void {
+function schedule(now: number, spinning = false): void {
   if (spin) return; // a spin is on; it schedules when it ends
   const next = nextDue();
   if (next === Infinity) {
@@ -143,7 +157,7 @@ function schedule(now: number): void {
     timerDue = Infinity;
     return;
   }
-  if (next - now < SPIN_WITHIN_NS && held() <= SPIN_HELD) {
+  if (next - now < SPIN_WITHIN_NS && held() <= SPIN_HELD && spinAllowed(now, spinning)) {
     if (timer) clearTimeout(timer);
     timer = undefined;
     timerDue = Infinity;
@@ -174,7 +188,7 @@ function onSpin(): void {
   spin = undefined;
   const now = hrnow();
   flush(now);
-  schedule(now);
+  schedule(now, true);
 }
 
 for (const l of lines) {

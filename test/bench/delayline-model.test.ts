@@ -178,3 +178,13 @@ test('lateness counters: how far after its due time each packet was released', (
   t.is(pipe.counters.lateSumNs, 2 * MS);
   t.is(pipe.counters.lateMaxNs, 1 * MS);
 });
+
+test('a jitter larger than the delay never makes a packet leave before it arrived', (t) => {
+  const pipe = new Pipe(params({ delayNs: 1 * MS, jitterNs: 4 * MS }), { random: seeded(9) });
+  for (let i = 0; i < 500; i++) {
+    const now = i * 10 * MS;
+    pipe.push(packet(60, 0), 0, 60, now);
+    t.true(pipe.nextDue() >= now, `due ${(pipe.nextDue() - now) / MS} ms after arrival`);
+    released(pipe, Infinity);
+  }
+});
