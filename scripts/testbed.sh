@@ -626,7 +626,7 @@ dl_apply() {
   dl_write_config
   if [[ -n $pid ]]; then kill -HUP "$pid"; else dl_start; fi
   for n in 1 2; do
-    if dl_link_on "$n"; then dl_routes "$n" on; else dl_routes "$n" off; fi
+    if dl_link_on "$n" && [[ $(var "TESTBED_LINK$n") != down ]]; then dl_routes "$n" on; else dl_routes "$n" off; fi
   done
 }
 
@@ -651,7 +651,8 @@ dl_describe() {   # ", 10 ms ±1 delay, burst loss 1,30" for a delayed link
   out+=", $(var "TESTBED_DELAY$n") ms delay"
   nonzero "$(var "TESTBED_JITTER$n")" && out+=" ±$(var "TESTBED_JITTER$n") ms"
   [[ $(var "TESTBED_BURST$n") != 0 ]] && out+=", burst loss $(var "TESTBED_BURST$n")"
-  out+=", queue $(dl_queue_bytes "$n") B (delay line)"
+  nonzero "$(var "TESTBED_RATE$n")" && out+=", queue $(dl_queue_bytes "$n") B"
+  out+=" (delay line)"
   echo "$out"
 }
 
@@ -847,6 +848,9 @@ cmd_link_down() {
     apply_nft
   else
     set_link_state "$n" down
+    # a delayed link's rules would send the server's packets into the delay line, to be lost
+    # there in silence; without them the server's kernel sees the link gone, as without delay
+    if dl_link_on "$n" && [[ -n $(dl_pid) ]]; then dl_routes "$n" off; fi
     printf -v "TESTBED_LINK$n" down
   fi
   save_state
@@ -861,6 +865,7 @@ cmd_link_up() {
   set_link_state "$n" up
   wait_links_up "$n"
   client_routes "$n"
+  if dl_link_on "$n" && [[ -n $(dl_pid) ]]; then dl_routes "$n" on; fi
   printf -v "TESTBED_LINK$n" up
   if [[ $was == blackhole ]]; then need_tools nft; apply_nft; fi
   save_state
