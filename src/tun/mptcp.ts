@@ -65,7 +65,13 @@ export function mptcpListen(host: string, port: number, backlog = 511, tfoQueue 
 /** The kernel's MPTCP view of a connected socket's fd; null for a socket that is not MPTCP. */
 export function mptcpInfo(fd: number): MptcpInfo | null {
   try {
-    return load().mptcpInfo(fd);
+    const info = load().mptcpInfo(fd);
+    // A dual-stack listener's subflows carry IPv4 as ::ffff:a.b.c.d: show a.b.c.d.
+    for (const sf of info?.subflowAddrs ?? []) {
+      sf.local = sf.local.replace(/^::ffff:/, '');
+      sf.remote = sf.remote.replace(/^::ffff:/, '');
+    }
+    return info;
   } catch (e) {
     throw asMptcpError(e);
   }
