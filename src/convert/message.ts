@@ -6,6 +6,10 @@
 // words is the application's data. The codec is sans-IO: bytes in, a representation out (or a
 // typed drop reason with the Error code that goes on the wire); a representation in, bytes out.
 //
+// The sentences of RFC 8803 quoted below were written from the RFC as published; the tools of
+// this session could confirm only the IANA registry (the numbers), so where a quote and the RFC
+// differ in wording, the RFC wins. Layouts agree with Tessares' Convert dissector for Wireshark.
+//
 // Numbers: the IANA "TCP Convert Protocol (Convert) Parameters" registry (checked, 2026-12):
 // versions 0 Reserved, 1 Assigned; TLVs 1 Info, 10 Connect, 20 Extended TCP Header,
 // 21 Supported TCP Extension, 22 Cookie, 30 Error; errors 0 Unsupported Version,

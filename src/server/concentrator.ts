@@ -48,7 +48,7 @@ const TCP_OPTION_MPTCP = 30;
 export const SERVER_COUNTER_NAMES = [
   /** Connections accepted, MPTCP and fallen back to (or plain) TCP. */
   'accepted', 'acceptedMptcp', 'acceptedTcp',
-  /** A Convert message arrived whole / whole in the first read (the SYN's payload, with TFO). */
+  /** A Convert message arrived whole / whole in the first read (always so when it came in the SYN with TFO; the kernel's TcpExtTCPFastOpenPassive says which did). */
   'convertRead', 'convertInFirstRead',
   /** The client sent no whole Convert message in time, or closed first. */
   'convertTimeout', 'clientClosedEarly',

@@ -159,6 +159,21 @@ test.serial('mptcv: a plain-TCP client (a path that strips MPTCP) is served too'
   t.true(((await status()).counters.acceptedTcp ?? 0) >= 1);
 });
 
+test.serial('mptcv: an MPTCP client behind a middlebox that strips MPTCP options falls back to TCP and is served', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  const strip = `table inet ${P}strip {\n chain pre {\n  type filter hook prerouting priority -150;\n  tcp dport ${CON_PORT} reset tcp option mptcp\n }\n}\n`;
+  await run('ip', ['netns', 'exec', CON, 'nft', '-f', '-'], { input: strip });
+  try {
+    const before = (await status()).counters.acceptedTcp ?? 0;
+    const r = await client(goodMsg(), { bytes: 100_000 });
+    t.like(r.reply, { kind: 'ok' });
+    t.is(r.after, `${r.sha256} 100000\n`);
+    t.is(((await status()).counters.acceptedTcp ?? 0) - before, 1, 'the server saw plain TCP');
+  } finally {
+    await sh(CON, 'nft', ['delete', 'table', 'inet', `${P}strip`]);
+  }
+});
+
 test.serial('mptcv: with TCP Fast Open the Convert message rides in the MP_CAPABLE SYN (tshark), and the server reads it at accept', async (t) => {
   if (!requireRootOrSkip(t)) return;
   const pcap = join(dir, 'tfo.pcap');
@@ -186,6 +201,22 @@ test.serial('mptcv: a closed port → Error 96 Connection Reset; the client sees
   if (!requireRootOrSkip(t)) return;
   const r = await client(goodMsg(DST_ADDR, 9999));
   t.like(r.reply, { kind: 'error', code: 96 });
+});
+
+test.serial('mptcv: an unreachable destination → Error 97 with the ICMP code (host unreachable, 1)', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  const r = await client(goodMsg('10.211.3.99', DST_PORT));
+  t.like(r.reply, { kind: 'error', code: 97, value: 1 });
+  t.regex(server!.stderr(), /refused client 10\.211\.1\.1 -> 10\.211\.3\.99:9000: Error 97 Destination Unreachable \(ICMP code 1\) \(EHOSTUNREACH\)/);
+});
+
+test.serial('mptcv: a destination that resets after the reply → the client\'s connection is reset too', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  const before = (await status()).counters.dstReset ?? 0;
+  const r = await client(goodMsg(DST_ADDR, DST_PORT + 1), { bytes: 10 });
+  t.like(r.reply, { kind: 'ok' });
+  t.is(r.end, 'reset');
+  t.is(((await status()).counters.dstReset ?? 0) - before, 1);
 });
 
 test.serial('mptcv: refusals connect nothing, are counted by code, and the server serves the next client', async (t) => {

@@ -1,5 +1,6 @@
 // The destination of the concentrator e2e test: a plain-TCP server (no MPTCP) that reads until
-// the client's FIN, then answers "<sha256 hex> <byte count>\n" and closes.
+// the client's FIN, then answers "<sha256 hex> <byte count>\n" and closes; on the next port, one
+// that resets the connection as soon as data arrives.
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
 
@@ -14,5 +15,9 @@ const server = createServer({ allowHalfOpen: true }, (sock) => {
   sock.on('end', () => sock.end(`${h.digest('hex')} ${n}\n`));
   sock.on('error', () => undefined);
 });
-server.listen(port, () => process.stdout.write(`listening ${port}\n`));
+const resetter = createServer((sock) => {
+  sock.on('error', () => undefined);
+  sock.once('data', () => sock.resetAndDestroy());
+});
+resetter.listen(port + 1, () => server.listen(port, () => process.stdout.write(`listening ${port} ${port + 1}\n`)));
 process.on('SIGTERM', () => process.exit(0));
