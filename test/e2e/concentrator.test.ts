@@ -125,7 +125,7 @@ test.before(async (t) => {
   key = Buffer.from((await readFile(keyFile, 'utf8')).trim(), 'hex');
   dst = spawnInNetns(DST, process.execPath, [DST_SERVER, String(DST_PORT)]);
   await waitForPort(DST, DST_PORT);
-  server = spawnInNetns(CON, process.execPath, [MPTUN, 'server', '--listen', String(CON_PORT), '--key', keyFile, '--allow', '10.211.3.0/24', '--control-socket', CONTROL, '--log-level', 'debug']);
+  server = spawnInNetns(CON, process.execPath, [MPTUN, 'server', '--listen', String(CON_PORT), '--key', keyFile, '--allow', '10.211.3.0/24', '--max-open', '3', '--control-socket', CONTROL, '--log-level', 'debug']);
   await waitFor('mptun server to listen', () => server!.stderr().includes('listening on') || server!.child.exitCode !== null, { timeout: 15_000 });
   if (server.child.exitCode !== null) throw new Error(`mptun server exited: ${server.stderr()}`);
 });
@@ -267,22 +267,32 @@ test.serial('mptcv: refusals connect nothing, are counted by code, and the serve
   t.regex(server!.stderr(), /refused client 10\.211\.1\.1 -> 127\.0\.0\.1:9000: Error 32 Not Authorized \(dstLoopback\)/);
 });
 
-test.serial('mptcv: `mptun server status` shows a live connection with the kernel\'s subflows', async (t) => {
+test.serial('mptcv: `mptun server status` shows live connections with the kernel\'s subflows; a client over --max-open gets Error 64 with a retry delay', async (t) => {
   if (!requireRootOrSkip(t)) return;
-  const args = [CLIENT, '--host', CON_ADDR, '--port', String(CON_PORT), '--msg', goodMsg().toString('hex'), '--mptcp', '--hold'];
-  const held = spawnInNetns(CLI, 'python3', args);
+  await waitFor('earlier connections to close', async () => (await status()).connections.length === 0);
+  const held: Spawned[] = [];
   try {
-    await waitFor('the held client', () => held.stdout().includes('READY') || held.child.exitCode !== null, { timeout: 15_000 });
-    await waitFor('a second subflow', async () => ((await status()).connections[0]?.mptcp?.subflowAddrs.length ?? 0) >= 2, { timeout: 10_000 });
+    for (let i = 0; i < 3; i++) {
+      const args = [CLIENT, '--host', CON_ADDR, '--port', String(CON_PORT), '--msg', goodMsg().toString('hex'), '--mptcp', '--hold'];
+      const h = spawnInNetns(CLI, 'python3', args);
+      held.push(h);
+      await waitFor('a held client', () => h.stdout().includes('READY') || h.child.exitCode !== null, { timeout: 15_000 });
+    }
+    // the fourth is over this client's share (--max-open 3): Resource Exceeded, retry in 2 s
+    t.like((await client(goodMsg())).reply, { kind: 'error', code: 64, value: 2 });
+    await waitFor('second subflows', async () => (await status()).connections.every((c) => (c.mptcp?.subflowAddrs.length ?? 0) >= 2), { timeout: 10_000 });
     const s = await status();
-    t.is(s.connections.length, 1);
+    t.is(s.connections.length, 3);
     t.like(s.connections[0], { client: '10.211.1.1', destination: `${DST_ADDR}:${DST_PORT}` });
     t.true(s.connections[0]!.mptcp!.subflows >= 1);
+    t.is(s.counters.limitOpen, 1);
     const text = await sh(CON, process.execPath, [MPTUN, 'server', 'status', '--control-socket', CONTROL]);
+    t.regex(text.stdout, /10\.211\.1\.1 {2}pending 0 {2}open 3/);
     t.regex(text.stdout, /#\d+ 10\.211\.1\.1 -> 10\.211\.3\.2:9000 relaying \(MPTCP, [23] subflows\)/);
     t.regex(text.stdout, /subflow 10\.211\.\d\.2:7443 <- 10\.211\.2\.1:\d+/);
+    t.regex(text.stdout, /64 Resource Exceeded=1/);
   } finally {
-    await held.stop('SIGTERM');
+    for (const h of held) await h.stop('SIGTERM');
   }
 });
 
