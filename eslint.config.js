@@ -14,12 +14,14 @@ const LAYERS = {
   tcp: ['ip'],
   mptcp: ['tcp', 'ip'],
   routing: ['ip'],
+  convert: ['ip'],
+  server: ['ip', 'convert', 'routing', 'tun'],
   // appliance.ts still takes its config's type from src/cli/config.ts: to be moved down
   appliance: ['ip', 'tcp', 'mptcp', 'routing', 'tun', 'cli'],
-  cli: ['ip', 'tcp', 'mptcp', 'routing', 'tun', 'appliance'],
+  cli: ['ip', 'tcp', 'mptcp', 'routing', 'tun', 'appliance', 'convert', 'server'],
 };
 const FOLDERS = Object.keys(LAYERS);
-const SANS_IO = new Set(['ip', 'tcp', 'mptcp']);
+const SANS_IO = new Set(['ip', 'tcp', 'mptcp', 'convert']);
 
 function importRules(folder) {
   const forbidden = FOLDERS.filter((f) => f !== folder && !LAYERS[folder].includes(f));
@@ -43,7 +45,7 @@ export default tseslint.config(
   ...FOLDERS.map(importRules),
   {
     // The sans-IO core: time is a parameter, packets are inputs and outputs.
-    files: ['src/ip/**/*.ts', 'src/tcp/**/*.ts', 'src/mptcp/**/*.ts'],
+    files: ['src/ip/**/*.ts', 'src/tcp/**/*.ts', 'src/mptcp/**/*.ts', 'src/convert/**/*.ts'],
     rules: {
       'no-restricted-globals': ['error',
         ...['setTimeout', 'setInterval', 'setImmediate', 'clearTimeout', 'clearInterval', 'clearImmediate', 'queueMicrotask', 'performance']

@@ -23,6 +23,9 @@ usage:
   mptun status [--json] [--control-socket PATH]
       Asks the running instance: paths, connections, subflows per path (bytes, RTT, cwnd,
       state) and the counters.
+  mptun server --listen [ADDR:]PORT --key FILE [--allow CIDR]... [--max-pending N] [--max-open N]
+  mptun server --genkey FILE | mptun server status [--json]
+      The concentrator (RFC 8803 Convert over the kernel's MPTCP): \`mptun server --help\`.
   mptun echo --tun NAME --address CIDR [--route CIDR]... [--vnet-hdr]
       Opens a TUN device, gives it the address, routes the prefixes into it, and answers
       every ICMP/ICMPv6 echo request that arrives: a first end-to-end check of the device.
@@ -49,6 +52,10 @@ export async function run(argv: string[]): Promise<number> {
       case 'status': {
         const { runStatus } = await import('./up.js');
         return await runStatus(rest);
+      }
+      case 'server': {
+        const { runServer } = await import('./server.js');
+        return await runServer(rest);
       }
       case 'echo': {
         const { runEcho } = await import('./echo.js');

@@ -56,7 +56,7 @@ export class TunError extends Error {
   }
 }
 
-function findAddon(): string {
+export function findAddon(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
     const candidate = join(dir, 'build', 'Release', 'mptun_tun.node');

@@ -1,0 +1,543 @@
+// The 0-RTT TCP Convert Protocol (RFC 8803, "Convert"), version 1: the message codec.
+//
+// A Convert message is what a client writes at the very start of its bytestream to a Transport
+// Converter (ideally in the payload of its SYN), and what the Converter writes back at the start
+// of its own bytestream: a 32-bit fixed header followed by TLVs. Everything after `Total Length`
+// words is the application's data. The codec is sans-IO: bytes in, a representation out (or a
+// typed drop reason with the Error code that goes on the wire); a representation in, bytes out.
+//
+// The sentences of RFC 8803 quoted below were written from the RFC as published; the tools of
+// this session could confirm only the IANA registry (the numbers), so where a quote and the RFC
+// differ in wording, the RFC wins. Layouts agree with Tessares' Convert dissector for Wireshark.
+//
+// Numbers: the IANA "TCP Convert Protocol (Convert) Parameters" registry (checked, 2026-12):
+// versions 0 Reserved, 1 Assigned; TLVs 1 Info, 10 Connect, 20 Extended TCP Header,
+// 21 Supported TCP Extension, 22 Cookie, 30 Error; errors 0 Unsupported Version,
+// 1 Malformed Message, 2 Unsupported Message, 3 Missing Cookie, 32 Not Authorized,
+// 33 Unsupported TCP Option, 64 Resource Exceeded, 65 Network Failure, 96 Connection Reset,
+// 97 Destination Unreachable.
+import { CounterSet } from '../ip/counters.js';
+import { formatIpAddress, type IpFamily, parseIpAddress } from '../ip/address.js';
+
+// RFC 8803 §6.1, The Convert Fixed Header:
+//
+//    0                   1                   2                   3
+//    0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//   +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//   |    Version    |  Total Length |          Unassigned           |
+//   +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//
+// "This document specifies version 1. Version 0 is reserved by this document and MUST NOT be
+// used." "The Total Length is the number of 32-bit words, including the header, of the
+// bytestream that are consumed by the Convert messages. Since Total Length is also an 8-bit
+// unsigned integer, those messages cannot consume more than 1020 bytes of data." "A Total
+// Length of zero is invalid and the connection MUST be reset upon reception of a header with
+// such total length." "The Unassigned field MUST be set to zero in this version of the protocol."
+
+/** The version this codec speaks (RFC 8803 §6.1). */
+export const CONVERT_VERSION = 1;
+/** Bytes of the fixed header. */
+export const CONVERT_HEADER_LEN = 4;
+/** Total Length and TLV Length count 32-bit words. */
+export const CONVERT_WORD = 4;
+/** 255 words: the most a Convert message can consume of the bytestream. */
+export const CONVERT_MAX_LEN = 255 * CONVERT_WORD;
+export const CONVERT_OFF_VERSION = 0;
+export const CONVERT_OFF_TOTAL_LENGTH = 1;
+export const CONVERT_OFF_UNASSIGNED = 2;
+
+// RFC 8803 §6.2.1, the generic Convert TLV:
+//
+//    0                   1                   2                   3
+//    0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//   +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//   |     Type      |     Length    |             Value ...         |
+//   +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//   //                              ...                            //
+//
+// Length is in 32-bit words and covers the Type and Length octets: every TLV is a multiple of
+// four bytes and TLVs are aligned on 32-bit boundaries.
+export const TLV_OFF_TYPE = 0;
+export const TLV_OFF_LENGTH = 1;
+export const TLV_HEADER_LEN = 2;
+
+/** RFC 8803 §6.2.2 Info TLV (a client asks which TCP extensions the Converter supports). */
+export const CONVERT_TLV_INFO = 1;
+/** RFC 8803 §6.2.4 Connect TLV (the destination). */
+export const CONVERT_TLV_CONNECT = 10;
+/** RFC 8803 §6.2.5 Extended TCP Header TLV (the server's SYN+ACK header, returned by the Converter). */
+export const CONVERT_TLV_EXTENDED_TCP_HEADER = 20;
+/** RFC 8803 §6.2.3 Supported TCP Extensions TLV (the Converter's answer to Info). */
+export const CONVERT_TLV_SUPPORTED_TCP_EXTENSIONS = 21;
+/** RFC 8803 §6.2.6 Cookie TLV (an opaque value that proves the client may use the Converter). */
+export const CONVERT_TLV_COOKIE = 22;
+/** RFC 8803 §6.2.8 Error TLV. */
+export const CONVERT_TLV_ERROR = 30;
+
+// RFC 8803 §6.2.8, the Error TLV and its codes (IANA "Convert Errors"):
+//
+//    0                   1                   2                   3
+//    0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//   +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//   |  Type=0x1E    |     Length    |  Error Code   |  Value        |
+//   +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//   //                     ... (optional) Value                    //
+//
+// The codes are grouped by who is at fault: 0-31 message validation and processing, 32-63 the
+// client, 64-95 the Converter, 96-127 the destination server.
+
+/** The version in the header is not supported; Value: the version the Converter supports. */
+export const CONVERT_ERR_UNSUPPORTED_VERSION = 0;
+/** The message could not be parsed (bad lengths, a truncated TLV, a zero Total Length ...). */
+export const CONVERT_ERR_MALFORMED_MESSAGE = 1;
+/** A TLV that the Converter does not support. */
+export const CONVERT_ERR_UNSUPPORTED_MESSAGE = 2;
+/** The Converter requires a Cookie TLV and the message carries none. */
+export const CONVERT_ERR_MISSING_COOKIE = 3;
+/** The Converter refused: administratively prohibited, authorization failure, invalid Cookie. */
+export const CONVERT_ERR_NOT_AUTHORIZED = 32;
+/** A TCP option the client asked to use towards the server cannot be used; Value: its Kind. */
+export const CONVERT_ERR_UNSUPPORTED_TCP_OPTION = 33;
+/** The Converter lacks the resources for the request; Value: the delay in seconds the client should wait (0: at least 30 s). */
+export const CONVERT_ERR_RESOURCE_EXCEEDED = 64;
+/** The Converter could not relay the request (a network failure on its side). */
+export const CONVERT_ERR_NETWORK_FAILURE = 65;
+/** The destination answered with a RST. */
+export const CONVERT_ERR_CONNECTION_RESET = 96;
+/** An ICMP destination unreachable came back; Value: the Code of that ICMP message. */
+export const CONVERT_ERR_DESTINATION_UNREACHABLE = 97;
+
+/** The names of the Error codes, as the RFC and the IANA registry write them. */
+export const CONVERT_ERROR_NAMES: Readonly<Record<number, string>> = {
+  [CONVERT_ERR_UNSUPPORTED_VERSION]: 'Unsupported Version',
+  [CONVERT_ERR_MALFORMED_MESSAGE]: 'Malformed Message',
+  [CONVERT_ERR_UNSUPPORTED_MESSAGE]: 'Unsupported Message',
+  [CONVERT_ERR_MISSING_COOKIE]: 'Missing Cookie',
+  [CONVERT_ERR_NOT_AUTHORIZED]: 'Not Authorized',
+  [CONVERT_ERR_UNSUPPORTED_TCP_OPTION]: 'Unsupported TCP Option',
+  [CONVERT_ERR_RESOURCE_EXCEEDED]: 'Resource Exceeded',
+  [CONVERT_ERR_NETWORK_FAILURE]: 'Network Failure',
+  [CONVERT_ERR_CONNECTION_RESET]: 'Connection Reset',
+  [CONVERT_ERR_DESTINATION_UNREACHABLE]: 'Destination Unreachable',
+};
+
+export function convertErrorName(code: number): string {
+  return CONVERT_ERROR_NAMES[code] ?? `error ${code}`;
+}
+
+// Connect TLV, RFC 8803 §6.2.4:
+//
+//    0                   1                   2                   3
+//    0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//   +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//   |  Type=0xA     |     Length    |      Remote Peer Port         |
+//   +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//   |                                                               |
+//   |           Remote Peer IP Address (128 bits)                   |
+//   |                                                               |
+//   |                                                               |
+//   +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//   /                      TCP Options (Variable)                   /
+//   /                              ...                              /
+//   +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//
+// "The Remote Peer IP Address MUST be encoded as an IPv6 address. IPv4 addresses MUST be encoded
+// using the IPv4-mapped IPv6 address format defined in [RFC4291]." The TCP Options field holds
+// TCP options (Kind, Length, ...) that the client asks the Converter to use towards the server,
+// padded to a 32-bit boundary.
+export const CONNECT_OFF_PORT = 2;
+export const CONNECT_OFF_ADDRESS = 4;
+export const CONNECT_OFF_TCP_OPTIONS = 20;
+/** A Connect TLV without TCP options: 5 words. */
+export const CONNECT_MIN_LEN = 20;
+
+// Info (§6.2.2), Supported TCP Extensions (§6.2.3), Extended TCP Header (§6.2.5) and Cookie
+// (§6.2.6) all start with a 16-bit Unassigned/Zero field after Type and Length:
+//
+//   |     Type      |     Length    |          Unassigned           |
+//   /            Kinds / Returned Extended TCP header / Opaque Value /
+//
+// Info is that one word only. Supported TCP Extensions lists one TCP option Kind per octet,
+// padded with zeros. The Cookie's value is opaque to the protocol (the Converter's own format:
+// src/convert/cookie.ts for mptun's).
+export const TLV_OFF_ZERO = 2;
+export const TLV_OFF_BODY = 4;
+
+/**
+ * Why a Convert message was refused. Each is a counter name; `CONVERT_DROP_ERROR[reason]` is
+ * the Error code that goes back to the sender.
+ */
+export const CONVERT_DROP_REASONS = [
+  /** A version other than 1 (RFC 8803 §6.1): Unsupported Version. */
+  'convertBadVersion',
+  /** Total Length of zero (RFC 8803 §6.1: "the connection MUST be reset"), or shorter than its TLVs. */
+  'convertBadTotalLength',
+  /** A TLV of Length zero, or one that runs past Total Length. */
+  'convertBadTlvLength',
+  /** A known TLV whose Length is too short for its fixed fields (a Connect under 5 words, an Error under 1 word ...). */
+  'convertTlvTooShort',
+  /** A TLV type that this codec does not know: Unsupported Message. */
+  'convertUnknownTlv',
+] as const;
+
+export type ConvertDropReason = (typeof CONVERT_DROP_REASONS)[number];
+
+/** The Error code that answers each drop reason. */
+export const CONVERT_DROP_ERROR: Readonly<Record<ConvertDropReason, number>> = {
+  convertBadVersion: CONVERT_ERR_UNSUPPORTED_VERSION,
+  convertBadTotalLength: CONVERT_ERR_MALFORMED_MESSAGE,
+  convertBadTlvLength: CONVERT_ERR_MALFORMED_MESSAGE,
+  convertTlvTooShort: CONVERT_ERR_MALFORMED_MESSAGE,
+  convertUnknownTlv: CONVERT_ERR_UNSUPPORTED_MESSAGE,
+};
+
+export const CONVERT_COUNTER_NAMES = [...CONVERT_DROP_REASONS, 'convertParsed', 'convertIncomplete', 'convertEmitted'] as const;
+export type ConvertCounterName = (typeof CONVERT_COUNTER_NAMES)[number];
+
+export class ConvertCounters extends CounterSet<ConvertCounterName> {
+  constructor() {
+    super(CONVERT_COUNTER_NAMES);
+  }
+}
+
+/** One TLV, as a plain representation. */
+export type ConvertTlv =
+  | { type: typeof CONVERT_TLV_INFO }
+  | { type: typeof CONVERT_TLV_CONNECT; port: number; /** 16 bytes, IPv4 as ::ffff:a.b.c.d */ address: Uint8Array; tcpOptions: Uint8Array }
+  | { type: typeof CONVERT_TLV_EXTENDED_TCP_HEADER; tcpHeader: Uint8Array }
+  | { type: typeof CONVERT_TLV_SUPPORTED_TCP_EXTENSIONS; kinds: number[] }
+  | { type: typeof CONVERT_TLV_COOKIE; value: Uint8Array }
+  | { type: typeof CONVERT_TLV_ERROR; code: number; /** at least one byte: the 8-bit Value and any optional bytes after it */ value: Uint8Array };
+
+/** A Convert message: the fixed header's version and the TLVs, in order. */
+export interface ConvertMessage {
+  version: number;
+  tlvs: ConvertTlv[];
+}
+
+/** What `parseConvert` found at the start of a bytestream. */
+export type ConvertParse =
+  /** Not all of the message is there yet: read until `need` bytes are buffered. */
+  | { kind: 'incomplete'; need: number }
+  /** Refused: answer with an Error TLV of `error` and close. */
+  | { kind: 'drop'; reason: ConvertDropReason; error: number }
+  /** A whole message, `length` bytes of the bytestream; the application's data follows. */
+  | { kind: 'message'; message: ConvertMessage; length: number };
+
+/**
+ * A checked view of a Convert message at the start of `buf`: the fixed header has been read,
+ * all `totalLength` words are there, and every TLV's Length stays inside them.
+ */
+export class ConvertView {
+  private constructor(readonly buf: Uint8Array, readonly offset: number) {}
+
+  /** The view, or what is wrong: a drop reason, or the byte count still needed. */
+  static check(buf: Uint8Array, offset = 0): ConvertView | ConvertDropReason | { need: number } {
+    const avail = buf.length - offset;
+    if (avail < CONVERT_HEADER_LEN) return { need: CONVERT_HEADER_LEN };
+    // RFC 8803 §6.1: "Version 0 is reserved by this document and MUST NOT be used."; this codec speaks 1.
+    if (buf[offset + CONVERT_OFF_VERSION] !== CONVERT_VERSION) return 'convertBadVersion';
+    const words = buf[offset + CONVERT_OFF_TOTAL_LENGTH];
+    // RFC 8803 §6.1: "A Total Length of zero is invalid and the connection MUST be reset upon
+    // reception of a header with such total length."
+    if (words === 0) return 'convertBadTotalLength';
+    const total = words * CONVERT_WORD;
+    if (avail < total) return { need: total };
+    let at = offset + CONVERT_HEADER_LEN;
+    const end = offset + total;
+    while (at < end) {
+      if (end - at < TLV_HEADER_LEN) return 'convertBadTlvLength';
+      const len = buf[at + TLV_OFF_LENGTH] * CONVERT_WORD;
+      if (len === 0 || at + len > end) return 'convertBadTlvLength';
+      at += len;
+    }
+    return new ConvertView(buf, offset);
+  }
+
+  get version(): number {
+    return this.buf[this.offset + CONVERT_OFF_VERSION];
+  }
+
+  /** Total Length in 32-bit words. */
+  get totalLength(): number {
+    return this.buf[this.offset + CONVERT_OFF_TOTAL_LENGTH];
+  }
+
+  /** Bytes of the bytestream this message consumes. */
+  get byteLength(): number {
+    return this.totalLength * CONVERT_WORD;
+  }
+
+  get unassigned(): number {
+    return (this.buf[this.offset + CONVERT_OFF_UNASSIGNED] << 8) | this.buf[this.offset + CONVERT_OFF_UNASSIGNED + 1];
+  }
+
+  /** Each TLV's type and the bytes it covers (Type and Length included), in order. */
+  *tlvs(): Generator<{ type: number; bytes: Uint8Array }> {
+    let at = this.offset + CONVERT_HEADER_LEN;
+    const end = this.offset + this.byteLength;
+    while (at < end) {
+      const len = this.buf[at + TLV_OFF_LENGTH] * CONVERT_WORD;
+      yield { type: this.buf[at + TLV_OFF_TYPE], bytes: this.buf.subarray(at, at + len) };
+      at += len;
+    }
+  }
+}
+
+function u16(b: Uint8Array, at: number): number {
+  return (b[at] << 8) | b[at + 1];
+}
+
+/** One TLV's representation from its bytes (Type and Length included), or why not. */
+export function parseTlv(type: number, b: Uint8Array): ConvertTlv | ConvertDropReason {
+  switch (type) {
+    case CONVERT_TLV_INFO:
+      return { type };
+    case CONVERT_TLV_CONNECT:
+      if (b.length < CONNECT_MIN_LEN) return 'convertTlvTooShort';
+      return { type, port: u16(b, CONNECT_OFF_PORT), address: b.subarray(CONNECT_OFF_ADDRESS, CONNECT_OFF_ADDRESS + 16), tcpOptions: b.subarray(CONNECT_OFF_TCP_OPTIONS) };
+    case CONVERT_TLV_EXTENDED_TCP_HEADER:
+      if (b.length < TLV_OFF_BODY) return 'convertTlvTooShort';
+      return { type, tcpHeader: b.subarray(TLV_OFF_BODY) };
+    case CONVERT_TLV_SUPPORTED_TCP_EXTENSIONS: {
+      if (b.length < TLV_OFF_BODY) return 'convertTlvTooShort';
+      const kinds: number[] = [];
+      // The list is padded with zeros (Kind 0 is End of Option List, never a supported extension).
+      for (let i = TLV_OFF_BODY; i < b.length; i++) if (b[i] !== 0) kinds.push(b[i]);
+      return { type, kinds };
+    }
+    case CONVERT_TLV_COOKIE:
+      if (b.length < TLV_OFF_BODY) return 'convertTlvTooShort';
+      return { type, value: b.subarray(TLV_OFF_BODY) };
+    case CONVERT_TLV_ERROR:
+      // Type, Length, Error Code and the 8-bit Value make the smallest Error TLV: one word.
+      return { type, code: b[2], value: b.subarray(3) };
+    default:
+      return 'convertUnknownTlv';
+  }
+}
+
+/**
+ * Parses the Convert message at the start of a bytestream. Never throws: malformed input is a
+ * drop reason (counted in `counters` when given) with the Error code to answer.
+ */
+export function parseConvert(buf: Uint8Array, counters?: ConvertCounters): ConvertParse {
+  const v = ConvertView.check(buf);
+  if (typeof v === 'string') return drop(v, counters);
+  if (!(v instanceof ConvertView)) {
+    counters?.increment('convertIncomplete');
+    return { kind: 'incomplete', need: v.need };
+  }
+  const tlvs: ConvertTlv[] = [];
+  for (const { type, bytes } of v.tlvs()) {
+    const tlv = parseTlv(type, bytes);
+    if (typeof tlv === 'string') return drop(tlv, counters);
+    tlvs.push(tlv);
+  }
+  counters?.increment('convertParsed');
+  return { kind: 'message', message: { version: v.version, tlvs }, length: v.byteLength };
+}
+
+function drop(reason: ConvertDropReason, counters?: ConvertCounters): ConvertParse {
+  counters?.increment(reason);
+  return { kind: 'drop', reason, error: CONVERT_DROP_ERROR[reason] };
+}
+
+const pad4 = (n: number): number => (n + 3) & ~3;
+
+/** Bytes of one TLV on the wire (a multiple of four). */
+export function tlvBufferLen(tlv: ConvertTlv): number {
+  switch (tlv.type) {
+    case CONVERT_TLV_INFO:
+      return 4;
+    case CONVERT_TLV_CONNECT:
+      return CONNECT_MIN_LEN + pad4(tlv.tcpOptions.length);
+    case CONVERT_TLV_EXTENDED_TCP_HEADER:
+      return TLV_OFF_BODY + pad4(tlv.tcpHeader.length);
+    case CONVERT_TLV_SUPPORTED_TCP_EXTENSIONS:
+      return TLV_OFF_BODY + pad4(tlv.kinds.length);
+    case CONVERT_TLV_COOKIE:
+      return TLV_OFF_BODY + pad4(tlv.value.length);
+    case CONVERT_TLV_ERROR:
+      return pad4(3 + Math.max(1, tlv.value.length));
+  }
+}
+
+/** Bytes of the whole message (header and TLVs). */
+export function convertBufferLen(msg: ConvertMessage): number {
+  let n = CONVERT_HEADER_LEN;
+  for (const tlv of msg.tlvs) n += tlvBufferLen(tlv);
+  return n;
+}
+
+/** A message that cannot be emitted (too long for Total Length, a port or Kind out of range). */
+export class ConvertEmitError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConvertEmitError';
+  }
+}
+
+/**
+ * Writes `msg` into `buf` at `offset` (room for `convertBufferLen(msg)` bytes); returns the byte
+ * count. Padding is written as zeros, Unassigned fields as zero.
+ */
+export function emitConvert(msg: ConvertMessage, buf: Uint8Array, offset = 0, counters?: ConvertCounters): number {
+  const total = convertBufferLen(msg);
+  if (total > CONVERT_MAX_LEN) throw new ConvertEmitError(`a Convert message is at most ${CONVERT_MAX_LEN} bytes, this one is ${total}`);
+  if (buf.length - offset < total) throw new ConvertEmitError(`emitConvert: ${total} bytes do not fit in ${buf.length - offset}`);
+  buf.fill(0, offset, offset + total);
+  buf[offset + CONVERT_OFF_VERSION] = msg.version;
+  buf[offset + CONVERT_OFF_TOTAL_LENGTH] = total / CONVERT_WORD;
+  let at = offset + CONVERT_HEADER_LEN;
+  for (const tlv of msg.tlvs) {
+    const len = tlvBufferLen(tlv);
+    buf[at + TLV_OFF_TYPE] = tlv.type;
+    buf[at + TLV_OFF_LENGTH] = len / CONVERT_WORD;
+    switch (tlv.type) {
+      case CONVERT_TLV_INFO:
+        break;
+      case CONVERT_TLV_CONNECT:
+        if (!Number.isInteger(tlv.port) || tlv.port < 0 || tlv.port > 0xffff) throw new ConvertEmitError(`bad port ${tlv.port}`);
+        if (tlv.address.length !== 16) throw new ConvertEmitError('the Connect TLV address is 16 bytes (IPv4 as IPv4-mapped IPv6)');
+        buf[at + CONNECT_OFF_PORT] = tlv.port >> 8;
+        buf[at + CONNECT_OFF_PORT + 1] = tlv.port & 0xff;
+        buf.set(tlv.address, at + CONNECT_OFF_ADDRESS);
+        buf.set(tlv.tcpOptions, at + CONNECT_OFF_TCP_OPTIONS);
+        break;
+      case CONVERT_TLV_EXTENDED_TCP_HEADER:
+        buf.set(tlv.tcpHeader, at + TLV_OFF_BODY);
+        break;
+      case CONVERT_TLV_SUPPORTED_TCP_EXTENSIONS:
+        tlv.kinds.forEach((k, i) => {
+          if (!Number.isInteger(k) || k < 1 || k > 255) throw new ConvertEmitError(`bad TCP option Kind ${k}`);
+          buf[at + TLV_OFF_BODY + i] = k;
+        });
+        break;
+      case CONVERT_TLV_COOKIE:
+        buf.set(tlv.value, at + TLV_OFF_BODY);
+        break;
+      case CONVERT_TLV_ERROR:
+        buf[at + 2] = tlv.code;
+        buf.set(tlv.value, at + 3);
+        break;
+    }
+    at += len;
+  }
+  counters?.increment('convertEmitted');
+  return total;
+}
+
+/** `emitConvert` into a new buffer of the right size. */
+export function encodeConvert(msg: ConvertMessage, counters?: ConvertCounters): Buffer {
+  const out = Buffer.alloc(convertBufferLen(msg));
+  emitConvert(msg, out, 0, counters);
+  return out;
+}
+
+// Addresses in the Connect TLV.
+
+const V4_MAPPED_PREFIX = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
+
+/** The 16 bytes of the Connect TLV for an address of either family (IPv4 → ::ffff:a.b.c.d). */
+export function connectAddressBytes(address: string | Uint8Array): Uint8Array {
+  const bytes = typeof address === 'string' ? parseIpAddress(address).bytes : address;
+  if (bytes.length === 16) return Uint8Array.from(bytes);
+  if (bytes.length !== 4) throw new ConvertEmitError(`an address has 4 or 16 bytes, got ${bytes.length}`);
+  const out = new Uint8Array(16);
+  out.set(V4_MAPPED_PREFIX, 0);
+  out.set(bytes, 12);
+  return out;
+}
+
+/** The destination named by 16 Connect bytes: an IPv4-mapped address is IPv4. */
+export function connectDestination(address16: Uint8Array): { family: IpFamily; bytes: Uint8Array; text: string } {
+  const mapped = V4_MAPPED_PREFIX.every((b, i) => address16[i] === b);
+  const bytes = mapped ? address16.subarray(12, 16) : address16.subarray(0, 16);
+  return { family: mapped ? 4 : 6, bytes, text: formatIpAddress(bytes) };
+}
+
+// What a client and a Converter exchange, in one call each.
+
+export interface ConnectRequest {
+  /** The destination's address (text, or 4/16 bytes). */
+  address: string | Uint8Array;
+  port: number;
+  /** The Cookie TLV's opaque value, when the Converter wants one. */
+  cookie?: Uint8Array;
+  /** TCP options to ask the Converter to use towards the destination (rarely needed). */
+  tcpOptions?: Uint8Array;
+}
+
+/** The message a client writes first (in its SYN when it can): header, Connect, and the Cookie. */
+export function encodeConnect(dst: string | Uint8Array, port: number, cookie?: Uint8Array): Buffer {
+  return encodeConnectRequest({ address: dst, port, cookie });
+}
+
+export function encodeConnectRequest(req: ConnectRequest): Buffer {
+  const tlvs: ConvertTlv[] = [{ type: CONVERT_TLV_CONNECT, port: req.port, address: connectAddressBytes(req.address), tcpOptions: req.tcpOptions ?? new Uint8Array(0) }];
+  if (req.cookie) tlvs.push({ type: CONVERT_TLV_COOKIE, value: req.cookie });
+  return encodeConvert({ version: CONVERT_VERSION, tlvs });
+}
+
+/** The Converter's reply: the header alone (the destination accepted), or the header and an Error TLV. */
+export function encodeReply(error?: { code: number; value?: number }): Buffer {
+  const tlvs: ConvertTlv[] = error ? [{ type: CONVERT_TLV_ERROR, code: error.code, value: Uint8Array.of(error.value ?? 0) }] : [];
+  return encodeConvert({ version: CONVERT_VERSION, tlvs });
+}
+
+/** What the client reads back from the Converter. */
+export type ConvertReply =
+  | { kind: 'incomplete'; need: number }
+  /** Malformed reply: the client should give up on this connection. */
+  | { kind: 'drop'; reason: ConvertDropReason }
+  /** The destination accepted; the bytes after `length` are the server's data. */
+  | { kind: 'ok'; length: number; tlvs: ConvertTlv[] }
+  /** The Converter refused or the destination failed: `code` (and `value`, e.g. the ICMP code or a retry delay). */
+  | { kind: 'error'; length: number; code: number; value: number };
+
+export function parseReply(buf: Uint8Array, counters?: ConvertCounters): ConvertReply {
+  const p = parseConvert(buf, counters);
+  if (p.kind === 'incomplete') return p;
+  if (p.kind === 'drop') return { kind: 'drop', reason: p.reason };
+  for (const tlv of p.message.tlvs) {
+    if (tlv.type === CONVERT_TLV_ERROR) return { kind: 'error', length: p.length, code: tlv.code, value: tlv.value[0] ?? 0 };
+  }
+  return { kind: 'ok', length: p.length, tlvs: p.message.tlvs };
+}
+
+/** The request a Converter takes from a parsed message. */
+export interface ConnectParsed {
+  port: number;
+  family: IpFamily;
+  /** 4 or 16 bytes. */
+  address: Uint8Array;
+  text: string;
+  cookie: Uint8Array | null;
+  tcpOptions: Uint8Array;
+  info: boolean;
+}
+
+/**
+ * The destination and cookie of a client's message, or the Error code to answer: a message with
+ * no Connect TLV (or two) is Malformed.
+ */
+export function connectRequest(msg: ConvertMessage): ConnectParsed | { error: number } {
+  let connect: Extract<ConvertTlv, { type: typeof CONVERT_TLV_CONNECT }> | null = null;
+  let cookie: Uint8Array | null = null;
+  let info = false;
+  for (const tlv of msg.tlvs) {
+    if (tlv.type === CONVERT_TLV_CONNECT) {
+      if (connect) return { error: CONVERT_ERR_MALFORMED_MESSAGE };
+      connect = tlv;
+    } else if (tlv.type === CONVERT_TLV_COOKIE) {
+      if (cookie) return { error: CONVERT_ERR_MALFORMED_MESSAGE };
+      cookie = tlv.value;
+    } else if (tlv.type === CONVERT_TLV_INFO) info = true;
+    // Error, Extended TCP Header and Supported TCP Extensions are the Converter's to send.
+    else return { error: CONVERT_ERR_UNSUPPORTED_MESSAGE };
+  }
+  if (!connect) return { error: CONVERT_ERR_MALFORMED_MESSAGE };
+  const d = connectDestination(connect.address);
+  return { port: connect.port, family: d.family, address: d.bytes, text: d.text, cookie, tcpOptions: connect.tcpOptions, info };
+}
