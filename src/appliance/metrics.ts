@@ -21,7 +21,7 @@ export interface MetricsSource {
   readonly relay: Relay;
   readonly engine: { readonly stats: EngineStats };
   /** What the path monitor did (netlink events, settles, paths down/up, address and gateway moves). */
-  readonly pathCounters?: { snapshot(): Readonly<Record<string, number>> };
+  readonly pathCounters: { snapshot(): Readonly<Record<string, number>> };
 }
 
 /** The kernel's MPTcpExt MIB names (`nstat -az`, Linux 6.x) that mptun's MPTCP counters share. */
@@ -82,6 +82,7 @@ export const COUNTER_GROUP_TITLES: ReadonlyArray<readonly [string, string]> = [
     ] as Array<readonly [string, string]>;
   }),
   ['engine', 'engine (TUN device I/O, timers)'],
+  ['paths', 'paths (netlink events, settles, paths down/up, address and gateway moves)'],
 ];
 
 const TOTAL = 'since start, closed connections included';
@@ -140,7 +141,7 @@ export function counterGroups(src: MetricsSource): CounterGroup[] {
     );
   }
   groups.push(snakeGroup('engine', { ...src.engine.stats }, 'mptun_engine_', 'Engine'));
-  if (src.pathCounters) groups.push(snakeGroup('paths', src.pathCounters.snapshot(), 'mptun_path_monitor_', 'Path monitor'));
+  groups.push(snakeGroup('paths', src.pathCounters.snapshot(), 'mptun_path_monitor_', 'Path monitor'));
   return groups;
 }
 
