@@ -15,9 +15,9 @@ import { test, useSeed, type SimContext } from '../sim/helpers.js';
 import { Forwarder, PacketSink, Simulator, type Duplex, type ForwardHook, type LinkOptions } from '../sim/index.js';
 import {
   MptcpHost, MptcpSender, MptcpSink, addr, carriesDataFin, craftSegment, dropMatching, lagDataAck, parseSegment, randomBytes, sha256,
-  stripMptcpFromSyns, type WireSegment,
+  stripMptcpFromSyns, type MptcpHostOptions, type WireSegment,
 } from './simhost.js';
-import type { MptcpConnection } from '../../src/mptcp/connection.js';
+import type { MptcpConfig, MptcpConnection } from '../../src/mptcp/connection.js';
 import type { TcpConfig } from '../../src/tcp/connection.js';
 import { TCP_FLAG_ACK, TCP_FLAG_RST, TCP_FLAG_SYN } from '../../src/tcp/segment.js';
 
@@ -46,6 +46,10 @@ interface Scenario {
   /** The client's local addresses for `connect`, by path index; default every path. */
   use?: number[];
   tcp?: Partial<TcpConfig>;
+  /** MPTCP configuration of both hosts. */
+  mptcp?: Partial<MptcpConfig>;
+  /** Initial sequence numbers of both hosts instead of RFC 6528's. */
+  initialSequence?: MptcpHostOptions['initialSequence'];
   maxTime?: number;
   /** Acts on the world during the run (a link going down, a crafted segment ...). */
   during?: (w: World) => void;
@@ -79,10 +83,10 @@ function run(sc: Scenario): Result {
   const sim = new Simulator({ seed: sc.seed });
   const n = sc.paths.length;
   const clientAddrs = A.slice(0, n).map(addr);
-  const client = sim.addNode(new MptcpHost({ seed: sc.seed * 2 + 1, addrs: clientAddrs, route: 'source', tcp: sc.tcp ?? {} }), 'client');
+  const client = sim.addNode(new MptcpHost({ seed: sc.seed * 2 + 1, addrs: clientAddrs, route: 'source', tcp: sc.tcp ?? {}, mptcp: sc.mptcp ?? {}, ...(sc.initialSequence ? { initialSequence: sc.initialSequence } : {}) }), 'client');
   const routes = new Map([...A.slice(0, n).map((a, i) => [a, i] as const), [PROBE, n] as const]);
   const serverAddrs = [S1, S2, S2, S2].slice(0, n + 1).map(addr);
-  const server = sim.addNode(new MptcpHost({ seed: sc.seed * 2 + 2, addrs: serverAddrs, route: routes, tcp: sc.tcp ?? {} }), 'server');
+  const server = sim.addNode(new MptcpHost({ seed: sc.seed * 2 + 2, addrs: serverAddrs, route: routes, tcp: sc.tcp ?? {}, mptcp: sc.mptcp ?? {}, ...(sc.initialSequence ? { initialSequence: sc.initialSequence } : {}) }), 'server');
   const links: Duplex[] = [];
   sc.paths.forEach((p, i) => {
     if (p.middlebox) {
@@ -639,4 +643,62 @@ test('close: after both DATA_FINs, every subflow closes with a FIN exchange and 
   const r = bothWays(seed);
   assertDelivered(t, r);
   assertClosed(t, r);
+});
+
+// RFC 8684 §3.3: "Subflow Sequence Number (4 octets)" — the relative subflow sequence number of
+// a mapping is 32 bits, and so is TCP's: both wrap after a subflow has carried 2^32 bytes, while
+// the data sequence number is 64 bits.
+//
+// Regression (found with a 12 GB upload through `mptun up`, fixed): the sending side found a
+// segment's mapping by its offset taken modulo 2^32 from the TCP sequence number, against a
+// table of offsets that kept counting past 2^32 (and was never pruned): past the wrap it found an
+// old mapping or none, the receiver took the mapping as 'old' and the data as unmapped, and the
+// connection stalled for good while the subflows went on. The receiving side compared the
+// 32-bit relative sequence number with its 64-bit read offset. Now both sides expand the 32
+// bits against the offset they know (mapping.ts expandOffset), and the send mappings are
+// forgotten once acknowledged at both levels.
+//
+// The subflows start as if each had already carried 2^32 - 768 KiB each way
+// (MptcpConfig.subflowOffsetBase, both ends), and the TCP sequence numbers start 4 KiB below
+// 2^32, so that the run crosses both wraps with a few MB instead of 4 GB.
+test('wrap: every subflow crosses 2^32 bytes (relative subflow sequence and TCP sequence) both ways, every byte arrives, mapping tables stay small', (t) => {
+  const seed = useSeed(t, 21);
+  const base = 2 ** 32 - 768 * 1024;
+  const maxSize = { tx: 0, rx: 0 };
+  let mappings = 0;
+  // every send mapping seen in a table at a sample: fewer than were made
+  const seen = new Set<object>();
+  const sample = (w: World) => {
+    for (const conn of [w.conn(), ...w.server.stack.connections]) {
+      for (const sf of conn?.subflows ?? []) {
+        for (const m of sf.tx.all()) seen.add(m);
+        maxSize.tx = Math.max(maxSize.tx, sf.tx.size);
+        maxSize.rx = Math.max(maxSize.rx, sf.rx.size);
+      }
+    }
+  };
+  const r = run({
+    seed, upload: 8 << 20, download: 8 << 20, tcp: WIDE, paths: [{ up: FAST }, { up: SLOW }],
+    mptcp: { subflowOffsetBase: base, mappingSize: 16 * 1024 },
+    initialSequence: (local) => 0xffffffff - 4096 + (local.port % 256),
+    during: (w) => {
+      for (let at = 50; at < 5000; at += 50) w.sim.at(at, () => sample(w));
+    },
+  });
+  assertDelivered(t, r);
+  const c = clientConn(r);
+  const s = serverConn(r);
+  for (const conn of [c, s]) {
+    t.like(conn.counters.snapshot(), { UnmappedData: 0, DSSNotMatching: 0 });
+    t.is(conn.mappingVerdicts.get('conflict'), 0);
+    t.is(conn.subflows.length, 2);
+    for (const sf of conn.subflows) {
+      t.true(sf.writeOffset > 2 ** 32 && sf.readOffset > 2 ** 32, `subflow ${sf.id} wrote up to ${sf.writeOffset - base} and read up to ${sf.readOffset - base} bytes past the base, crossing 2^32`);
+      mappings += sf.tx.size;
+    }
+  }
+  // the tables hold the mappings in flight (a congestion window's worth), not every one made
+  t.true(maxSize.tx > 0 && seen.size >= 4 * maxSize.tx, `at most ${maxSize.tx} send mappings held at once, of ${seen.size} or more made`);
+  t.true(maxSize.rx <= maxSize.tx, `at most ${maxSize.rx} receive mappings held at once`);
+  t.true(mappings <= 8, `${mappings} send mappings left at the end`);
 });

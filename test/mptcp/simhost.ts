@@ -51,6 +51,8 @@ export interface MptcpHostOptions {
   tcp?: Partial<TcpConfig>;
   mptcp?: Partial<MptcpConfig>;
   mtu?: number;
+  /** Initial sequence numbers instead of RFC 6528's (TcpStackOptions.initialSequence). */
+  initialSequence?: (local: Endpoint, remote: Endpoint) => number;
 }
 
 export interface LoggedEvent extends MptcpStackEvent {
@@ -84,6 +86,7 @@ export class MptcpHost implements SansIoNode {
       tcp: options.tcp ?? {},
       mptcp: options.mptcp ?? {},
       mtu: options.mtu ?? 1500,
+      initialSequence: options.initialSequence ?? null,
     });
   }
 
