@@ -10,7 +10,22 @@ import { MptcpConnection, subflowCongestionControl, DEFAULT_MPTCP_CONFIG, type M
 
 export const MPTCP_STACK_COUNTER_NAMES = [
   'connectionsOpened', 'joinsOpened', 'portCollisions', 'connectionsAccepted', 'plainTcpAccepted', 'joinsAccepted', 'MPJoinNoTokenFound', 'subflowLimit',
+  // an address the peer announced (ADD_ADDR) of a family no local path has: no subflow to it
+  'addAddrOtherFamily',
 ] as const;
+
+/** True when two addresses are of one family (a subflow joins two addresses of one family). */
+function sameFamily(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length;
+}
+
+/** connect() asked for a first subflow between two address families: a caller's error. */
+export class AddressFamilyError extends Error {
+  constructor(readonly local: Uint8Array, readonly remote: Uint8Array) {
+    super(`no subflow from an IPv${local.length === 4 ? 4 : 6} address to an IPv${remote.length === 4 ? 4 : 6} one`);
+    this.name = 'AddressFamilyError';
+  }
+}
 
 export interface MptcpStackOptions extends TcpStackOptions {
   mptcp?: Partial<MptcpConfig>;
@@ -28,6 +43,8 @@ interface PathState {
   remote: Endpoint;
   /** Pairs opened: `${local index}` for the peer's primary address, `${local}/${remote id}` for announced ones. */
   opened: Set<number | string>;
+  /** Announced address ids ignored (and counted once) for want of a local path of their family. */
+  otherFamily: Set<number>;
   backup: Set<number>;
   removed: Set<number>;
   fullmesh: boolean;
@@ -97,6 +114,7 @@ export class MptcpStack {
    * manager adds one subflow from each other local path (MP_JOIN).
    */
   connect(now: Instant, localAddrs: Buffer[], remote: Endpoint, options: ConnectOptions = {}): MptcpConnection {
+    if (!sameFamily(localAddrs[0]!, remote.addr)) throw new AddressFamilyError(localAddrs[0]!, remote.addr);
     const conn = new MptcpConnection(this.host, this.randomKey(), this.options.mptcp ?? {});
     conn.markInitiator();
     const tcp = this.openSubflow(now, localAddrs[0]!, remote);
@@ -105,7 +123,7 @@ export class MptcpStack {
     this.connections.add(conn);
     const backup = new Set(options.backup ?? []);
     this.paths.set(conn, {
-      localAddrs, remote, opened: new Set([0]), backup, removed: new Set((options.down ?? []).filter((i) => i !== 0)), fullmesh: options.fullmesh ?? false, maxSubflows: options.maxSubflows ?? 8,
+      localAddrs, remote, opened: new Set([0]), otherFamily: new Set(), backup, removed: new Set((options.down ?? []).filter((i) => i !== 0)), fullmesh: options.fullmesh ?? false, maxSubflows: options.maxSubflows ?? 8,
     });
     // the first path as a backup: said with MP_PRIO once the connection is up
     if (backup.has(0)) conn.setBackup(0, true);
@@ -200,6 +218,13 @@ export class MptcpStack {
     const p = this.paths.get(conn);
     if (!p || conn.fallback || !conn.fullyEstablished || conn.remoteKey === null) return;
     const live = () => conn.subflows.filter((s) => !s.closed).length;
+    if (p.fullmesh) {
+      for (const [id, a] of conn.remoteAddresses) {
+        if (p.otherFamily.has(id) || p.localAddrs.some((l) => sameFamily(l, a.addr))) continue;
+        p.otherFamily.add(id);
+        this.counters.increment('addAddrOtherFamily');
+      }
+    }
     for (let i = 0; i < p.localAddrs.length; i++) {
       if (p.removed.has(i)) continue;
       const targets: Array<{ key: number | string; remote: Endpoint }> = [{ key: i, remote: p.remote }];
@@ -210,7 +235,8 @@ export class MptcpStack {
         }
       }
       for (const target of targets) {
-        if (p.opened.has(target.key)) continue;
+        // a subflow joins two addresses of one family: the others are no pair
+        if (p.opened.has(target.key) || !sameFamily(p.localAddrs[i]!, target.remote.addr)) continue;
         if (live() >= p.maxSubflows) {
           this.counters.increment('subflowLimit');
           return;

@@ -18,6 +18,8 @@ import {
   stripMptcpFromSyns, type MptcpHostOptions, type WireSegment,
 } from './simhost.js';
 import type { MptcpConfig, MptcpConnection } from '../../src/mptcp/connection.js';
+import type { ConnectOptions } from '../../src/mptcp/stack.js';
+import { addAddrHmac } from '../../src/mptcp/crypto.js';
 import type { TcpConfig } from '../../src/tcp/connection.js';
 import { TCP_FLAG_ACK, TCP_FLAG_RST, TCP_FLAG_SYN } from '../../src/tcp/segment.js';
 
@@ -48,6 +50,8 @@ interface Scenario {
   tcp?: Partial<TcpConfig>;
   /** MPTCP configuration of both hosts. */
   mptcp?: Partial<MptcpConfig>;
+  /** The client's path manager options (fullmesh ...). */
+  connect?: ConnectOptions;
   /** Initial sequence numbers of both hosts instead of RFC 6528's. */
   initialSequence?: MptcpHostOptions['initialSequence'];
   maxTime?: number;
@@ -127,7 +131,7 @@ function run(sc: Scenario): Result {
   });
   sim.at(0, (now) => {
     const local = (sc.use ?? sc.paths.map((_, i) => i)).map((i) => clientAddrs[i]!);
-    conn = client.connect(now, local, { addr: addr(S1), port: PORT });
+    conn = client.connect(now, local, { addr: addr(S1), port: PORT }, sc.connect ?? {});
     client.tick(now);
   });
   const world: World = { sim, client, server, links, probe, probeIface: n, conn: () => conn };
@@ -701,4 +705,48 @@ test('wrap: every subflow crosses 2^32 bytes (relative subflow sequence and TCP 
   t.true(maxSize.tx > 0 && seen.size >= 4 * maxSize.tx, `at most ${maxSize.tx} send mappings held at once, of ${seen.size} or more made`);
   t.true(maxSize.rx <= maxSize.tx, `at most ${maxSize.rx} receive mappings held at once`);
   t.true(mappings <= 8, `${mappings} send mappings left at the end`);
+});
+
+/**
+ * A middlebox hook (server to client) that turns the first pure ACK the server sends once
+ * `armed()` says so into one that carries only an ADD_ADDR of `address` (id `id`), with the
+ * HMAC the server's keys give (RFC 8684 §3.4.1): the server announcing an address.
+ */
+function announceAddress(world: () => World | null, address: Buffer, id: number): ForwardHook & { sent: number } {
+  const hook = (_now: number, from: number, packet: Buffer): Buffer => {
+    const w = world();
+    const s = w ? [...w.server.stack.connections][0] : undefined;
+    if (from !== 1 || hook.sent > 0 || !s || s.remoteKey === null || !s.fullyEstablished) return packet;
+    const seg = parseSegment(packet);
+    if (!seg || seg.tcp.payload.length > 0 || (seg.tcp.flags & (TCP_FLAG_SYN | TCP_FLAG_RST)) !== 0) return packet;
+    hook.sent++;
+    const hmac = addAddrHmac(s.localKey, s.remoteKey, id, address);
+    return craftSegment(addr(seg.src), addr(seg.dst), { ...seg.tcp }, [{ type: 'add_addr', echo: false, addressId: id, address, hmac }]);
+  };
+  hook.sent = 0;
+  return hook;
+}
+
+// Fuzz finding: a subflow opened between address families. Under fullmesh the path manager
+// opened a subflow from every local path to every address the peer announced: an IPv6 address
+// announced to a client whose paths are IPv4 made an IPv4-to-IPv6 subflow whose every segment
+// threw when emitted, at every later poll. Now an announced address of a family that no local
+// path has is ignored and counted (MptcpStack 'addAddrOtherFamily').
+test('fullmesh: an IPv6 address announced to a client with IPv4 paths only is ignored and counted, the transfer goes on', (t) => {
+  const seed = useSeed(t, 22);
+  let world: World | null = null;
+  const announce = announceAddress(() => world, addr('fd00:9::1'), 5);
+  const r = run({
+    seed, upload: 2 << 20, tcp: WIDE, paths: [{ up: FAST, middlebox: announce }, { up: SLOW }], connect: { fullmesh: true },
+    during: (w) => {
+      world = w;
+    },
+  });
+  t.is(announce.sent, 1, 'the server announced fd00:9::1');
+  assertDelivered(t, r);
+  assertClosed(t, r);
+  const c = clientConn(r);
+  t.is(c.counters.get('AddAddr'), 1, 'the announcement was taken (its HMAC is right)');
+  t.is(r.client.stack.counters.get('addAddrOtherFamily'), 1);
+  t.true(c.info().subflows.every((s) => !s.remote.includes(':')), 'no subflow to the IPv6 address');
 });
