@@ -12,6 +12,8 @@ export const MPTCP_STACK_COUNTER_NAMES = [
   'connectionsOpened', 'joinsOpened', 'portCollisions', 'connectionsAccepted', 'plainTcpAccepted', 'joinsAccepted', 'MPJoinNoTokenFound', 'subflowLimit',
   // an address the peer announced (ADD_ADDR) of a family no local path has: no subflow to it
   'addAddrOtherFamily',
+  // an MP_JOIN for a connection whose MP_CAPABLE handshake has not brought the initiator's key
+  'MPJoinNotEstablished',
 ] as const;
 
 /** True when two addresses are of one family (a subflow joins two addresses of one family). */
@@ -151,6 +153,15 @@ export class MptcpStack {
         const conn = this.byToken.get(join.receiverToken);
         if (!conn || conn.fallback) {
           this.counters.increment('MPJoinNoTokenFound');
+          return false;
+        }
+        // RFC 8684 §3.2: "If the token is unknown or the host wants to refuse subflow
+        // establishment ..., the receiver will send back a reset (RST) signal". Until the third
+        // ACK of the MP_CAPABLE handshake the listener has no key of the initiator and can
+        // compute no HMAC for the join: refused (the initiator joins only once it saw a DSS
+        // from us, which we send only with its key, so only a stray or crafted SYN comes here)
+        if (conn.remoteKey === null) {
+          this.counters.increment('MPJoinNotEstablished');
           return false;
         }
         this.counters.increment('joinsAccepted');

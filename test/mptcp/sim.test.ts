@@ -750,3 +750,38 @@ test('fullmesh: an IPv6 address announced to a client with IPv4 paths only is ig
   t.is(r.client.stack.counters.get('addAddrOtherFamily'), 1);
   t.true(c.info().subflows.every((s) => !s.remote.includes(':')), 'no subflow to the IPv6 address');
 });
+
+// RFC 8684 §3.2: "If the token is unknown or the host wants to refuse subflow establishment ...,
+// the receiver will send back a reset (RST) signal". Before the third ACK of the MP_CAPABLE
+// handshake the listener has no key of the initiator (v1: the SYN carries none), so it can
+// compute no HMAC for a join.
+//
+// Fuzz finding: an MP_JOIN SYN with the right token that reached the listener before that third
+// ACK was accepted, and the SYN/ACK's HMAC mixed a BigInt with the missing key: a TypeError at
+// every poll. Now such a join is refused with a RST and counted (MPJoinNotEstablished).
+test('a join that reaches the listener before the third ACK of the MP_CAPABLE handshake is refused with a RST and counted', (t) => {
+  const seed = useSeed(t, 23);
+  let injected = false;
+  const r = run({
+    // the third ACK reaches the server at 30 ms: the join comes at 15 ms, between the SYN and it
+    seed, upload: 1 << 20, paths: [{ up: { rateBps: 50e6, delayMs: 10 } }], use: [0],
+    during: (w) => w.sim.at(15, (now) => {
+      const s = [...w.server.stack.connections][0];
+      if (!s || s.remoteKey !== null) return;
+      injected = true;
+      const syn = craftSegment(addr(PROBE), addr(S1), { srcPort: 40004, dstPort: PORT, seq: 9999, flags: TCP_FLAG_SYN }, [
+        { type: 'mp_join_syn', backup: false, addressId: 6, receiverToken: s.localToken, senderNonce: 0x0a0b0c0d },
+      ]);
+      w.server.handleInput(now, w.probeIface, syn);
+    }),
+  });
+  t.true(injected, 'the join came while the listener had no key of the initiator');
+  assertDelivered(t, r);
+  assertClosed(t, r);
+  t.like(r.server.stack.counters.snapshot(), { MPJoinNotEstablished: 1, joinsAccepted: 0, connectionsAccepted: 1 });
+  const answers = probeSegments(r);
+  t.is(answers.length, 1, 'one answer');
+  t.is(answers[0]!.tcp.flags, TCP_FLAG_RST | TCP_FLAG_ACK);
+  t.is(answers[0]!.tcp.ack, 10000);
+  t.is(serverConn(r).subflows.length, 1, 'the refused join added no subflow');
+});
