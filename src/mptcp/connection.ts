@@ -803,6 +803,10 @@ export class MptcpConnection {
             this.host.touch(sf.tcp);
             const rto = Math.max(sf.tcp.rtt.rto, 200);
             this.dataFinDeadline = now + rto * 2 ** Math.min(this.dataFinTries++, 6);
+          } else {
+            // no subflow to carry it: no deadline (a past one would fire at every poll); the
+            // DATA_FIN goes at the first tick that finds a usable subflow
+            this.dataFinDeadline = null;
           }
         }
       }
@@ -814,6 +818,7 @@ export class MptcpConnection {
 
   /** The connection's own deadline (the DATA_FIN retransmission), or null. */
   pollTimeout(): Instant | null {
+    if (this.fallback) return null;
     const fin = this.dataFinSeq !== null && !this.dataFinAcked && !this.closedEmitted ? this.dataFinDeadline : null;
     const rtx = this.closedEmitted ? null : this.dataRtxAt;
     if (fin === null) return rtx;
@@ -932,6 +937,11 @@ export class MptcpConnection {
     }
     this.fallback = true;
     this.counters.increment('FallbackLate');
+    // the connection-level timers are over: the one subflow is plain TCP with its own
+    this.dataRtxAt = null;
+    this.dataFinDeadline = null;
+    // a DATA_FIN that was due becomes the subflow's FIN once the buffer is through (drainAfterFallback)
+    if (this.userShutdown && this.sendBuf.length === 0) sf.tcp.shutdown();
     const handed = dsnDiff(this.sndNxt, this.sndUna);
     if (handed > 0) this.sendBuf.ack(Math.min(handed, this.sendBuf.length));
     this.sndUna = this.sndNxt;

@@ -84,7 +84,7 @@ interface Result extends World {
 }
 
 function run(sc: Scenario): Result {
-  const sim = new Simulator({ seed: sc.seed });
+  const sim = new Simulator({ seed: sc.seed, checkDeadlines: true });
   const n = sc.paths.length;
   const clientAddrs = A.slice(0, n).map(addr);
   const client = sim.addNode(new MptcpHost({ seed: sc.seed * 2 + 1, addrs: clientAddrs, route: 'source', tcp: sc.tcp ?? {}, mptcp: sc.mptcp ?? {}, ...(sc.initialSequence ? { initialSequence: sc.initialSequence } : {}) }), 'client');
