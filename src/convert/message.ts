@@ -179,8 +179,8 @@ export const TLV_OFF_BODY = 4;
 export const CONVERT_DROP_REASONS = [
   /** A version other than 1 (RFC 8803 §4.1): Unsupported Version. */
   'convertBadVersion',
-  /** Total Length of zero (RFC 8803 §4.1: "the connection MUST be reset"), or shorter than its TLVs. */
-  'convertBadTotalLength',
+  /** Total Length of zero (RFC 8803 §4.1): no Error TLV, the connection is reset. */
+  'convertZeroTotalLength',
   /** A TLV of Length zero, or one that runs past Total Length. */
   'convertBadTlvLength',
   /** A known TLV whose Length is too short for its fixed fields (a Connect under 5 words, an Error under 1 word ...). */
@@ -191,10 +191,14 @@ export const CONVERT_DROP_REASONS = [
 
 export type ConvertDropReason = (typeof CONVERT_DROP_REASONS)[number];
 
-/** The Error code that answers each drop reason. */
-export const CONVERT_DROP_ERROR: Readonly<Record<ConvertDropReason, number>> = {
+/**
+ * The Error code that answers each drop reason; `null`: no answer, the connection is reset
+ * (RFC 8803 §4.1: "A Total Length of zero is invalid and the connection MUST be reset upon
+ * reception of a header with such total length.").
+ */
+export const CONVERT_DROP_ERROR: Readonly<Record<ConvertDropReason, number | null>> = {
   convertBadVersion: CONVERT_ERR_UNSUPPORTED_VERSION,
-  convertBadTotalLength: CONVERT_ERR_MALFORMED_MESSAGE,
+  convertZeroTotalLength: null,
   convertBadTlvLength: CONVERT_ERR_MALFORMED_MESSAGE,
   convertTlvTooShort: CONVERT_ERR_MALFORMED_MESSAGE,
   convertUnknownTlv: CONVERT_ERR_UNSUPPORTED_MESSAGE,
@@ -228,8 +232,8 @@ export interface ConvertMessage {
 export type ConvertParse =
   /** Not all of the message is there yet: read until `need` bytes are buffered. */
   | { kind: 'incomplete'; need: number }
-  /** Refused: answer with an Error TLV of `error` and close. */
-  | { kind: 'drop'; reason: ConvertDropReason; error: number }
+  /** Refused: answer with an Error TLV of `error` and close, or (`error` null) reset the connection. */
+  | { kind: 'drop'; reason: ConvertDropReason; error: number | null }
   /** A whole message, `length` bytes of the bytestream; the application's data follows. */
   | { kind: 'message'; message: ConvertMessage; length: number };
 
@@ -249,7 +253,7 @@ export class ConvertView {
     const words = buf[offset + CONVERT_OFF_TOTAL_LENGTH];
     // RFC 8803 §4.1: "A Total Length of zero is invalid and the connection MUST be reset upon
     // reception of a header with such total length."
-    if (words === 0) return 'convertBadTotalLength';
+    if (words === 0) return 'convertZeroTotalLength';
     const total = words * CONVERT_WORD;
     if (avail < total) return { need: total };
     let at = offset + CONVERT_HEADER_LEN;

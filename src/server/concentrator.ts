@@ -36,7 +36,6 @@ import {
   CONVERT_ERR_NETWORK_FAILURE,
   CONVERT_ERR_NOT_AUTHORIZED,
   CONVERT_ERR_RESOURCE_EXCEEDED,
-  CONVERT_MAX_LEN,
   CONVERT_TLV_CONNECT,
   CONVERT_TLV_INFO,
   CONVERT_TLV_SUPPORTED_TCP_EXTENSIONS,
@@ -78,6 +77,8 @@ export const SERVER_COUNTER_NAMES = [
   'dstReset', 'clientReset', 'relayClosed',
   /** Error TLVs sent, all codes together (by code: `errorsByCode`). */
   'errorsSent',
+  /** Connections reset without a reply (a Total Length of zero). */
+  'resetSent',
 ] as const;
 export type ServerCounterName = (typeof SERVER_COUNTER_NAMES)[number];
 
@@ -255,16 +256,17 @@ export class Concentrator {
       reads++;
       buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
       const p = parseConvert(buf, this.convertCounters);
-      if (p.kind === 'incomplete') {
-        if (p.need > CONVERT_MAX_LEN) this.refuse(conn, CONVERT_ERR_MALFORMED_MESSAGE, 0, 'convertBadTotalLength');
-        return;
-      }
+      // Total Length is 8 bits of words: `need` is at most CONVERT_MAX_LEN, so this waits for a bounded amount.
+      if (p.kind === 'incomplete') return;
       sock.off('data', onData);
       sock.off('end', onEnd);
       sock.setTimeout(0);
       sock.pause();
       if (p.kind === 'drop') {
         this.counters.increment(p.reason);
+        // RFC 8803 §4.1: "A Total Length of zero is invalid and the connection MUST be reset upon
+        // reception of a header with such total length." No Error TLV, no FIN: a RST.
+        if (p.error === null) return this.reset(conn, p.reason);
         return this.refuse(conn, p.error, p.error === 0 ? CONVERT_VERSION : 0, p.reason);
       }
       this.counters.increment('convertRead');
@@ -414,6 +416,15 @@ export class Concentrator {
     conn.sock.resume();
     conn.sock.on('data', () => undefined);
     conn.sock.on('end', () => conn.sock.destroy());
+  }
+
+  /** Resets the client's connection without a reply (a malformed header the RFC says to reset on). */
+  private reset(conn: Conn, why: string): void {
+    if (conn.state === 'closing') return;
+    conn.state = 'closing';
+    this.counters.increment('resetSent');
+    this.opts.log.info(`reset client ${conn.client}: ${why}`);
+    if (!conn.sock.destroyed) conn.sock.resetAndDestroy();
   }
 
   private closed(conn: Conn): void {

@@ -123,10 +123,11 @@ test('incomplete input says how many bytes it needs', (t) => {
   t.deepEqual(parseConvert(hex('01060000 0a050050')), { kind: 'incomplete', need: 24 });
 });
 
-const MALFORMED: Array<{ name: string; bytes: string; reason: string; error: number }> = [
+const MALFORMED: Array<{ name: string; bytes: string; reason: string; error: number | null }> = [
   { name: 'version 0 (reserved, MUST NOT be used)', bytes: '00 01 0000', reason: 'convertBadVersion', error: CONVERT_ERR_UNSUPPORTED_VERSION },
   { name: 'version 2', bytes: '02 01 0000', reason: 'convertBadVersion', error: CONVERT_ERR_UNSUPPORTED_VERSION },
-  { name: 'Total Length 0', bytes: '01 00 0000', reason: 'convertBadTotalLength', error: CONVERT_ERR_MALFORMED_MESSAGE },
+  // RFC 8803 §4.1: "the connection MUST be reset": no Error code to answer with (null).
+  { name: 'Total Length 0', bytes: '01 00 0000', reason: 'convertZeroTotalLength', error: null },
   { name: 'a TLV of Length 0', bytes: '01 02 0000  0a 00 0050', reason: 'convertBadTlvLength', error: CONVERT_ERR_MALFORMED_MESSAGE },
   { name: 'a TLV running past Total Length', bytes: `01 02 0000  0a 05 0050 ${V4_MAPPED_192_0_2_1}`, reason: 'convertBadTlvLength', error: CONVERT_ERR_MALFORMED_MESSAGE },
   { name: 'a Connect TLV of 1 word', bytes: '01 02 0000  0a 01 0050', reason: 'convertTlvTooShort', error: CONVERT_ERR_MALFORMED_MESSAGE },
@@ -137,7 +138,7 @@ const MALFORMED: Array<{ name: string; bytes: string; reason: string; error: num
 ];
 
 for (const m of MALFORMED) {
-  test(`malformed: ${m.name} → ${m.reason}, Error ${m.error}, counted`, (t) => {
+  test(`malformed: ${m.name} → ${m.reason}, ${m.error === null ? 'reset' : `Error ${m.error}`}, counted`, (t) => {
     const counters = new ConvertCounters();
     const p = parseConvert(hex(m.bytes), counters);
     t.deepEqual(p, { kind: 'drop', reason: m.reason, error: m.error } as typeof p);
@@ -196,7 +197,7 @@ test('parseReply: success, an Error with its value, data after the reply, malfor
   t.deepEqual(parseReply(encodeReply({ code: CONVERT_ERR_DESTINATION_UNREACHABLE, value: 1 })), { kind: 'error', length: 8, code: 97, value: 1 });
   t.deepEqual(parseReply(encodeReply({ code: CONVERT_ERR_CONNECTION_RESET })), { kind: 'error', length: 8, code: 96, value: 0 });
   t.deepEqual(parseReply(hex('0102')), { kind: 'incomplete', need: 4 });
-  t.deepEqual(parseReply(hex('01 00 0000')), { kind: 'drop', reason: 'convertBadTotalLength' });
+  t.deepEqual(parseReply(hex('01 00 0000')), { kind: 'drop', reason: 'convertZeroTotalLength' });
 });
 
 test('emit refuses what cannot go on the wire, with a typed error', (t) => {

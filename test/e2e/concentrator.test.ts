@@ -236,8 +236,11 @@ test.serial('mptcv: refusals connect nothing, are counted by code, and the serve
   t.like((await client(goodMsg('127.0.0.1', DST_PORT))).reply, { kind: 'error', code: 32 });
   t.like((await client(goodMsg('10.211.3.1', DST_PORT))).reply, { kind: 'error', code: 32 });
   t.like((await client(goodMsg('192.168.1.1', DST_PORT))).reply, { kind: 'error', code: 32 });
-  // malformed: Total Length 0 → Malformed Message (1); a Connect TLV too short → 1
-  t.like((await client(Buffer.from('01000000', 'hex'))).reply, { kind: 'error', code: 1 });
+  // Total Length 0: RFC 8803 §4.1 "the connection MUST be reset" → a RST, no Error TLV
+  const zero = await client(Buffer.from('01000000', 'hex'));
+  t.is(zero.end, 'reset');
+  t.is(zero.received, '');
+  // malformed: a Connect TLV too short → Malformed Message (1)
   t.like((await client(Buffer.from('01020000 0a010050'.replace(/ /g, ''), 'hex'))).reply, { kind: 'error', code: 1 });
   t.is(await dstSyns(), syns, 'no SYN reached the destination');
   // a replayed cookie: the first use is served, the second refused
@@ -253,7 +256,7 @@ test.serial('mptcv: refusals connect nothing, are counted by code, and the serve
   const d = (k: string) => (s.errorsByCode[k] ?? 0) - (s0.errorsByCode[k] ?? 0);
   t.is(d('3 Missing Cookie'), 1);
   t.is(d('32 Not Authorized'), 7);
-  t.is(d('1 Malformed Message'), 2);
+  t.is(d('1 Malformed Message'), 1);
   const c = (k: string) => (s.counters[k] ?? 0) - (s0.counters[k] ?? 0);
   t.is(c('cookieMissing'), 1);
   t.is(c('cookieBadMac'), 2);
@@ -262,7 +265,8 @@ test.serial('mptcv: refusals connect nothing, are counted by code, and the serve
   t.is(c('dstLoopback'), 1);
   t.is(c('dstOwnAddress'), 1);
   t.is(c('dstPrivate'), 1);
-  t.is(c('convertBadTotalLength'), 1);
+  t.is(c('convertZeroTotalLength'), 1);
+  t.is(c('resetSent'), 1);
   t.is(c('convertTlvTooShort'), 1);
   t.regex(server!.stderr(), /refused client 10\.211\.1\.1 -> 127\.0\.0\.1:9000: Error 32 Not Authorized \(dstLoopback\)/);
 });
