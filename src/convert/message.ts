@@ -96,7 +96,7 @@ export const CONVERT_ERR_UNSUPPORTED_VERSION = 0;
  * Malformed Message: the message could not be parsed and validated (bad lengths, a truncated TLV,
  * a Connect TLV "enclosing a multicast, broadcast, or loopback IP address"). Value: a zero octet,
  * then the received message (§4.2.8: "the Value field MUST echo the received message shifted by
- * one byte to keep to original alignment of the message").
+ * one byte to keep to original alignment of the message"); see `errorEcho`.
  */
 export const CONVERT_ERR_MALFORMED_MESSAGE = 1;
 /** Unsupported Message: a TLV type the Converter does not support. Value: as Malformed Message's, the echo. */
@@ -493,9 +493,30 @@ export function encodeConnectRequest(req: ConnectRequest): Buffer {
   return encodeConvert({ version: CONVERT_VERSION, tlvs });
 }
 
-/** The Converter's reply: the header alone (the destination accepted), or the header and an Error TLV. */
-export function encodeReply(error?: { code: number; value?: number }): Buffer {
-  const tlvs: ConvertTlv[] = error ? [{ type: CONVERT_TLV_ERROR, code: error.code, value: Uint8Array.of(error.value ?? 0) }] : [];
+/** The most of a received message an Error TLV can echo: a reply has at most 1020 bytes, less its header (4), the Error TLV's Type, Length and Error Code (3) and the zero octet (1). */
+export const ERROR_ECHO_MAX = CONVERT_MAX_LEN - CONVERT_HEADER_LEN - 4;
+
+/**
+ * The Value of a Malformed Message (1) or Unsupported Message (2) Error TLV: RFC 8803 §4.2.8, "To
+ * ease troubleshooting, the Value field MUST echo the received message shifted by one byte to
+ * keep to original alignment of the message" (the figure: Error Code, a zero octet, then the
+ * echo). `received` is the Convert message as it came (header included); what does not fit in
+ * one reply is cut.
+ */
+export function errorEcho(received: Uint8Array): Uint8Array {
+  const n = Math.min(received.length, ERROR_ECHO_MAX);
+  const out = new Uint8Array(1 + n);
+  out.set(received.subarray(0, n), 1);
+  return out;
+}
+
+/**
+ * The Converter's reply: the header alone (the destination accepted), or the header and an Error
+ * TLV whose Value is one octet (`value` a number; zero when not given) or the bytes given.
+ */
+export function encodeReply(error?: { code: number; value?: number | Uint8Array }): Buffer {
+  const value = error?.value instanceof Uint8Array ? error.value : Uint8Array.of(error?.value ?? 0);
+  const tlvs: ConvertTlv[] = error ? [{ type: CONVERT_TLV_ERROR, code: error.code, value }] : [];
   return encodeConvert({ version: CONVERT_VERSION, tlvs });
 }
 
@@ -507,14 +528,14 @@ export type ConvertReply =
   /** The destination accepted; the bytes after `length` are the server's data. */
   | { kind: 'ok'; length: number; tlvs: ConvertTlv[] }
   /** The Converter refused or the destination failed: `code` (and `value`, e.g. the ICMP code or a retry delay). */
-  | { kind: 'error'; length: number; code: number; value: number };
+  | { kind: 'error'; length: number; code: number; value: number; /** the whole Value (an echo, a list of Kinds ...) */ valueBytes: Uint8Array };
 
 export function parseReply(buf: Uint8Array, counters?: ConvertCounters): ConvertReply {
   const p = parseConvert(buf, counters);
   if (p.kind === 'incomplete') return p;
   if (p.kind === 'drop') return { kind: 'drop', reason: p.reason };
   for (const tlv of p.message.tlvs) {
-    if (tlv.type === CONVERT_TLV_ERROR) return { kind: 'error', length: p.length, code: tlv.code, value: tlv.value[0] ?? 0 };
+    if (tlv.type === CONVERT_TLV_ERROR) return { kind: 'error', length: p.length, code: tlv.code, value: tlv.value[0] ?? 0, valueBytes: tlv.value };
   }
   return { kind: 'ok', length: p.length, tlvs: p.message.tlvs };
 }

@@ -36,6 +36,7 @@ import {
   CONVERT_ERR_NETWORK_FAILURE,
   CONVERT_ERR_NOT_AUTHORIZED,
   CONVERT_ERR_RESOURCE_EXCEEDED,
+  CONVERT_ERR_UNSUPPORTED_MESSAGE,
   CONVERT_TLV_CONNECT,
   CONVERT_TLV_INFO,
   CONVERT_TLV_SUPPORTED_TCP_EXTENSIONS,
@@ -45,6 +46,7 @@ import {
   convertErrorName,
   encodeConvert,
   encodeReply,
+  errorEcho,
   parseConvert,
 } from '../convert/message.js';
 import { COOKIE_COUNTER_NAMES, CookieVerifier } from '../convert/cookie.js';
@@ -148,6 +150,8 @@ interface Conn {
   startedAt: Date;
   admitted: boolean;
   opened: boolean;
+  /** The client's Convert message (what an Error 1 or 2 echoes). */
+  received: Uint8Array;
 }
 
 /** The ICMP Code RFC 8803 wants in Error 97's Value, from the errno the kernel made of the ICMP error. */
@@ -230,7 +234,7 @@ export class Concentrator {
   private accept(sock: Socket): void {
     const id = this.nextId++;
     const client = (sock.remoteAddress ?? '?').replace(/^::ffff:/, '');
-    const conn: Conn = { id, client, sock, dst: null, destination: '-', state: 'reading', startedAt: new Date(), admitted: false, opened: false };
+    const conn: Conn = { id, client, sock, dst: null, destination: '-', state: 'reading', startedAt: new Date(), admitted: false, opened: false, received: new Uint8Array(0) };
     this.conns.set(id, conn);
     this.counters.increment('accepted');
     const fd = this.fdOf(sock);
@@ -262,6 +266,8 @@ export class Concentrator {
       sock.off('end', onEnd);
       sock.setTimeout(0);
       sock.pause();
+      // The message as it came (Total Length's worth, or what there is), for the echo of Errors 1 and 2.
+      conn.received = buf.subarray(0, p.kind === 'message' ? p.length : Math.min(buf.length, buf[1] * 4));
       if (p.kind === 'drop') {
         this.counters.increment(p.reason);
         // RFC 8803 §4.1: "A Total Length of zero is invalid and the connection MUST be reset upon
@@ -410,7 +416,10 @@ export class Concentrator {
     this.errorsByCode.set(code, (this.errorsByCode.get(code) ?? 0) + 1);
     this.opts.log.info(`refused client ${conn.client} -> ${conn.destination}: Error ${code} ${convertErrorName(code)}${code === CONVERT_ERR_DESTINATION_UNREACHABLE ? ` (ICMP code ${value})` : ''} (${why})`);
     if (conn.sock.destroyed) return;
-    conn.sock.end(encodeReply({ code, value }));
+    // RFC 8803 §4.2.8, Malformed Message and Unsupported Message: "the Value field MUST echo the
+    // received message shifted by one byte to keep to original alignment of the message".
+    const echo = code === CONVERT_ERR_MALFORMED_MESSAGE || code === CONVERT_ERR_UNSUPPORTED_MESSAGE;
+    conn.sock.end(encodeReply({ code, value: echo ? errorEcho(conn.received) : value }));
     // Whatever the client still sends is not read; do not wait for it forever.
     conn.sock.setTimeout(5000, () => conn.sock.destroy());
     conn.sock.resume();

@@ -29,6 +29,8 @@ import {
   encodeConnect,
   encodeConvert,
   encodeReply,
+  ERROR_ECHO_MAX,
+  errorEcho,
   parseConvert,
   parseReply,
 } from '../../src/convert/message.js';
@@ -194,10 +196,31 @@ test('connectRequest: no Connect, two Connects → Malformed; an Error TLV from 
 test('parseReply: success, an Error with its value, data after the reply, malformed', (t) => {
   const ok = Buffer.concat([encodeReply(), Buffer.from('hello')]);
   t.like(parseReply(ok), { kind: 'ok', length: 4 });
-  t.deepEqual(parseReply(encodeReply({ code: CONVERT_ERR_DESTINATION_UNREACHABLE, value: 1 })), { kind: 'error', length: 8, code: 97, value: 1 });
-  t.deepEqual(parseReply(encodeReply({ code: CONVERT_ERR_CONNECTION_RESET })), { kind: 'error', length: 8, code: 96, value: 0 });
+  t.like(parseReply(encodeReply({ code: CONVERT_ERR_DESTINATION_UNREACHABLE, value: 1 })), { kind: 'error', length: 8, code: 97, value: 1 });
+  t.like(parseReply(encodeReply({ code: CONVERT_ERR_CONNECTION_RESET })), { kind: 'error', length: 8, code: 96, value: 0 });
   t.deepEqual(parseReply(hex('0102')), { kind: 'incomplete', need: 4 });
   t.deepEqual(parseReply(hex('01 00 0000')), { kind: 'drop', reason: 'convertZeroTotalLength' });
+});
+
+test('Errors 1 and 2 echo the received message shifted by one byte (RFC 8803 §4.2.8), so it keeps its alignment', (t) => {
+  const received = hex('01 02 0000  63 01 0000'); // an unknown TLV type: Unsupported Message
+  const reply = encodeReply({ code: CONVERT_ERR_UNSUPPORTED_MESSAGE, value: errorEcho(received) });
+  // header; Error TLV: Type 0x1E, 3 words, Error Code 2, a zero octet; then the message, on a word boundary
+  t.is(reply.toString('hex'), hex('01 04 0000  1e 03 02 00  01020000 63010000').toString('hex'));
+  const r = parseReply(reply);
+  if (r.kind !== 'error') return t.fail();
+  t.is(r.code, CONVERT_ERR_UNSUPPORTED_MESSAGE);
+  t.deepEqual([...r.valueBytes], [0, ...received]);
+  // a message that needs padding: 5 bytes echoed → 3 + 1 + 5 = 9, padded to 12
+  t.is(encodeReply({ code: CONVERT_ERR_MALFORMED_MESSAGE, value: errorEcho(hex('0102000001')) }).toString('hex'), hex('01 04 0000  1e 03 01 00  01020000 01000000').toString('hex'));
+  // the longest message (255 words) is cut so that the reply still fits in 255 words
+  const long = Buffer.alloc(1020, 0xab);
+  long[0] = 1;
+  long[1] = 255;
+  const big = encodeReply({ code: CONVERT_ERR_MALFORMED_MESSAGE, value: errorEcho(long) });
+  t.is(big.length, 1020);
+  t.is(big[1], 255);
+  t.is(errorEcho(long).length, 1 + ERROR_ECHO_MAX);
 });
 
 test('emit refuses what cannot go on the wire, with a typed error', (t) => {

@@ -240,8 +240,12 @@ test.serial('mptcv: refusals connect nothing, are counted by code, and the serve
   const zero = await client(Buffer.from('01000000', 'hex'));
   t.is(zero.end, 'reset');
   t.is(zero.received, '');
-  // malformed: a Connect TLV too short → Malformed Message (1)
-  t.like((await client(Buffer.from('01020000 0a010050'.replace(/ /g, ''), 'hex'))).reply, { kind: 'error', code: 1 });
+  // malformed: a Connect TLV too short → Malformed Message (1), whose Value is a zero octet and the
+  // message echoed (RFC 8803 §4.2.8)
+  const short = Buffer.from('01020000 0a010050'.replace(/ /g, ''), 'hex');
+  const shortReply = (await client(short)).reply;
+  t.like(shortReply, { kind: 'error', code: 1 });
+  if (shortReply.kind === 'error') t.is(Buffer.from(shortReply.valueBytes).toString('hex'), `00${short.toString('hex')}`);
   t.is(await dstSyns(), syns, 'no SYN reached the destination');
   // a replayed cookie: the first use is served, the second refused
   const msg = goodMsg();
