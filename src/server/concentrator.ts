@@ -34,7 +34,6 @@ import {
   CONVERT_ERR_DESTINATION_UNREACHABLE,
   CONVERT_ERR_MALFORMED_MESSAGE,
   CONVERT_ERR_NETWORK_FAILURE,
-  CONVERT_ERR_NOT_AUTHORIZED,
   CONVERT_ERR_RESOURCE_EXCEEDED,
   CONVERT_ERR_UNSUPPORTED_MESSAGE,
   CONVERT_TLV_CONNECT,
@@ -53,7 +52,7 @@ import { COOKIE_COUNTER_NAMES, CookieVerifier } from '../convert/cookie.js';
 import { CounterSet } from '../ip/counters.js';
 import { type IpFamily, type IpPrefix, parseIpAddress } from '../ip/address.js';
 import { mptcpInfo, type MptcpInfo, mptcpListen } from '../tun/mptcp.js';
-import { ClientLimits, cookieError, DESTINATION_REFUSALS, DestinationPolicy, LIMIT_REFUSALS, RETRY_DELAY_S } from './policy.js';
+import { ClientLimits, cookieError, DESTINATION_REFUSALS, destinationError, DestinationPolicy, LIMIT_REFUSALS, RETRY_DELAY_S } from './policy.js';
 import { globalAddresses } from './system.js';
 
 /** TCP option Kind of MPTCP (RFC 8684): what the concentrator answers to an Info TLV. */
@@ -317,7 +316,7 @@ export class Concentrator {
     const forbidden = this.policy.check(req.family, req.address, req.port);
     if (forbidden) {
       this.counters.increment(forbidden);
-      return this.refuse(conn, CONVERT_ERR_NOT_AUTHORIZED, 0, forbidden);
+      return this.refuse(conn, destinationError(forbidden), 0, forbidden);
     }
     const over = this.limits.admit(conn.client);
     if (over) {

@@ -232,8 +232,9 @@ test.serial('mptcv: refusals connect nothing, are counted by code, and the serve
   t.like((await client(encodeConnect(DST_ADDR, DST_PORT, makeCookie(key, now(), nonce(), DST_ADDR, 22)))).reply, { kind: 'error', code: 32 });
   // an old cookie → 32
   t.like((await client(encodeConnect(DST_ADDR, DST_PORT, makeCookie(key, now() - 3600, nonce(), DST_ADDR, DST_PORT)))).reply, { kind: 'error', code: 32 });
-  // forbidden destinations, with good cookies: loopback, the concentrator's own address → 32
-  t.like((await client(goodMsg('127.0.0.1', DST_PORT))).reply, { kind: 'error', code: 32 });
+  // with good cookies: loopback → Malformed Message (1, RFC 8803 §4.2.8); forbidden destinations:
+  // the concentrator's own address, a private one not --allow'ed → Not Authorized (32)
+  t.like((await client(goodMsg('127.0.0.1', DST_PORT))).reply, { kind: 'error', code: 1 });
   t.like((await client(goodMsg('10.211.3.1', DST_PORT))).reply, { kind: 'error', code: 32 });
   t.like((await client(goodMsg('192.168.1.1', DST_PORT))).reply, { kind: 'error', code: 32 });
   // Total Length 0: RFC 8803 §4.1 "the connection MUST be reset" → a RST, no Error TLV
@@ -259,8 +260,8 @@ test.serial('mptcv: refusals connect nothing, are counted by code, and the serve
   const s = await status();
   const d = (k: string) => (s.errorsByCode[k] ?? 0) - (s0.errorsByCode[k] ?? 0);
   t.is(d('3 Missing Cookie'), 1);
-  t.is(d('32 Not Authorized'), 7);
-  t.is(d('1 Malformed Message'), 1);
+  t.is(d('32 Not Authorized'), 6);
+  t.is(d('1 Malformed Message'), 2);
   const c = (k: string) => (s.counters[k] ?? 0) - (s0.counters[k] ?? 0);
   t.is(c('cookieMissing'), 1);
   t.is(c('cookieBadMac'), 2);
@@ -272,7 +273,7 @@ test.serial('mptcv: refusals connect nothing, are counted by code, and the serve
   t.is(c('convertZeroTotalLength'), 1);
   t.is(c('resetSent'), 1);
   t.is(c('convertTlvTooShort'), 1);
-  t.regex(server!.stderr(), /refused client 10\.211\.1\.1 -> 127\.0\.0\.1:9000: Error 32 Not Authorized \(dstLoopback\)/);
+  t.regex(server!.stderr(), /refused client 10\.211\.1\.1 -> 127\.0\.0\.1:9000: Error 1 Malformed Message \(dstLoopback\)/);
 });
 
 test.serial('mptcv: `mptun server status` shows live connections with the kernel\'s subflows; a client over --max-open gets Error 64 with a retry delay', async (t) => {
