@@ -549,12 +549,42 @@ export interface ConnectParsed {
   text: string;
   cookie: Uint8Array | null;
   tcpOptions: Uint8Array;
+  /** The options in `tcpOptions`, in order (padding left out). */
+  tcpOptionList: ConnectTcpOption[];
   info: boolean;
+}
+
+/** One TCP option of a Connect TLV's TCP Options field: its Kind and Length (2: no value). */
+export interface ConnectTcpOption {
+  kind: number;
+  length: number;
+}
+
+/**
+ * The options of a Connect TLV's TCP Options field, or `null` when the field is malformed.
+ * RFC 8803 §4.2.5: each option is Kind, Length (at least 2) and the value; "option types 0 (EOL)
+ * and 1 (NOP) ... MUST NOT be placed inside the TCP options field of the Connect TLV"; the field
+ * is padded with zeros to a 32-bit boundary (so zeros are padding only when nothing but zeros
+ * follows).
+ */
+export function connectTcpOptions(field: Uint8Array): ConnectTcpOption[] | null {
+  const out: ConnectTcpOption[] = [];
+  let at = 0;
+  while (at < field.length) {
+    const kind = field[at];
+    if (kind === 0) return field.subarray(at).every((b) => b === 0) ? out : null;
+    if (kind === 1 || at + 1 >= field.length) return null;
+    const length = field[at + 1];
+    if (length < 2 || at + length > field.length) return null;
+    out.push({ kind, length });
+    at += length;
+  }
+  return out;
 }
 
 /**
  * The destination and cookie of a client's message, or the Error code to answer: a message with
- * no Connect TLV (or two) is Malformed.
+ * no Connect TLV (or two), or with a malformed TCP Options field, is Malformed.
  */
 export function connectRequest(msg: ConvertMessage): ConnectParsed | { error: number } {
   let connect: Extract<ConvertTlv, { type: typeof CONVERT_TLV_CONNECT }> | null = null;
@@ -572,6 +602,8 @@ export function connectRequest(msg: ConvertMessage): ConnectParsed | { error: nu
     else return { error: CONVERT_ERR_UNSUPPORTED_MESSAGE };
   }
   if (!connect) return { error: CONVERT_ERR_MALFORMED_MESSAGE };
+  const tcpOptionList = connectTcpOptions(connect.tcpOptions);
+  if (!tcpOptionList) return { error: CONVERT_ERR_MALFORMED_MESSAGE };
   const d = connectDestination(connect.address);
-  return { port: connect.port, family: d.family, address: d.bytes, text: d.text, cookie, tcpOptions: connect.tcpOptions, info };
+  return { port: connect.port, family: d.family, address: d.bytes, text: d.text, cookie, tcpOptions: connect.tcpOptions, tcpOptionList, info };
 }

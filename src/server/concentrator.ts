@@ -36,6 +36,7 @@ import {
   CONVERT_ERR_NETWORK_FAILURE,
   CONVERT_ERR_RESOURCE_EXCEEDED,
   CONVERT_ERR_UNSUPPORTED_MESSAGE,
+  CONVERT_ERR_UNSUPPORTED_TCP_OPTION,
   CONVERT_TLV_CONNECT,
   CONVERT_TLV_INFO,
   CONVERT_TLV_SUPPORTED_TCP_EXTENSIONS,
@@ -57,6 +58,8 @@ import { globalAddresses } from './system.js';
 
 /** TCP option Kind of MPTCP (RFC 8684): what the concentrator answers to an Info TLV. */
 const TCP_OPTION_MPTCP = 30;
+/** TCP option Kinds that Linux puts in its SYN by itself: MSS (2), Window Scale (3), SACK Permitted (4), Timestamps (8). */
+const KERNEL_SYN_OPTION_KINDS: ReadonlySet<number> = new Set([2, 3, 4, 8]);
 
 export const SERVER_COUNTER_NAMES = [
   /** Connections accepted, MPTCP and fallen back to (or plain) TCP. */
@@ -68,7 +71,10 @@ export const SERVER_COUNTER_NAMES = [
   /** Info TLVs answered with Supported TCP Extensions. */
   'infoAnswered',
   ...CONVERT_DROP_REASONS,
+  /** No Connect TLV (or two, or two Cookies, or a malformed TCP Options field): Malformed Message; a TLV a client does not send: Unsupported Message. */
   'convertNoConnect', 'convertUnsupportedTlv',
+  /** A Connect TLV asked for TCP options the kernel's SYN cannot carry: Unsupported TCP Option (33). */
+  'tcpOptionRefused',
   ...COOKIE_COUNTER_NAMES,
   ...DESTINATION_REFUSALS,
   ...LIMIT_REFUSALS,
@@ -318,6 +324,19 @@ export class Concentrator {
       this.counters.increment(forbidden);
       return this.refuse(conn, destinationError(forbidden), 0, forbidden);
     }
+    // RFC 8803 §4.2.5: with TCP Options in the Connect TLV, the Converter "MUST include the options
+    // of the 'TCP Options' subfield in the SYN sent to the Server"; one listed without a value it
+    // generates itself, one with a value it copies. The kernel's connect() puts MSS, Window Scale,
+    // SACK Permitted and Timestamps (Kinds 2, 3, 4, 8) in its SYN of its own accord (with Linux's
+    // default sysctls), so those are honoured when asked for without a value; nothing else can be
+    // put in, or copied into, the kernel's SYN, so anything else is refused with §4.2.8's
+    // Unsupported TCP Option (33): "A TCP option that the Client requested to advertise to the
+    // final Server cannot be safely used", its Value the Kinds, one octet each.
+    const unsupported = req.tcpOptionList.filter((o) => !(o.length === 2 && KERNEL_SYN_OPTION_KINDS.has(o.kind))).map((o) => o.kind);
+    if (unsupported.length > 0) {
+      this.counters.increment('tcpOptionRefused');
+      return this.refuse(conn, CONVERT_ERR_UNSUPPORTED_TCP_OPTION, Uint8Array.from(new Set(unsupported)), `TCP option Kinds ${[...new Set(unsupported)].join(', ')}`);
+    }
     const over = this.limits.admit(conn.client);
     if (over) {
       this.counters.increment(over);
@@ -408,7 +427,7 @@ export class Concentrator {
   }
 
   /** Answers with the Error TLV, logs client and destination, counts the code, and closes. */
-  private refuse(conn: Conn, code: number, value: number, why: string): void {
+  private refuse(conn: Conn, code: number, value: number | Uint8Array, why: string): void {
     if (conn.state === 'closing') return;
     conn.state = 'closing';
     this.counters.increment('errorsSent');

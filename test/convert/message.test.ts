@@ -25,6 +25,7 @@ import {
   type ConvertMessage,
   ConvertView,
   connectRequest,
+  connectTcpOptions,
   convertBufferLen,
   encodeConnect,
   encodeConvert,
@@ -184,6 +185,21 @@ test('client helpers: encodeConnect with a cookie, connectRequest on the server 
   t.deepEqual([...req.cookie!], [...cookie]);
   const v6 = connectRequest((parseConvert(encodeConnect('2001:db8::7', 22)) as { message: ConvertMessage }).message);
   t.like(v6, { family: 6, text: '2001:db8::7', port: 22, cookie: null });
+});
+
+test('the Connect TLV\'s TCP Options field (RFC 8803 §4.2.5): Kind and Length each, zero padding; EOL or NOP inside, a Length under 2 or past the end → malformed', (t) => {
+  t.deepEqual(connectTcpOptions(hex('')), []);
+  t.deepEqual(connectTcpOptions(hex('0202 0000')), [{ kind: 2, length: 2 }]);
+  t.deepEqual(connectTcpOptions(hex('020405b4')), [{ kind: 2, length: 4 }]);
+  t.deepEqual(connectTcpOptions(hex('2202 0402')), [{ kind: 34, length: 2 }, { kind: 4, length: 2 }]);
+  t.is(connectTcpOptions(hex('01 0202 00')), null, 'NOP MUST NOT be placed inside');
+  t.is(connectTcpOptions(hex('00 0202 00')), null, 'EOL followed by an option');
+  t.is(connectTcpOptions(hex('0201 0000')), null, 'Length 1');
+  t.is(connectTcpOptions(hex('0208 0000')), null, 'runs past the field');
+  t.is(connectTcpOptions(hex('02')), null, 'no Length');
+  const c = (tcpOptions: Buffer) => connectRequest({ version: 1, tlvs: [{ type: CONVERT_TLV_CONNECT, port: 80, address: new Uint8Array(16), tcpOptions }] });
+  t.deepEqual(c(hex('01010101')), { error: CONVERT_ERR_MALFORMED_MESSAGE });
+  t.like(c(hex('22020000')), { port: 80, tcpOptionList: [{ kind: 34, length: 2 }] });
 });
 
 test('connectRequest: no Connect, two Connects → Malformed; an Error TLV from a client → Unsupported Message', (t) => {

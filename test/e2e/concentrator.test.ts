@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeCookie } from '../../src/convert/cookie.js';
-import { encodeConnect, parseReply } from '../../src/convert/message.js';
+import { encodeConnect, encodeConnectRequest, parseReply } from '../../src/convert/message.js';
 import { inNetns, requireRootOrSkip, run, spawnInNetns, waitFor, waitForPort, type Spawned } from '../helpers/netns.js';
 
 const P = 'mptcv';
@@ -247,6 +247,10 @@ test.serial('mptcv: refusals connect nothing, are counted by code, and the serve
   const shortReply = (await client(short)).reply;
   t.like(shortReply, { kind: 'error', code: 1 });
   if (shortReply.kind === 'error') t.is(Buffer.from(shortReply.valueBytes).toString('hex'), `00${short.toString('hex')}`);
+  // a Connect asking for a TCP option the kernel's SYN cannot carry (TFO, Kind 34) → Unsupported TCP
+  // Option (33), Value: the Kind (RFC 8803 §4.2.5, §4.2.8)
+  const withTfo = encodeConnectRequest({ address: DST_ADDR, port: DST_PORT, cookie: makeCookie(key, now(), nonce(), DST_ADDR, DST_PORT), tcpOptions: Uint8Array.of(34, 2, 0, 0) });
+  t.like((await client(withTfo)).reply, { kind: 'error', code: 33, value: 34 });
   t.is(await dstSyns(), syns, 'no SYN reached the destination');
   // a replayed cookie: the first use is served, the second refused
   const msg = goodMsg();
@@ -254,6 +258,9 @@ test.serial('mptcv: refusals connect nothing, are counted by code, and the serve
   t.like(first.reply, { kind: 'ok' });
   t.like((await client(msg)).reply, { kind: 'error', code: 32 });
   t.is(await dstSyns(), syns + 1, 'only the first use connected');
+  // MSS asked for without a value: the kernel's SYN has its own, so the Connect is served
+  const withMss = encodeConnectRequest({ address: DST_ADDR, port: DST_PORT, cookie: makeCookie(key, now(), nonce(), DST_ADDR, DST_PORT), tcpOptions: Uint8Array.of(2, 2, 0, 0) });
+  t.like((await client(withMss, { bytes: 10 })).reply, { kind: 'ok' });
   // and the server still serves everyone
   const next = await client(goodMsg(), { bytes: 1234 });
   t.is(next.after, `${next.sha256} 1234\n`);
@@ -273,6 +280,8 @@ test.serial('mptcv: refusals connect nothing, are counted by code, and the serve
   t.is(c('convertZeroTotalLength'), 1);
   t.is(c('resetSent'), 1);
   t.is(c('convertTlvTooShort'), 1);
+  t.is(c('tcpOptionRefused'), 1);
+  t.is(d('33 Unsupported TCP Option'), 1);
   t.regex(server!.stderr(), /refused client 10\.211\.1\.1 -> 127\.0\.0\.1:9000: Error 1 Malformed Message \(dstLoopback\)/);
 });
 
