@@ -362,13 +362,18 @@ export class Concentrator {
     const timer = setTimeout(() => {
       this.counters.increment('connectTimeout');
       dst.destroy();
-      this.refuse(conn, CONVERT_ERR_NETWORK_FAILURE, 0, 'connectTimeout');
+      // RFC 8803 §4.2.8, Network Failure (65): the Value is the delay the client SHOULD wait before
+      // asking the Converter again, and "A Value of zero corresponds to a default delay of at least
+      // 30 seconds"; one destination that does not answer is no reason for that, so the same short
+      // delay as Resource Exceeded's.
+      this.refuse(conn, CONVERT_ERR_NETWORK_FAILURE, RETRY_DELAY_S, 'connectTimeout');
     }, this.opts.connectTimeoutMs ?? 10_000);
     const onError = (e: NodeJS.ErrnoException): void => {
       clearTimeout(timer);
       const code = e.code ?? 'EIO';
       if (code === 'ECONNREFUSED') {
-        // RFC 8803 §4.2.8, Connection Reset (96): the destination answered with a RST.
+        // RFC 8803 §4.2.8, Connection Reset (96): "the final destination responded with a RST
+        // segment. The Value field MUST be set to zero."
         this.counters.increment('connectRefused');
         return this.refuse(conn, CONVERT_ERR_CONNECTION_RESET, 0, code);
       }
@@ -379,7 +384,7 @@ export class Concentrator {
         return this.refuse(conn, CONVERT_ERR_DESTINATION_UNREACHABLE, icmp, code);
       }
       this.counters.increment('connectFailed');
-      this.refuse(conn, CONVERT_ERR_NETWORK_FAILURE, 0, code);
+      this.refuse(conn, CONVERT_ERR_NETWORK_FAILURE, RETRY_DELAY_S, code);
     };
     dst.once('error', onError);
     // The client left while we were connecting.
