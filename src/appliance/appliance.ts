@@ -3,8 +3,8 @@
 // next start or `mptun down`), runs the engine with the relay, follows the paths' links through
 // netlink, answers `mptun status` on a local control socket, and undoes everything on exit.
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer, type Server } from 'node:net';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import type { Server } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { ipv4FromNumber, ipv4ToNumber, parseIpAddress } from '../ip/address.js';
 import { Tun } from '../tun/index.js';
@@ -14,6 +14,7 @@ import { addPathSteps, applyPlan, cleanupLeftovers, ensureSysctls, pathSysctls, 
 import { discoverPaths, interfaceState, NetlinkMonitor, type DiscoveredPath, type MonitorEvent } from '../routing/monitor.js';
 import { CounterSet } from '../ip/counters.js';
 import { Engine } from './engine.js';
+import { ControlError, queryControlSocket, startControlSocket } from '../control/socket.js';
 import { Relay } from './relay.js';
 import { MetricsServer, pathStatus, renderMetrics, statusCounters } from './metrics.js';
 import { output } from './output.js';
@@ -574,32 +575,7 @@ export class Appliance {
   }
 
   private async startControl(): Promise<void> {
-    const path = this.config.controlSocket;
-    await mkdir(path.slice(0, path.lastIndexOf('/')) || '/', { recursive: true, mode: 0o700 });
-    await rm(path, { force: true });
-    const server = createServer((sock) => {
-      let buf = '';
-      sock.setEncoding('utf8');
-      sock.on('error', () => undefined);
-      sock.on('data', (d: string) => {
-        buf += d;
-        const nl = buf.indexOf('\n');
-        if (nl < 0) {
-          if (buf.length > 4096) sock.destroy();
-          return;
-        }
-        const cmd = buf.slice(0, nl).trim();
-        if (cmd === 'status') sock.end(JSON.stringify(this.status()) + '\n');
-        else sock.end(JSON.stringify({ error: `unknown command ${JSON.stringify(cmd)}` }) + '\n');
-      });
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(path, () => resolve());
-    });
-    // root only
-    await chmod(path, 0o600);
-    this.server = server;
+    this.server = await startControlSocket(this.config.controlSocket, () => this.status());
   }
 
   /** `--metrics`: the Prometheus text, built on each scrape (src/appliance/metrics.ts). */
@@ -689,30 +665,11 @@ export function packageVersion(): string {
 
 /** Asks the running instance for its status over the control socket. */
 export async function queryStatus(socketPath: string, timeoutMs = 5000): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const sock = connect(socketPath);
-    let buf = '';
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new ApplianceError(`${socketPath}: no answer within ${timeoutMs} ms`));
-    }, timeoutMs);
-    sock.setEncoding('utf8');
-    sock.on('connect', () => sock.write('status\n'));
-    sock.on('data', (d: string) => (buf += d));
-    sock.on('end', () => {
-      clearTimeout(timer);
-      try {
-        resolve(JSON.parse(buf));
-      } catch {
-        reject(new ApplianceError(`${socketPath}: bad answer`));
-      }
-    });
-    sock.on('error', (e: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      const hint = e.code === 'ENOENT' || e.code === 'ECONNREFUSED' ? ' (is mptun up running?)' : e.code === 'EACCES' ? ' (root only: use sudo)' : '';
-      reject(new ApplianceError(`${socketPath}: ${e.message}${hint}`));
-    });
-  });
+  try {
+    return await queryControlSocket(socketPath, 'mptun up', timeoutMs);
+  } catch (e) {
+    throw e instanceof ControlError ? new ApplianceError(e.message) : e;
+  }
 }
 
 /** `mptun down`: stops a running instance (SIGTERM, then SIGKILL), then removes what is left. */
