@@ -17,7 +17,7 @@ const LAYERS = {
   convert: ['ip'],
   server: ['ip', 'convert', 'routing', 'tun'],
   // appliance.ts still takes its config's type from src/cli/config.ts: to be moved down
-  appliance: ['ip', 'tcp', 'mptcp', 'routing', 'tun', 'cli'],
+  appliance: ['ip', 'tcp', 'mptcp', 'routing', 'tun', 'cli', 'convert'],
   cli: ['ip', 'tcp', 'mptcp', 'routing', 'tun', 'appliance', 'convert', 'server'],
 };
 const FOLDERS = Object.keys(LAYERS);

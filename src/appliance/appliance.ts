@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Server } from 'node:net';
 import { readFileSync } from 'node:fs';
-import { ipv4FromNumber, ipv4ToNumber, parseIpAddress } from '../ip/address.js';
+import { formatIpAddress, ipv4FromNumber, ipv4ToNumber, parseIpAddress } from '../ip/address.js';
 import { Tun } from '../tun/index.js';
 import { configureLink, MIN_TXQUEUELEN } from '../routing/link.js';
 import { addRoute, type RouteSpec } from '../routing/route.js';
@@ -15,6 +15,7 @@ import { RoutingError } from '../routing/netlink.js';
 import { discoverPaths, interfaceState, NetlinkMonitor, type MonitorEvent } from '../routing/monitor.js';
 import { Engine } from './engine.js';
 import { Relay } from './relay.js';
+import type { ConvertClient } from './convert-client.js';
 import type { ApplianceConfig } from '../cli/config.js';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
@@ -214,10 +215,11 @@ export class Appliance {
     readonly relay: Relay,
     readonly engine: Engine,
     private record: SetupRecord,
+    readonly convert: ConvertClient | null = null,
   ) {}
 
   /** Sets everything up and starts carrying traffic; on a failure, undoes what it did and throws. */
-  static async start(config: ApplianceConfig, log: Logger): Promise<Appliance> {
+  static async start(config: ApplianceConfig, log: Logger, convert?: ConvertClient): Promise<Appliance> {
     try {
       await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
     } catch (e) {
@@ -236,6 +238,8 @@ export class Appliance {
       await configureLink(tun.name, { addresses: [`${tunAddress}/32`], mtu: config.mtu, txqueuelen: MIN_TXQUEUELEN, up: true });
       const priority = config.rulePriority;
       const exclude = [...config.exclude.filter((c) => !c.includes(':'))];
+      // the concentrator's own address is never captured (its connections would go into itself)
+      if (convert && convert.server.addr.length === 4) exclude.push(`${formatIpAddress(convert.server.addr)}/32`);
       if (config.excludeLan) {
         for (const p of paths) for (const c of (await interfaceState(p.iface))?.connected ?? []) if (!c.includes(':') && !exclude.includes(c)) exclude.push(c);
       }
@@ -275,10 +279,11 @@ export class Appliance {
       paths: paths.map((p) => ({ address: parseIpAddress(p.source).bytes, backup: p.backup, up: p.up })),
       fullmesh: config.fullmesh,
       maxSubflows: config.maxSubflows,
+      ...(convert ? { convert } : {}),
     });
     const engine = new Engine(tun, relay);
     engine.onTick = (now) => relay.process(now);
-    const app = new Appliance(config, log, tun, tunAddress, paths, relay, engine, record);
+    const app = new Appliance(config, log, tun, tunAddress, paths, relay, engine, record, convert ?? null);
     try {
       engine.start();
       await app.startMonitor();
@@ -400,6 +405,7 @@ export class Appliance {
       flows,
       counters: {
         relay: this.relay.counters.nonZero(),
+        ...(this.convert ? { concentrator: this.convert.counters.nonZero() } : {}),
         host: this.relay.host.counters.nonZero(),
         hostIp: this.relay.host.ipCounters.nonZero(),
         upstream: this.relay.upstream.counters.nonZero(),

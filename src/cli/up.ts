@@ -1,7 +1,12 @@
 // `mptun up`, `mptun down`, `mptun status`.
 import { parseArgs } from 'node:util';
 import { Appliance, down, makeLogger, queryStatus, type PathStatus } from '../appliance/appliance.js';
-import { ConfigError, DEFAULT_CONFIG, loadConfig, type CliFlags } from './config.js';
+import { ConfigError, DEFAULT_CONFIG, loadConfig, type ApplianceConfig, type CliFlags } from './config.js';
+import { randomBytes } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
+import { ConvertClient } from '../appliance/convert-client.js';
+import { IpPrefix, parseIpAddress } from '../ip/address.js';
+import { KeyFileError, readKeyFile } from '../server/key.js';
 
 const UP_OPTIONS = {
   config: { type: 'string', short: 'c' },
@@ -19,6 +24,9 @@ const UP_OPTIONS = {
   'log-level': { type: 'string' },
   fullmesh: { type: 'boolean' },
   'max-subflows': { type: 'string' },
+  server: { type: 'string' },
+  key: { type: 'string' },
+  direct: { type: 'string', multiple: true },
 } as const;
 
 function argError(e: unknown): never {
@@ -48,10 +56,14 @@ export async function runUp(argv: string[]): Promise<number> {
   if (values['log-level'] !== undefined) flags.logLevel = values['log-level'];
   if (values.fullmesh !== undefined) flags.fullmesh = values.fullmesh;
   if (values['max-subflows'] !== undefined) flags.maxSubflows = values['max-subflows'];
+  if (values.server !== undefined) flags.server = values.server;
+  if (values.key !== undefined) flags.key = values.key;
+  if (values.direct !== undefined) flags.direct = values.direct;
   // a bad config is refused before anything is touched
   const config = await loadConfig(flags);
   const log = makeLogger(config.logLevel);
-  const app = await Appliance.start(config, log);
+  const convert = await concentratorClient(config, log);
+  const app = await Appliance.start(config, log, convert ?? undefined);
   const onSignal = (sig: NodeJS.Signals) => {
     void app.stop(sig);
   };
@@ -136,3 +148,39 @@ export async function runStatus(argv: string[]): Promise<number> {
   console.log(lines.join('\n'));
   return 0;
 }
+
+/**
+ * `--server HOST[:PORT] --key FILE`: the concentrator client, with the key read (mode 0600 or
+ * refused) and the host resolved (IPv4: the paths are IPv4) before anything is touched.
+ */
+async function concentratorClient(config: ApplianceConfig, log: ReturnType<typeof makeLogger>): Promise<ConvertClient | null> {
+  if (config.server === null) return null;
+  const i = config.server.lastIndexOf(':');
+  const host = config.server.slice(0, i).replace(/^\[|\]$/g, '');
+  const port = Number(config.server.slice(i + 1));
+  let key: Buffer;
+  try {
+    key = await readKeyFile(config.key!);
+  } catch (e) {
+    if (e instanceof KeyFileError) throw new ConfigError(COMMAND_OR_FILE, 'key', e.message);
+    throw e;
+  }
+  let address: string;
+  try {
+    address = (await lookup(host, { family: 4 })).address;
+  } catch (e) {
+    throw new ConfigError(COMMAND_OR_FILE, 'server', `${host}: no IPv4 address (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); the concentrator is reached over the paths' IPv4`);
+  }
+  const client = new ConvertClient({
+    server: { addr: parseIpAddress(address).bytes, port },
+    key,
+    direct: config.direct.map((d) => IpPrefix.parse(d)),
+    random: (n) => randomBytes(n),
+    nowS: () => Date.now() / 1000,
+    log: (level, line) => log[level](line),
+  });
+  log.info(`concentrator: ${address}:${port}${host !== address ? ` (${host})` : ''}: every captured connection goes there over MPTCP${config.direct.length > 0 ? `, but for ${config.direct.join(', ')}` : ''}`);
+  return client;
+}
+
+const COMMAND_OR_FILE = 'configuration';
