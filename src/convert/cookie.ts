@@ -2,7 +2,7 @@
 // destination, one time window and one nonce, so that a cookie seen on the wire can neither be
 // replayed nor pointed at another destination.
 //
-// RFC 8803 §6.2.6 leaves the Cookie's content to the Converter ("opaque"); it names the errors:
+// RFC 8803 §4.2.7 leaves the Cookie's content to the Converter ("opaque"); it names the errors:
 // a Converter that requires cookies answers a Connect without one with Missing Cookie (3), and
 // an invalid one with Not Authorized (32).
 //

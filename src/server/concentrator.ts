@@ -8,11 +8,24 @@
 //   client ══MPTCP (or TCP)══▶ [Convert msg][app data...]  ──▶  concentrator ──TCP──▶ destination
 //          ◀══════════════════ [Convert hdr (+Error)][server data...]
 //
-// RFC 8803 §4 (paraphrased): the Converter reads the Connect TLV, opens the connection to the
-// destination, and returns a Convert message at the start of its bytestream; when it cannot, the
-// Error TLV says why, and the connection is closed. A destination RST before the reply is
-// Connection Reset (96); an ICMP unreachable is Destination Unreachable (97) with the ICMP Code
-// in the Value field.
+// RFC 8803 (the Transport Converter's side): the Converter reads the Connect TLV (§4.2.5), opens
+// the connection to the destination, and returns a Convert message at the start of its
+// bytestream; when it cannot, an Error TLV (§4.2.8) says why and the connection is closed. A
+// destination that answers with a RST is Connection Reset (96, Value zero); an ICMP unreachable
+// is Destination Unreachable (97), whose "Value field MUST echo the Code field of the received
+// ICMP message".
+//
+// Deliberate deviations, each because the kernel's TCP is what carries both sides here:
+// - The RFC's Converter answers the client's SYN once the destination has answered its own
+//   (the Convert reply rides on the SYN+ACK). Linux's listener completes the client's handshake
+//   at once, so the reply (or the Error TLV) comes in the first data segment instead.
+// - No Extended TCP Header TLV (§4.2.6) in the reply: the kernel does not hand the destination's
+//   SYN+ACK options to the application. The bare header says the destination accepted.
+// - The ICMP Code of Error 97 is the one the kernel's errno stands for (`unreachableCode`): Node
+//   sees the errno, not the ICMP message.
+// - Missing Cookie (3) carries no cookie (§4.2.8 wants the Converter's cookie for this client in
+//   the Value): mptun's cookie proves that the client holds the shared key (src/convert/cookie.ts),
+//   so the concentrator cannot hand one to a client that does not.
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
 import { isIP } from 'node:net';
 import {
@@ -272,7 +285,7 @@ export class Concentrator {
   }
 
   private handleMessage(conn: Conn, tlvs: Parameters<typeof encodeConvert>[0]['tlvs'], rest: Buffer): void {
-    // RFC 8803 §6.2.2: a client sends the Info TLV to learn which TCP extensions the Converter
+    // RFC 8803 §4.2.3: a client sends the Info TLV to learn which TCP extensions the Converter
     // supports; the answer is a Supported TCP Extensions TLV. Alone, it asks for nothing else.
     if (tlvs.some((t) => t.type === CONVERT_TLV_INFO) && !tlvs.some((t) => t.type === CONVERT_TLV_CONNECT)) {
       this.counters.increment('infoAnswered');
@@ -301,7 +314,7 @@ export class Concentrator {
     const over = this.limits.admit(conn.client);
     if (over) {
       this.counters.increment(over);
-      // RFC 8803 §6.2.8, Resource Exceeded: the Value is the delay (s) the client should wait.
+      // RFC 8803 §4.2.8, Resource Exceeded: the Value is the delay (s) the client should wait.
       return this.refuse(conn, CONVERT_ERR_RESOURCE_EXCEEDED, RETRY_DELAY_S, over);
     }
     conn.admitted = true;
@@ -321,7 +334,7 @@ export class Concentrator {
       clearTimeout(timer);
       const code = e.code ?? 'EIO';
       if (code === 'ECONNREFUSED') {
-        // RFC 8803 §6.2.8, Connection Reset (96): the destination answered with a RST.
+        // RFC 8803 §4.2.8, Connection Reset (96): the destination answered with a RST.
         this.counters.increment('connectRefused');
         return this.refuse(conn, CONVERT_ERR_CONNECTION_RESET, 0, code);
       }

@@ -4,7 +4,7 @@ import { type CookieRefusal } from '../convert/cookie.js';
 import { CONVERT_ERR_MISSING_COOKIE, CONVERT_ERR_NOT_AUTHORIZED, CONVERT_ERR_RESOURCE_EXCEEDED } from '../convert/message.js';
 import { type IpFamily, IpPrefix } from '../ip/address.js';
 
-/** The Error code that answers a cookie refusal (RFC 8803 §6.2.8: Missing Cookie, Not Authorized). */
+/** The Error code that answers a cookie refusal (RFC 8803 §4.2.8: Missing Cookie, Not Authorized). */
 export function cookieError(r: CookieRefusal): number {
   if (r === 'cookieMissing') return CONVERT_ERR_MISSING_COOKIE;
   if (r === 'cookieReplayCacheFull') return CONVERT_ERR_RESOURCE_EXCEEDED;

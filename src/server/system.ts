@@ -102,7 +102,12 @@ export async function setupSystem(opts: SystemSetupOptions = {}): Promise<System
   const log = opts.log ?? (() => undefined);
   const record: SystemRecord = { sysctls: [], limits: null, endpointsAdded: [] };
   try {
-    const enabled = await readSysctl('net.mptcp.enabled');
+    let enabled: string;
+    try {
+      enabled = await readSysctl('net.mptcp.enabled');
+    } catch (e) {
+      throw new IpMptcpError(['sysctl', 'net.mptcp.enabled'], `${(e as Error).message}: this kernel has no MPTCP (CONFIG_MPTCP=y, Linux ≥ 5.6; TCP Fast Open on MPTCP needs ≥ 6.2)`);
+    }
     if (enabled !== '1') {
       record.sysctls.push({ key: 'net.mptcp.enabled', previous: await writeSysctl('net.mptcp.enabled', '1') });
       log(`net.mptcp.enabled: ${enabled} → 1`);
