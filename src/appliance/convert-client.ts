@@ -4,17 +4,16 @@
 // hook): where to open the upstream connection, which bytes to send first, and what to do with
 // the first bytes that come back. Sans-IO: time (unix seconds) and randomness are given.
 //
-// RFC 8803 §4.1 (the client's side of a connection through a Converter): "the Client sends a
-// SYN ... The payload of this SYN contains ... a Connect TLV that specifies the address and
-// port of the Server", then the Converter's SYN+ACK, then "the Converter ... [sends] the
-// Convert header, possibly followed by TLVs" once the server answered: the bytes that follow
-// the reply header are the server's.
-//
-// RFC 8803 §5 (error handling): "If the Transport Converter receives a SYN with a Connect TLV
-// ... and the Server replies with a RST, the Converter ... sends an Error TLV [Connection
-// Reset (96)]"; "Destination Unreachable (97) ... The Value contains the ICMP code" (mptun's
-// server: 97 with the ICMP code, see src/server/concentrator.ts); Not Authorized (32) and
-// Resource Exceeded (64) are the Converter refusing the client itself.
+// RFC 8803 (paraphrased here, not quoted: the session's tools could not re-read the RFC's text;
+// the section numbers follow src/convert/message.ts): the client puts the Convert message —
+// the fixed header (§4.1), a Connect TLV with the server's address and port (§4.2.5), and the
+// Converter's Cookie (§4.2.7) — at the start of its bytestream, in the payload of its SYN when
+// it can (TCP Fast Open, 0-RTT). The Converter answers with a Convert header of its own at the
+// start of its bytestream, once the server answered; the bytes after it are the server's. An
+// Error TLV (§4.2.8) instead says why not: Connection Reset (96: the server refused),
+// Destination Unreachable (97, the Value is the ICMP code), Not Authorized (32) or Missing
+// Cookie (3) for our key, Resource Exceeded (64, the Value a delay in seconds), Network
+// Failure (65).
 import { CounterSet } from '../ip/counters.js';
 import { formatIpAddress, type IpPrefix } from '../ip/address.js';
 import {
