@@ -96,7 +96,7 @@ export const CONVERT_ERR_UNSUPPORTED_VERSION = 0;
  * Malformed Message: the message could not be parsed and validated (bad lengths, a truncated TLV,
  * a Connect TLV "enclosing a multicast, broadcast, or loopback IP address"). Value: a zero octet,
  * then the received message (§4.2.8: "the Value field MUST echo the received message shifted by
- * one byte to keep to original alignment of the message").
+ * one byte to keep to original alignment of the message"); see `errorEcho`.
  */
 export const CONVERT_ERR_MALFORMED_MESSAGE = 1;
 /** Unsupported Message: a TLV type the Converter does not support. Value: as Malformed Message's, the echo. */
@@ -179,8 +179,8 @@ export const TLV_OFF_BODY = 4;
 export const CONVERT_DROP_REASONS = [
   /** A version other than 1 (RFC 8803 §4.1): Unsupported Version. */
   'convertBadVersion',
-  /** Total Length of zero (RFC 8803 §4.1: "the connection MUST be reset"), or shorter than its TLVs. */
-  'convertBadTotalLength',
+  /** Total Length of zero (RFC 8803 §4.1): no Error TLV, the connection is reset. */
+  'convertZeroTotalLength',
   /** A TLV of Length zero, or one that runs past Total Length. */
   'convertBadTlvLength',
   /** A known TLV whose Length is too short for its fixed fields (a Connect under 5 words, an Error under 1 word ...). */
@@ -191,10 +191,14 @@ export const CONVERT_DROP_REASONS = [
 
 export type ConvertDropReason = (typeof CONVERT_DROP_REASONS)[number];
 
-/** The Error code that answers each drop reason. */
-export const CONVERT_DROP_ERROR: Readonly<Record<ConvertDropReason, number>> = {
+/**
+ * The Error code that answers each drop reason; `null`: no answer, the connection is reset
+ * (RFC 8803 §4.1: "A Total Length of zero is invalid and the connection MUST be reset upon
+ * reception of a header with such total length.").
+ */
+export const CONVERT_DROP_ERROR: Readonly<Record<ConvertDropReason, number | null>> = {
   convertBadVersion: CONVERT_ERR_UNSUPPORTED_VERSION,
-  convertBadTotalLength: CONVERT_ERR_MALFORMED_MESSAGE,
+  convertZeroTotalLength: null,
   convertBadTlvLength: CONVERT_ERR_MALFORMED_MESSAGE,
   convertTlvTooShort: CONVERT_ERR_MALFORMED_MESSAGE,
   convertUnknownTlv: CONVERT_ERR_UNSUPPORTED_MESSAGE,
@@ -228,8 +232,8 @@ export interface ConvertMessage {
 export type ConvertParse =
   /** Not all of the message is there yet: read until `need` bytes are buffered. */
   | { kind: 'incomplete'; need: number }
-  /** Refused: answer with an Error TLV of `error` and close. */
-  | { kind: 'drop'; reason: ConvertDropReason; error: number }
+  /** Refused: answer with an Error TLV of `error` and close, or (`error` null) reset the connection. */
+  | { kind: 'drop'; reason: ConvertDropReason; error: number | null }
   /** A whole message, `length` bytes of the bytestream; the application's data follows. */
   | { kind: 'message'; message: ConvertMessage; length: number };
 
@@ -249,7 +253,7 @@ export class ConvertView {
     const words = buf[offset + CONVERT_OFF_TOTAL_LENGTH];
     // RFC 8803 §4.1: "A Total Length of zero is invalid and the connection MUST be reset upon
     // reception of a header with such total length."
-    if (words === 0) return 'convertBadTotalLength';
+    if (words === 0) return 'convertZeroTotalLength';
     const total = words * CONVERT_WORD;
     if (avail < total) return { need: total };
     let at = offset + CONVERT_HEADER_LEN;
@@ -489,9 +493,30 @@ export function encodeConnectRequest(req: ConnectRequest): Buffer {
   return encodeConvert({ version: CONVERT_VERSION, tlvs });
 }
 
-/** The Converter's reply: the header alone (the destination accepted), or the header and an Error TLV. */
-export function encodeReply(error?: { code: number; value?: number }): Buffer {
-  const tlvs: ConvertTlv[] = error ? [{ type: CONVERT_TLV_ERROR, code: error.code, value: Uint8Array.of(error.value ?? 0) }] : [];
+/** The most of a received message an Error TLV can echo: a reply has at most 1020 bytes, less its header (4), the Error TLV's Type, Length and Error Code (3) and the zero octet (1). */
+export const ERROR_ECHO_MAX = CONVERT_MAX_LEN - CONVERT_HEADER_LEN - 4;
+
+/**
+ * The Value of a Malformed Message (1) or Unsupported Message (2) Error TLV: RFC 8803 §4.2.8, "To
+ * ease troubleshooting, the Value field MUST echo the received message shifted by one byte to
+ * keep to original alignment of the message" (the figure: Error Code, a zero octet, then the
+ * echo). `received` is the Convert message as it came (header included); what does not fit in
+ * one reply is cut.
+ */
+export function errorEcho(received: Uint8Array): Uint8Array {
+  const n = Math.min(received.length, ERROR_ECHO_MAX);
+  const out = new Uint8Array(1 + n);
+  out.set(received.subarray(0, n), 1);
+  return out;
+}
+
+/**
+ * The Converter's reply: the header alone (the destination accepted), or the header and an Error
+ * TLV whose Value is one octet (`value` a number; zero when not given) or the bytes given.
+ */
+export function encodeReply(error?: { code: number; value?: number | Uint8Array }): Buffer {
+  const value = error?.value instanceof Uint8Array ? error.value : Uint8Array.of(error?.value ?? 0);
+  const tlvs: ConvertTlv[] = error ? [{ type: CONVERT_TLV_ERROR, code: error.code, value }] : [];
   return encodeConvert({ version: CONVERT_VERSION, tlvs });
 }
 
@@ -503,14 +528,14 @@ export type ConvertReply =
   /** The destination accepted; the bytes after `length` are the server's data. */
   | { kind: 'ok'; length: number; tlvs: ConvertTlv[] }
   /** The Converter refused or the destination failed: `code` (and `value`, e.g. the ICMP code or a retry delay). */
-  | { kind: 'error'; length: number; code: number; value: number };
+  | { kind: 'error'; length: number; code: number; value: number; /** the whole Value (an echo, a list of Kinds ...) */ valueBytes: Uint8Array };
 
 export function parseReply(buf: Uint8Array, counters?: ConvertCounters): ConvertReply {
   const p = parseConvert(buf, counters);
   if (p.kind === 'incomplete') return p;
   if (p.kind === 'drop') return { kind: 'drop', reason: p.reason };
   for (const tlv of p.message.tlvs) {
-    if (tlv.type === CONVERT_TLV_ERROR) return { kind: 'error', length: p.length, code: tlv.code, value: tlv.value[0] ?? 0 };
+    if (tlv.type === CONVERT_TLV_ERROR) return { kind: 'error', length: p.length, code: tlv.code, value: tlv.value[0] ?? 0, valueBytes: tlv.value };
   }
   return { kind: 'ok', length: p.length, tlvs: p.message.tlvs };
 }
@@ -524,12 +549,42 @@ export interface ConnectParsed {
   text: string;
   cookie: Uint8Array | null;
   tcpOptions: Uint8Array;
+  /** The options in `tcpOptions`, in order (padding left out). */
+  tcpOptionList: ConnectTcpOption[];
   info: boolean;
+}
+
+/** One TCP option of a Connect TLV's TCP Options field: its Kind and Length (2: no value). */
+export interface ConnectTcpOption {
+  kind: number;
+  length: number;
+}
+
+/**
+ * The options of a Connect TLV's TCP Options field, or `null` when the field is malformed.
+ * RFC 8803 §4.2.5: each option is Kind, Length (at least 2) and the value; "option types 0 (EOL)
+ * and 1 (NOP) ... MUST NOT be placed inside the TCP options field of the Connect TLV"; the field
+ * is padded with zeros to a 32-bit boundary (so zeros are padding only when nothing but zeros
+ * follows).
+ */
+export function connectTcpOptions(field: Uint8Array): ConnectTcpOption[] | null {
+  const out: ConnectTcpOption[] = [];
+  let at = 0;
+  while (at < field.length) {
+    const kind = field[at];
+    if (kind === 0) return field.subarray(at).every((b) => b === 0) ? out : null;
+    if (kind === 1 || at + 1 >= field.length) return null;
+    const length = field[at + 1];
+    if (length < 2 || at + length > field.length) return null;
+    out.push({ kind, length });
+    at += length;
+  }
+  return out;
 }
 
 /**
  * The destination and cookie of a client's message, or the Error code to answer: a message with
- * no Connect TLV (or two) is Malformed.
+ * no Connect TLV (or two), or with a malformed TCP Options field, is Malformed.
  */
 export function connectRequest(msg: ConvertMessage): ConnectParsed | { error: number } {
   let connect: Extract<ConvertTlv, { type: typeof CONVERT_TLV_CONNECT }> | null = null;
@@ -547,6 +602,8 @@ export function connectRequest(msg: ConvertMessage): ConnectParsed | { error: nu
     else return { error: CONVERT_ERR_UNSUPPORTED_MESSAGE };
   }
   if (!connect) return { error: CONVERT_ERR_MALFORMED_MESSAGE };
+  const tcpOptionList = connectTcpOptions(connect.tcpOptions);
+  if (!tcpOptionList) return { error: CONVERT_ERR_MALFORMED_MESSAGE };
   const d = connectDestination(connect.address);
-  return { port: connect.port, family: d.family, address: d.bytes, text: d.text, cookie, tcpOptions: connect.tcpOptions, info };
+  return { port: connect.port, family: d.family, address: d.bytes, text: d.text, cookie, tcpOptions: connect.tcpOptions, tcpOptionList, info };
 }

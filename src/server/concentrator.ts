@@ -34,9 +34,9 @@ import {
   CONVERT_ERR_DESTINATION_UNREACHABLE,
   CONVERT_ERR_MALFORMED_MESSAGE,
   CONVERT_ERR_NETWORK_FAILURE,
-  CONVERT_ERR_NOT_AUTHORIZED,
   CONVERT_ERR_RESOURCE_EXCEEDED,
-  CONVERT_MAX_LEN,
+  CONVERT_ERR_UNSUPPORTED_MESSAGE,
+  CONVERT_ERR_UNSUPPORTED_TCP_OPTION,
   CONVERT_TLV_CONNECT,
   CONVERT_TLV_INFO,
   CONVERT_TLV_SUPPORTED_TCP_EXTENSIONS,
@@ -46,17 +46,20 @@ import {
   convertErrorName,
   encodeConvert,
   encodeReply,
+  errorEcho,
   parseConvert,
 } from '../convert/message.js';
 import { COOKIE_COUNTER_NAMES, CookieVerifier } from '../convert/cookie.js';
 import { CounterSet } from '../ip/counters.js';
 import { type IpFamily, type IpPrefix, parseIpAddress } from '../ip/address.js';
 import { mptcpInfo, type MptcpInfo, mptcpListen } from '../tun/mptcp.js';
-import { ClientLimits, cookieError, DESTINATION_REFUSALS, DestinationPolicy, LIMIT_REFUSALS, RETRY_DELAY_S } from './policy.js';
+import { ClientLimits, cookieError, DESTINATION_REFUSALS, destinationError, DestinationPolicy, LIMIT_REFUSALS, RETRY_DELAY_S } from './policy.js';
 import { globalAddresses } from './system.js';
 
 /** TCP option Kind of MPTCP (RFC 8684): what the concentrator answers to an Info TLV. */
 const TCP_OPTION_MPTCP = 30;
+/** TCP option Kinds that Linux puts in its SYN by itself: MSS (2), Window Scale (3), SACK Permitted (4), Timestamps (8). */
+const KERNEL_SYN_OPTION_KINDS: ReadonlySet<number> = new Set([2, 3, 4, 8]);
 
 export const SERVER_COUNTER_NAMES = [
   /** Connections accepted, MPTCP and fallen back to (or plain) TCP. */
@@ -68,7 +71,10 @@ export const SERVER_COUNTER_NAMES = [
   /** Info TLVs answered with Supported TCP Extensions. */
   'infoAnswered',
   ...CONVERT_DROP_REASONS,
+  /** No Connect TLV (or two, or two Cookies, or a malformed TCP Options field): Malformed Message; a TLV a client does not send: Unsupported Message. */
   'convertNoConnect', 'convertUnsupportedTlv',
+  /** A Connect TLV asked for TCP options the kernel's SYN cannot carry: Unsupported TCP Option (33). */
+  'tcpOptionRefused',
   ...COOKIE_COUNTER_NAMES,
   ...DESTINATION_REFUSALS,
   ...LIMIT_REFUSALS,
@@ -78,6 +84,8 @@ export const SERVER_COUNTER_NAMES = [
   'dstReset', 'clientReset', 'relayClosed',
   /** Error TLVs sent, all codes together (by code: `errorsByCode`). */
   'errorsSent',
+  /** Connections reset without a reply (a Total Length of zero). */
+  'resetSent',
 ] as const;
 export type ServerCounterName = (typeof SERVER_COUNTER_NAMES)[number];
 
@@ -147,6 +155,8 @@ interface Conn {
   startedAt: Date;
   admitted: boolean;
   opened: boolean;
+  /** The client's Convert message (what an Error 1 or 2 echoes). */
+  received: Uint8Array;
 }
 
 /** The ICMP Code RFC 8803 wants in Error 97's Value, from the errno the kernel made of the ICMP error. */
@@ -229,7 +239,7 @@ export class Concentrator {
   private accept(sock: Socket): void {
     const id = this.nextId++;
     const client = (sock.remoteAddress ?? '?').replace(/^::ffff:/, '');
-    const conn: Conn = { id, client, sock, dst: null, destination: '-', state: 'reading', startedAt: new Date(), admitted: false, opened: false };
+    const conn: Conn = { id, client, sock, dst: null, destination: '-', state: 'reading', startedAt: new Date(), admitted: false, opened: false, received: new Uint8Array(0) };
     this.conns.set(id, conn);
     this.counters.increment('accepted');
     const fd = this.fdOf(sock);
@@ -255,16 +265,19 @@ export class Concentrator {
       reads++;
       buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
       const p = parseConvert(buf, this.convertCounters);
-      if (p.kind === 'incomplete') {
-        if (p.need > CONVERT_MAX_LEN) this.refuse(conn, CONVERT_ERR_MALFORMED_MESSAGE, 0, 'convertBadTotalLength');
-        return;
-      }
+      // Total Length is 8 bits of words: `need` is at most CONVERT_MAX_LEN, so this waits for a bounded amount.
+      if (p.kind === 'incomplete') return;
       sock.off('data', onData);
       sock.off('end', onEnd);
       sock.setTimeout(0);
       sock.pause();
+      // The message as it came (Total Length's worth, or what there is), for the echo of Errors 1 and 2.
+      conn.received = buf.subarray(0, p.kind === 'message' ? p.length : Math.min(buf.length, buf[1] * 4));
       if (p.kind === 'drop') {
         this.counters.increment(p.reason);
+        // RFC 8803 §4.1: "A Total Length of zero is invalid and the connection MUST be reset upon
+        // reception of a header with such total length." No Error TLV, no FIN: a RST.
+        if (p.error === null) return this.reset(conn, p.reason);
         return this.refuse(conn, p.error, p.error === 0 ? CONVERT_VERSION : 0, p.reason);
       }
       this.counters.increment('convertRead');
@@ -309,7 +322,20 @@ export class Concentrator {
     const forbidden = this.policy.check(req.family, req.address, req.port);
     if (forbidden) {
       this.counters.increment(forbidden);
-      return this.refuse(conn, CONVERT_ERR_NOT_AUTHORIZED, 0, forbidden);
+      return this.refuse(conn, destinationError(forbidden), 0, forbidden);
+    }
+    // RFC 8803 §4.2.5: with TCP Options in the Connect TLV, the Converter "MUST include the options
+    // of the 'TCP Options' subfield in the SYN sent to the Server"; one listed without a value it
+    // generates itself, one with a value it copies. The kernel's connect() puts MSS, Window Scale,
+    // SACK Permitted and Timestamps (Kinds 2, 3, 4, 8) in its SYN of its own accord (with Linux's
+    // default sysctls), so those are honoured when asked for without a value; nothing else can be
+    // put in, or copied into, the kernel's SYN, so anything else is refused with §4.2.8's
+    // Unsupported TCP Option (33): "A TCP option that the Client requested to advertise to the
+    // final Server cannot be safely used", its Value the Kinds, one octet each.
+    const unsupported = req.tcpOptionList.filter((o) => !(o.length === 2 && KERNEL_SYN_OPTION_KINDS.has(o.kind))).map((o) => o.kind);
+    if (unsupported.length > 0) {
+      this.counters.increment('tcpOptionRefused');
+      return this.refuse(conn, CONVERT_ERR_UNSUPPORTED_TCP_OPTION, Uint8Array.from(new Set(unsupported)), `TCP option Kinds ${[...new Set(unsupported)].join(', ')}`);
     }
     const over = this.limits.admit(conn.client);
     if (over) {
@@ -401,19 +427,31 @@ export class Concentrator {
   }
 
   /** Answers with the Error TLV, logs client and destination, counts the code, and closes. */
-  private refuse(conn: Conn, code: number, value: number, why: string): void {
+  private refuse(conn: Conn, code: number, value: number | Uint8Array, why: string): void {
     if (conn.state === 'closing') return;
     conn.state = 'closing';
     this.counters.increment('errorsSent');
     this.errorsByCode.set(code, (this.errorsByCode.get(code) ?? 0) + 1);
     this.opts.log.info(`refused client ${conn.client} -> ${conn.destination}: Error ${code} ${convertErrorName(code)}${code === CONVERT_ERR_DESTINATION_UNREACHABLE ? ` (ICMP code ${value})` : ''} (${why})`);
     if (conn.sock.destroyed) return;
-    conn.sock.end(encodeReply({ code, value }));
+    // RFC 8803 §4.2.8, Malformed Message and Unsupported Message: "the Value field MUST echo the
+    // received message shifted by one byte to keep to original alignment of the message".
+    const echo = code === CONVERT_ERR_MALFORMED_MESSAGE || code === CONVERT_ERR_UNSUPPORTED_MESSAGE;
+    conn.sock.end(encodeReply({ code, value: echo ? errorEcho(conn.received) : value }));
     // Whatever the client still sends is not read; do not wait for it forever.
     conn.sock.setTimeout(5000, () => conn.sock.destroy());
     conn.sock.resume();
     conn.sock.on('data', () => undefined);
     conn.sock.on('end', () => conn.sock.destroy());
+  }
+
+  /** Resets the client's connection without a reply (a malformed header the RFC says to reset on). */
+  private reset(conn: Conn, why: string): void {
+    if (conn.state === 'closing') return;
+    conn.state = 'closing';
+    this.counters.increment('resetSent');
+    this.opts.log.info(`reset client ${conn.client}: ${why}`);
+    if (!conn.sock.destroyed) conn.sock.resetAndDestroy();
   }
 
   private closed(conn: Conn): void {
