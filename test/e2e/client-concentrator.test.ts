@@ -235,8 +235,21 @@ test.serial('mptcc: 200 MB through the concentrator to a plain server arrive who
   const pending = app(['send', DST_ADDR, String(DST_PORT), String(total)], 180_000);
   try {
     await waitFor('50 MB through', async () => ((await clientStatus()).flows[0]?.bytesToUpstream ?? 0) > 50e6, { timeout: 60_000, interval: 100 });
+    const pulledAt = performance.now();
+    const pulledBytes = (await clientStatus()).flows[0]?.bytesToUpstream ?? 0;
     await sh(CLI, 'ip', ['link', 'set', `${P}c1`, 'down']);
-    const r = await pending;
+    // the transfer's pace after the pull, second by second (a stall shows as a second with nothing)
+    const pace: number[] = [];
+    let last = pulledBytes;
+    const sampler = setInterval(() => {
+      void clientStatus().then((st) => {
+        const now = st.flows[0]?.bytesToUpstream ?? last;
+        pace.push(+(((now - last) * 8) / 1e6).toFixed(1));
+        last = now;
+      }, () => undefined);
+    }, 1000);
+    const r = await pending.finally(() => clearInterval(sampler));
+    t.log(`after the pull: ${((total - pulledBytes) / 1e6).toFixed(0)} MB in ${((performance.now() - pulledAt) / 1000).toFixed(1)} s; Mbit/s per second: ${pace.join(' ')}`);
     t.true(r.ok, JSON.stringify(r));
     t.is(r.answer, `${r.sha256} ${total}`, 'the destination got every byte, in order');
     t.log(`200 MB in ${(r.ms / 1000).toFixed(1)} s with link 1 pulled`);
