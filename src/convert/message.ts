@@ -315,7 +315,8 @@ export function parseTlv(type: number, b: Uint8Array): ConvertTlv | ConvertDropR
     case CONVERT_TLV_SUPPORTED_TCP_EXTENSIONS: {
       if (b.length < TLV_OFF_BODY) return 'convertTlvTooShort';
       const kinds: number[] = [];
-      // The list is padded with zeros (Kind 0 is End of Option List, never a supported extension).
+      // The list is padded with zeros (Kind 0 is End of Option List, never a supported extension;
+      // §4.2.4: Kinds 0, 1 and 2 "MUST NOT appear in this list", so a 1 or 2 is read but means nothing).
       for (let i = TLV_OFF_BODY; i < b.length; i++) if (b[i] !== 0) kinds.push(b[i]);
       return { type, kinds };
     }
@@ -423,7 +424,9 @@ export function emitConvert(msg: ConvertMessage, buf: Uint8Array, offset = 0, co
         break;
       case CONVERT_TLV_SUPPORTED_TCP_EXTENSIONS:
         tlv.kinds.forEach((k, i) => {
-          if (!Number.isInteger(k) || k < 1 || k > 255) throw new ConvertEmitError(`bad TCP option Kind ${k}`);
+          // RFC 8803 §4.2.4: "TCP option Kinds 0, 1, and 2 defined in [RFC0793] are supported by all
+          // TCP implementations and thus MUST NOT appear in this list."
+          if (!Number.isInteger(k) || k < 3 || k > 255) throw new ConvertEmitError(`TCP option Kind ${k} cannot be in a Supported TCP Extensions TLV`);
           buf[at + TLV_OFF_BODY + i] = k;
         });
         break;

@@ -297,12 +297,20 @@ export class Concentrator {
     return typeof h?.fd === 'number' && h.fd >= 0 ? h.fd : null;
   }
 
+  /** The header and a Supported TCP Extensions TLV: MPTCP, the one extension the concentrator converts. */
+  private supportedExtensions(): Buffer {
+    this.counters.increment('infoAnswered');
+    return encodeConvert({ version: CONVERT_VERSION, tlvs: [{ type: CONVERT_TLV_SUPPORTED_TCP_EXTENSIONS, kinds: [TCP_OPTION_MPTCP] }] }, this.convertCounters);
+  }
+
   private handleMessage(conn: Conn, tlvs: Parameters<typeof encodeConvert>[0]['tlvs'], rest: Buffer): void {
     // RFC 8803 §4.2.3: a client sends the Info TLV to learn which TCP extensions the Converter
     // supports; the answer is a Supported TCP Extensions TLV. Alone, it asks for nothing else.
+    // The RFC answers it "Assuming a Client is entitled to invoke the Transport Converter"; here
+    // it is answered without a cookie (mptun's cookie names a destination, an Info alone has
+    // none), which tells a stranger only that MPTCP is converted.
     if (tlvs.some((t) => t.type === CONVERT_TLV_INFO) && !tlvs.some((t) => t.type === CONVERT_TLV_CONNECT)) {
-      this.counters.increment('infoAnswered');
-      conn.sock.end(encodeConvert({ version: CONVERT_VERSION, tlvs: [{ type: CONVERT_TLV_SUPPORTED_TCP_EXTENSIONS, kinds: [TCP_OPTION_MPTCP] }] }, this.convertCounters));
+      conn.sock.end(this.supportedExtensions());
       return;
     }
     const req = connectRequest({ version: CONVERT_VERSION, tlvs });
@@ -344,23 +352,28 @@ export class Concentrator {
       return this.refuse(conn, CONVERT_ERR_RESOURCE_EXCEEDED, RETRY_DELAY_S, over);
     }
     conn.admitted = true;
-    this.connectDestination(conn, req.text, req.port, req.family, rest);
+    this.connectDestination(conn, req.text, req.port, req.family, rest, req.info);
   }
 
-  private connectDestination(conn: Conn, host: string, port: number, family: IpFamily, rest: Buffer): void {
+  private connectDestination(conn: Conn, host: string, port: number, family: IpFamily, rest: Buffer, info: boolean): void {
     conn.state = 'connecting';
     const dst = tcpConnect({ host, port, family, allowHalfOpen: true, noDelay: true });
     conn.dst = dst;
     const timer = setTimeout(() => {
       this.counters.increment('connectTimeout');
       dst.destroy();
-      this.refuse(conn, CONVERT_ERR_NETWORK_FAILURE, 0, 'connectTimeout');
+      // RFC 8803 §4.2.8, Network Failure (65): the Value is the delay the client SHOULD wait before
+      // asking the Converter again, and "A Value of zero corresponds to a default delay of at least
+      // 30 seconds"; one destination that does not answer is no reason for that, so the same short
+      // delay as Resource Exceeded's.
+      this.refuse(conn, CONVERT_ERR_NETWORK_FAILURE, RETRY_DELAY_S, 'connectTimeout');
     }, this.opts.connectTimeoutMs ?? 10_000);
     const onError = (e: NodeJS.ErrnoException): void => {
       clearTimeout(timer);
       const code = e.code ?? 'EIO';
       if (code === 'ECONNREFUSED') {
-        // RFC 8803 §4.2.8, Connection Reset (96): the destination answered with a RST.
+        // RFC 8803 §4.2.8, Connection Reset (96): "the final destination responded with a RST
+        // segment. The Value field MUST be set to zero."
         this.counters.increment('connectRefused');
         return this.refuse(conn, CONVERT_ERR_CONNECTION_RESET, 0, code);
       }
@@ -371,7 +384,7 @@ export class Concentrator {
         return this.refuse(conn, CONVERT_ERR_DESTINATION_UNREACHABLE, icmp, code);
       }
       this.counters.increment('connectFailed');
-      this.refuse(conn, CONVERT_ERR_NETWORK_FAILURE, 0, code);
+      this.refuse(conn, CONVERT_ERR_NETWORK_FAILURE, RETRY_DELAY_S, code);
     };
     dst.once('error', onError);
     // The client left while we were connecting.
@@ -387,8 +400,10 @@ export class Concentrator {
       conn.opened = true;
       conn.state = 'relaying';
       this.opts.log.debug(`#${conn.id} ${conn.client} -> ${conn.destination}: connected`);
-      // The reply first: the header alone says the destination accepted.
-      conn.sock.write(encodeReply());
+      // The reply first: the header alone says the destination accepted; an Info TLV that came
+      // with the Connect is answered in it (RFC 8803 §4.2.3: the Converter "replies with the
+      // Supported TCP Extensions TLV").
+      conn.sock.write(info ? this.supportedExtensions() : encodeReply());
       if (rest.length > 0) dst.write(rest);
       this.relay(conn.sock, dst);
     });

@@ -242,4 +242,6 @@ test('Errors 1 and 2 echo the received message shifted by one byte (RFC 8803 §4
 test('emit refuses what cannot go on the wire, with a typed error', (t) => {
   t.throws(() => encodeConnect('192.0.2.1', 70000), { name: 'ConvertEmitError' });
   t.throws(() => encodeConvert({ version: 1, tlvs: [{ type: CONVERT_TLV_COOKIE, value: new Uint8Array(1100) }] }), { name: 'ConvertEmitError' });
+  // RFC 8803 §4.2.4: Kinds 0, 1 and 2 MUST NOT appear in a Supported TCP Extensions TLV
+  for (const k of [0, 1, 2]) t.throws(() => encodeConvert({ version: 1, tlvs: [{ type: CONVERT_TLV_SUPPORTED_TCP_EXTENSIONS, kinds: [30, k] }] }), { name: 'ConvertEmitError' });
 });

@@ -261,6 +261,10 @@ test.serial('mptcv: refusals connect nothing, are counted by code, and the serve
   // MSS asked for without a value: the kernel's SYN has its own, so the Connect is served
   const withMss = encodeConnectRequest({ address: DST_ADDR, port: DST_PORT, cookie: makeCookie(key, now(), nonce(), DST_ADDR, DST_PORT), tcpOptions: Uint8Array.of(2, 2, 0, 0) });
   t.like((await client(withMss, { bytes: 10 })).reply, { kind: 'ok' });
+  // an Info TLV with the Connect: the reply carries Supported TCP Extensions, MPTCP (30) (RFC 8803 §4.2.3)
+  const withInfo = Buffer.concat([goodMsg(), Buffer.from('01010000', 'hex')]);
+  withInfo[1] += 1; // Total Length covers the Info TLV
+  t.like((await client(withInfo, { bytes: 10 })).reply, { kind: 'ok', length: 12, tlvs: [{ type: 21, kinds: [30] }] });
   // and the server still serves everyone
   const next = await client(goodMsg(), { bytes: 1234 });
   t.is(next.after, `${next.sha256} 1234\n`);
