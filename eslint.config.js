@@ -19,7 +19,7 @@ const LAYERS = {
   control: [],
   server: ['ip', 'convert', 'routing', 'tun', 'control'],
   // appliance.ts still takes its config's type from src/cli/config.ts: to be moved down
-  appliance: ['ip', 'tcp', 'mptcp', 'routing', 'tun', 'control', 'cli'],
+  appliance: ['ip', 'tcp', 'mptcp', 'routing', 'tun', 'control', 'convert', 'cli'],
   cli: ['ip', 'tcp', 'mptcp', 'routing', 'tun', 'appliance', 'convert', 'server', 'control'],
 };
 const FOLDERS = Object.keys(LAYERS);

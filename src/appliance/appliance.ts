@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:net';
 import { readFileSync } from 'node:fs';
-import { ipv4FromNumber, ipv4ToNumber, parseIpAddress } from '../ip/address.js';
+import { formatIpAddress, ipv4FromNumber, ipv4ToNumber, parseIpAddress } from '../ip/address.js';
 import { Tun } from '../tun/index.js';
 import { configureLink, MIN_TXQUEUELEN } from '../routing/link.js';
 import { RTPROT_MPTUN, type RouteSpec } from '../routing/route.js';
@@ -18,6 +18,7 @@ import { ControlError, queryControlSocket, startControlSocket } from '../control
 import { Relay } from './relay.js';
 import { MetricsServer, pathStatus, renderMetrics, statusCounters } from './metrics.js';
 import { output } from './output.js';
+import type { ConvertClient } from './convert-client.js';
 import { metricsEndpoint, type ApplianceConfig } from '../cli/config.js';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
@@ -252,6 +253,7 @@ export class Appliance {
     private readonly state: StateFile,
     /** The `to PREFIX lookup main` exclusions in place (a path added later may add its LAN's). */
     private readonly excluded: string[],
+    readonly convert: ConvertClient | null = null,
   ) {}
 
   /** Keeps the state file's record what is there (after every step). */
@@ -261,8 +263,8 @@ export class Appliance {
   };
 
   /** Sets everything up and starts carrying traffic; on a failure, undoes what it did and throws. */
-  static async start(config: ApplianceConfig, log: Logger): Promise<Appliance> {
-    if (config.metrics === null) return Appliance.setUp(config, log);
+  static async start(config: ApplianceConfig, log: Logger, convert?: ConvertClient): Promise<Appliance> {
+    if (config.metrics === null) return Appliance.setUp(config, log, convert);
     // --metrics is bound before anything is touched (once a running instance has been looked
     // for): an address in use is refused at once; scrapes before the end of the set-up get nothing
     await cleanupDeadInstance(config.stateDir, log);
@@ -270,7 +272,7 @@ export class Appliance {
     const version = packageVersion();
     const metrics = await Appliance.listenMetrics(config.metrics, () => (ready.app ? renderMetrics(ready.app, Date.now(), version) : ''), log);
     try {
-      ready.app = await Appliance.setUp(config, log);
+      ready.app = await Appliance.setUp(config, log, convert);
     } catch (e) {
       await metrics.close();
       throw e;
@@ -280,7 +282,7 @@ export class Appliance {
     return ready.app;
   }
 
-  private static async setUp(config: ApplianceConfig, log: Logger): Promise<Appliance> {
+  private static async setUp(config: ApplianceConfig, log: Logger, convert?: ConvertClient): Promise<Appliance> {
     try {
       await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
     } catch (e) {
@@ -300,6 +302,8 @@ export class Appliance {
     try {
       await configureLink(tun.name, { addresses: [`${tunAddress}/32`], mtu: config.mtu, txqueuelen: MIN_TXQUEUELEN, up: true });
       const priority = config.rulePriority;
+      // the concentrator's own address is never captured (its connections would go into itself)
+      if (convert && convert.server.addr.length === 4) exclude.push(`${formatIpAddress(convert.server.addr)}/32`);
       if (config.excludeLan) {
         for (const p of paths) for (const c of (await interfaceState(p.iface))?.connected ?? []) if (!c.includes(':') && !exclude.includes(c)) exclude.push(c);
       }
@@ -338,11 +342,12 @@ export class Appliance {
       paths: paths.map((p) => ({ address: parseIpAddress(p.source).bytes, backup: p.backup, up: p.up })),
       fullmesh: config.fullmesh,
       maxSubflows: config.maxSubflows,
+      ...(convert ? { convert } : {}),
     });
     const engine = new Engine(tun, relay);
     engine.onTick = (now) => relay.process(now);
     state.record = record;
-    const app = new Appliance(config, log, tun, tunAddress, paths, relay, engine, record, state, exclude);
+    const app = new Appliance(config, log, tun, tunAddress, paths, relay, engine, record, state, exclude, convert ?? null);
     try {
       engine.start();
       await app.startMonitor();

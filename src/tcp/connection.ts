@@ -56,6 +56,7 @@ export const TCP_COUNTER_NAMES = [
   'challengeAckSyn', 'ackTooNew', 'oldAckIgnored', 'duplicateSegments', 'outOfOrderSegments', 'reassemblyDropped',
   'dupAcks', 'dsack', 'zeroWindowProbes', 'keepAlivesSent', 'delayedAcks', 'immediateAcks', 'resetsReceived',
   'resetsSent', 'rcvWindowFull', 'urgentIgnored', 'userTimeouts', 'lostRetransmits', 'tailLossProbes', 'rcvBufferGrown', 'finWait2Timeouts',
+  'synDataSent', 'synDataAcked', 'synDataNotAcked',
 ] as const;
 export type TcpCounterName = (typeof TCP_COUNTER_NAMES)[number];
 export class TcpCounters extends CounterSet<TcpCounterName> {
@@ -248,6 +249,13 @@ export class TcpConnection {
   private rtoRecovery = false;
   private consecutiveRtos = 0;
   private synRetransmits = 0;
+  /** Data carried by the SYN of an active open (setSynData); kept until the SYN/ACK says how much it took. */
+  private synData: Buffer | null = null;
+  /**
+   * How many bytes of the SYN's data the SYN/ACK acknowledged (null before the SYN/ACK, or when
+   * the SYN carried none). What it did not acknowledge is the owner's to send again as data.
+   */
+  synDataAcked: number | null = null;
   // RTT timing without timestamps (Karn: only segments never retransmitted)
   private timedSeq = 0;
   private timedAt = -1;
@@ -298,6 +306,23 @@ export class TcpConnection {
     this.sndNxt = this.iss;
     this.sndMax = this.iss;
     this.timers.set(TcpTimer.Rto, now + this.rtt.rto);
+  }
+
+  /**
+   * Data to carry in the SYN of this active open, as TCP Fast Open does (RFC 7413 §4.2; with no
+   * cookie: the server must have asked for none, as Linux's TCP_FASTOPEN_NO_COOKIE does). Call
+   * after connect() and before the SYN goes out. The SYN/ACK says how much of it was taken
+   * (`synDataAcked`): RFC 7413 §4.2.2 "the client ... MUST retransmit the unacknowledged data
+   * in the SYN, as regular data" — the bytes taken are then behind the ISS as the SYN is (the
+   * stream, its offsets and MPTCP's relative subflow sequence numbers start after them, which
+   * is how Linux's MPTCP places SYN data: outside the data sequence space, the subflow's
+   * sequence offset moved past it); the rest is handed back to the owner to write as data.
+   */
+  setSynData(data: Buffer): void {
+    if (this.state !== TcpState.SynSent || this.sndNxt !== this.iss || this.synRetransmits > 0 || this.sendBuf.length > 0) {
+      throw new Error('SYN data is set before the SYN of an active open goes out, with nothing written yet');
+    }
+    this.synData = data.length > 0 ? Buffer.from(data) : null;
   }
 
   /**
@@ -542,6 +567,7 @@ export class TcpConnection {
     // the MPTCP layer may have reset the connection on what it read
     if (this.isClosed()) return;
     if (hasAck) {
+      if (this.synData) this.takeSynDataAck(seg.ack);
       // "If SND.UNA > ISS (our SYN has been ACKed), change the connection state to ESTABLISHED"
       this.ackAdvance(now, seg.ack, seg);
       // RFC 9293 §3.10.7.3: the window of a SYN is never scaled
@@ -557,6 +583,23 @@ export class TcpConnection {
       this.rcvAdvertised = this.rcvNxt;
     }
     if (seg.payload.length > 0) this.receiveData(now, seqAdd(seg.seq, 1), seg.payload);
+  }
+
+  /**
+   * The SYN/ACK of a SYN that carried data: the bytes it acknowledged move behind the ISS (the
+   * stream starts after them); SND.MAX comes back to the end of what is still ours to send.
+   */
+  private takeSynDataAck(ack: number): void {
+    const n = this.synData!.length;
+    const taken = Math.max(0, Math.min(n, seqDiff(ack, seqAdd(this.iss, 1))));
+    this.synData = null;
+    this.synDataAcked = taken;
+    this.counters.increment(taken === n ? 'synDataAcked' : 'synDataNotAcked');
+    this.iss = seqAdd(this.iss, taken);
+    this.sndUna = this.iss;
+    this.sndMax = seqAdd(this.iss, 1);
+    if (seqLt(this.sndNxt, this.sndMax)) this.sndNxt = this.sndMax;
+    if (this.timedAt >= 0) this.timedSeq = this.iss;
   }
 
   private establish(now: Instant): void {
@@ -1256,7 +1299,12 @@ export class TcpConnection {
           this.sndMax = seqMax(this.sndMax, this.sndNxt);
           if (!this.timers.isArmed(TcpTimer.Rto)) this.timers.set(TcpTimer.Rto, now + this.rtt.rto);
           if (this.synRetransmits === 0) { this.timedSeq = this.iss; this.timedAt = now; } else this.timedAt = -1;
-          return this.segment(now, this.iss, TCP_FLAG_SYN, EMPTY, true);
+          if (this.synData) {
+            // the SYN's data is in flight with it (the SYN/ACK's ACK may cover it)
+            this.sndMax = seqMax(this.sndMax, seqAdd(this.iss, 1 + this.synData.length));
+            if (this.synRetransmits === 0) this.counters.increment('synDataSent');
+          }
+          return this.segment(now, this.iss, TCP_FLAG_SYN, this.synData ?? EMPTY, true);
         }
         return null;
       case TcpState.SynReceived:
