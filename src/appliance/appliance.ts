@@ -15,6 +15,7 @@ import { discoverPaths, interfaceState, NetlinkMonitor, type DiscoveredPath, typ
 import { CounterSet } from '../ip/counters.js';
 import { Engine } from './engine.js';
 import { Relay } from './relay.js';
+import { compileSchedulerPolicy } from '../mptcp/policy.js';
 import { MetricsServer, pathStatus, renderMetrics, statusCounters } from './metrics.js';
 import { metricsEndpoint, type ApplianceConfig } from '../cli/config.js';
 
@@ -336,6 +337,7 @@ export class Appliance {
       paths: paths.map((p) => ({ address: parseIpAddress(p.source).bytes, backup: p.backup, up: p.up })),
       fullmesh: config.fullmesh,
       maxSubflows: config.maxSubflows,
+      schedulerFor: compileSchedulerPolicy(config.schedulerPolicy),
     });
     const engine = new Engine(tun, relay);
     engine.onTick = (now) => relay.process(now);

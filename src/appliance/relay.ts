@@ -49,6 +49,8 @@ export interface RelayOptions {
    * it wrote (iperf3's sender) sees what the paths carry.
    */
   upstreamLowat?: number;
+  /** The scheduler of an upstream connection by its destination (the config's schedulerPolicy); undefined: the default. */
+  schedulerFor?: (destination: Endpoint) => string | undefined;
 }
 
 /** A path's subflows, closed ones included (`Relay.pathCounters`). */
@@ -251,6 +253,7 @@ export class Relay {
         down: order.flatMap((pi, k) => (this.paths[pi]!.up ? [] : [k])),
         fullmesh: this.options.fullmesh ?? false,
         maxSubflows: this.options.maxSubflows ?? 8,
+        scheduler: this.options.schedulerFor?.(req.local),
       },
     );
     const flow: Flow = {

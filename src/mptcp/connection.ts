@@ -1341,7 +1341,7 @@ export class MptcpConnection {
 
   info() {
     return {
-      token: this.localToken, remoteToken: this.remoteToken, fallback: this.fallback, fullyEstablished: this.fullyEstablished, checksum: this.checksum,
+      token: this.localToken, remoteToken: this.remoteToken, scheduler: this.scheduler.name, fallback: this.fallback, fullyEstablished: this.fullyEstablished, checksum: this.checksum,
       sndUna: this.sndUna.toString(), sndNxt: this.sndNxt.toString(), rcvNxt: this.rcvNxt.toString(),
       sendQueued: this.sendBuf.length, recvQueued: this.recvQueue.length, outOfOrder: this.reasm.bytesQueued,
       subflows: this.subflows.map((s) => ({

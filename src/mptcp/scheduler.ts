@@ -226,16 +226,22 @@ export function ecf(): Scheduler & { waits: number } {
 }
 
 /**
- * Redundant: each new mapping on every subflow with room (the lowest-RTT one first, the
- * connection copies it to the others), for latency-critical use: the first copy to arrive
- * wins, the receiver drops the others at the connection level (RFC 8684 §3.3.1 DSS mappings of
- * the same DSN on several subflows; mptun's receiver counts them DuplicateData).
+ * Redundant: each new mapping on every subflow with room, for latency-critical use. New data
+ * goes when the lowest-RTT subflow has room (it waits for it otherwise, so that the others
+ * never carry data it does not), and the connection copies the mapping on every other subflow
+ * with room: the first copy to arrive wins, the receiver drops the others at the connection
+ * level (RFC 8684 §3.3.1: DSS mappings of the same DSN on several subflows; mptun's receiver
+ * counts them DuplicateData, Linux's MPTcpExtDuplicateData). Throughput: the fastest path's.
+ * A reinjection takes any subflow with room.
  */
 export const redundant: Scheduler = {
   name: 'redundant',
   redundant: true,
-  pick(ctx) {
-    return lowestRttWithRoom(pool(ctx.subflows), ctx.backlog);
+  pick(ctx, opts) {
+    const p = pool(ctx.subflows);
+    if (opts.reinject) return lowestRttWithRoom(p, ctx.backlog);
+    const fast = fastest(p);
+    return fast && room(fast, ctx.backlog) > 0 ? fast : null;
   },
 };
 

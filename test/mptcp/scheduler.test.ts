@@ -117,10 +117,11 @@ test('ecf: hysteresis: once waiting, the threshold is (1 + β)·(RTT_s + δ)', (
   t.is(ecf().pick(ctx([fastFull, slow], { unsent: 240 * MSS }), { reinject: false })?.id, 1, 'a fresh ECF sends on the slow one');
 });
 
-test('redundant: the lowest-RTT subflow with room, and copies are asked for', (t) => {
+test('redundant: new data when the lowest-RTT subflow has room (copies asked for), else wait; a reinjection anywhere', (t) => {
   t.true(redundant.redundant);
   t.is(redundant.pick(ctx([slowRoom, fastRoom]), { reinject: false })?.id, 0);
-  t.is(redundant.pick(ctx([fastFull, slowRoom]), { reinject: false })?.id, 1);
+  t.is(redundant.pick(ctx([fastFull, slowRoom]), { reinject: false }), null);
+  t.is(redundant.pick(ctx([fastFull, slowRoom]), { reinject: true })?.id, 1);
 });
 
 test('kernel: the subflow whose queue drains soonest (bytes held / pacing rate), then a burst on it', (t) => {
