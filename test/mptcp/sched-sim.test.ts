@@ -34,6 +34,8 @@ interface Fetch {
   use?: number[];
   during?: (sim: Simulator, links: Duplex[]) => void;
   maxTime?: number;
+  /** The client's connection-level receive buffer (its window to the server), bytes. */
+  recvBuffer?: number;
 }
 
 interface Fetched {
@@ -54,7 +56,8 @@ function fetch(f: Fetch): Fetched {
   const clientAddrs = A.slice(0, n).map(addr);
   const mptcp = { scheduler: f.scheduler };
   const tcp = { recvBufferSize: 4 << 20 };
-  const client = sim.addNode(new MptcpHost({ seed: f.seed * 2 + 1, addrs: clientAddrs, route: 'source', mptcp, tcp }), 'client');
+  const clientMptcp = f.recvBuffer === undefined ? mptcp : { ...mptcp, recvBufferSize: f.recvBuffer };
+  const client = sim.addNode(new MptcpHost({ seed: f.seed * 2 + 1, addrs: clientAddrs, route: 'source', mptcp: clientMptcp, tcp }), 'client');
   const routes = new Map(A.slice(0, n).map((a, i) => [a, i] as const));
   const server = sim.addNode(new MptcpHost({ seed: f.seed * 2 + 2, addrs: A.slice(0, n).map(() => addr(S1)), route: routes, mptcp, tcp }), 'server');
   const links = f.paths.map((p, i) => sim.connect(client, i, server, i, p, p));
@@ -185,4 +188,23 @@ test('stale: a path blackholed with no link event on two 100 Mbit/s paths: the r
     if ((r.doneAt ?? 0) > 1700) t.true(c.get('SubflowRecover') >= 1, `${s}: used again once it moved`);
   }
   if (table) t.log(rows.join('\n'));
+});
+
+test('WiFi/LTE-like pair with a 256 KB receive buffer (the connection-level window limits): bulk goodput per scheduler beside WiFi alone', (t) => {
+  const seed = useSeed(t, 14);
+  const recvBuffer = 256 << 10;
+  const size = 8 << 20;
+  const alone = goodputMbps(t, fetch({ seed, scheduler: 'lowest-rtt', paths: [WIFI, LTE], size, use: [0], recvBuffer }), size);
+  const rows: string[] = [`WiFi alone: ${alone.toFixed(1)} Mbit/s`];
+  const by = new Map<string, number>();
+  for (const s of SCHEDULER_NAMES) {
+    const r = fetch({ seed, scheduler: s, paths: [WIFI, LTE], size, recvBuffer });
+    const g = goodputMbps(t, r, size);
+    by.set(s, g);
+    const c = r.server.counters;
+    rows.push(`${s}: ${g.toFixed(1)} Mbit/s (opportunistic ${c.get('ReinjectOpportunistic')}, waits ${c.get('SchedulerWaits')}, stale ${c.get('SubflowStale')})`);
+  }
+  if (table) t.log(rows.join('\n'));
+  // BLEST and ECF exist for this case: they do not fall below the fast path alone
+  for (const s of ['blest', 'ecf'] as const) t.true(by.get(s)! >= alone * 0.9, `${s}: ${by.get(s)!.toFixed(1)} Mbit/s against ${alone.toFixed(1)} alone`);
 });
