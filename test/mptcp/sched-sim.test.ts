@@ -150,6 +150,11 @@ test('WiFi/LTE-like pair: completion of 100 KB / 1 MB / 10 MB on a fresh connect
     const times = OBJECTS.map((size) => {
       const r = fetch({ seed, scheduler: s, paths: [WIFI, LTE], size });
       t.true(r.digestOk, `${s} ${size}: every byte`);
+      if (s === 'redundant' && size >= 1_000_000) {
+        // the copies went out, and the receiver took each DSN once (RFC 8684 §3.3.1)
+        t.true(r.server.counters.get('RedundantBytes') > 0, 'redundant: copies on the second subflow');
+        t.true(r.client.counters.get('DuplicateData') > 0, 'redundant: the receiver dropped the later copies');
+      }
       return r.doneAt!;
     });
     by.set(s, times);
