@@ -202,14 +202,17 @@ test('WiFi/LTE-like pair with a 256 KB receive buffer (the connection-level wind
   const alone = goodputMbps(t, fetch({ seed, scheduler: 'lowest-rtt', paths: [WIFI, LTE], size, use: [0], recvBuffer }), size);
   const rows: string[] = [`WiFi alone: ${alone.toFixed(1)} Mbit/s`];
   const by = new Map<string, number>();
+  let opportunistic = 0;
   for (const s of SCHEDULER_NAMES) {
     const r = fetch({ seed, scheduler: s, paths: [WIFI, LTE], size, recvBuffer });
     const g = goodputMbps(t, r, size);
     by.set(s, g);
     const c = r.server.counters;
+    if (s === 'lowest-rtt') opportunistic = c.get('ReinjectOpportunistic');
     rows.push(`${s}: ${g.toFixed(1)} Mbit/s (opportunistic ${c.get('ReinjectOpportunistic')}, waits ${c.get('SchedulerWaits')}, stale ${c.get('SubflowStale')})`);
   }
   if (table) t.log(rows.join('\n'));
+  t.true(opportunistic > 0, 'lowest-rtt: the full window\'s left edge on the LTE-like subflow was sent again on the WiFi one');
   // BLEST and ECF exist for this case: they do not fall below the fast path alone
   for (const s of ['blest', 'ecf'] as const) t.true(by.get(s)! >= alone * 0.9, `${s}: ${by.get(s)!.toFixed(1)} Mbit/s against ${alone.toFixed(1)} alone`);
 });
