@@ -10,7 +10,10 @@
 // second after the pull; the recovery time (from the pull to the first 200 ms with at least
 // 80 % of one link's rate); and the transfer time.
 //
-//   sudo node dist/bench/failover.js [--rate 100] [--bytes 120000000] [--runs 2]
+// --blackhole: the link stays up and drops everything (`testbed.sh link-down 1 --blackhole`): a
+// silent failure that only timeouts (or mptun's stale-subflow rule) tell.
+//
+//   sudo node dist/bench/failover.js [--rate 100] [--bytes 120000000] [--runs 2] [--blackhole]
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -22,6 +25,7 @@ const { values } = parseArgs({
     bytes: { type: 'string', default: '120000000' },
     runs: { type: 'string', default: '2' },
     prefix: { type: 'string', default: 'mptbfo' },
+    blackhole: { type: 'boolean', default: false },
   },
 });
 const rate = Number(values.rate);
@@ -56,7 +60,7 @@ async function one(who: 'kernel' | 'mptun', port: number) {
   const started = Date.now();
   await new Promise((r) => setTimeout(r, PULL_AFTER_MS));
   const pulledAt = Date.now();
-  await bed.run('link-down', '1');
+  await bed.run('link-down', '1', ...(values.blackhole ? ['--blackhole'] : []));
   const code = await Promise.race([sender.exited, new Promise<null>((r) => setTimeout(() => r(null), 90_000))]);
   const done = Date.now();
   await bed.run('link-up', '1');
@@ -112,6 +116,7 @@ try {
     median(all.filter((r) => r.who === who).map((r) => r[k] ?? Infinity));
   const result = {
     bench: 'failover',
+    failure: values.blackhole ? 'blackhole' : 'link down',
     links: 2,
     rateMbitPerLink: rate,
     bytes,

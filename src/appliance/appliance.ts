@@ -16,6 +16,7 @@ import { CounterSet } from '../ip/counters.js';
 import { Engine } from './engine.js';
 import { ControlError, queryControlSocket, startControlSocket } from '../control/socket.js';
 import { Relay } from './relay.js';
+import { compileSchedulerPolicy } from '../mptcp/policy.js';
 import { MetricsServer, pathStatus, renderMetrics, statusCounters } from './metrics.js';
 import { output } from './output.js';
 import type { ConvertClient } from './convert-client.js';
@@ -343,6 +344,7 @@ export class Appliance {
       fullmesh: config.fullmesh,
       maxSubflows: config.maxSubflows,
       ...(convert ? { convert } : {}),
+      schedulerFor: compileSchedulerPolicy(config.schedulerPolicy),
     });
     const engine = new Engine(tun, relay);
     engine.onTick = (now) => relay.process(now);

@@ -52,6 +52,8 @@ export interface RelayOptions {
   upstreamLowat?: number;
   /** `mptun up --server`: the concentrator client (src/appliance/convert-client.ts). */
   convert?: ConvertClient;
+  /** The scheduler of an upstream connection by its destination (the config's schedulerPolicy); undefined: the default. */
+  schedulerFor?: (destination: Endpoint) => string | undefined;
 }
 
 /** A path's subflows, closed ones included (`Relay.pathCounters`). */
@@ -271,6 +273,7 @@ export class Relay {
         down: order.flatMap((pi, k) => (this.paths[pi]!.up ? [] : [k])),
         fullmesh: this.options.fullmesh ?? false,
         maxSubflows: this.options.maxSubflows ?? 8,
+        scheduler: this.options.schedulerFor?.(req.local),
       },
     );
     const flow: Flow = {

@@ -9,6 +9,8 @@
 import { readFile } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { parseDocument } from 'yaml';
+import { SCHEDULER_NAMES, type SchedulerName } from '../mptcp/scheduler.js';
+import type { SchedulerRule } from '../mptcp/policy.js';
 import {
   formatIpAddress,
   IpAddressError,
@@ -48,7 +50,9 @@ export interface ApplianceConfig {
   mtu: number;
   /** TUN virtio-net header and TSO. */
   offload: boolean;
-  scheduler: 'lowest-rtt' | 'round-robin';
+  scheduler: SchedulerName;
+  /** Per-connection schedulers by destination port and/or prefix, first match wins; else `scheduler`. */
+  schedulerPolicy: SchedulerRule[];
   congestionControl: 'lia' | 'cubic';
   fullmesh: boolean;
   maxSubflows: number;
@@ -493,6 +497,66 @@ const pathsRule: Rule<PathConfig[]> = {
   },
 };
 
+const SCHEDULER_RULE_FIELDS = ['port', 'cidr', 'scheduler'] as const;
+
+/** A port (1..65535) or a range "LOW-HIGH" (or [LOW, HIGH], as JSON gives it back). */
+function checkPort(v: unknown, at: At): number | [number, number] {
+  const bad = (): never => at.fail(`must be a port (1 to 65535) or a range "LOW-HIGH", not ${show(v)}`);
+  if (typeof v === 'number') {
+    if (!Number.isInteger(v) || v < 1 || v > 65535) bad();
+    return v;
+  }
+  let lo: number;
+  let hi: number;
+  if (Array.isArray(v) && v.length === 2 && v.every((x) => Number.isInteger(x))) {
+    [lo, hi] = v as [number, number];
+  } else {
+    if (typeof v !== 'string') return bad();
+    const m = /^(\d{1,5})-(\d{1,5})$/.exec(v);
+    if (m === null) return bad();
+    lo = Number(m[1]);
+    hi = Number(m[2]);
+  }
+  if (lo < 1 || hi > 65535 || lo > hi) bad();
+  return [lo, hi];
+}
+
+const schedulerPolicyRule: Rule<SchedulerRule[]> = {
+  schema: {
+    type: 'array',
+    items: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['scheduler'],
+      properties: {
+        port: {
+          description: 'Destination port, or a range "LOW-HIGH"; absent: any port.',
+          oneOf: [
+            { type: 'integer', minimum: 1, maximum: 65535 },
+            { type: 'string', pattern: '^[0-9]{1,5}-[0-9]{1,5}$' },
+            { type: 'array', items: { type: 'integer', minimum: 1, maximum: 65535 }, minItems: 2, maxItems: 2 },
+          ],
+        },
+        cidr: { ...prefixRule.schema, description: 'Destination prefix ("10.0.0.0/8", "2001:db8::/32"); absent: any address.' },
+        scheduler: { enum: [...SCHEDULER_NAMES] },
+      },
+    },
+  },
+  check(v: unknown, at: At) {
+    if (!Array.isArray(v)) at.fail(`must be a list of rules (port, cidr, scheduler), not ${show(v)}`);
+    return v.map((item: unknown, i): SchedulerRule => {
+      const here = at.index(i);
+      if (!isMapping(item)) return here.fail(`must be a mapping with port, cidr and scheduler, not ${show(item)}`);
+      refuseUnknown(item, SCHEDULER_RULE_FIELDS, here);
+      if (!Object.hasOwn(item, 'scheduler')) here.key('scheduler').fail('is missing: a rule names the scheduler it chooses');
+      const rule: SchedulerRule = { scheduler: enumRule(SCHEDULER_NAMES).check(item.scheduler, here.key('scheduler')) };
+      if (Object.hasOwn(item, 'port')) rule.port = checkPort(item.port, here.key('port'));
+      if (Object.hasOwn(item, 'cidr')) rule.cidr = prefixRule.check(item.cidr, here.key('cidr'));
+      return rule;
+    });
+  },
+};
+
 // Routing tables 253, 254 and 255 are the kernel's default, main and local tables (rtnetlink.h).
 const RESERVED_TABLES = [253, 254, 255] as const;
 const TABLE_MAX = 0xfffffff0;
@@ -526,7 +590,11 @@ const FIELDS: { readonly [K in keyof ApplianceConfig]: Field<ApplianceConfig[K]>
   rulePriority: { description: 'First routing rule preference: path rules, then exclusions, then the capture rule.', rule: integerRule(1, 32000) },
   mtu: { description: 'MTU of the TUN device.', rule: integerRule(576, 9000) },
   offload: { description: 'TUN virtio-net header with TSO/GSO.', rule: booleanRule },
-  scheduler: { description: 'Which subflow sends next.', rule: enumRule(['lowest-rtt', 'round-robin'] as const) },
+  scheduler: { description: 'Which subflow sends next (src/mptcp/scheduler.ts): lowest-rtt, round-robin, blest, ecf, redundant (each segment on every subflow) or kernel (Linux\'s rule).', rule: enumRule(SCHEDULER_NAMES) },
+  schedulerPolicy: {
+    description: 'Per-connection scheduler by destination: rules of port (or "LOW-HIGH") and/or cidr, first match wins; a connection no rule matches uses `scheduler`.',
+    rule: schedulerPolicyRule,
+  },
   congestionControl: { description: 'Congestion control of the subflows (LIA is coupled, RFC 6356).', rule: enumRule(['lia', 'cubic'] as const) },
   fullmesh: { description: 'Open a subflow for every pair of local and remote addresses.', rule: booleanRule },
   maxSubflows: { description: 'Most subflows per MPTCP connection.', rule: integerRule(1, 32) },
@@ -562,6 +630,7 @@ export const DEFAULT_CONFIG: Readonly<ApplianceConfig> = Object.freeze({
   mtu: 1500,
   offload: true,
   scheduler: 'lowest-rtt',
+  schedulerPolicy: Object.freeze([]) as unknown as SchedulerRule[],
   congestionControl: 'lia',
   fullmesh: false,
   maxSubflows: 8,
@@ -576,7 +645,7 @@ export const DEFAULT_CONFIG: Readonly<ApplianceConfig> = Object.freeze({
 
 /** A fresh, mutable copy of the defaults. */
 function defaults(): ApplianceConfig {
-  return { ...DEFAULT_CONFIG, paths: [], backup: [], exclude: [], direct: [] };
+  return { ...DEFAULT_CONFIG, paths: [], backup: [], exclude: [], direct: [], schedulerPolicy: [] };
 }
 
 /** A JSON Schema (draft 2020-12) of the configuration file. */

@@ -15,7 +15,7 @@ import { TCP_FLAG_SYN, TCP_FLAG_ACK, TCP_FLAG_RST } from '../tcp/segment.js';
 import { ChunkQueue, SendBuffer, CHUNK_QUEUE_COUNTER_NAMES, type ChunkQueueCounter } from '../tcp/sendbuf.js';
 import { Reassembler, REASSEMBLY_COUNTER_NAMES, type ReassemblyCounter } from '../tcp/reassembly.js';
 import { dsnAdd, dsnDiff, expandDsn, expandOffset, offsetLow32, MappingTable, type Mapping } from './mapping.js';
-import { createScheduler, type Scheduler } from './scheduler.js';
+import { createScheduler, room as schedulerRoom, type Scheduler, type SchedulerSubflow } from './scheduler.js';
 import { LiaGroup, LIA_COUNTER_NAMES, type LiaCounterName } from './lia.js';
 import {
   emitMptcpOptionBuffer, parseMptcpOption, MptcpOptionCounters, type MptcpOptionCounterName, MPTCP_VERSION, MPTCP_RST_MPTCP_ERROR, MPTCP_RST_MIDDLEBOX_INTERFERENCE,
@@ -38,6 +38,9 @@ export const MPTCP_COUNTER_NAMES = [
   'MPPrioRx', 'MPFastcloseRx', 'MPRstRx', 'Reinjections', 'ReinjectedBytes', 'DataFinRx', 'DataFinTx', 'InfiniteMapRx',
   'UnmappedData', 'SubflowsOpened', 'SubflowsClosed', 'MPJoinAckAcked', 'MPFastcloseBadKey', 'MPPrioTx', 'RmAddrTx', 'AddAddrDrop', 'EchoAddTx', 'MPJoinUnexpected', 'MPJoinSynAckMissing', 'FallbackLate', 'InfiniteMapTx', 'MPFailRx',
   'DataAckTimeouts',
+  // the scheduler (src/mptcp/scheduler.ts): stale subflows as Linux's MPTcpExtSubflowStale /
+  // SubflowRecover, reinjections when a slow path holds the window, redundant copies, waits
+  'SubflowStale', 'SubflowRecover', 'ReinjectOpportunistic', 'RedundantMappings', 'RedundantBytes', 'SchedulerWaits',
 ] as const;
 export type MptcpCounterName = (typeof MPTCP_COUNTER_NAMES)[number];
 
@@ -121,7 +124,20 @@ export function subflowCongestionControl(cc: MptcpConfig['congestionControl']): 
   return cc === 'lia' ? 'newreno' : 'cubic';
 }
 
-export class Subflow {
+/**
+ * Linux's stale subflows (net/mptcp/pm.c mptcp_pm_subflows_chk_stale, protocol.c
+ * mptcp_subflow_set_active; read, not copied): a subflow with data outstanding that hears
+ * nothing from its peer for several retransmission intervals is stale: the scheduler leaves it
+ * and its data is reinjected at once elsewhere; it is used again as soon as a segment arrives on
+ * it. Linux counts RTOs (net.mptcp.stale_loss_cnt = 4); here the interval is the RFC 6298 one
+ * without its floor, SRTT + 4·RTTVAR, so that a path of a few ms is given up in tens of ms, not
+ * in 4 × 200 ms.
+ */
+export const STALE_INTERVALS = 4;
+/** Never stale sooner than this (ms): above a loaded event loop's jitter. */
+export const STALE_MIN_MS = 50;
+
+export class Subflow implements SchedulerSubflow {
   readonly tx = new MappingTable();
   readonly rx = new MappingTable();
   /** Stream offset (bytes since the SYN) of the next byte written into the subflow. */
@@ -152,6 +168,11 @@ export class Subflow {
   sawJoinSynAck = false;
   /** Why the subflow's TCP connection was reset (peer's RST, refused SYN, retransmission timeout). */
   tcpResetReason: 'peerReset' | 'timeout' | 'refused' | null = null;
+  /** Stale (see STALE_INTERVALS): left by the scheduler until a segment arrives on it. */
+  stale = false;
+  /** Since when the subflow has had data outstanding and heard nothing (ms), and what it had heard then. */
+  silentSince = 0;
+  heardMark = -1;
   constructor(
     readonly conn: MptcpConnection,
     readonly tcp: TcpConnection,
@@ -175,6 +196,35 @@ export class Subflow {
 
   get unacknowledged(): number {
     return this.tcp.unacknowledged;
+  }
+
+  get rttvar(): number {
+    return this.tcp.rtt.rttvar ?? this.rtt / 2;
+  }
+
+  get mss(): number {
+    return this.tcp.mss;
+  }
+
+  get inFlight(): number {
+    return Math.min(this.tcp.bytesInFlight, this.tcp.unacknowledged);
+  }
+
+  get queued(): number {
+    return Math.max(0, this.tcp.unacknowledged - this.inFlight);
+  }
+
+  get pacingRate(): number {
+    // Linux tcp_update_pacing_rate: cwnd·mss / srtt, × 200 % in slow start, × 120 % after
+    const cc = this.tcp.cc;
+    return ((cc.cwnd < cc.ssthresh ? 2 : 1.2) * cc.cwnd) / Math.max(this.rtt, 0.01);
+  }
+
+  /** How long (ms) the subflow may stay silent with data outstanding before it is stale. */
+  staleAfter(): number {
+    const t = Math.max(STALE_MIN_MS, STALE_INTERVALS * (this.rtt + 4 * this.rttvar));
+    // with less than two segments out the peer may be delaying its ACK (RFC 9293 §3.8.6.3): the RTO decides
+    return this.inFlight < 2 * this.mss ? Math.max(t, this.tcp.rtt.rto) : t;
   }
 }
 
@@ -207,7 +257,8 @@ export class MptcpConnection {
   private sndUna: bigint;
   /** The next DSN to hand a subflow. */
   private sndNxt: bigint;
-  private readonly reinject: Array<{ dsn: bigint; len: number }> = [];
+  /** Ranges to send again; `avoid`: not on this subflow (it holds them already). */
+  private readonly reinject: Array<{ dsn: bigint; len: number; avoid?: Subflow }> = [];
   /** The right edge of the peer's connection-level receive window (null until its first DATA_ACK). */
   private sndWndEnd: bigint | null = null;
   private userShutdown = false;
@@ -814,8 +865,9 @@ export class MptcpConnection {
     if (!this.fallback) {
       this.pruneSent();
       this.detectFailures(now);
+      this.checkStale(now);
       this.dataAckTimer(now);
-      this.schedule();
+      this.schedule(now);
       if (this.userShutdown && this.dataFinSeq === null && this.allMappedDataOut() && this.sendBuf.length === 0) {
         // RFC 8684 §3.3.3: the DATA_FIN takes one DSN after the last byte
         this.dataFinSeq = this.sndNxt;
@@ -850,8 +902,9 @@ export class MptcpConnection {
     if (this.fallback) return null;
     const fin = this.dataFinSeq !== null && !this.dataFinAcked && !this.closedEmitted ? this.dataFinDeadline : null;
     const rtx = this.closedEmitted ? null : this.dataRtxAt;
-    if (fin === null) return rtx;
-    return rtx === null ? fin : Math.min(fin, rtx);
+    const stale = this.closedEmitted ? null : this.staleCheckAt;
+    const at = [fin, rtx, stale].filter((x): x is number => x !== null);
+    return at.length === 0 ? null : Math.min(...at);
   }
 
   onSubflowEvent(sf: Subflow, type: string): void {
@@ -905,7 +958,7 @@ export class MptcpConnection {
     const open = this.subflows.filter((s) => s.usable && !s.closed && (s.tcp.state === TcpState.Established || s.tcp.state === TcpState.CloseWait));
     // a subflow whose retransmission timer fired is stale (its path may be gone): the others
     // carry the data while it recovers (Linux's "stale" subflows), unless it is all there is
-    const fresh = open.filter((s) => s.tcp.consecutiveTimeouts === 0);
+    const fresh = open.filter((s) => s.tcp.consecutiveTimeouts === 0 && !s.stale);
     return fresh.length > 0 ? fresh : open;
   }
 
@@ -1055,19 +1108,44 @@ export class MptcpConnection {
     }
   }
 
+  /** The connection-level view the scheduler gets (src/mptcp/scheduler.ts SchedulerContext). */
+  private schedulerContext(now: Instant, subflows: Subflow[]) {
+    const sendWindow = this.sndWndEnd === null ? Infinity : Math.max(0, dsnDiff(this.sndWndEnd, this.sndUna));
+    const sendWindowFree = this.sndWndEnd === null ? Infinity : Math.max(0, dsnDiff(this.sndWndEnd, this.sndNxt));
+    return { subflows, backlog: this.config.subflowBacklog, sendWindow, sendWindowFree, unsent: this.unsent, now };
+  }
+
   /**
-   * The default scheduler: lowest RTT first among the subflows with room in their congestion
-   * window (backup subflows only when no other is usable); reinjections first.
+   * Hands data to the subflows: reinjections first, then new data within the connection-level
+   * window, each mapping on the subflow the scheduler picks (none: it waits); a redundant
+   * scheduler's mappings are copied on every other subflow with room.
    */
-  private schedule(): void {
+  private schedule(now: Instant = 0): void {
     for (let guard = 0; guard < 1024; guard++) {
       const avail = this.sendBuf.length - dsnDiff(this.sndNxt, this.sndUna);
       if (avail <= 0 && this.reinject.length === 0) return;
-      const sf = this.scheduler.pick({ subflows: this.usableSubflows(), backlog: this.config.subflowBacklog }, { reinject: this.reinject.length > 0 });
-      if (!sf) return;
+      const r = this.reinject[0];
+      if (!r && this.sndWndEnd !== null && dsnDiff(this.sndWndEnd, this.sndNxt) <= 0) {
+        // the connection-level window is full: perhaps a slow path holds its left edge
+        if (this.opportunisticReinject()) continue;
+        return;
+      }
+      let usable = this.usableSubflows();
+      if (r?.avoid) {
+        const others = usable.filter((s) => s !== r.avoid);
+        if (others.length === 0) {
+          this.reinject.shift();
+          continue;
+        }
+        usable = others;
+      }
+      const sf = this.scheduler.pick(this.schedulerContext(now, usable), { reinject: r !== undefined });
+      if (!sf) {
+        if (usable.some((s) => schedulerRoom(s, this.config.subflowBacklog) > 0)) this.counters.increment('SchedulerWaits');
+        return;
+      }
       let dsn: bigint;
       let len: number;
-      const r = this.reinject[0];
       let isReinject = false;
       if (r) {
         dsn = r.dsn;
@@ -1077,11 +1155,7 @@ export class MptcpConnection {
         dsn = this.sndNxt;
         len = Math.min(avail, this.config.mappingSize);
         // the connection-level window (RFC 8684 §3.3.4); before the first DATA_ACK, the subflow's own window rules
-        if (this.sndWndEnd !== null) {
-          const room = dsnDiff(this.sndWndEnd, this.sndNxt);
-          if (room <= 0) return;
-          len = Math.min(len, room);
-        }
+        if (this.sndWndEnd !== null) len = Math.min(len, dsnDiff(this.sndWndEnd, this.sndNxt));
       }
       const off = dsnDiff(dsn, this.sndUna);
       if (off < 0) {
@@ -1093,18 +1167,9 @@ export class MptcpConnection {
         if (isReinject) this.reinject.shift();
         continue;
       }
-      // no more than the subflow has room for in its congestion window (at least one segment):
-      // data queued behind a full window would wait there while another subflow has room
-      const room = sf.cwnd + this.config.subflowBacklog - sf.unacknowledged;
-      len = Math.min(len, Math.max(room, sf.tcp.mss));
-      const chunk = this.sendBuf.peek(off, len);
-      const n = sf.tcp.write(chunk);
+      const n = this.mapOnto(sf, dsn, off, len);
       if (n === 0) return;
-      const mapping: Mapping = { ssn: sf.writeOffset, dsn, len: n };
-      // RFC 8684 §3.3.1: the checksum covers the whole mapping, computed once here
-      if (this.checksum) mapping.csum = dssChecksum(dsn, sf.writeOffset + 1, n, chunk, 0, n);
-      sf.tx.add(mapping);
-      sf.writeOffset += n;
+      this.scheduler.sent?.(sf, n);
       if (isReinject) {
         this.counters.increment('Reinjections');
         this.counters.increment('ReinjectedBytes', n);
@@ -1114,9 +1179,19 @@ export class MptcpConnection {
           r!.len -= n;
         }
       } else {
+        if (this.scheduler.redundant) {
+          // the same DSN range on every other subflow with room: the first copy to arrive wins
+          for (const o of usable) {
+            if (o === sf || o.backup !== sf.backup || schedulerRoom(o, this.config.subflowBacklog) <= 0) continue;
+            const c = this.mapOnto(o, dsn, off, n);
+            if (c > 0) {
+              this.counters.increment('RedundantMappings');
+              this.counters.increment('RedundantBytes', c);
+            }
+          }
+        }
         this.sndNxt = dsnAdd(this.sndNxt, n);
       }
-      this.host.touch(sf.tcp);
     }
   }
 
@@ -1131,6 +1206,86 @@ export class MptcpConnection {
       const acked = sf.writeOffset - sf.tcp.unacknowledged;
       sf.tx.prune(acked, (m) => dsnDiff(dsnAdd(m.dsn, m.len), this.sndUna) > 0);
     }
+  }
+
+  /** Writes [dsn, dsn + len) (at `off` in the send buffer) into a subflow as one mapping: the bytes taken. */
+  private mapOnto(sf: Subflow, dsn: bigint, off: number, len: number): number {
+    // no more than the subflow has room for in its congestion window (at least one segment):
+    // data queued behind a full window would wait there while another subflow has room
+    const room = sf.cwnd + this.config.subflowBacklog - sf.unacknowledged;
+    len = Math.min(len, Math.max(room, sf.tcp.mss));
+    const chunk = this.sendBuf.peek(off, len);
+    const n = sf.tcp.write(chunk);
+    if (n === 0) return 0;
+    const mapping: Mapping = { ssn: sf.writeOffset, dsn, len: n };
+    // RFC 8684 §3.3.1: the checksum covers the whole mapping, computed once here
+    if (this.checksum) mapping.csum = dssChecksum(dsn, sf.writeOffset + 1, n, chunk, 0, n);
+    sf.tx.add(mapping);
+    sf.writeOffset += n;
+    this.host.touch(sf.tcp);
+    return n;
+  }
+
+  /** The left edge of the window for which an opportunistic reinjection was made (once per edge). */
+  private opportunisticUna: bigint | null = null;
+
+  /**
+   * Opportunistic reinjection (Raiciu et al., NSDI 2012 §4.2; Linux's out-of-tree
+   * mptcp_rcv_buf_optimization): the connection-level window is full and its oldest
+   * unacknowledged byte sits on a subflow slower than one that has room: that mapping is sent
+   * again on the faster one, once per left edge. True when a reinjection was queued.
+   */
+  private opportunisticReinject(): boolean {
+    if (this.opportunisticUna === this.sndUna) return false;
+    let holder: Subflow | null = null;
+    let end = this.sndUna;
+    for (const sf of this.subflows) {
+      if (sf.closed) continue;
+      for (const m of sf.tx.all()) {
+        const mEnd = dsnAdd(m.dsn, m.len);
+        if (dsnDiff(m.dsn, this.sndUna) <= 0 && dsnDiff(mEnd, this.sndUna) > 0) {
+          holder = sf;
+          end = mEnd;
+        }
+      }
+    }
+    if (!holder) return false;
+    const faster = this.usableSubflows().some((s) => s !== holder && s.rtt < holder.rtt && schedulerRoom(s, this.config.subflowBacklog) > 0);
+    if (!faster) return false;
+    this.opportunisticUna = this.sndUna;
+    this.counters.increment('ReinjectOpportunistic');
+    this.reinject.unshift({ dsn: this.sndUna, len: Math.min(dsnDiff(end, this.sndUna), this.config.mappingSize), avoid: holder });
+    return true;
+  }
+
+  /** When the next subflow may turn stale (ms), for pollTimeout. */
+  private staleCheckAt: Instant | null = null;
+
+  /** Stale subflows (see STALE_INTERVALS): marked, their data reinjected at once; recovered when they hear. */
+  private checkStale(now: Instant): void {
+    let next: Instant | null = null;
+    for (const sf of this.subflows) {
+      if (sf.closed || !sf.usable) continue;
+      const heard = sf.tcp.counters.get('segmentsIn');
+      if (heard !== sf.heardMark || sf.inFlight === 0) {
+        if (heard !== sf.heardMark && sf.stale) {
+          sf.stale = false;
+          this.counters.increment('SubflowRecover');
+        }
+        sf.heardMark = heard;
+        sf.silentSince = now;
+      }
+      if (sf.stale || sf.inFlight === 0) continue;
+      const at = sf.silentSince + sf.staleAfter();
+      if (now >= at) {
+        sf.stale = true;
+        this.counters.increment('SubflowStale');
+        if (this.usableSubflows().some((o) => o !== sf)) this.reinjectFrom(sf);
+        continue;
+      }
+      next = next === null ? at : Math.min(next, at);
+    }
+    this.staleCheckAt = next;
   }
 
   /** The seed's headline: a subflow that hits an RTO has its unacknowledged data sent again elsewhere. */
@@ -1179,7 +1334,7 @@ export class MptcpConnection {
     this.reinject.push({ dsn: this.sndUna, len: outstanding });
     this.dataRtxTries++;
     this.dataRtxAt = null;
-    this.schedule();
+    this.schedule(now);
   }
 
   private reinjectFrom(sf: Subflow): void {
@@ -1235,7 +1390,7 @@ export class MptcpConnection {
 
   info() {
     return {
-      token: this.localToken, remoteToken: this.remoteToken, fallback: this.fallback, fullyEstablished: this.fullyEstablished, checksum: this.checksum,
+      token: this.localToken, remoteToken: this.remoteToken, scheduler: this.scheduler.name, fallback: this.fallback, fullyEstablished: this.fullyEstablished, checksum: this.checksum,
       sndUna: this.sndUna.toString(), sndNxt: this.sndNxt.toString(), rcvNxt: this.rcvNxt.toString(),
       sendQueued: this.sendBuf.length, recvQueued: this.recvQueue.length, outOfOrder: this.reasm.bytesQueued,
       subflows: this.subflows.map((s) => ({

@@ -3,6 +3,7 @@ export * from './options.js';
 export * from './crypto.js';
 export * from './lia.js';
 export * from './scheduler.js';
+export * from './policy.js';
 export * from './mapping.js';
 export * from './connection.js';
 export * from './stack.js';

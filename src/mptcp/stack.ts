@@ -91,6 +91,8 @@ export interface ConnectOptions {
   maxSubflows?: number;
   /** Indexes of local paths that are down now: no subflow until pathUp() (never the first). */
   down?: number[];
+  /** This connection's scheduler (the config's schedulerPolicy); default the stack's MPTCP config's. */
+  scheduler?: string;
 }
 
 export class MptcpStack {
@@ -147,7 +149,8 @@ export class MptcpStack {
    */
   connect(now: Instant, localAddrs: Buffer[], remote: Endpoint, options: ConnectOptions = {}): MptcpConnection {
     if (!sameFamily(localAddrs[0]!, remote.addr)) throw new AddressFamilyError(localAddrs[0]!, remote.addr);
-    const conn = new MptcpConnection(this.host, this.randomKey(), this.options.mptcp ?? {});
+    const mptcp = options.scheduler === undefined ? this.options.mptcp ?? {} : { ...this.options.mptcp, scheduler: options.scheduler };
+    const conn = new MptcpConnection(this.host, this.randomKey(), mptcp);
     conn.markInitiator();
     const tcp = this.openSubflow(now, localAddrs[0]!, remote);
     const sf = conn.attach(tcp, true, 0);

@@ -466,6 +466,11 @@ export class TcpConnection {
     return Math.max(0, this.recvCapacity - this.recvQueue.length - this.reasm.bytesQueued);
   }
 
+  /** Bytes sent and not yet acknowledged (SND.MAX − SND.UNA; read by the MPTCP scheduler). */
+  get bytesInFlight(): number {
+    return this.flightSize();
+  }
+
   /** RTOs in a row without an ACK of new data: > 0 means the path may be failing (MPTCP: a stale subflow). */
   get consecutiveTimeouts(): number {
     return this.consecutiveRtos;

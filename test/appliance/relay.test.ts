@@ -15,9 +15,10 @@ const PATHS = ['198.18.1.2', '198.18.2.2'];
 const APP_PORT = 40000;
 const APP_ISN = 1000;
 
-function relay(): Relay {
+function relay(schedulerFor?: (d: { addr: Uint8Array; port: number }) => string | undefined): Relay {
   const rng = new Rng(7);
   return new Relay({
+    ...(schedulerFor ? { schedulerFor } : {}),
     stack: {
       random: (n) => {
         const b = Buffer.allocUnsafe(n);
@@ -208,4 +209,16 @@ test('an IPv6 SYN with IPv4 paths only: a RST at once, counted, nothing upstream
   for (let now = 1; now < 5000; now += 500) t.notThrows(() => feed(r, now, null));
   // an IPv4 flow still opens
   t.is(upstream(feed(r, 6000, appSyn())).length, 1);
+});
+
+test('the scheduler policy: the upstream connection gets the scheduler the destination\'s rule names, others the default', (t) => {
+  const seen: string[] = [];
+  const r = relay((d) => {
+    seen.push(`${d.addr.join('.')}:${d.port}`);
+    return d.port === 80 ? 'redundant' : undefined;
+  });
+  feed(r, 0, appSyn());
+  feed(r, 0, craftSegment(APP, DST, { srcPort: APP_PORT + 1, dstPort: 443, seq: APP_ISN, flags: TCP_FLAG_SYN, options: { mss: 1460 } as TcpRepr['options'] }));
+  t.deepEqual(seen, ['192.0.2.10:80', '192.0.2.10:443'], 'asked once per upstream connection, with the destination');
+  t.deepEqual([...r.upstream.connections].map((c) => c.info().scheduler), ['redundant', 'lowest-rtt']);
 });

@@ -50,6 +50,10 @@ rulePriority: 500
 mtu: 1400
 offload: false
 scheduler: round-robin
+schedulerPolicy:
+  - { port: 22, scheduler: redundant }
+  - { cidr: 10.1.2.3/8, port: 8000-8999, scheduler: ecf }
+  - scheduler: blest
 congestionControl: cubic
 fullmesh: true
 maxSubflows: 4
@@ -79,6 +83,7 @@ const FULL_CONFIG: ApplianceConfig = {
   mtu: 1400,
   offload: false,
   scheduler: 'round-robin',
+  schedulerPolicy: [{ port: 22, scheduler: 'redundant' }, { cidr: '10.0.0.0/8', port: [8000, 8999], scheduler: 'ecf' }, { scheduler: 'blest' }],
   congestionControl: 'cubic',
   fullmesh: true,
   maxSubflows: 4,
@@ -104,6 +109,7 @@ test('defaults', (t) => {
     mtu: 1500,
     offload: true,
     scheduler: 'lowest-rtt',
+    schedulerPolicy: [],
     congestionControl: 'lia',
     fullmesh: false,
     maxSubflows: 8,
@@ -195,7 +201,14 @@ const BAD_VALUES: [name: string, yaml: string, field: string, reason: RegExp][] 
   ['table range over a reserved table', 'table: 250\npaths: [a, b, c, d]', 'table', /tables 250 to 254 \(capture and 4 paths\) include 253/],
   ['rule priority', 'rulePriority: 32001', 'rulePriority', /between 1 and 32000/],
   ['max subflows', 'maxSubflows: 0', 'maxSubflows', /between 1 and 32, not 0/],
-  ['bad scheduler', 'scheduler: fastest', 'scheduler', /^must be one of "lowest-rtt", "round-robin", not "fastest"$/],
+  ['bad scheduler', 'scheduler: fastest', 'scheduler', /^must be one of "lowest-rtt", "round-robin", "blest", "ecf", "redundant", "kernel", not "fastest"$/],
+  ['policy not a list', 'schedulerPolicy: blest', 'schedulerPolicy', /must be a list of rules \(port, cidr, scheduler\), not "blest"/],
+  ['policy rule without a scheduler', 'schedulerPolicy: [{port: 22}]', 'schedulerPolicy[0].scheduler', /is missing/],
+  ['policy bad scheduler', 'schedulerPolicy: [{port: 22, scheduler: fast}]', 'schedulerPolicy[0].scheduler', /must be one of "lowest-rtt".*not "fast"/],
+  ['policy bad port', 'schedulerPolicy: [{scheduler: blest}, {port: 70000, scheduler: ecf}]', 'schedulerPolicy[1].port', /must be a port \(1 to 65535\) or a range "LOW-HIGH", not 70000/],
+  ['policy reversed range', 'schedulerPolicy: [{port: 90-80, scheduler: ecf}]', 'schedulerPolicy[0].port', /not "90-80"/],
+  ['policy bad cidr', 'schedulerPolicy: [{cidr: 10.0.0.0/33, scheduler: ecf}]', 'schedulerPolicy[0].cidr', /./],
+  ['policy unknown key', 'schedulerPolicy: [{dport: 22, scheduler: ecf}]', 'schedulerPolicy[0].dport', /unknown field "dport"/],
   ['bad congestion control', 'congestionControl: bbr', 'congestionControl', /must be one of "lia", "cubic", not "bbr"/],
   ['bad log level', 'logLevel: trace', 'logLevel', /must be one of "error", "warn", "info", "debug"/],
   ['boolean as a string', 'offload: "yes"', 'offload', /^must be a boolean \(true or false\), not "yes"$/],
@@ -342,7 +355,7 @@ test('bad flags name the flag, with the command line as the source', async (t) =
     [{ mtu: '15OO' }, '--mtu', /^"15OO" is not a whole number$/],
     [{ mtu: '100' }, '--mtu', /^must be an integer between 576 and 9000, not 100$/],
     [{ maxSubflows: '33' }, '--max-subflows', /between 1 and 32, not 33/],
-    [{ scheduler: 'fastest' }, '--scheduler', /must be one of "lowest-rtt", "round-robin"/],
+    [{ scheduler: 'fastest' }, '--scheduler', /must be one of "lowest-rtt", "round-robin", "blest"/],
     [{ congestionControl: 'bbr' }, '--congestion-control', /must be one of "lia", "cubic"/],
     [{ logLevel: 'loud' }, '--log-level', /must be one of "error"/],
     [{ tun: 'a very long name' }, '--tun', /not a valid interface name/],
