@@ -138,3 +138,31 @@ test('receive-buffer auto-tuning opens the window on a long fat path', (t) => {
   const done = r.server.log.find((e) => e.event.type === 'peerClosed')!.time;
   t.true(done < 10_000, `30 MiB took ${(done / 1000).toFixed(1)} s of virtual time`);
 });
+
+// The simulator cases of issue 11 that showed the weakness of DupThresh loss detection and of
+// never undoing a spurious retransmission: 5 % of packets held back a few ms (reordered past
+// three later segments at this rate), with and without 1 % random loss. The figures are logged
+// (`npx ava --verbose`); the assertions only hold what must never regress.
+for (const sc of [
+  { name: '5 % reordering', seed: 21, link: { rateBps: 50e6, delayMs: 10, reorder: 0.05, reorderDelayMs: 4 } },
+  { name: '5 % reordering and 1 % loss', seed: 22, link: { rateBps: 50e6, delayMs: 10, reorder: 0.05, reorderDelayMs: 4, loss: 0.01 } },
+  { name: '1 % loss', seed: 23, link: { rateBps: 50e6, delayMs: 10, loss: 0.01 } },
+]) {
+  test(`recovery figures: ${sc.name}, 8 MB at 50 Mbit/s, 20 ms RTT`, (t) => {
+    const seed = useSeed(t, sc.seed);
+    const r = transfer({ seed, bytes: 8 << 20, link: sc.link, maxTime: 600_000 });
+    assertDelivered(t, r);
+    const done = r.server.log.find((e) => e.event.type === 'peerClosed')!.time;
+    const c = r.conn!.counterGroups();
+    const figures = {
+      goodputMbps: +((r.data.length * 8) / done / 1000).toFixed(1),
+      retransmittedSegments: c.tcp.get('retransmittedSegments'),
+      rtoTimeouts: c.tcp.get('rtoTimeouts'),
+      dsack: c.tcp.get('dsack'),
+      spuriousByDsack: c.sack.get('dsackSpuriousRetransmit'),
+      recoveries: c.tcp.get('sackRecoveries'),
+      tlp: c.tcp.get('tailLossProbes'),
+    };
+    t.log(JSON.stringify(figures));
+  });
+}
