@@ -1006,10 +1006,11 @@ export class TcpConnection {
     const u = this.undoState;
     const overlap = this.undoRtx.overlap(b.start, b.end);
     if (overlap === 0) return;
-    this.counters.increment('spuriousRetransDetected');
+    // the original arrived after all: reordering (RACK widens its window from here on)
     this.rack.onSpuriousRetransmit();
     this.undoRtx.remove(b.start, b.end);
-    if (!u) return;
+    if (!u) return; // already undone (Eifel saw it first)
+    this.counters.increment('spuriousRetransDetected');
     u.retrans -= Math.max(1, Math.ceil(overlap / this.sendMss));
     if (u.retrans <= 0) this.undo(now, 'undoDsack');
   }
@@ -1029,6 +1030,8 @@ export class TcpConnection {
     if (seqLt(tsEcr, rts)) {
       this.counters.increment('spuriousRetransDetected');
       if (this.rtoRecovery) this.counters.increment('spuriousRtos');
+      // the original arrived: in fast recovery that is reordering (after an RTO, a delay spike)
+      else this.rack.onSpuriousRetransmit();
       this.undo(now, 'undoEifel');
     }
   }
@@ -1087,7 +1090,7 @@ export class TcpConnection {
     const u = this.undoState;
     if (!u) return;
     this.undoState = null;
-    this.undoRtx.clear();
+    // undoRtx stays until the next episode: a late D-SACK still tells RACK of the reordering
     this.counters.increment(how);
     this.cc.undo?.(now, u.cwnd, u.ssthresh);
     if (this.inRecovery) {

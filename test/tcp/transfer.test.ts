@@ -162,6 +162,9 @@ for (const sc of [
       spuriousByDsack: c.sack.get('dsackSpuriousRetransmit'),
       recoveries: c.tcp.get('sackRecoveries'),
       tlp: c.tcp.get('tailLossProbes'),
+      spuriousRetransDetected: c.tcp.get('spuriousRetransDetected'),
+      undo: { dsack: c.tcp.get('undoDsack'), eifel: c.tcp.get('undoEifel'), frto: c.tcp.get('undoFrto') },
+      rack: c.rack.nonZero(), cc: c.cc.nonZero(),
     };
     t.log(JSON.stringify(figures));
   });
