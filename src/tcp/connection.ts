@@ -1732,6 +1732,7 @@ export class TcpConnection {
       mss: this.sendMss, sack: this.sackOk, timestamps: this.tsOk, sndWscale: this.sndWscale, rcvWscale: this.rcvWscale,
       cwnd: this.cc.cwnd, ssthresh: this.cc.ssthresh, srtt: this.rtt.srtt, rto: this.rtt.rto,
       inRecovery: this.inRecovery, rtoRecovery: this.rtoRecovery,
+      rackReorderingSeen: this.rack.reorderingSeen, rackReoWndMult: this.rack.reoWndMult, rackMinRtt: Number.isFinite(this.rack.minRtt) ? this.rack.minRtt : null,
       sendQueued: this.sendBuf.length, recvQueued: this.recvQueue.length, outOfOrder: this.reasm.bytesQueued,
     };
   }
