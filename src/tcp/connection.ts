@@ -66,6 +66,8 @@ export const TCP_COUNTER_NAMES = [
   'frtoEntered',
   /** Fast recoveries entered because RACK deemed a segment lost (RFC 8985). */
   'rackRecoveries',
+  /** A tail loss probe's retransmission repaired a loss: one window reduction (RFC 8985 §7.4). */
+  'tlpRecoveries',
 ] as const;
 export type TcpCounterName = (typeof TCP_COUNTER_NAMES)[number];
 export class TcpCounters extends CounterSet<TcpCounterName> {
@@ -824,6 +826,7 @@ export class TcpConnection {
       if (advanced) this.checkEifel(now, ack, ts?.tsEcr);
       if (this.frto > 0) this.frtoAck(now, ack, advanced);
     }
+    if (this.config.rack && advanced) this.checkTlpRecovery(now, ack, dsack);
 
     // RFC 8985 §6.2 steps 1-5 on the send log (also the µs RTT sample of `ackAdvance`)
     const rackOn = this.sackOk && this.config.rack;
@@ -1364,14 +1367,54 @@ export class TcpConnection {
   private tlpPending = false;
   private tlpEpisode = false;
 
-  /** RFC 8985 §7.2: PTO = 2·SRTT, plus the delayed-ACK allowance when one segment is out, at most the RTO. */
+  /**
+   * RFC 8985 §7.2: PTO = 2·SRTT, plus the delayed-ACK allowance when one segment is out, at most
+   * until the RTO would expire. Scheduled only when "The connection supports SACK", "The
+   * connection is not in loss recovery" and "The connection has no SACKed sequences in the SACK
+   * scoreboard" (with SACKed data, RACK's reordering timer detects the losses).
+   */
   private armTlp(now: Instant): void {
     if (this.rtt.srtt === null || this.inRecovery || this.rtoRecovery || !this.sackOk || this.tlpEpisode || this.sndWnd === 0) return;
+    if (this.config.rack && this.scoreboard.hasSackInfo) return;
     let pto = 2 * this.rtt.srtt;
     if (seqDiff(this.sndMax, this.sndUna) <= this.sendMss) pto += this.config.delayedAckMs;
     pto = Math.max(pto, 2);
-    if (pto < this.rtt.rto) this.timers.set(TcpTimer.Tlp, now + pto);
+    if (!this.config.rack) {
+      if (pto < this.rtt.rto) this.timers.set(TcpTimer.Tlp, now + pto);
+      return;
+    }
+    // "If Now() + PTO > TCP_RTO_expiration(): PTO = TCP_RTO_expiration() - Now()"
+    const rtoAt = this.timers.isArmed(TcpTimer.Rto) ? this.timers.get(TcpTimer.Rto) : now + this.rtt.rto;
+    if (now + pto > rtoAt) pto = rtoAt - now;
+    if (pto > 0) this.timers.set(TcpTimer.Tlp, now + pto);
   }
+
+  /**
+   * RFC 8985 §7.4: a probe that retransmitted the last segment may have repaired a loss, which the
+   * congestion controller must hear of ("the sender MUST invoke a congestion control response
+   * equivalent to fast recovery" when the loss was repaired by the probe). An ACK that reaches
+   * TLP.end_seq without a D-SACK of the probe says the original was lost: the window is reduced
+   * once (as Linux's tcp_process_tlp_ack), and saved for undo should the probe's D-SACK follow.
+   */
+  private checkTlpRecovery(now: Instant, ack: number, dsack: SackBlock | null): void {
+    const probe = this.tlpRtx;
+    if (!probe || seqLt(ack, probe.end)) return;
+    this.tlpRtx = null;
+    if (dsack && seqLe(dsack.start, probe.start) && seqGe(dsack.end, probe.end)) return; // both arrived: no loss
+    if (this.inRecovery || this.rtoRecovery) return;
+    this.counters.increment('tlpRecoveries');
+    this.startUndo(now);
+    const u = this.undoState;
+    if (u) {
+      u.retrans = 1;
+      this.undoRtx.add(probe.start, probe.end);
+    }
+    this.cc.onCongestionEvent(now, this.flightSize());
+    this.cc.onRecoveryEnd(now);
+  }
+
+  /** The last probe, when it was a retransmission: [start, end) (RFC 8985 TLP.end_seq, TLP.is_retrans). */
+  private tlpRtx: SackBlock | null = null;
 
   private onRto(now: Instant): void {
     this.counters.increment('rtoTimeouts');
@@ -1604,7 +1647,10 @@ export class TcpConnection {
       const len = Math.min(mss, seqDiff(lastEnd, bufStart));
       if (len > 0) {
         const seg = this.buildData(now, seqAdd(lastEnd, -len), bufStart, len, true);
-        if (seg) return seg;
+        if (seg) {
+          this.tlpRtx = { start: seg.seq, end: seqAdd(seg.seq, seg.payload.length) };
+          return seg;
+        }
       }
     }
 

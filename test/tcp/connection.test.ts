@@ -959,6 +959,38 @@ test('RACK off: RFC 6675 DupThresh decides (three SACKed segments), as before', 
   t.is(f.conn.counters.get('sackRecoveries'), 1);
 });
 
+test('TLP: a probe that retransmitted the last segment and is acknowledged without a D-SACK repaired a loss: one window reduction (RFC 8985 §7.4)', (t) => {
+  const f = established();
+  f.write(bytes(MSS));
+  const before = f.conn.info().cwnd;
+  const probe = dataOf(f.advance(199));
+  t.is(probe[0]?.seq, f.ourSeq(0), 'the probe');
+  f.input(f.peer.seg({ ack: f.ourSeq(MSS) }));
+  t.is(f.conn.counters.get('tlpRecoveries'), 1);
+  t.true(f.conn.info().cwnd < before);
+});
+
+test('TLP: a probe D-SACKed with the ACK of the original repaired nothing: no reduction (RFC 8985 §7.4)', (t) => {
+  const f = established();
+  f.write(bytes(MSS));
+  const before = f.conn.info().cwnd;
+  f.advance(199);
+  f.input(f.peer.seg({ ack: f.ourSeq(MSS), sack: [segs(f, 0, 1)] }));
+  t.is(f.conn.counters.get('tlpRecoveries'), 0);
+  t.is(f.conn.info().cwnd, before);
+});
+
+test('TLP: no probe is scheduled while the peer has SACKed data: RACK\'s reordering timer covers it (RFC 8985 §7.2)', (t) => {
+  const f = established();
+  f.write(bytes(10 * MSS));
+  f.advance(RTT);
+  // segment 9 SACKed: 8 segments left unSACKed below it, fewer than DupThresh SACKed
+  f.input(f.peer.seg({ ack: f.ourSeq(0), sack: [segs(f, 9, 10)] }));
+  f.advance(2 * RTT);
+  t.is(f.conn.counters.get('tailLossProbes'), 0);
+  t.true(f.conn.counterGroups().rack.get('rackLost') > 0, 'RACK deemed the unSACKed segments lost');
+});
+
 // ---------------------------------------------------------------------------- undo
 
 test('D-SACK undo: when every retransmission of a recovery is D-SACKed, cwnd and ssthresh are restored (RFC 3708 §3, Linux tcp_undo_cwnd_reduction)', (t) => {
