@@ -148,9 +148,10 @@ for (const sc of [
   { name: '5 % reordering and 1 % loss', seed: 22, link: { rateBps: 50e6, delayMs: 10, reorder: 0.05, reorderDelayMs: 4, loss: 0.01 } },
   { name: '1 % loss', seed: 23, link: { rateBps: 50e6, delayMs: 10, loss: 0.01 } },
 ]) {
-  test(`recovery figures: ${sc.name}, 8 MB at 50 Mbit/s, 20 ms RTT`, (t) => {
+  for (const variant of ['RACK and undo', 'DupThresh, no undo'] as const) test(`recovery figures: ${sc.name}, 8 MB at 50 Mbit/s, 20 ms RTT, ${variant}`, (t) => {
     const seed = useSeed(t, sc.seed);
-    const r = transfer({ seed, bytes: 8 << 20, link: sc.link, maxTime: 600_000 });
+    const tcp: Partial<TcpConfig> = variant === 'RACK and undo' ? {} : { rack: false, spuriousUndo: false };
+    const r = transfer({ seed, bytes: 8 << 20, link: sc.link, tcp, maxTime: 600_000 });
     assertDelivered(t, r);
     const done = r.server.log.find((e) => e.event.type === 'peerClosed')!.time;
     const c = r.conn!.counterGroups();
