@@ -994,9 +994,12 @@ export class TcpConnection {
     // RFC 3522 §3.2 step (1): "Set a "RetransmitTS" variable to the value of the Timestamp Value
     // field of the Timestamps option included in the retransmit sent when loss recovery is
     // initiated."
-    if (u.retransTsval === null) {
-      u.retransTsval = this.tsOk ? this.tsNow(now) : null;
+    // Only a first retransmission at SND.UNA can be tested: the ACK that covers a retransmission
+    // above a hole echoes whatever filled the hole (an original delayed by reordering would pass
+    // for the original of our retransmission).
+    if (u.firstRtxEnd === null) {
       u.firstRtxEnd = end;
+      u.retransTsval = this.tsOk && seq === this.sndUna ? this.tsNow(now) : null;
     }
   }
 

@@ -191,6 +191,9 @@ export class Rack {
     if (this.starts.length > 0 && seqLt(this.starts[0]!, a.sndUna)) this.starts[0] = a.sndUna;
     for (const b of a.sacks) {
       if (!seqLt(b.start, b.end)) continue;
+      // a block that covers part of a record (a TSO burst, a partial retransmission) splits it
+      this.split(b.start);
+      this.split(b.end);
       for (let i = this.indexAtOrAfter(b.start); i < this.starts.length && seqLe(this.ends[i]!, b.end); i++) {
         if (seqLt(this.starts[i]!, b.start)) continue;
         if ((this.flags[i]! & F_SACKED) !== 0) continue;
