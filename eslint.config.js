@@ -15,10 +15,12 @@ const LAYERS = {
   mptcp: ['tcp', 'ip'],
   routing: ['ip'],
   convert: ['ip'],
-  server: ['ip', 'convert', 'routing', 'tun'],
+  // the local control socket of a running mptun (mptun up, mptun server)
+  control: [],
+  server: ['ip', 'convert', 'routing', 'tun', 'control'],
   // appliance.ts still takes its config's type from src/cli/config.ts: to be moved down
-  appliance: ['ip', 'tcp', 'mptcp', 'routing', 'tun', 'cli'],
-  cli: ['ip', 'tcp', 'mptcp', 'routing', 'tun', 'appliance', 'convert', 'server'],
+  appliance: ['ip', 'tcp', 'mptcp', 'routing', 'tun', 'control', 'convert', 'cli'],
+  cli: ['ip', 'tcp', 'mptcp', 'routing', 'tun', 'appliance', 'convert', 'server', 'control'],
 };
 const FOLDERS = Object.keys(LAYERS);
 const SANS_IO = new Set(['ip', 'tcp', 'mptcp', 'convert']);

@@ -83,5 +83,9 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ ! -f build/Release/mptun_tun.node ]; then
   echo "setup: npm ci (with the native build of src/tun)"
   npm ci --no-audit --no-fund --loglevel=error
+elif [ -n "$(find binding.gyp src/tun/native -newer build/Release/mptun_tun.node 2>/dev/null | head -1)" ]; then
+  # the addon's sources changed since it was built (a pull, a merge): build it again
+  echo "setup: rebuilding the native addon of src/tun"
+  node_modules/.bin/node-gyp rebuild --loglevel=error >/dev/null
 fi
 npm run --silent build

@@ -3,10 +3,10 @@
 // next start or `mptun down`), runs the engine with the relay, follows the paths' links through
 // netlink, answers `mptun status` on a local control socket, and undoes everything on exit.
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer, type Server } from 'node:net';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import type { Server } from 'node:net';
 import { readFileSync } from 'node:fs';
-import { ipv4FromNumber, ipv4ToNumber, parseIpAddress } from '../ip/address.js';
+import { formatIpAddress, ipv4FromNumber, ipv4ToNumber, parseIpAddress } from '../ip/address.js';
 import { Tun } from '../tun/index.js';
 import { configureLink, MIN_TXQUEUELEN } from '../routing/link.js';
 import { RTPROT_MPTUN, type RouteSpec } from '../routing/route.js';
@@ -14,8 +14,11 @@ import { addPathSteps, applyPlan, cleanupLeftovers, ensureSysctls, pathSysctls, 
 import { discoverPaths, interfaceState, NetlinkMonitor, type DiscoveredPath, type MonitorEvent } from '../routing/monitor.js';
 import { CounterSet } from '../ip/counters.js';
 import { Engine } from './engine.js';
+import { ControlError, queryControlSocket, startControlSocket } from '../control/socket.js';
 import { Relay } from './relay.js';
 import { MetricsServer, pathStatus, renderMetrics, statusCounters } from './metrics.js';
+import { output } from './output.js';
+import type { ConvertClient } from './convert-client.js';
 import { metricsEndpoint, type ApplianceConfig } from '../cli/config.js';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
@@ -28,8 +31,8 @@ export interface Logger {
   debug(msg: string): void;
 }
 
-/** Lines on stderr: `2026-11-25T23:40:01.123Z mptun info: ...`. */
-export function makeLogger(level: LogLevel, write: (line: string) => void = (l) => process.stderr.write(l)): Logger {
+/** Lines on stderr (a file once stderr is closed, see output.ts): `2026-11-25T23:40:01.123Z mptun info: ...`. */
+export function makeLogger(level: LogLevel, write: (line: string) => void = (l) => output.writeLog(l)): Logger {
   const at = LEVELS[level];
   const line = (l: LogLevel) => (msg: string) => {
     if (LEVELS[l] <= at) write(`${new Date().toISOString()} mptun ${l}: ${msg}\n`);
@@ -250,6 +253,7 @@ export class Appliance {
     private readonly state: StateFile,
     /** The `to PREFIX lookup main` exclusions in place (a path added later may add its LAN's). */
     private readonly excluded: string[],
+    readonly convert: ConvertClient | null = null,
   ) {}
 
   /** Keeps the state file's record what is there (after every step). */
@@ -259,8 +263,8 @@ export class Appliance {
   };
 
   /** Sets everything up and starts carrying traffic; on a failure, undoes what it did and throws. */
-  static async start(config: ApplianceConfig, log: Logger): Promise<Appliance> {
-    if (config.metrics === null) return Appliance.setUp(config, log);
+  static async start(config: ApplianceConfig, log: Logger, convert?: ConvertClient): Promise<Appliance> {
+    if (config.metrics === null) return Appliance.setUp(config, log, convert);
     // --metrics is bound before anything is touched (once a running instance has been looked
     // for): an address in use is refused at once; scrapes before the end of the set-up get nothing
     await cleanupDeadInstance(config.stateDir, log);
@@ -268,7 +272,7 @@ export class Appliance {
     const version = packageVersion();
     const metrics = await Appliance.listenMetrics(config.metrics, () => (ready.app ? renderMetrics(ready.app, Date.now(), version) : ''), log);
     try {
-      ready.app = await Appliance.setUp(config, log);
+      ready.app = await Appliance.setUp(config, log, convert);
     } catch (e) {
       await metrics.close();
       throw e;
@@ -278,7 +282,7 @@ export class Appliance {
     return ready.app;
   }
 
-  private static async setUp(config: ApplianceConfig, log: Logger): Promise<Appliance> {
+  private static async setUp(config: ApplianceConfig, log: Logger, convert?: ConvertClient): Promise<Appliance> {
     try {
       await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
     } catch (e) {
@@ -298,6 +302,8 @@ export class Appliance {
     try {
       await configureLink(tun.name, { addresses: [`${tunAddress}/32`], mtu: config.mtu, txqueuelen: MIN_TXQUEUELEN, up: true });
       const priority = config.rulePriority;
+      // the concentrator's own address is never captured (its connections would go into itself)
+      if (convert && convert.server.addr.length === 4) exclude.push(`${formatIpAddress(convert.server.addr)}/32`);
       if (config.excludeLan) {
         for (const p of paths) for (const c of (await interfaceState(p.iface))?.connected ?? []) if (!c.includes(':') && !exclude.includes(c)) exclude.push(c);
       }
@@ -336,11 +342,12 @@ export class Appliance {
       paths: paths.map((p) => ({ address: parseIpAddress(p.source).bytes, backup: p.backup, up: p.up })),
       fullmesh: config.fullmesh,
       maxSubflows: config.maxSubflows,
+      ...(convert ? { convert } : {}),
     });
     const engine = new Engine(tun, relay);
     engine.onTick = (now) => relay.process(now);
     state.record = record;
-    const app = new Appliance(config, log, tun, tunAddress, paths, relay, engine, record, state, exclude);
+    const app = new Appliance(config, log, tun, tunAddress, paths, relay, engine, record, state, exclude, convert ?? null);
     try {
       engine.start();
       await app.startMonitor();
@@ -573,32 +580,7 @@ export class Appliance {
   }
 
   private async startControl(): Promise<void> {
-    const path = this.config.controlSocket;
-    await mkdir(path.slice(0, path.lastIndexOf('/')) || '/', { recursive: true, mode: 0o700 });
-    await rm(path, { force: true });
-    const server = createServer((sock) => {
-      let buf = '';
-      sock.setEncoding('utf8');
-      sock.on('error', () => undefined);
-      sock.on('data', (d: string) => {
-        buf += d;
-        const nl = buf.indexOf('\n');
-        if (nl < 0) {
-          if (buf.length > 4096) sock.destroy();
-          return;
-        }
-        const cmd = buf.slice(0, nl).trim();
-        if (cmd === 'status') sock.end(JSON.stringify(this.status()) + '\n');
-        else sock.end(JSON.stringify({ error: `unknown command ${JSON.stringify(cmd)}` }) + '\n');
-      });
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(path, () => resolve());
-    });
-    // root only
-    await chmod(path, 0o600);
-    this.server = server;
+    this.server = await startControlSocket(this.config.controlSocket, () => this.status());
   }
 
   /** `--metrics`: the Prometheus text, built on each scrape (src/appliance/metrics.ts). */
@@ -688,30 +670,11 @@ export function packageVersion(): string {
 
 /** Asks the running instance for its status over the control socket. */
 export async function queryStatus(socketPath: string, timeoutMs = 5000): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const sock = connect(socketPath);
-    let buf = '';
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new ApplianceError(`${socketPath}: no answer within ${timeoutMs} ms`));
-    }, timeoutMs);
-    sock.setEncoding('utf8');
-    sock.on('connect', () => sock.write('status\n'));
-    sock.on('data', (d: string) => (buf += d));
-    sock.on('end', () => {
-      clearTimeout(timer);
-      try {
-        resolve(JSON.parse(buf));
-      } catch {
-        reject(new ApplianceError(`${socketPath}: bad answer`));
-      }
-    });
-    sock.on('error', (e: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      const hint = e.code === 'ENOENT' || e.code === 'ECONNREFUSED' ? ' (is mptun up running?)' : e.code === 'EACCES' ? ' (root only: use sudo)' : '';
-      reject(new ApplianceError(`${socketPath}: ${e.message}${hint}`));
-    });
-  });
+  try {
+    return await queryControlSocket(socketPath, 'mptun up', timeoutMs);
+  } catch (e) {
+    throw e instanceof ControlError ? new ApplianceError(e.message) : e;
+  }
 }
 
 /** `mptun down`: stops a running instance (SIGTERM, then SIGKILL), then removes what is left. */

@@ -8,6 +8,7 @@
 // and the exposition text are built only when `mptun status` or a scrape asks.
 //
 // `mptun up --metrics ADDR:PORT` serves the text exposition (format 0.0.4) on GET /metrics.
+import { CONVERT_CLIENT_COUNTER_NAMES } from './convert-client.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Relay, PathCounters } from './relay.js';
 import type { EngineStats } from './engine.js';
@@ -21,7 +22,9 @@ export interface MetricsSource {
   readonly relay: Relay;
   readonly engine: { readonly stats: EngineStats };
   /** What the path monitor did (netlink events, settles, paths down/up, address and gateway moves). */
-  readonly pathCounters?: { snapshot(): Readonly<Record<string, number>> };
+  readonly pathCounters: { snapshot(): Readonly<Record<string, number>> };
+  /** With `--server`: what the concentrator client did (replies, refusals by code, ...). */
+  readonly convert?: { readonly counters: { snapshot(): Readonly<Record<string, number>> } } | null;
 }
 
 /** The kernel's MPTcpExt MIB names (`nstat -az`, Linux 6.x) that mptun's MPTCP counters share. */
@@ -83,6 +86,8 @@ export const COUNTER_GROUP_TITLES: ReadonlyArray<readonly [string, string]> = [
     ] as Array<readonly [string, string]>;
   }),
   ['engine', 'engine (TUN device I/O, timers)'],
+  ['concentrator', 'concentrator client (--server: Convert replies, refusals by code)'],
+  ['paths', 'paths (netlink events, settles, paths down/up, address and gateway moves)'],
 ];
 
 const TOTAL = 'since start, closed connections included';
@@ -142,7 +147,9 @@ export function counterGroups(src: MetricsSource): CounterGroup[] {
     );
   }
   groups.push(snakeGroup('engine', { ...src.engine.stats }, 'mptun_engine_', 'Engine'));
-  if (src.pathCounters) groups.push(snakeGroup('paths', src.pathCounters.snapshot(), 'mptun_path_monitor_', 'Path monitor'));
+  // zeros without a concentrator: every declared counter is shown
+  groups.push(snakeGroup('concentrator', src.convert?.counters.snapshot() ?? Object.fromEntries(CONVERT_CLIENT_COUNTER_NAMES.map((n) => [n, 0])), 'mptun_concentrator_', 'Concentrator client (--server)'));
+  groups.push(snakeGroup('paths', src.pathCounters.snapshot(), 'mptun_path_monitor_', 'Path monitor'));
   return groups;
 }
 

@@ -20,9 +20,10 @@ import { TcpStack, type ListenVerdict, type ListenRequest } from '../tcp/stack.j
 import { TcpCounters, TcpState, type Endpoint, type TcpConnection, type TcpCounterName } from '../tcp/connection.js';
 import { MptcpStack, type MptcpStackOptions } from '../mptcp/stack.js';
 import type { MptcpConnection } from '../mptcp/connection.js';
+import { ConvertClient, PendingReply, SYN_DATA_MAX, icmpUnreachableForSyn, type ReplyOutcome } from './convert-client.js';
 
 export const RELAY_COUNTER_NAMES = [
-  'flowsRequested', 'flowsEstablished', 'flowsFallback', 'flowsRefused', 'flowsTimedOut', 'flowsNoPath', 'flowsPendingFull',
+  'flowsRequested', 'flowsEstablished', 'flowsFallback', 'flowsRefused', 'flowsTimedOut', 'flowsNoPath', 'flowsNoPathOfFamily', 'flowsPendingFull',
   'flowsClosed', 'flowsResetByApp', 'flowsResetUpstream', 'bytesToUpstream', 'bytesToHost', 'synRetransmitsWhilePending',
   'packetsToUpstream', 'packetsToHost', 'synFromPathAddress', 'pathsAdded',
 ] as const;
@@ -49,6 +50,8 @@ export interface RelayOptions {
    * it wrote (iperf3's sender) sees what the paths carry.
    */
   upstreamLowat?: number;
+  /** `mptun up --server`: the concentrator client (src/appliance/convert-client.ts). */
+  convert?: ConvertClient;
 }
 
 /** A path's subflows, closed ones included (`Relay.pathCounters`). */
@@ -85,6 +88,10 @@ export interface Flow {
   openedAt: Instant;
   bytesToUpstream: number;
   bytesToHost: number;
+  /** Through the concentrator: its reply header, still being read (null once judged, or direct). */
+  convert: PendingReply | null;
+  /** The Convert message sent first. */
+  convertMsg: Buffer | null;
 }
 
 /** States of a subflow that is open: its handshake done, not closed (TIME-WAIT is closed). */
@@ -117,6 +124,8 @@ export class Relay {
   /** The host-bound packet being handled (the listener copies it when it defers a SYN). */
   private current: Buffer | null = null;
   private now: Instant = 0;
+  /** ICMP errors for the apps (a destination the concentrator found unreachable). */
+  private readonly icmpOut: DeviceOutput[] = [];
 
   constructor(options: RelayOptions) {
     this.options = options;
@@ -172,6 +181,8 @@ export class Relay {
   }
 
   pollOutput(now: Instant): DeviceOutput | null {
+    const icmp = this.icmpOut.shift();
+    if (icmp) return icmp;
     const h = this.host.pollOutput(now);
     if (h) return h;
     const out = this.upstream.pollOutput(now);
@@ -239,13 +250,22 @@ export class Relay {
       this.counters.increment('flowsNoPath');
       return false;
     }
+    // a subflow joins two addresses of one family: only the paths of the destination's
+    // family can carry this flow; with none up, the app's SYN is refused
+    const family = live.filter((x) => x.p.address.length === req.local.addr.length);
+    if (family.length === 0) {
+      this.counters.increment('flowsNoPathOfFamily');
+      return false;
+    }
     // the first subflow from a live path, a non-backup one when there is one
-    const first = live.find((x) => !x.p.backup) ?? live[0]!;
+    const first = family.find((x) => !x.p.backup) ?? family[0]!;
     const order = [first.i, ...this.paths.map((_, i) => i).filter((i) => i !== first.i)];
+    // through the concentrator: the upstream goes there, its first bytes the Convert message
+    const convert = this.options.convert?.viaConcentrator(req.local) ? this.options.convert : null;
     const upstream = this.upstream.connect(
       this.now,
       order.map((i) => this.paths[i]!.address),
-      { addr: Buffer.from(req.local.addr), port: req.local.port },
+      convert ? { addr: convert.server.addr, port: convert.server.port } : { addr: Buffer.from(req.local.addr), port: req.local.port },
       {
         backup: order.flatMap((pi, k) => (this.paths[pi]!.backup ? [k] : [])),
         down: order.flatMap((pi, k) => (this.paths[pi]!.up ? [] : [k])),
@@ -257,8 +277,18 @@ export class Relay {
       id: this.nextId++, app: req.remote, destination: req.local, upstream, state: 'connecting', host: null,
       syn: this.current ? Buffer.from(this.current) : null,
       toUpstream: null, toHost: null, upstreamShut: false, hostShut: false, upstreamClosed: false, hostClosed: false,
-      fallback: false, openedAt: this.now, bytesToUpstream: 0, bytesToHost: 0,
+      fallback: false, openedAt: this.now, bytesToUpstream: 0, bytesToHost: 0, convert: null, convertMsg: null,
     };
+    if (convert) {
+      const destination = { addr: Buffer.from(req.local.addr), port: req.local.port };
+      flow.convert = new PendingReply(destination);
+      flow.convertMsg = convert.request(destination);
+      // RFC 8803 §4.1: the Convert message in the payload of the SYN (0-RTT)
+      if (flow.convertMsg.length <= SYN_DATA_MAX) {
+        upstream.subflows[0]!.tcp.setSynData(flow.convertMsg);
+        convert.counters.increment('convertInSyn');
+      }
+    }
     this.flows.set(key, flow);
     this.byUpstream.set(upstream, flow);
     return null;
@@ -312,6 +342,9 @@ export class Relay {
         if (f) this.onHostEvent(f, e.event.type, now);
       }
       if (round > 0 && !any) break;
+      if (this.options.convert) {
+        for (const f of this.byUpstream.values()) if (f.convert && f.convertMsg === null && f.state === 'connecting' && this.readReply(f, now)) any = true;
+      }
       for (const f of this.byHost.values()) this.pump(f);
       this.upstream.process(now);
     }
@@ -324,12 +357,27 @@ export class Relay {
         f.fallback = f.upstream.fallback;
         this.counters.increment('flowsEstablished');
         if (f.fallback) this.counters.increment('flowsFallback');
+        if (f.convert) {
+          this.convertConnected(f);
+          return;
+        }
         f.state = 'ready';
         this.replaySyn(f, now);
         return;
       case 'reset':
       case 'closed':
         if (type === 'closed') f.upstreamClosed = true;
+        if (f.state === 'connecting' && f.convert && this.readReply(f, now)) {
+          this.maybeForget(f);
+          return;
+        }
+        if (f.state === 'connecting' && f.convert && f.convertMsg === null) {
+          // the concentrator went away before its reply: the app is refused, not left to hang
+          this.options.convert!.closedBeforeReply();
+          if (type === 'reset') f.upstreamClosed = true;
+          this.convertOutcome(f, { kind: 'refused', code: null }, now);
+          return;
+        }
         if (f.state === 'connecting') {
           const reason = f.upstream.subflows[0]?.tcpResetReason ?? null;
           if (reason === 'timeout' || reason === null) {
@@ -364,6 +412,62 @@ export class Relay {
       if (!(f.hostShut && f.upstreamShut) && !f.upstreamClosed) f.upstream.abort(now);
     }
     this.maybeForget(f);
+  }
+
+  // ------------------------------------------------------------ the concentrator
+
+  /**
+   * The upstream to the concentrator is up: what the SYN/ACK did not acknowledge of the SYN's
+   * data (all of it when the concentrator did not take SYN data, or the message did not ride in
+   * the SYN) goes again as the first data (RFC 7413 §4.2.2, RFC 8803 §4.1); then its reply is read.
+   */
+  private convertConnected(f: Flow): void {
+    const msg = f.convertMsg!;
+    const c = this.options.convert!;
+    const taken = f.upstream.subflows[0]?.tcp.synDataAcked ?? 0;
+    if (taken >= msg.length) c.counters.increment('convertSynDataAcked');
+    else {
+      if (c.counters.get('convertInSyn') > 0 && taken < msg.length) c.counters.increment('convertSynDataResent');
+      f.upstream.write(msg.subarray(taken));
+    }
+    f.convertMsg = null;
+  }
+
+  /** Reads the concentrator's reply for a flow; true once it is judged (and acted on). */
+  private readReply(f: Flow, now: Instant): boolean {
+    const c = this.options.convert!;
+    for (let b = f.upstream.read(CHUNK); b && f.convert; b = f.convert ? f.upstream.read(CHUNK) : null) {
+      const outcome = f.convert.push(c, b);
+      if (outcome.kind !== 'incomplete') {
+        this.convertOutcome(f, outcome, now);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * The app's SYN answered as the destination answered the concentrator: SYN/ACK (the bytes
+   * after the reply header are the server's, for the app), RST, or an ICMP unreachable.
+   */
+  private convertOutcome(f: Flow, outcome: ReplyOutcome, now: Instant): void {
+    f.convert = null;
+    if (outcome.kind === 'accepted') {
+      if (outcome.rest.length > 0) f.toHost = outcome.rest;
+      f.state = 'ready';
+      this.replaySyn(f, now);
+      return;
+    }
+    if (!f.upstreamClosed) f.upstream.abort(now);
+    this.counters.increment('flowsRefused');
+    const icmp = outcome.kind === 'unreachable' && f.syn ? icmpUnreachableForSyn(f.syn, outcome.icmpCode, this.headroom) : null;
+    if (icmp) {
+      this.icmpOut.push({ buffer: icmp, l4Offset: 20, headerLen: icmp.length - this.headroom, gsoSize: 0, ipVersion: 4, checksumPartial: false });
+      this.forgetFlow(f);
+      return;
+    }
+    f.state = 'refused';
+    this.replaySyn(f, now);
   }
 
   private maybeForget(f: Flow): void {

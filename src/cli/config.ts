@@ -57,6 +57,15 @@ export interface ApplianceConfig {
   logLevel: 'error' | 'warn' | 'info' | 'debug';
   /** Where the Prometheus metrics are served ("ADDR:PORT", IPv6 in brackets), or null: not served. */
   metrics: string | null;
+  /**
+   * The concentrator (`mptun server`), "HOST:PORT" (an IPv6 address in brackets), or null: every
+   * captured connection goes there over MPTCP, but for `direct` destinations.
+   */
+  server: string | null;
+  /** The key file shared with the concentrator (absolute path); needed with `server`. */
+  key: string | null;
+  /** Destinations that are not sent to the concentrator (still captured, MPTCP to them directly). */
+  direct: string[];
 }
 
 /** What `mptun up` parsed from argv (node:util parseArgs); every flag is optional. */
@@ -77,6 +86,9 @@ export interface CliFlags {
   fullmesh?: boolean;
   maxSubflows?: string;
   metrics?: string;
+  server?: string;
+  key?: string;
+  direct?: string[];
 }
 
 /** The `source` of a value given by a flag. */
@@ -344,6 +356,59 @@ export function metricsEndpoint(value: string): { host: string; port: number } {
   return { host: host.startsWith('[') ? host.slice(1, -1) : host, port: Number(value.slice(colon + 1)) };
 }
 
+/** The concentrator's port when a server is given without one (as src/appliance/convert-client.ts). */
+export const DEFAULT_SERVER_PORT = 7443;
+const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/** 'HOST', 'HOST:PORT', '[IPV6]:PORT' or a bare IPv6 address: normalized to 'HOST:PORT' ('[IPV6]:PORT'). */
+function checkServer(text: string, at: At): string {
+  let host = text;
+  let portText: string | null = null;
+  const v6 = /^\[([^\]]*)\](?::(.*))?$/.exec(text);
+  if (v6) {
+    host = v6[1]!;
+    portText = v6[2] ?? null;
+  } else if ((text.match(/:/g) ?? []).length === 1) {
+    [host, portText] = text.split(':') as [string, string];
+  }
+  let port = DEFAULT_SERVER_PORT;
+  if (portText !== null) {
+    if (!/^[0-9]{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) at.fail(`${show(text)}: the port must be a number from 1 to 65535`);
+    port = Number(portText);
+  }
+  if (host === '') at.fail(`${show(text)} has no host: HOST[:PORT]`);
+  try {
+    const { family, bytes } = parseIpAddress(host);
+    if (!isUnicastAddress(bytes)) at.fail(`${show(host)} is not a unicast address`);
+    return family === 6 ? `[${formatIpAddress(bytes)}]:${port}` : `${formatIpAddress(bytes)}:${port}`;
+  } catch (e) {
+    if (!(e instanceof IpAddressError)) throw e;
+  }
+  if (v6 || host.includes(':')) at.fail(`${show(host)} is not an IPv6 address`);
+  if (!HOSTNAME.test(host)) at.fail(`${show(host)} is neither an IP address nor a host name`);
+  return `${host.toLowerCase()}:${port}`;
+}
+
+const serverRule: Rule<string | null> = {
+  schema: {
+    type: ['string', 'null'],
+    description: `HOST[:PORT] (port ${DEFAULT_SERVER_PORT} when none; an IPv6 address in brackets: "[2001:db8::1]:7443"), or null for none.`,
+  },
+  check(v: unknown, at: At) {
+    if (v === null) return null;
+    return checkServer(stringValue(v, at, 'HOST[:PORT]'), at);
+  },
+};
+
+function nullable(rule: Rule<string>): Rule<string | null> {
+  return {
+    schema: { ...rule.schema, type: ['string', 'null'] },
+    check(v: unknown, at: At) {
+      return v === null ? null : rule.check(v, at);
+    },
+  };
+}
+
 function listRule<T>(item: Rule<T>): Rule<T[]> {
   return {
     schema: { type: 'array', items: item.schema },
@@ -472,6 +537,12 @@ const FIELDS: { readonly [K in keyof ApplianceConfig]: Field<ApplianceConfig[K]>
     description: 'Serve Prometheus metrics (text format 0.0.4) over HTTP at /metrics on this address; null: not served.',
     rule: metricsRule,
   },
+  server: {
+    description: 'The concentrator (`mptun server`): every captured connection goes there over MPTCP on all paths (an RFC 8803 Convert message names the destination), but for `direct` destinations. Null: none, MPTCP straight to the destinations.',
+    rule: serverRule,
+  },
+  key: { description: 'The key file shared with the concentrator (`mptun server --genkey FILE`; absolute path). Needed with `server`.', rule: nullable(absolutePathRule()) },
+  direct: { description: 'Destinations not sent to the concentrator (still captured; MPTCP straight to them).', rule: listRule(prefixRule) },
 };
 
 const FIELD_NAMES = Object.keys(FIELDS) as (keyof ApplianceConfig)[];
@@ -498,11 +569,14 @@ export const DEFAULT_CONFIG: Readonly<ApplianceConfig> = Object.freeze({
   stateDir: '/run/mptun',
   logLevel: 'info',
   metrics: null,
+  server: null,
+  key: null,
+  direct: Object.freeze([]) as unknown as string[],
 });
 
 /** A fresh, mutable copy of the defaults. */
 function defaults(): ApplianceConfig {
-  return { ...DEFAULT_CONFIG, paths: [], backup: [], exclude: [] };
+  return { ...DEFAULT_CONFIG, paths: [], backup: [], exclude: [], direct: [] };
 }
 
 /** A JSON Schema (draft 2020-12) of the configuration file. */
@@ -589,6 +663,7 @@ export function validateConfig(raw: unknown, source: string): ApplianceConfig {
   if (tun !== undefined) root.key('tun').fail(tun);
   const fit = pathsFit(cfg);
   if (fit !== undefined) root.key(fit.field).fail(fit.reason);
+  if (cfg.server !== null && cfg.key === null && Object.hasOwn(raw, 'server')) root.key('key').fail('is missing: a server needs the key it shares with mptun (mptun server --genkey FILE writes one)');
   return cfg;
 }
 
@@ -666,7 +741,7 @@ export async function loadConfig(flags: CliFlags): Promise<ApplianceConfig> {
 
 function applyFlags(file: ApplianceConfig, flags: CliFlags): ApplianceConfig {
   const at = (flag: string): At => new At(COMMAND_LINE, flag);
-  const cfg: ApplianceConfig = { ...file, paths: file.paths.map((p) => ({ ...p })), backup: [...file.backup], exclude: [...file.exclude] };
+  const cfg: ApplianceConfig = { ...file, paths: file.paths.map((p) => ({ ...p })), backup: [...file.backup], exclude: [...file.exclude], direct: [...file.direct] };
 
   if (flags.tun !== undefined) cfg.tun = ifnameRule.check(flags.tun, at('--tun'));
   if (flags.path !== undefined && flags.path.length > 0) {
@@ -705,6 +780,14 @@ function applyFlags(file: ApplianceConfig, flags: CliFlags): ApplianceConfig {
   if (flags.stateDir !== undefined) cfg.stateDir = FIELDS.stateDir.rule.check(flags.stateDir, at('--state-dir'));
   if (flags.logLevel !== undefined) cfg.logLevel = FIELDS.logLevel.rule.check(flags.logLevel, at('--log-level'));
   if (flags.metrics !== undefined) cfg.metrics = checkMetrics(flags.metrics, at('--metrics'));
+
+  if (flags.server !== undefined) cfg.server = checkServer(flags.server, at('--server'));
+  if (flags.key !== undefined) cfg.key = FIELDS.key.rule.check(posix.resolve(process.cwd(), flags.key), at('--key'));
+  if (flags.direct !== undefined) {
+    const added = flags.direct.map((s) => prefixRule.check(s, at('--direct')));
+    cfg.direct = [...new Set([...cfg.direct, ...added])];
+  }
+  if (cfg.server !== null && cfg.key === null) at(flags.server !== undefined ? '--server' : '--key').fail('needs --key FILE: the key shared with the concentrator (mptun server --genkey FILE writes one)');
 
   // The file was coherent: a conflict now comes from --tun or --path.
   const tun = tunIsAPath(cfg);

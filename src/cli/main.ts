@@ -1,6 +1,7 @@
 // The `mptun` command.
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
+import { output } from '../appliance/output.js';
 
 const USAGE = `mptun — userspace Multipath TCP (RFC 8684) for Linux
 
@@ -9,9 +10,11 @@ usage:
            [--exclude CIDR]... [--exclude-lan] [--no-offload] [--mtu N] [--scheduler NAME]
            [--congestion-control lia|cubic] [--fullmesh] [--max-subflows N]
            [--control-socket PATH] [--state-dir DIR] [--log-level error|warn|info|debug]
-           [--metrics [ADDR:]PORT]
+           [--metrics [ADDR:]PORT] [--server HOST[:PORT] --key FILE [--direct CIDR]...]
       Makes the host's TCP use every path at once (MPTCP to destinations that speak it, plain
-      TCP to the others). Paths: every interface with a default route and a global IPv4
+      TCP to the others; with --server, every connection goes over MPTCP to that concentrator,
+      \`mptun server\`, which connects to the destination: all destinations get the paths' sum,
+      but those in a --direct CIDR). Paths: every interface with a default route and a global IPv4
       address, or those named with --path; --backup marks one as used only when the others are
       gone. --metrics serves Prometheus metrics at http://ADDR:PORT/metrics (ADDR defaults to
       127.0.0.1). Runs in the foreground; Ctrl-C or SIGTERM tears everything down. The config
@@ -39,6 +42,8 @@ Needs root (CAP_NET_ADMIN) for the TUN device and the routing.`;
 
 export async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  // a closed stdout or stderr (`mptun status | head -1`) is noticed, never fatal
+  output.install();
   try {
     switch (command) {
       case 'up': {

@@ -2,7 +2,14 @@
 import { parseArgs } from 'node:util';
 import { Appliance, down, makeLogger, queryStatus, type PathStatus } from '../appliance/appliance.js';
 import { COUNTER_GROUP_TITLES } from '../appliance/metrics.js';
-import { ConfigError, DEFAULT_CONFIG, loadConfig, type CliFlags } from './config.js';
+import { join } from 'node:path';
+import { output } from '../appliance/output.js';
+import { ConfigError, DEFAULT_CONFIG, loadConfig, type ApplianceConfig, type CliFlags } from './config.js';
+import { randomBytes } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
+import { ConvertClient } from '../appliance/convert-client.js';
+import { IpPrefix, parseIpAddress } from '../ip/address.js';
+import { KeyFileError, readKeyFile } from '../server/key.js';
 
 const UP_OPTIONS = {
   config: { type: 'string', short: 'c' },
@@ -21,6 +28,9 @@ const UP_OPTIONS = {
   fullmesh: { type: 'boolean' },
   'max-subflows': { type: 'string' },
   metrics: { type: 'string' },
+  server: { type: 'string' },
+  key: { type: 'string' },
+  direct: { type: 'string', multiple: true },
 } as const;
 
 function argError(e: unknown): never {
@@ -51,10 +61,16 @@ export async function runUp(argv: string[]): Promise<number> {
   if (values.fullmesh !== undefined) flags.fullmesh = values.fullmesh;
   if (values['max-subflows'] !== undefined) flags.maxSubflows = values['max-subflows'];
   if (values.metrics !== undefined) flags.metrics = values.metrics;
+  if (values.server !== undefined) flags.server = values.server;
+  if (values.key !== undefined) flags.key = values.key;
+  if (values.direct !== undefined) flags.direct = values.direct;
   // a bad config is refused before anything is touched
   const config = await loadConfig(flags);
+  // a closed stderr (`mptun up | head -1`): log lines go on in the state directory
+  output.setLogFile(join(config.stateDir, 'mptun.log'));
   const log = makeLogger(config.logLevel);
-  const app = await Appliance.start(config, log);
+  const convert = await concentratorClient(config, log);
+  const app = await Appliance.start(config, log, convert ?? undefined);
   const onSignal = (sig: NodeJS.Signals) => {
     void app.stop(sig);
   };
@@ -177,3 +193,39 @@ export async function runStatus(argv: string[]): Promise<number> {
   console.log(lines.join('\n'));
   return 0;
 }
+
+/**
+ * `--server HOST[:PORT] --key FILE`: the concentrator client, with the key read (mode 0600 or
+ * refused) and the host resolved (IPv4: the paths are IPv4) before anything is touched.
+ */
+async function concentratorClient(config: ApplianceConfig, log: ReturnType<typeof makeLogger>): Promise<ConvertClient | null> {
+  if (config.server === null) return null;
+  const i = config.server.lastIndexOf(':');
+  const host = config.server.slice(0, i).replace(/^\[|\]$/g, '');
+  const port = Number(config.server.slice(i + 1));
+  let key: Buffer;
+  try {
+    key = await readKeyFile(config.key!);
+  } catch (e) {
+    if (e instanceof KeyFileError) throw new ConfigError(COMMAND_OR_FILE, 'key', e.message);
+    throw e;
+  }
+  let address: string;
+  try {
+    address = (await lookup(host, { family: 4 })).address;
+  } catch (e) {
+    throw new ConfigError(COMMAND_OR_FILE, 'server', `${host}: no IPv4 address (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); the concentrator is reached over the paths' IPv4`);
+  }
+  const client = new ConvertClient({
+    server: { addr: parseIpAddress(address).bytes, port },
+    key,
+    direct: config.direct.map((d) => IpPrefix.parse(d)),
+    random: (n) => randomBytes(n),
+    nowS: () => Date.now() / 1000,
+    log: (level, line) => log[level](line),
+  });
+  log.info(`concentrator: ${address}:${port}${host !== address ? ` (${host})` : ''}: every captured connection goes there over MPTCP${config.direct.length > 0 ? `, but for ${config.direct.join(', ')}` : ''}`);
+  return client;
+}
+
+const COMMAND_OR_FILE = 'configuration';

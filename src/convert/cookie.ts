@@ -2,9 +2,16 @@
 // destination, one time window and one nonce, so that a cookie seen on the wire can neither be
 // replayed nor pointed at another destination.
 //
-// RFC 8803 §6.2.6 leaves the Cookie's content to the Converter ("opaque"); it names the errors:
-// a Converter that requires cookies answers a Connect without one with Missing Cookie (3), and
-// an invalid one with Not Authorized (32).
+// RFC 8803 §4.2.7 leaves the Cookie's content to the Converter (the figure's "Opaque Value"); it
+// names the errors: a Converter that requires cookies answers a Connect without one with Missing
+// Cookie (3), and an invalid one with Not Authorized (32).
+//
+// Deliberately not the RFC's model: §4.2.7's Cookie is like the TCP Fast Open cookie, bound to the
+// client's address to show that the client can receive what the Converter sends, and a Converter
+// may hand it out in a Missing Cookie error. mptun's is a credential instead: it proves that the
+// client holds the concentrator's key (so the concentrator is not an open proxy), is bound to the
+// destination rather than to the client's address (a multipath client has several), and so is
+// never handed out.
 //
 // The value (32 bytes, so the TLV is 9 words):
 //

@@ -6,20 +6,23 @@
 // words is the application's data. The codec is sans-IO: bytes in, a representation out (or a
 // typed drop reason with the Error code that goes on the wire); a representation in, bytes out.
 //
-// The sentences of RFC 8803 quoted below were written from the RFC as published; the tools of
-// this session could confirm only the IANA registry (the numbers), so where a quote and the RFC
-// differ in wording, the RFC wins. Layouts agree with Tessares' Convert dissector for Wireshark.
+// Sections are RFC 8803's: §4.1 the fixed header, §4.2.1 the generic TLV, §4.2.3 Info, §4.2.4
+// Supported TCP Extensions, §4.2.5 Connect, §4.2.6 Extended TCP Header, §4.2.7 Cookie, §4.2.8
+// Error. Checked against stored copies: the numbers (the IANA "TCP Convert Protocol (Convert)
+// Parameters" registry) and the Error TLV figures (the plain one, and the one whose Value is a
+// zero byte and an echo of the message). The stored copies of the RFC's prose reachable from
+// here stop at its first page, so the sentences quoted below are the RFC's wording as known, not
+// re-read; where they and the RFC differ, the RFC wins.
 //
-// Numbers: the IANA "TCP Convert Protocol (Convert) Parameters" registry (checked, 2026-12):
-// versions 0 Reserved, 1 Assigned; TLVs 1 Info, 10 Connect, 20 Extended TCP Header,
-// 21 Supported TCP Extension, 22 Cookie, 30 Error; errors 0 Unsupported Version,
-// 1 Malformed Message, 2 Unsupported Message, 3 Missing Cookie, 32 Not Authorized,
-// 33 Unsupported TCP Option, 64 Resource Exceeded, 65 Network Failure, 96 Connection Reset,
-// 97 Destination Unreachable.
+// Numbers (IANA registry): versions 0 Reserved, 1 Assigned; TLVs 1 Info, 10 Connect,
+// 20 Extended TCP Header, 21 Supported TCP Extension, 22 Cookie, 30 Error; errors
+// 0 Unsupported Version, 1 Malformed Message, 2 Unsupported Message, 3 Missing Cookie,
+// 32 Not Authorized, 33 Unsupported TCP Option, 64 Resource Exceeded, 65 Network Failure,
+// 96 Connection Reset, 97 Destination Unreachable.
 import { CounterSet } from '../ip/counters.js';
 import { formatIpAddress, type IpFamily, parseIpAddress } from '../ip/address.js';
 
-// RFC 8803 §6.1, The Convert Fixed Header:
+// RFC 8803 §4.1, The Convert Fixed Header:
 //
 //    0                   1                   2                   3
 //    0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
@@ -34,7 +37,7 @@ import { formatIpAddress, type IpFamily, parseIpAddress } from '../ip/address.js
 // Length of zero is invalid and the connection MUST be reset upon reception of a header with
 // such total length." "The Unassigned field MUST be set to zero in this version of the protocol."
 
-/** The version this codec speaks (RFC 8803 §6.1). */
+/** The version this codec speaks (RFC 8803 §4.1). */
 export const CONVERT_VERSION = 1;
 /** Bytes of the fixed header. */
 export const CONVERT_HEADER_LEN = 4;
@@ -46,7 +49,7 @@ export const CONVERT_OFF_VERSION = 0;
 export const CONVERT_OFF_TOTAL_LENGTH = 1;
 export const CONVERT_OFF_UNASSIGNED = 2;
 
-// RFC 8803 §6.2.1, the generic Convert TLV:
+// RFC 8803 §4.2.1, the generic Convert TLV:
 //
 //    0                   1                   2                   3
 //    0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
@@ -61,20 +64,20 @@ export const TLV_OFF_TYPE = 0;
 export const TLV_OFF_LENGTH = 1;
 export const TLV_HEADER_LEN = 2;
 
-/** RFC 8803 §6.2.2 Info TLV (a client asks which TCP extensions the Converter supports). */
+/** RFC 8803 §4.2.3 Info TLV (a client asks which TCP extensions the Converter supports). */
 export const CONVERT_TLV_INFO = 1;
-/** RFC 8803 §6.2.4 Connect TLV (the destination). */
+/** RFC 8803 §4.2.5 Connect TLV (the destination). */
 export const CONVERT_TLV_CONNECT = 10;
-/** RFC 8803 §6.2.5 Extended TCP Header TLV (the server's SYN+ACK header, returned by the Converter). */
+/** RFC 8803 §4.2.6 Extended TCP Header TLV (the Converter returns to the client the extended header of the server's SYN+ACK). */
 export const CONVERT_TLV_EXTENDED_TCP_HEADER = 20;
-/** RFC 8803 §6.2.3 Supported TCP Extensions TLV (the Converter's answer to Info). */
+/** RFC 8803 §4.2.4 Supported TCP Extensions TLV (IANA: "Supported TCP Extension TLV") (the Converter's answer to Info). */
 export const CONVERT_TLV_SUPPORTED_TCP_EXTENSIONS = 21;
-/** RFC 8803 §6.2.6 Cookie TLV (an opaque value that proves the client may use the Converter). */
+/** RFC 8803 §4.2.7 Cookie TLV (an opaque value that proves the client may use the Converter). */
 export const CONVERT_TLV_COOKIE = 22;
-/** RFC 8803 §6.2.8 Error TLV. */
+/** RFC 8803 §4.2.8 Error TLV. */
 export const CONVERT_TLV_ERROR = 30;
 
-// RFC 8803 §6.2.8, the Error TLV and its codes (IANA "Convert Errors"):
+// RFC 8803 §4.2.8, the Error TLV and its codes (IANA "Convert Errors"):
 //
 //    0                   1                   2                   3
 //    0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
@@ -83,28 +86,34 @@ export const CONVERT_TLV_ERROR = 30;
 //   +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //   //                     ... (optional) Value                    //
 //
-// The codes are grouped by who is at fault: 0-31 message validation and processing, 32-63 the
-// client, 64-95 the Converter, 96-127 the destination server.
+// The codes are grouped by who is at fault (IANA note): 0-31 message validation and processing
+// errors, 32-63 client-side errors, 64-95 Transport Converter-side errors, 96-127 errors caused by
+// the destination server. What each code's Value holds (§4.2.8) is written next to it.
 
-/** The version in the header is not supported; Value: the version the Converter supports. */
+/** Unsupported Version. Value: the version(s) the Converter supports, one octet each (here: 1). */
 export const CONVERT_ERR_UNSUPPORTED_VERSION = 0;
-/** The message could not be parsed (bad lengths, a truncated TLV, a zero Total Length ...). */
+/**
+ * Malformed Message: the message could not be parsed and validated (bad lengths, a truncated TLV,
+ * a Connect TLV "enclosing a multicast, broadcast, or loopback IP address"). Value: a zero octet,
+ * then the received message (§4.2.8: "the Value field MUST echo the received message shifted by
+ * one byte to keep to original alignment of the message"); see `errorEcho`.
+ */
 export const CONVERT_ERR_MALFORMED_MESSAGE = 1;
-/** A TLV that the Converter does not support. */
+/** Unsupported Message: a TLV type the Converter does not support. Value: as Malformed Message's, the echo. */
 export const CONVERT_ERR_UNSUPPORTED_MESSAGE = 2;
-/** The Converter requires a Cookie TLV and the message carries none. */
+/** Missing Cookie: the Converter requires a Cookie TLV and the Connect came without one. */
 export const CONVERT_ERR_MISSING_COOKIE = 3;
-/** The Converter refused: administratively prohibited, authorization failure, invalid Cookie. */
+/** Not Authorized: "administratively prohibited, authorization failure, or invalid Cookie TLV"; Value zero. */
 export const CONVERT_ERR_NOT_AUTHORIZED = 32;
-/** A TCP option the client asked to use towards the server cannot be used; Value: its Kind. */
+/** Unsupported TCP Option: a TCP option the client asked the Converter to use towards the server cannot be used. Value: the Kinds, one octet each. */
 export const CONVERT_ERR_UNSUPPORTED_TCP_OPTION = 33;
-/** The Converter lacks the resources for the request; Value: the delay in seconds the client should wait (0: at least 30 s). */
+/** Resource Exceeded: the Converter lacks the resources for the request. Value: the delay in seconds the client SHOULD wait (0: a default of at least 30 s). */
 export const CONVERT_ERR_RESOURCE_EXCEEDED = 64;
-/** The Converter could not relay the request (a network failure on its side). */
+/** Network Failure: the Converter cannot relay the request. Value: a delay, as Resource Exceeded's. */
 export const CONVERT_ERR_NETWORK_FAILURE = 65;
-/** The destination answered with a RST. */
+/** Connection Reset: "the final destination responded with a RST segment"; Value zero. */
 export const CONVERT_ERR_CONNECTION_RESET = 96;
-/** An ICMP destination unreachable came back; Value: the Code of that ICMP message. */
+/** Destination Unreachable: an ICMP destination unreachable came back; "The Value field MUST echo the Code field of the received ICMP message." */
 export const CONVERT_ERR_DESTINATION_UNREACHABLE = 97;
 
 /** The names of the Error codes, as the RFC and the IANA registry write them. */
@@ -125,7 +134,7 @@ export function convertErrorName(code: number): string {
   return CONVERT_ERROR_NAMES[code] ?? `error ${code}`;
 }
 
-// Connect TLV, RFC 8803 §6.2.4:
+// Connect TLV, RFC 8803 §4.2.5:
 //
 //    0                   1                   2                   3
 //    0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
@@ -151,8 +160,8 @@ export const CONNECT_OFF_TCP_OPTIONS = 20;
 /** A Connect TLV without TCP options: 5 words. */
 export const CONNECT_MIN_LEN = 20;
 
-// Info (§6.2.2), Supported TCP Extensions (§6.2.3), Extended TCP Header (§6.2.5) and Cookie
-// (§6.2.6) all start with a 16-bit Unassigned/Zero field after Type and Length:
+// Info (§4.2.3), Supported TCP Extensions (§4.2.4), Extended TCP Header (§4.2.6) and Cookie
+// (§4.2.7) all start with a 16-bit Unassigned/Zero field after Type and Length:
 //
 //   |     Type      |     Length    |          Unassigned           |
 //   /            Kinds / Returned Extended TCP header / Opaque Value /
@@ -168,10 +177,10 @@ export const TLV_OFF_BODY = 4;
  * the Error code that goes back to the sender.
  */
 export const CONVERT_DROP_REASONS = [
-  /** A version other than 1 (RFC 8803 §6.1): Unsupported Version. */
+  /** A version other than 1 (RFC 8803 §4.1): Unsupported Version. */
   'convertBadVersion',
-  /** Total Length of zero (RFC 8803 §6.1: "the connection MUST be reset"), or shorter than its TLVs. */
-  'convertBadTotalLength',
+  /** Total Length of zero (RFC 8803 §4.1): no Error TLV, the connection is reset. */
+  'convertZeroTotalLength',
   /** A TLV of Length zero, or one that runs past Total Length. */
   'convertBadTlvLength',
   /** A known TLV whose Length is too short for its fixed fields (a Connect under 5 words, an Error under 1 word ...). */
@@ -182,10 +191,14 @@ export const CONVERT_DROP_REASONS = [
 
 export type ConvertDropReason = (typeof CONVERT_DROP_REASONS)[number];
 
-/** The Error code that answers each drop reason. */
-export const CONVERT_DROP_ERROR: Readonly<Record<ConvertDropReason, number>> = {
+/**
+ * The Error code that answers each drop reason; `null`: no answer, the connection is reset
+ * (RFC 8803 §4.1: "A Total Length of zero is invalid and the connection MUST be reset upon
+ * reception of a header with such total length.").
+ */
+export const CONVERT_DROP_ERROR: Readonly<Record<ConvertDropReason, number | null>> = {
   convertBadVersion: CONVERT_ERR_UNSUPPORTED_VERSION,
-  convertBadTotalLength: CONVERT_ERR_MALFORMED_MESSAGE,
+  convertZeroTotalLength: null,
   convertBadTlvLength: CONVERT_ERR_MALFORMED_MESSAGE,
   convertTlvTooShort: CONVERT_ERR_MALFORMED_MESSAGE,
   convertUnknownTlv: CONVERT_ERR_UNSUPPORTED_MESSAGE,
@@ -219,8 +232,8 @@ export interface ConvertMessage {
 export type ConvertParse =
   /** Not all of the message is there yet: read until `need` bytes are buffered. */
   | { kind: 'incomplete'; need: number }
-  /** Refused: answer with an Error TLV of `error` and close. */
-  | { kind: 'drop'; reason: ConvertDropReason; error: number }
+  /** Refused: answer with an Error TLV of `error` and close, or (`error` null) reset the connection. */
+  | { kind: 'drop'; reason: ConvertDropReason; error: number | null }
   /** A whole message, `length` bytes of the bytestream; the application's data follows. */
   | { kind: 'message'; message: ConvertMessage; length: number };
 
@@ -235,12 +248,12 @@ export class ConvertView {
   static check(buf: Uint8Array, offset = 0): ConvertView | ConvertDropReason | { need: number } {
     const avail = buf.length - offset;
     if (avail < CONVERT_HEADER_LEN) return { need: CONVERT_HEADER_LEN };
-    // RFC 8803 §6.1: "Version 0 is reserved by this document and MUST NOT be used."; this codec speaks 1.
+    // RFC 8803 §4.1: "Version 0 is reserved by this document and MUST NOT be used."; this codec speaks 1.
     if (buf[offset + CONVERT_OFF_VERSION] !== CONVERT_VERSION) return 'convertBadVersion';
     const words = buf[offset + CONVERT_OFF_TOTAL_LENGTH];
-    // RFC 8803 §6.1: "A Total Length of zero is invalid and the connection MUST be reset upon
+    // RFC 8803 §4.1: "A Total Length of zero is invalid and the connection MUST be reset upon
     // reception of a header with such total length."
-    if (words === 0) return 'convertBadTotalLength';
+    if (words === 0) return 'convertZeroTotalLength';
     const total = words * CONVERT_WORD;
     if (avail < total) return { need: total };
     let at = offset + CONVERT_HEADER_LEN;
@@ -302,7 +315,8 @@ export function parseTlv(type: number, b: Uint8Array): ConvertTlv | ConvertDropR
     case CONVERT_TLV_SUPPORTED_TCP_EXTENSIONS: {
       if (b.length < TLV_OFF_BODY) return 'convertTlvTooShort';
       const kinds: number[] = [];
-      // The list is padded with zeros (Kind 0 is End of Option List, never a supported extension).
+      // The list is padded with zeros (Kind 0 is End of Option List, never a supported extension;
+      // §4.2.4: Kinds 0, 1 and 2 "MUST NOT appear in this list", so a 1 or 2 is read but means nothing).
       for (let i = TLV_OFF_BODY; i < b.length; i++) if (b[i] !== 0) kinds.push(b[i]);
       return { type, kinds };
     }
@@ -410,7 +424,9 @@ export function emitConvert(msg: ConvertMessage, buf: Uint8Array, offset = 0, co
         break;
       case CONVERT_TLV_SUPPORTED_TCP_EXTENSIONS:
         tlv.kinds.forEach((k, i) => {
-          if (!Number.isInteger(k) || k < 1 || k > 255) throw new ConvertEmitError(`bad TCP option Kind ${k}`);
+          // RFC 8803 §4.2.4: "TCP option Kinds 0, 1, and 2 defined in [RFC0793] are supported by all
+          // TCP implementations and thus MUST NOT appear in this list."
+          if (!Number.isInteger(k) || k < 3 || k > 255) throw new ConvertEmitError(`TCP option Kind ${k} cannot be in a Supported TCP Extensions TLV`);
           buf[at + TLV_OFF_BODY + i] = k;
         });
         break;
@@ -480,9 +496,30 @@ export function encodeConnectRequest(req: ConnectRequest): Buffer {
   return encodeConvert({ version: CONVERT_VERSION, tlvs });
 }
 
-/** The Converter's reply: the header alone (the destination accepted), or the header and an Error TLV. */
-export function encodeReply(error?: { code: number; value?: number }): Buffer {
-  const tlvs: ConvertTlv[] = error ? [{ type: CONVERT_TLV_ERROR, code: error.code, value: Uint8Array.of(error.value ?? 0) }] : [];
+/** The most of a received message an Error TLV can echo: a reply has at most 1020 bytes, less its header (4), the Error TLV's Type, Length and Error Code (3) and the zero octet (1). */
+export const ERROR_ECHO_MAX = CONVERT_MAX_LEN - CONVERT_HEADER_LEN - 4;
+
+/**
+ * The Value of a Malformed Message (1) or Unsupported Message (2) Error TLV: RFC 8803 §4.2.8, "To
+ * ease troubleshooting, the Value field MUST echo the received message shifted by one byte to
+ * keep to original alignment of the message" (the figure: Error Code, a zero octet, then the
+ * echo). `received` is the Convert message as it came (header included); what does not fit in
+ * one reply is cut.
+ */
+export function errorEcho(received: Uint8Array): Uint8Array {
+  const n = Math.min(received.length, ERROR_ECHO_MAX);
+  const out = new Uint8Array(1 + n);
+  out.set(received.subarray(0, n), 1);
+  return out;
+}
+
+/**
+ * The Converter's reply: the header alone (the destination accepted), or the header and an Error
+ * TLV whose Value is one octet (`value` a number; zero when not given) or the bytes given.
+ */
+export function encodeReply(error?: { code: number; value?: number | Uint8Array }): Buffer {
+  const value = error?.value instanceof Uint8Array ? error.value : Uint8Array.of(error?.value ?? 0);
+  const tlvs: ConvertTlv[] = error ? [{ type: CONVERT_TLV_ERROR, code: error.code, value }] : [];
   return encodeConvert({ version: CONVERT_VERSION, tlvs });
 }
 
@@ -494,14 +531,14 @@ export type ConvertReply =
   /** The destination accepted; the bytes after `length` are the server's data. */
   | { kind: 'ok'; length: number; tlvs: ConvertTlv[] }
   /** The Converter refused or the destination failed: `code` (and `value`, e.g. the ICMP code or a retry delay). */
-  | { kind: 'error'; length: number; code: number; value: number };
+  | { kind: 'error'; length: number; code: number; value: number; /** the whole Value (an echo, a list of Kinds ...) */ valueBytes: Uint8Array };
 
 export function parseReply(buf: Uint8Array, counters?: ConvertCounters): ConvertReply {
   const p = parseConvert(buf, counters);
   if (p.kind === 'incomplete') return p;
   if (p.kind === 'drop') return { kind: 'drop', reason: p.reason };
   for (const tlv of p.message.tlvs) {
-    if (tlv.type === CONVERT_TLV_ERROR) return { kind: 'error', length: p.length, code: tlv.code, value: tlv.value[0] ?? 0 };
+    if (tlv.type === CONVERT_TLV_ERROR) return { kind: 'error', length: p.length, code: tlv.code, value: tlv.value[0] ?? 0, valueBytes: tlv.value };
   }
   return { kind: 'ok', length: p.length, tlvs: p.message.tlvs };
 }
@@ -515,12 +552,42 @@ export interface ConnectParsed {
   text: string;
   cookie: Uint8Array | null;
   tcpOptions: Uint8Array;
+  /** The options in `tcpOptions`, in order (padding left out). */
+  tcpOptionList: ConnectTcpOption[];
   info: boolean;
+}
+
+/** One TCP option of a Connect TLV's TCP Options field: its Kind and Length (2: no value). */
+export interface ConnectTcpOption {
+  kind: number;
+  length: number;
+}
+
+/**
+ * The options of a Connect TLV's TCP Options field, or `null` when the field is malformed.
+ * RFC 8803 §4.2.5: each option is Kind, Length (at least 2) and the value; "option types 0 (EOL)
+ * and 1 (NOP) ... MUST NOT be placed inside the TCP options field of the Connect TLV"; the field
+ * is padded with zeros to a 32-bit boundary (so zeros are padding only when nothing but zeros
+ * follows).
+ */
+export function connectTcpOptions(field: Uint8Array): ConnectTcpOption[] | null {
+  const out: ConnectTcpOption[] = [];
+  let at = 0;
+  while (at < field.length) {
+    const kind = field[at];
+    if (kind === 0) return field.subarray(at).every((b) => b === 0) ? out : null;
+    if (kind === 1 || at + 1 >= field.length) return null;
+    const length = field[at + 1];
+    if (length < 2 || at + length > field.length) return null;
+    out.push({ kind, length });
+    at += length;
+  }
+  return out;
 }
 
 /**
  * The destination and cookie of a client's message, or the Error code to answer: a message with
- * no Connect TLV (or two) is Malformed.
+ * no Connect TLV (or two), or with a malformed TCP Options field, is Malformed.
  */
 export function connectRequest(msg: ConvertMessage): ConnectParsed | { error: number } {
   let connect: Extract<ConvertTlv, { type: typeof CONVERT_TLV_CONNECT }> | null = null;
@@ -538,6 +605,8 @@ export function connectRequest(msg: ConvertMessage): ConnectParsed | { error: nu
     else return { error: CONVERT_ERR_UNSUPPORTED_MESSAGE };
   }
   if (!connect) return { error: CONVERT_ERR_MALFORMED_MESSAGE };
+  const tcpOptionList = connectTcpOptions(connect.tcpOptions);
+  if (!tcpOptionList) return { error: CONVERT_ERR_MALFORMED_MESSAGE };
   const d = connectDestination(connect.address);
-  return { port: connect.port, family: d.family, address: d.bytes, text: d.text, cookie, tcpOptions: connect.tcpOptions, info };
+  return { port: connect.port, family: d.family, address: d.bytes, text: d.text, cookie, tcpOptions: connect.tcpOptions, tcpOptionList, info };
 }

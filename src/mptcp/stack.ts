@@ -14,7 +14,33 @@ import {
 export const MPTCP_STACK_COUNTER_NAMES = [
   'connectionsOpened', 'joinsOpened', 'portCollisions', 'connectionsAccepted', 'plainTcpAccepted', 'joinsAccepted', 'MPJoinNoTokenFound', 'subflowLimit',
   'addressIdsRenumbered', 'addressIdsExhausted',
+  // an address the peer announced (ADD_ADDR) of a family no local path has: no subflow to it
+  'addAddrOtherFamily',
+  // an MP_JOIN for a connection whose MP_CAPABLE handshake has not brought the initiator's key
+  'MPJoinNotEstablished',
+  // a join that failed (refused, timed out, reset before it carried data) opened again after a back-off
+  'joinRetries',
+  // a failed join not tried again: the connection's retries are spent
+  'joinRetriesExhausted',
 ] as const;
+
+/** The back-off of a failed join: 1 s, doubling, at most 60 s; at most this many retries per connection. */
+export const JOIN_RETRY_FIRST_MS = 1000;
+export const JOIN_RETRY_MAX_MS = 60_000;
+export const JOIN_RETRIES_PER_CONNECTION = 16;
+
+/** True when two addresses are of one family (a subflow joins two addresses of one family). */
+function sameFamily(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length;
+}
+
+/** connect() asked for a first subflow between two address families: a caller's error. */
+export class AddressFamilyError extends Error {
+  constructor(readonly local: Uint8Array, readonly remote: Uint8Array) {
+    super(`no subflow from an IPv${local.length === 4 ? 4 : 6} address to an IPv${remote.length === 4 ? 4 : 6} one`);
+    this.name = 'AddressFamilyError';
+  }
+}
 
 export interface MptcpStackOptions extends TcpStackOptions {
   mptcp?: Partial<MptcpConfig>;
@@ -37,6 +63,16 @@ interface PathState {
   remote: Endpoint;
   /** Pairs opened: `${local index}` for the peer's primary address, `${local}/${remote id}` for announced ones. */
   opened: Set<number | string>;
+  /** Announced address ids ignored (and counted once) for want of a local path of their family. */
+  otherFamily: Set<number>;
+  /** The join subflows opened, by pair, until they carry data or fail. */
+  joins: Map<number | string, { sf: Subflow; local: number }>;
+  /** Failed pairs waiting for their retry: when. */
+  retryAt: Map<number | string, Instant>;
+  /** Failures of each pair so far (the back-off's exponent). */
+  failures: Map<number | string, number>;
+  /** Retries this connection made. */
+  retries: number;
   backup: Set<number>;
   removed: Set<number>;
   fullmesh: boolean;
@@ -110,6 +146,7 @@ export class MptcpStack {
    * manager adds one subflow from each other local path (MP_JOIN).
    */
   connect(now: Instant, localAddrs: Buffer[], remote: Endpoint, options: ConnectOptions = {}): MptcpConnection {
+    if (!sameFamily(localAddrs[0]!, remote.addr)) throw new AddressFamilyError(localAddrs[0]!, remote.addr);
     const conn = new MptcpConnection(this.host, this.randomKey(), this.options.mptcp ?? {});
     conn.markInitiator();
     const tcp = this.openSubflow(now, localAddrs[0]!, remote);
@@ -118,7 +155,7 @@ export class MptcpStack {
     this.connections.add(conn);
     const backup = new Set(options.backup ?? []);
     this.paths.set(conn, {
-      localAddrs, ids: localAddrs.map((_, i) => i), remote, opened: new Set([0]), backup, removed: new Set((options.down ?? []).filter((i) => i !== 0)), fullmesh: options.fullmesh ?? false, maxSubflows: options.maxSubflows ?? 8,
+      localAddrs, ids: localAddrs.map((_, i) => i), remote, opened: new Set([0]), otherFamily: new Set(), joins: new Map(), retryAt: new Map(), failures: new Map(), retries: 0, backup, removed: new Set((options.down ?? []).filter((i) => i !== 0)), fullmesh: options.fullmesh ?? false, maxSubflows: options.maxSubflows ?? 8,
     });
     // the first path as a backup: said with MP_PRIO once the connection is up
     if (backup.has(0)) conn.setBackup(0, true);
@@ -146,6 +183,15 @@ export class MptcpStack {
         const conn = this.byToken.get(join.receiverToken);
         if (!conn || conn.fallback) {
           this.counters.increment('MPJoinNoTokenFound');
+          return false;
+        }
+        // RFC 8684 §3.2: "If the token is unknown or the host wants to refuse subflow
+        // establishment ..., the receiver will send back a reset (RST) signal". Until the third
+        // ACK of the MP_CAPABLE handshake the listener has no key of the initiator and can
+        // compute no HMAC for the join: refused (the initiator joins only once it saw a DSS
+        // from us, which we send only with its key, so only a stray or crafted SYN comes here)
+        if (conn.remoteKey === null) {
+          this.counters.increment('MPJoinNotEstablished');
           return false;
         }
         this.counters.increment('joinsAccepted');
@@ -212,8 +258,19 @@ export class MptcpStack {
   /** Fullmesh over the local paths: one subflow per local path, once the peer has our key. */
   private pathManager(now: Instant, conn: MptcpConnection): void {
     const p = this.paths.get(conn);
-    if (!p || conn.fallback || !conn.fullyEstablished || conn.remoteKey === null) return;
+    if (!p) return;
+    // plain TCP now: no join, and no retry deadline left behind
+    if (conn.fallback) p.retryAt.clear();
+    if (conn.fallback || !conn.fullyEstablished || conn.remoteKey === null) return;
     const live = () => conn.subflows.filter((s) => !s.closed).length;
+    this.joinRetries(now, p);
+    if (p.fullmesh) {
+      for (const [id, a] of conn.remoteAddresses) {
+        if (p.otherFamily.has(id) || p.localAddrs.some((l) => sameFamily(l, a.addr))) continue;
+        p.otherFamily.add(id);
+        this.counters.increment('addAddrOtherFamily');
+      }
+    }
     for (let i = 0; i < p.localAddrs.length; i++) {
       if (p.removed.has(i)) continue;
       const targets: Array<{ key: number | string; remote: Endpoint }> = [{ key: i, remote: p.remote }];
@@ -224,7 +281,8 @@ export class MptcpStack {
         }
       }
       for (const target of targets) {
-        if (p.opened.has(target.key)) continue;
+        // a subflow joins two addresses of one family: the others are no pair
+        if (p.opened.has(target.key) || !sameFamily(p.localAddrs[i]!, target.remote.addr)) continue;
         if (live() >= p.maxSubflows) {
           this.counters.increment('subflowLimit');
           return;
@@ -234,8 +292,49 @@ export class MptcpStack {
         const sf = conn.attach(tcp, false, p.ids[i]!);
         sf.localBackup = p.backup.has(i);
         this.bySubflow.set(tcp, sf);
+        p.joins.set(target.key, { sf, local: i });
         this.counters.increment('joinsOpened');
       }
+    }
+  }
+
+  /**
+   * A join that failed — refused (a RST to its SYN), timed out, or reset before it carried a
+   * byte (a busy server, a middlebox, a route not there yet) — is tried again while the
+   * connection lives, after a back-off that doubles from 1 s to 60 s, at most
+   * JOIN_RETRIES_PER_CONNECTION times per connection. A subflow that carried data and then
+   * went is the business of pathDown/pathUp, not of this.
+   */
+  private joinRetries(now: Instant, p: PathState): void {
+    for (const [key, j] of p.joins) {
+      const sf = j.sf;
+      if (sf.usable && !sf.closed && sf.tcp.counters.get('bytesIn') + sf.tcp.counters.get('bytesOut') > 0) {
+        // it works: forget it, and its failures
+        p.joins.delete(key);
+        p.failures.delete(key);
+        continue;
+      }
+      if (!sf.closed) continue;
+      p.joins.delete(key);
+      // a failure: reset (by the peer, a refused SYN, a timeout, or by us for want of an
+      // MP_JOIN answer) before a byte went either way; a FIN close is the connection ending
+      const failed = sf.tcpResetReason !== null || sf.resetReason !== null;
+      if (!failed || sf.tcp.counters.get('bytesIn') + sf.tcp.counters.get('bytesOut') > 0 || p.removed.has(j.local)) continue;
+      if (p.retries >= JOIN_RETRIES_PER_CONNECTION) {
+        this.counters.increment('joinRetriesExhausted');
+        continue;
+      }
+      const n = p.failures.get(key) ?? 0;
+      p.failures.set(key, n + 1);
+      p.retryAt.set(key, now + Math.min(JOIN_RETRY_FIRST_MS * 2 ** n, JOIN_RETRY_MAX_MS));
+    }
+    for (const [key, at] of p.retryAt) {
+      if (now < at) continue;
+      p.retryAt.delete(key);
+      p.retries++;
+      this.counters.increment('joinRetries');
+      // the path manager opens the pair again (below), unless its path is down by now
+      p.opened.delete(key);
     }
   }
 
@@ -264,7 +363,13 @@ export class MptcpStack {
       const i = p.localAddrs.findIndex((a) => a.equals(addr));
       if (i < 0 || !p.removed.has(i)) continue;
       p.removed.delete(i);
-      for (const key of [...p.opened]) if (key === i || (typeof key === 'string' && key.startsWith(`${i}/`))) p.opened.delete(key);
+      for (const key of [...p.opened]) {
+        if (key === i || (typeof key === 'string' && key.startsWith(`${i}/`))) {
+          p.opened.delete(key);
+          p.retryAt.delete(key);
+          p.failures.delete(key);
+        }
+      }
     }
   }
 
@@ -323,6 +428,8 @@ export class MptcpStack {
       const c = conn.pollTimeout();
       if (c !== null && (t === null || c < t)) t = c;
     }
+    // joins waiting for their retry
+    for (const p of this.paths.values()) for (const at of p.retryAt.values()) if (t === null || at < t) t = at;
     return t;
   }
 

@@ -8,11 +8,24 @@
 //   client ══MPTCP (or TCP)══▶ [Convert msg][app data...]  ──▶  concentrator ──TCP──▶ destination
 //          ◀══════════════════ [Convert hdr (+Error)][server data...]
 //
-// RFC 8803 §4 (paraphrased): the Converter reads the Connect TLV, opens the connection to the
-// destination, and returns a Convert message at the start of its bytestream; when it cannot, the
-// Error TLV says why, and the connection is closed. A destination RST before the reply is
-// Connection Reset (96); an ICMP unreachable is Destination Unreachable (97) with the ICMP Code
-// in the Value field.
+// RFC 8803 (the Transport Converter's side): the Converter reads the Connect TLV (§4.2.5), opens
+// the connection to the destination, and returns a Convert message at the start of its
+// bytestream; when it cannot, an Error TLV (§4.2.8) says why and the connection is closed. A
+// destination that answers with a RST is Connection Reset (96, Value zero); an ICMP unreachable
+// is Destination Unreachable (97), whose "Value field MUST echo the Code field of the received
+// ICMP message".
+//
+// Deliberate deviations, each because the kernel's TCP is what carries both sides here:
+// - The RFC's Converter answers the client's SYN once the destination has answered its own
+//   (the Convert reply rides on the SYN+ACK). Linux's listener completes the client's handshake
+//   at once, so the reply (or the Error TLV) comes in the first data segment instead.
+// - No Extended TCP Header TLV (§4.2.6) in the reply: the kernel does not hand the destination's
+//   SYN+ACK options to the application. The bare header says the destination accepted.
+// - The ICMP Code of Error 97 is the one the kernel's errno stands for (`unreachableCode`): Node
+//   sees the errno, not the ICMP message.
+// - Missing Cookie (3) carries no cookie (§4.2.8 wants the Converter's cookie for this client in
+//   the Value): mptun's cookie proves that the client holds the shared key (src/convert/cookie.ts),
+//   so the concentrator cannot hand one to a client that does not.
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
 import { isIP } from 'node:net';
 import {
@@ -21,9 +34,9 @@ import {
   CONVERT_ERR_DESTINATION_UNREACHABLE,
   CONVERT_ERR_MALFORMED_MESSAGE,
   CONVERT_ERR_NETWORK_FAILURE,
-  CONVERT_ERR_NOT_AUTHORIZED,
   CONVERT_ERR_RESOURCE_EXCEEDED,
-  CONVERT_MAX_LEN,
+  CONVERT_ERR_UNSUPPORTED_MESSAGE,
+  CONVERT_ERR_UNSUPPORTED_TCP_OPTION,
   CONVERT_TLV_CONNECT,
   CONVERT_TLV_INFO,
   CONVERT_TLV_SUPPORTED_TCP_EXTENSIONS,
@@ -33,17 +46,20 @@ import {
   convertErrorName,
   encodeConvert,
   encodeReply,
+  errorEcho,
   parseConvert,
 } from '../convert/message.js';
 import { COOKIE_COUNTER_NAMES, CookieVerifier } from '../convert/cookie.js';
 import { CounterSet } from '../ip/counters.js';
 import { type IpFamily, type IpPrefix, parseIpAddress } from '../ip/address.js';
 import { mptcpInfo, type MptcpInfo, mptcpListen } from '../tun/mptcp.js';
-import { ClientLimits, cookieError, DESTINATION_REFUSALS, DestinationPolicy, LIMIT_REFUSALS, RETRY_DELAY_S } from './policy.js';
+import { ClientLimits, cookieError, DESTINATION_REFUSALS, destinationError, DestinationPolicy, LIMIT_REFUSALS, RETRY_DELAY_S } from './policy.js';
 import { globalAddresses } from './system.js';
 
 /** TCP option Kind of MPTCP (RFC 8684): what the concentrator answers to an Info TLV. */
 const TCP_OPTION_MPTCP = 30;
+/** TCP option Kinds that Linux puts in its SYN by itself: MSS (2), Window Scale (3), SACK Permitted (4), Timestamps (8). */
+const KERNEL_SYN_OPTION_KINDS: ReadonlySet<number> = new Set([2, 3, 4, 8]);
 
 export const SERVER_COUNTER_NAMES = [
   /** Connections accepted, MPTCP and fallen back to (or plain) TCP. */
@@ -55,7 +71,10 @@ export const SERVER_COUNTER_NAMES = [
   /** Info TLVs answered with Supported TCP Extensions. */
   'infoAnswered',
   ...CONVERT_DROP_REASONS,
+  /** No Connect TLV (or two, or two Cookies, or a malformed TCP Options field): Malformed Message; a TLV a client does not send: Unsupported Message. */
   'convertNoConnect', 'convertUnsupportedTlv',
+  /** A Connect TLV asked for TCP options the kernel's SYN cannot carry: Unsupported TCP Option (33). */
+  'tcpOptionRefused',
   ...COOKIE_COUNTER_NAMES,
   ...DESTINATION_REFUSALS,
   ...LIMIT_REFUSALS,
@@ -65,6 +84,8 @@ export const SERVER_COUNTER_NAMES = [
   'dstReset', 'clientReset', 'relayClosed',
   /** Error TLVs sent, all codes together (by code: `errorsByCode`). */
   'errorsSent',
+  /** Connections reset without a reply (a Total Length of zero). */
+  'resetSent',
 ] as const;
 export type ServerCounterName = (typeof SERVER_COUNTER_NAMES)[number];
 
@@ -134,6 +155,8 @@ interface Conn {
   startedAt: Date;
   admitted: boolean;
   opened: boolean;
+  /** The client's Convert message (what an Error 1 or 2 echoes). */
+  received: Uint8Array;
 }
 
 /** The ICMP Code RFC 8803 wants in Error 97's Value, from the errno the kernel made of the ICMP error. */
@@ -216,7 +239,7 @@ export class Concentrator {
   private accept(sock: Socket): void {
     const id = this.nextId++;
     const client = (sock.remoteAddress ?? '?').replace(/^::ffff:/, '');
-    const conn: Conn = { id, client, sock, dst: null, destination: '-', state: 'reading', startedAt: new Date(), admitted: false, opened: false };
+    const conn: Conn = { id, client, sock, dst: null, destination: '-', state: 'reading', startedAt: new Date(), admitted: false, opened: false, received: new Uint8Array(0) };
     this.conns.set(id, conn);
     this.counters.increment('accepted');
     const fd = this.fdOf(sock);
@@ -242,16 +265,19 @@ export class Concentrator {
       reads++;
       buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
       const p = parseConvert(buf, this.convertCounters);
-      if (p.kind === 'incomplete') {
-        if (p.need > CONVERT_MAX_LEN) this.refuse(conn, CONVERT_ERR_MALFORMED_MESSAGE, 0, 'convertBadTotalLength');
-        return;
-      }
+      // Total Length is 8 bits of words: `need` is at most CONVERT_MAX_LEN, so this waits for a bounded amount.
+      if (p.kind === 'incomplete') return;
       sock.off('data', onData);
       sock.off('end', onEnd);
       sock.setTimeout(0);
       sock.pause();
+      // The message as it came (Total Length's worth, or what there is), for the echo of Errors 1 and 2.
+      conn.received = buf.subarray(0, p.kind === 'message' ? p.length : Math.min(buf.length, buf[1] * 4));
       if (p.kind === 'drop') {
         this.counters.increment(p.reason);
+        // RFC 8803 §4.1: "A Total Length of zero is invalid and the connection MUST be reset upon
+        // reception of a header with such total length." No Error TLV, no FIN: a RST.
+        if (p.error === null) return this.reset(conn, p.reason);
         return this.refuse(conn, p.error, p.error === 0 ? CONVERT_VERSION : 0, p.reason);
       }
       this.counters.increment('convertRead');
@@ -271,12 +297,20 @@ export class Concentrator {
     return typeof h?.fd === 'number' && h.fd >= 0 ? h.fd : null;
   }
 
+  /** The header and a Supported TCP Extensions TLV: MPTCP, the one extension the concentrator converts. */
+  private supportedExtensions(): Buffer {
+    this.counters.increment('infoAnswered');
+    return encodeConvert({ version: CONVERT_VERSION, tlvs: [{ type: CONVERT_TLV_SUPPORTED_TCP_EXTENSIONS, kinds: [TCP_OPTION_MPTCP] }] }, this.convertCounters);
+  }
+
   private handleMessage(conn: Conn, tlvs: Parameters<typeof encodeConvert>[0]['tlvs'], rest: Buffer): void {
-    // RFC 8803 §6.2.2: a client sends the Info TLV to learn which TCP extensions the Converter
+    // RFC 8803 §4.2.3: a client sends the Info TLV to learn which TCP extensions the Converter
     // supports; the answer is a Supported TCP Extensions TLV. Alone, it asks for nothing else.
+    // The RFC answers it "Assuming a Client is entitled to invoke the Transport Converter"; here
+    // it is answered without a cookie (mptun's cookie names a destination, an Info alone has
+    // none), which tells a stranger only that MPTCP is converted.
     if (tlvs.some((t) => t.type === CONVERT_TLV_INFO) && !tlvs.some((t) => t.type === CONVERT_TLV_CONNECT)) {
-      this.counters.increment('infoAnswered');
-      conn.sock.end(encodeConvert({ version: CONVERT_VERSION, tlvs: [{ type: CONVERT_TLV_SUPPORTED_TCP_EXTENSIONS, kinds: [TCP_OPTION_MPTCP] }] }, this.convertCounters));
+      conn.sock.end(this.supportedExtensions());
       return;
     }
     const req = connectRequest({ version: CONVERT_VERSION, tlvs });
@@ -296,32 +330,50 @@ export class Concentrator {
     const forbidden = this.policy.check(req.family, req.address, req.port);
     if (forbidden) {
       this.counters.increment(forbidden);
-      return this.refuse(conn, CONVERT_ERR_NOT_AUTHORIZED, 0, forbidden);
+      return this.refuse(conn, destinationError(forbidden), 0, forbidden);
+    }
+    // RFC 8803 §4.2.5: with TCP Options in the Connect TLV, the Converter "MUST include the options
+    // of the 'TCP Options' subfield in the SYN sent to the Server"; one listed without a value it
+    // generates itself, one with a value it copies. The kernel's connect() puts MSS, Window Scale,
+    // SACK Permitted and Timestamps (Kinds 2, 3, 4, 8) in its SYN of its own accord (with Linux's
+    // default sysctls), so those are honoured when asked for without a value; nothing else can be
+    // put in, or copied into, the kernel's SYN, so anything else is refused with §4.2.8's
+    // Unsupported TCP Option (33): "A TCP option that the Client requested to advertise to the
+    // final Server cannot be safely used", its Value the Kinds, one octet each.
+    const unsupported = req.tcpOptionList.filter((o) => !(o.length === 2 && KERNEL_SYN_OPTION_KINDS.has(o.kind))).map((o) => o.kind);
+    if (unsupported.length > 0) {
+      this.counters.increment('tcpOptionRefused');
+      return this.refuse(conn, CONVERT_ERR_UNSUPPORTED_TCP_OPTION, Uint8Array.from(new Set(unsupported)), `TCP option Kinds ${[...new Set(unsupported)].join(', ')}`);
     }
     const over = this.limits.admit(conn.client);
     if (over) {
       this.counters.increment(over);
-      // RFC 8803 §6.2.8, Resource Exceeded: the Value is the delay (s) the client should wait.
+      // RFC 8803 §4.2.8, Resource Exceeded: the Value is the delay (s) the client should wait.
       return this.refuse(conn, CONVERT_ERR_RESOURCE_EXCEEDED, RETRY_DELAY_S, over);
     }
     conn.admitted = true;
-    this.connectDestination(conn, req.text, req.port, req.family, rest);
+    this.connectDestination(conn, req.text, req.port, req.family, rest, req.info);
   }
 
-  private connectDestination(conn: Conn, host: string, port: number, family: IpFamily, rest: Buffer): void {
+  private connectDestination(conn: Conn, host: string, port: number, family: IpFamily, rest: Buffer, info: boolean): void {
     conn.state = 'connecting';
     const dst = tcpConnect({ host, port, family, allowHalfOpen: true, noDelay: true });
     conn.dst = dst;
     const timer = setTimeout(() => {
       this.counters.increment('connectTimeout');
       dst.destroy();
-      this.refuse(conn, CONVERT_ERR_NETWORK_FAILURE, 0, 'connectTimeout');
+      // RFC 8803 §4.2.8, Network Failure (65): the Value is the delay the client SHOULD wait before
+      // asking the Converter again, and "A Value of zero corresponds to a default delay of at least
+      // 30 seconds"; one destination that does not answer is no reason for that, so the same short
+      // delay as Resource Exceeded's.
+      this.refuse(conn, CONVERT_ERR_NETWORK_FAILURE, RETRY_DELAY_S, 'connectTimeout');
     }, this.opts.connectTimeoutMs ?? 10_000);
     const onError = (e: NodeJS.ErrnoException): void => {
       clearTimeout(timer);
       const code = e.code ?? 'EIO';
       if (code === 'ECONNREFUSED') {
-        // RFC 8803 §6.2.8, Connection Reset (96): the destination answered with a RST.
+        // RFC 8803 §4.2.8, Connection Reset (96): "the final destination responded with a RST
+        // segment. The Value field MUST be set to zero."
         this.counters.increment('connectRefused');
         return this.refuse(conn, CONVERT_ERR_CONNECTION_RESET, 0, code);
       }
@@ -332,7 +384,7 @@ export class Concentrator {
         return this.refuse(conn, CONVERT_ERR_DESTINATION_UNREACHABLE, icmp, code);
       }
       this.counters.increment('connectFailed');
-      this.refuse(conn, CONVERT_ERR_NETWORK_FAILURE, 0, code);
+      this.refuse(conn, CONVERT_ERR_NETWORK_FAILURE, RETRY_DELAY_S, code);
     };
     dst.once('error', onError);
     // The client left while we were connecting.
@@ -348,8 +400,10 @@ export class Concentrator {
       conn.opened = true;
       conn.state = 'relaying';
       this.opts.log.debug(`#${conn.id} ${conn.client} -> ${conn.destination}: connected`);
-      // The reply first: the header alone says the destination accepted.
-      conn.sock.write(encodeReply());
+      // The reply first: the header alone says the destination accepted; an Info TLV that came
+      // with the Connect is answered in it (RFC 8803 §4.2.3: the Converter "replies with the
+      // Supported TCP Extensions TLV").
+      conn.sock.write(info ? this.supportedExtensions() : encodeReply());
       if (rest.length > 0) dst.write(rest);
       this.relay(conn.sock, dst);
     });
@@ -388,19 +442,31 @@ export class Concentrator {
   }
 
   /** Answers with the Error TLV, logs client and destination, counts the code, and closes. */
-  private refuse(conn: Conn, code: number, value: number, why: string): void {
+  private refuse(conn: Conn, code: number, value: number | Uint8Array, why: string): void {
     if (conn.state === 'closing') return;
     conn.state = 'closing';
     this.counters.increment('errorsSent');
     this.errorsByCode.set(code, (this.errorsByCode.get(code) ?? 0) + 1);
     this.opts.log.info(`refused client ${conn.client} -> ${conn.destination}: Error ${code} ${convertErrorName(code)}${code === CONVERT_ERR_DESTINATION_UNREACHABLE ? ` (ICMP code ${value})` : ''} (${why})`);
     if (conn.sock.destroyed) return;
-    conn.sock.end(encodeReply({ code, value }));
+    // RFC 8803 §4.2.8, Malformed Message and Unsupported Message: "the Value field MUST echo the
+    // received message shifted by one byte to keep to original alignment of the message".
+    const echo = code === CONVERT_ERR_MALFORMED_MESSAGE || code === CONVERT_ERR_UNSUPPORTED_MESSAGE;
+    conn.sock.end(encodeReply({ code, value: echo ? errorEcho(conn.received) : value }));
     // Whatever the client still sends is not read; do not wait for it forever.
     conn.sock.setTimeout(5000, () => conn.sock.destroy());
     conn.sock.resume();
     conn.sock.on('data', () => undefined);
     conn.sock.on('end', () => conn.sock.destroy());
+  }
+
+  /** Resets the client's connection without a reply (a malformed header the RFC says to reset on). */
+  private reset(conn: Conn, why: string): void {
+    if (conn.state === 'closing') return;
+    conn.state = 'closing';
+    this.counters.increment('resetSent');
+    this.opts.log.info(`reset client ${conn.client}: ${why}`);
+    if (!conn.sock.destroyed) conn.sock.resetAndDestroy();
   }
 
   private closed(conn: Conn): void {

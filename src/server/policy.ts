@@ -1,19 +1,30 @@
 // What the concentrator refuses before it connects anything: destinations it must not reach for
 // a stranger (an open proxy into its own host or network), and clients over their share.
 import { type CookieRefusal } from '../convert/cookie.js';
-import { CONVERT_ERR_MISSING_COOKIE, CONVERT_ERR_NOT_AUTHORIZED, CONVERT_ERR_RESOURCE_EXCEEDED } from '../convert/message.js';
+import { CONVERT_ERR_MALFORMED_MESSAGE, CONVERT_ERR_MISSING_COOKIE, CONVERT_ERR_NOT_AUTHORIZED, CONVERT_ERR_RESOURCE_EXCEEDED } from '../convert/message.js';
 import { type IpFamily, IpPrefix } from '../ip/address.js';
 
-/** The Error code that answers a cookie refusal (RFC 8803 §6.2.8: Missing Cookie, Not Authorized). */
+/** The Error code that answers a cookie refusal (RFC 8803 §4.2.8: Missing Cookie, Not Authorized). */
 export function cookieError(r: CookieRefusal): number {
   if (r === 'cookieMissing') return CONVERT_ERR_MISSING_COOKIE;
   if (r === 'cookieReplayCacheFull') return CONVERT_ERR_RESOURCE_EXCEEDED;
   return CONVERT_ERR_NOT_AUTHORIZED;
 }
 
-/** Why a destination is refused (each a counter); all answer Not Authorized (32). */
+/** Why a destination is refused (each a counter); `destinationError` gives the Error code. */
 export const DESTINATION_REFUSALS = ['dstUnspecified', 'dstLoopback', 'dstLinkLocal', 'dstMulticast', 'dstOwnAddress', 'dstPrivate', 'dstPortZero'] as const;
 export type DestinationRefusal = (typeof DESTINATION_REFUSALS)[number];
+
+/**
+ * The Error code that answers a destination refusal. RFC 8803 §4.2.8, Malformed Message (1):
+ * "Typically, this error code is sent by the Transport Converter if it receives a Connect TLV
+ * enclosing a multicast, broadcast, or loopback IP address." So loopback and multicast (the
+ * limited broadcast 255.255.255.255 is in dstMulticast) are Malformed Message; the rest is the
+ * concentrator's policy, Not Authorized (32: "administratively prohibited").
+ */
+export function destinationError(r: DestinationRefusal): number {
+  return r === 'dstLoopback' || r === 'dstMulticast' ? CONVERT_ERR_MALFORMED_MESSAGE : CONVERT_ERR_NOT_AUTHORIZED;
+}
 
 const ranges = (r: DestinationRefusal, cidrs: string[]): Array<[IpPrefix, DestinationRefusal]> => cidrs.map((c) => [IpPrefix.parse(c), r]);
 

@@ -16,10 +16,11 @@ import { CounterSet } from '../ip/counters.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax } from './seq.js';
 import { TcpTimer, TimerTable } from './timers.js';
 import type { TcpOptions, TcpRepr } from './segment.js';
+import { TCP_MAX_OPTIONS_LEN, TCP_OPTLEN_SACK_ALIGNED_BASE, TCP_OPTLEN_TIMESTAMPS_ALIGNED, type SackBlock } from './options.js';
 import { TCP_FLAG_ACK, TCP_FLAG_FIN, TCP_FLAG_PSH, TCP_FLAG_RST, TCP_FLAG_SYN, TCP_FLAG_URG } from './segment.js';
 import { ChunkQueue, SendBuffer, CHUNK_QUEUE_COUNTER_NAMES, type ChunkQueueCounter } from './sendbuf.js';
 import { Reassembler, REASSEMBLY_COUNTER_NAMES, type ReassemblyCounter } from './reassembly.js';
-import { Scoreboard, SeqRangeSet, SCOREBOARD_COUNTER_NAMES, type ScoreboardCounter, type SackBlock } from './scoreboard.js';
+import { Scoreboard, SeqRangeSet, SCOREBOARD_COUNTER_NAMES, type ScoreboardCounter } from './scoreboard.js';
 import { Rack, RACK_COUNTER_NAMES, type RackCounterName } from './rack.js';
 import { RttEstimator, RTT_COUNTER_NAMES, type RttCounterName } from './rtt.js';
 import { createCongestionController, type CongestionController } from './cc/index.js';
@@ -68,6 +69,7 @@ export const TCP_COUNTER_NAMES = [
   'rackRecoveries',
   /** A tail loss probe's retransmission repaired a loss: one window reduction (RFC 8985 §7.4). */
   'tlpRecoveries',
+  'synDataSent', 'synDataAcked', 'synDataNotAcked',
 ] as const;
 export type TcpCounterName = (typeof TCP_COUNTER_NAMES)[number];
 export class TcpCounters extends CounterSet<TcpCounterName> {
@@ -181,6 +183,8 @@ const DUP_THRESH = 3;
 const CHALLENGE_ACK_LIMIT = 1000;
 const MAX_SACK_BLOCKS_WITH_TS = 3;
 const MAX_SACK_BLOCKS = 4;
+/** RFC 2018 §3: each SACK block is two 32-bit sequence numbers. */
+const TCP_OPTLEN_SACK_BLOCK = 8;
 
 export interface Endpoint {
   /** 4 or 16 bytes */
@@ -293,6 +297,13 @@ export class TcpConnection {
   private rtoRecovery = false;
   private consecutiveRtos = 0;
   private synRetransmits = 0;
+  /** Data carried by the SYN of an active open (setSynData); kept until the SYN/ACK says how much it took. */
+  private synData: Buffer | null = null;
+  /**
+   * How many bytes of the SYN's data the SYN/ACK acknowledged (null before the SYN/ACK, or when
+   * the SYN carried none). What it did not acknowledge is the owner's to send again as data.
+   */
+  synDataAcked: number | null = null;
   // RTT timing without timestamps (Karn: only segments never retransmitted)
   private timedSeq = 0;
   private timedAt = -1;
@@ -346,6 +357,23 @@ export class TcpConnection {
     this.sndNxt = this.iss;
     this.sndMax = this.iss;
     this.timers.set(TcpTimer.Rto, now + this.rtt.rto);
+  }
+
+  /**
+   * Data to carry in the SYN of this active open, as TCP Fast Open does (RFC 7413 §4.2; with no
+   * cookie: the server must have asked for none, as Linux's TCP_FASTOPEN_NO_COOKIE does). Call
+   * after connect() and before the SYN goes out. The SYN/ACK says how much of it was taken
+   * (`synDataAcked`): RFC 7413 §4.2.2 "the client ... MUST retransmit the unacknowledged data
+   * in the SYN, as regular data" — the bytes taken are then behind the ISS as the SYN is (the
+   * stream, its offsets and MPTCP's relative subflow sequence numbers start after them, which
+   * is how Linux's MPTCP places SYN data: outside the data sequence space, the subflow's
+   * sequence offset moved past it); the rest is handed back to the owner to write as data.
+   */
+  setSynData(data: Buffer): void {
+    if (this.state !== TcpState.SynSent || this.sndNxt !== this.iss || this.synRetransmits > 0 || this.sendBuf.length > 0) {
+      throw new Error('SYN data is set before the SYN of an active open goes out, with nothing written yet');
+    }
+    this.synData = data.length > 0 ? Buffer.from(data) : null;
   }
 
   /**
@@ -590,6 +618,7 @@ export class TcpConnection {
     // the MPTCP layer may have reset the connection on what it read
     if (this.isClosed()) return;
     if (hasAck) {
+      if (this.synData) this.takeSynDataAck(seg.ack);
       // "If SND.UNA > ISS (our SYN has been ACKed), change the connection state to ESTABLISHED"
       this.ackAdvance(now, seg.ack, seg);
       // RFC 9293 §3.10.7.3: the window of a SYN is never scaled
@@ -605,6 +634,23 @@ export class TcpConnection {
       this.rcvAdvertised = this.rcvNxt;
     }
     if (seg.payload.length > 0) this.receiveData(now, seqAdd(seg.seq, 1), seg.payload);
+  }
+
+  /**
+   * The SYN/ACK of a SYN that carried data: the bytes it acknowledged move behind the ISS (the
+   * stream starts after them); SND.MAX comes back to the end of what is still ours to send.
+   */
+  private takeSynDataAck(ack: number): void {
+    const n = this.synData!.length;
+    const taken = Math.max(0, Math.min(n, seqDiff(ack, seqAdd(this.iss, 1))));
+    this.synData = null;
+    this.synDataAcked = taken;
+    this.counters.increment(taken === n ? 'synDataAcked' : 'synDataNotAcked');
+    this.iss = seqAdd(this.iss, taken);
+    this.sndUna = this.iss;
+    this.sndMax = seqAdd(this.iss, 1);
+    if (seqLt(this.sndNxt, this.sndMax)) this.sndNxt = this.sndMax;
+    if (this.timedAt >= 0) this.timedSeq = this.iss;
   }
 
   private establish(now: Instant): void {
@@ -1473,7 +1519,29 @@ export class TcpConnection {
     return (Math.floor(now) + this.tsOffset) >>> 0;
   }
 
-  private baseOptions(now: Instant, syn: boolean): TcpOptions {
+  /**
+   * The SACK blocks to report (a D-SACK first), at most `max`: RFC 2018 §4 "the first SACK
+   * block ... MUST specify the contiguous block of data containing the segment which triggered
+   * this ACK"; the reassembler lists the most recent first.
+   */
+  private sackBlocksToSend(max: number): SackBlock[] {
+    const blocks = this.dsack && max > 0 ? [this.dsack] : [];
+    if (this.reasm.bytesQueued > 0 && blocks.length < max) for (const b of this.reasm.sackBlocks(max - blocks.length)) blocks.push(b);
+    return blocks;
+  }
+
+  /**
+   * How many SACK blocks a data segment may carry: RFC 9293 §3.7.1, the payload and all the
+   * options fit the MSS the peer announced. Of the 40 bytes of options, the timestamps and what
+   * MPTCP reserves for its own (`optionReserve`) come first; SACK blocks take what is left
+   * (RFC 2018 §3: 2 + 8 per block, aligned to 4 with two NOPs).
+   */
+  private dataSackBlocks(): number {
+    const left = TCP_MAX_OPTIONS_LEN - (this.tsOk ? TCP_OPTLEN_TIMESTAMPS_ALIGNED : 0) - this.optionReserve - TCP_OPTLEN_SACK_ALIGNED_BASE;
+    return Math.max(0, Math.min(this.tsOk ? MAX_SACK_BLOCKS_WITH_TS : MAX_SACK_BLOCKS, Math.floor(left / TCP_OPTLEN_SACK_BLOCK)));
+  }
+
+  private baseOptions(now: Instant, syn: boolean, sack?: SackBlock[]): TcpOptions {
     const opts: TcpOptions = {};
     if (syn) {
       opts.mss = this.config.mss;
@@ -1488,15 +1556,13 @@ export class TcpConnection {
     }
     if (this.tsOk) opts.timestamps = { tsVal: this.tsNow(now), tsEcr: this.tsRecent };
     if (this.sackOk) {
-      const max = this.tsOk ? MAX_SACK_BLOCKS_WITH_TS : MAX_SACK_BLOCKS;
-      const blocks = this.dsack ? [this.dsack] : [];
-      if (this.reasm.bytesQueued > 0) for (const b of this.reasm.sackBlocks(max - blocks.length)) blocks.push(b);
+      const blocks = sack ?? this.sackBlocksToSend(this.tsOk ? MAX_SACK_BLOCKS_WITH_TS : MAX_SACK_BLOCKS);
       if (blocks.length > 0) opts.sackBlocks = blocks;
     }
     return opts;
   }
 
-  private segment(now: Instant, seq: number, flags: number, payload: Buffer, syn: boolean): OutSegment {
+  private segment(now: Instant, seq: number, flags: number, payload: Buffer, syn: boolean, sack?: SackBlock[]): OutSegment {
     const wnd = this.windowToAnnounce();
     // RFC 7323 §2.2: the window in a SYN is never scaled
     const raw = syn ? Math.min(wnd, MAX_WINDOW_UNSCALED) : Math.min(wnd >>> this.rcvWscale, MAX_WINDOW_UNSCALED);
@@ -1514,7 +1580,7 @@ export class TcpConnection {
       flags,
       window: raw,
       urgent: 0,
-      options: this.baseOptions(now, syn),
+      options: this.baseOptions(now, syn, sack),
       payload,
       gsoSize: 0,
     };
@@ -1559,7 +1625,12 @@ export class TcpConnection {
           this.sndMax = seqMax(this.sndMax, this.sndNxt);
           if (!this.timers.isArmed(TcpTimer.Rto)) this.timers.set(TcpTimer.Rto, now + this.rtt.rto);
           if (this.synRetransmits === 0) { this.timedSeq = this.iss; this.timedAt = now; } else this.timedAt = -1;
-          return this.segment(now, this.iss, TCP_FLAG_SYN, EMPTY, true);
+          if (this.synData) {
+            // the SYN's data is in flight with it (the SYN/ACK's ACK may cover it)
+            this.sndMax = seqMax(this.sndMax, seqAdd(this.iss, 1 + this.synData.length));
+            if (this.synRetransmits === 0) this.counters.increment('synDataSent');
+          }
+          return this.segment(now, this.iss, TCP_FLAG_SYN, this.synData ?? EMPTY, true);
         }
         return null;
       case TcpState.SynReceived:
@@ -1728,6 +1799,12 @@ export class TcpConnection {
     const off = seqDiff(seq, bufStart);
     if (off < 0 || off >= this.sendBuf.length) return null;
     len = Math.min(len, this.sendBuf.length - off);
+    // the SACK blocks this segment carries take room from its payload (RFC 9293 §3.7.1: the
+    // MSS counts the data, not the options; the MSS here counts the timestamps and MPTCP's
+    // reserve already): a segment with them is one segment, never a super-segment
+    const sack = this.sackOk ? this.sackBlocksToSend(this.dataSackBlocks()) : undefined;
+    const segMss = sack && sack.length > 0 ? this.sendMss - TCP_OPTLEN_SACK_ALIGNED_BASE - TCP_OPTLEN_SACK_BLOCK * sack.length : this.sendMss;
+    if (segMss < this.sendMss) len = Math.min(len, segMss);
     if (this.segmentLimit) len = Math.min(len, Math.max(1, this.segmentLimit(this.sentOffsetBase + off)));
     const payload = this.sendBuf.peek(off, len);
     const end = seqAdd(seq, len);
@@ -1758,7 +1835,7 @@ export class TcpConnection {
     // RFC 8985 §7.2: the PTO is (re)started whenever new data goes out
     if (!retransmit) this.armTlp(now);
     const pushed = seqDiff(end, bufStart) === this.sendBuf.length;
-    const seg = this.segment(now, seq, TCP_FLAG_ACK | (pushed ? TCP_FLAG_PSH : 0), payload, false);
+    const seg = this.segment(now, seq, TCP_FLAG_ACK | (pushed ? TCP_FLAG_PSH : 0), payload, false, sack);
     if (len > this.sendMss) seg.gsoSize = this.sendMss;
     return seg;
   }

@@ -57,6 +57,9 @@ controlSocket: /var/run/mptun.sock
 stateDir: /var/lib/mptun
 logLevel: debug
 metrics: "[::1]:9100"
+server: 192.0.2.10          # port 7443
+key: /etc/mptun/key
+direct: [203.0.113.9/24]
 `;
 
 const FULL_CONFIG: ApplianceConfig = {
@@ -83,6 +86,9 @@ const FULL_CONFIG: ApplianceConfig = {
   stateDir: '/var/lib/mptun',
   logLevel: 'debug',
   metrics: '[::1]:9100',
+  server: '192.0.2.10:7443',
+  key: '/etc/mptun/key',
+  direct: ['203.0.113.0/24'],
 };
 
 test('defaults', (t) => {
@@ -105,6 +111,9 @@ test('defaults', (t) => {
     stateDir: '/run/mptun',
     logLevel: 'info',
     metrics: null,
+    server: null,
+    key: null,
+    direct: [],
   });
   t.true(Object.isFrozen(DEFAULT_CONFIG));
   t.true(Object.isFrozen(DEFAULT_CONFIG.paths));
@@ -129,7 +138,7 @@ test('a JSON file is parsed as JSON and gives the same config', (t) => {
     { iface: 'wwan0', gateway: '2001:db8::1' },
     { iface: 'wlan0', backup: true },
     'usb0',
-  ], backup: ['usb0'], exclude: ['10.1.2.3/8', '2001:db8::/32', '192.0.2.7'] }, null, 2);
+  ], backup: ['usb0'], exclude: ['10.1.2.3/8', '2001:db8::/32', '192.0.2.7'], server: '192.0.2.10:7443', direct: ['203.0.113.9/24'] }, null, 2);
   t.deepEqual(parseConfigText(json, '/etc/mptun.json'), FULL_CONFIG);
   // JSON syntax errors say where, with a line and a column.
   const e = refused(t, () => parseConfigText('{\n  "mtu": 1500,\n}\n', '/etc/mptun.json'));
@@ -407,4 +416,41 @@ test('docs/mptun.example.yaml is a valid config, and says what the README says',
   t.deepEqual(c.exclude, ['192.168.0.0/16']);
   t.is(c.congestionControl, 'lia');
   t.is(c.table, 7100);
+});
+
+test('the concentrator: server HOST[:PORT] normalized, key needed with it, direct prefixes; flags over the file', async (t) => {
+  const base = { key: '/etc/mptun/key' };
+  t.is(validateConfig({ ...base, server: '198.51.100.7' }, FILE).server, '198.51.100.7:7443');
+  t.is(validateConfig({ ...base, server: '198.51.100.7:443' }, FILE).server, '198.51.100.7:443');
+  t.is(validateConfig({ ...base, server: '[2001:DB8::7]:8443' }, FILE).server, '[2001:db8::7]:8443');
+  t.is(validateConfig({ ...base, server: '2001:db8::7' }, FILE).server, '[2001:db8::7]:7443');
+  t.is(validateConfig({ ...base, server: 'VPS.example.net:9' }, FILE).server, 'vps.example.net:9');
+  t.is(validateConfig({ server: null }, FILE).server, null);
+  let e = refused(t, () => validateConfig({ ...base, server: '198.51.100.7:70000' }, FILE));
+  t.is(e.field, 'server');
+  t.regex(e.reason, /port must be a number from 1 to 65535/);
+  e = refused(t, () => validateConfig({ ...base, server: '224.0.0.1' }, FILE));
+  t.is(e.field, 'server');
+  t.regex(e.reason, /not a unicast address/);
+  e = refused(t, () => validateConfig({ ...base, server: 'bad_host!' }, FILE));
+  t.regex(e.reason, /neither an IP address nor a host name/);
+  e = refused(t, () => validateConfig({ server: '198.51.100.7' }, FILE));
+  t.is(e.field, 'key');
+  t.regex(e.reason, /is missing: a server needs the key/);
+  e = refused(t, () => validateConfig({ key: 'relative/key' }, FILE));
+  t.is(e.field, 'key');
+  e = refused(t, () => validateConfig({ direct: ['10.0.0.0/33'] }, FILE));
+  t.is(e.field, 'direct[0]');
+  // flags: --server and --key (a relative key path is made absolute), --direct adds
+  const c = await loadConfig({ server: '198.51.100.7:9000', key: 'k', direct: ['10.9.0.0/16', '10.9.1.1'] });
+  t.is(c.server, '198.51.100.7:9000');
+  t.is(c.key, join(process.cwd(), 'k'));
+  t.deepEqual(c.direct, ['10.9.0.0/16', '10.9.1.1/32']);
+  const f = await t.throwsAsync(loadConfig({ server: '198.51.100.7' }), { instanceOf: ConfigError });
+  t.is(f?.field, '--server');
+  t.regex(f?.reason ?? '', /needs --key FILE/);
+  const g = await t.throwsAsync(loadConfig({ server: '198.51.100.7', key: '/k', direct: ['nope'] }), { instanceOf: ConfigError });
+  t.is(g?.field, '--direct');
+  // without a server nothing of it is needed, and nothing changes
+  t.like(await loadConfig({}), { server: null, key: null, direct: [] });
 });

@@ -25,10 +25,13 @@ import {
   type ConvertMessage,
   ConvertView,
   connectRequest,
+  connectTcpOptions,
   convertBufferLen,
   encodeConnect,
   encodeConvert,
   encodeReply,
+  ERROR_ECHO_MAX,
+  errorEcho,
   parseConvert,
   parseReply,
 } from '../../src/convert/message.js';
@@ -123,10 +126,11 @@ test('incomplete input says how many bytes it needs', (t) => {
   t.deepEqual(parseConvert(hex('01060000 0a050050')), { kind: 'incomplete', need: 24 });
 });
 
-const MALFORMED: Array<{ name: string; bytes: string; reason: string; error: number }> = [
+const MALFORMED: Array<{ name: string; bytes: string; reason: string; error: number | null }> = [
   { name: 'version 0 (reserved, MUST NOT be used)', bytes: '00 01 0000', reason: 'convertBadVersion', error: CONVERT_ERR_UNSUPPORTED_VERSION },
   { name: 'version 2', bytes: '02 01 0000', reason: 'convertBadVersion', error: CONVERT_ERR_UNSUPPORTED_VERSION },
-  { name: 'Total Length 0', bytes: '01 00 0000', reason: 'convertBadTotalLength', error: CONVERT_ERR_MALFORMED_MESSAGE },
+  // RFC 8803 §4.1: "the connection MUST be reset": no Error code to answer with (null).
+  { name: 'Total Length 0', bytes: '01 00 0000', reason: 'convertZeroTotalLength', error: null },
   { name: 'a TLV of Length 0', bytes: '01 02 0000  0a 00 0050', reason: 'convertBadTlvLength', error: CONVERT_ERR_MALFORMED_MESSAGE },
   { name: 'a TLV running past Total Length', bytes: `01 02 0000  0a 05 0050 ${V4_MAPPED_192_0_2_1}`, reason: 'convertBadTlvLength', error: CONVERT_ERR_MALFORMED_MESSAGE },
   { name: 'a Connect TLV of 1 word', bytes: '01 02 0000  0a 01 0050', reason: 'convertTlvTooShort', error: CONVERT_ERR_MALFORMED_MESSAGE },
@@ -137,7 +141,7 @@ const MALFORMED: Array<{ name: string; bytes: string; reason: string; error: num
 ];
 
 for (const m of MALFORMED) {
-  test(`malformed: ${m.name} → ${m.reason}, Error ${m.error}, counted`, (t) => {
+  test(`malformed: ${m.name} → ${m.reason}, ${m.error === null ? 'reset' : `Error ${m.error}`}, counted`, (t) => {
     const counters = new ConvertCounters();
     const p = parseConvert(hex(m.bytes), counters);
     t.deepEqual(p, { kind: 'drop', reason: m.reason, error: m.error } as typeof p);
@@ -183,6 +187,21 @@ test('client helpers: encodeConnect with a cookie, connectRequest on the server 
   t.like(v6, { family: 6, text: '2001:db8::7', port: 22, cookie: null });
 });
 
+test('the Connect TLV\'s TCP Options field (RFC 8803 §4.2.5): Kind and Length each, zero padding; EOL or NOP inside, a Length under 2 or past the end → malformed', (t) => {
+  t.deepEqual(connectTcpOptions(hex('')), []);
+  t.deepEqual(connectTcpOptions(hex('0202 0000')), [{ kind: 2, length: 2 }]);
+  t.deepEqual(connectTcpOptions(hex('020405b4')), [{ kind: 2, length: 4 }]);
+  t.deepEqual(connectTcpOptions(hex('2202 0402')), [{ kind: 34, length: 2 }, { kind: 4, length: 2 }]);
+  t.is(connectTcpOptions(hex('01 0202 00')), null, 'NOP MUST NOT be placed inside');
+  t.is(connectTcpOptions(hex('00 0202 00')), null, 'EOL followed by an option');
+  t.is(connectTcpOptions(hex('0201 0000')), null, 'Length 1');
+  t.is(connectTcpOptions(hex('0208 0000')), null, 'runs past the field');
+  t.is(connectTcpOptions(hex('02')), null, 'no Length');
+  const c = (tcpOptions: Buffer) => connectRequest({ version: 1, tlvs: [{ type: CONVERT_TLV_CONNECT, port: 80, address: new Uint8Array(16), tcpOptions }] });
+  t.deepEqual(c(hex('01010101')), { error: CONVERT_ERR_MALFORMED_MESSAGE });
+  t.like(c(hex('22020000')), { port: 80, tcpOptionList: [{ kind: 34, length: 2 }] });
+});
+
 test('connectRequest: no Connect, two Connects → Malformed; an Error TLV from a client → Unsupported Message', (t) => {
   t.deepEqual(connectRequest({ version: 1, tlvs: [] }), { error: CONVERT_ERR_MALFORMED_MESSAGE });
   const c = { type: CONVERT_TLV_CONNECT, port: 1, address: new Uint8Array(16), tcpOptions: new Uint8Array(0) } as const;
@@ -193,13 +212,36 @@ test('connectRequest: no Connect, two Connects → Malformed; an Error TLV from 
 test('parseReply: success, an Error with its value, data after the reply, malformed', (t) => {
   const ok = Buffer.concat([encodeReply(), Buffer.from('hello')]);
   t.like(parseReply(ok), { kind: 'ok', length: 4 });
-  t.deepEqual(parseReply(encodeReply({ code: CONVERT_ERR_DESTINATION_UNREACHABLE, value: 1 })), { kind: 'error', length: 8, code: 97, value: 1 });
-  t.deepEqual(parseReply(encodeReply({ code: CONVERT_ERR_CONNECTION_RESET })), { kind: 'error', length: 8, code: 96, value: 0 });
+  t.like(parseReply(encodeReply({ code: CONVERT_ERR_DESTINATION_UNREACHABLE, value: 1 })), { kind: 'error', length: 8, code: 97, value: 1 });
+  t.like(parseReply(encodeReply({ code: CONVERT_ERR_CONNECTION_RESET })), { kind: 'error', length: 8, code: 96, value: 0 });
   t.deepEqual(parseReply(hex('0102')), { kind: 'incomplete', need: 4 });
-  t.deepEqual(parseReply(hex('01 00 0000')), { kind: 'drop', reason: 'convertBadTotalLength' });
+  t.deepEqual(parseReply(hex('01 00 0000')), { kind: 'drop', reason: 'convertZeroTotalLength' });
+});
+
+test('Errors 1 and 2 echo the received message shifted by one byte (RFC 8803 §4.2.8), so it keeps its alignment', (t) => {
+  const received = hex('01 02 0000  63 01 0000'); // an unknown TLV type: Unsupported Message
+  const reply = encodeReply({ code: CONVERT_ERR_UNSUPPORTED_MESSAGE, value: errorEcho(received) });
+  // header; Error TLV: Type 0x1E, 3 words, Error Code 2, a zero octet; then the message, on a word boundary
+  t.is(reply.toString('hex'), hex('01 04 0000  1e 03 02 00  01020000 63010000').toString('hex'));
+  const r = parseReply(reply);
+  if (r.kind !== 'error') return t.fail();
+  t.is(r.code, CONVERT_ERR_UNSUPPORTED_MESSAGE);
+  t.deepEqual([...r.valueBytes], [0, ...received]);
+  // a message that needs padding: 5 bytes echoed → 3 + 1 + 5 = 9, padded to 12
+  t.is(encodeReply({ code: CONVERT_ERR_MALFORMED_MESSAGE, value: errorEcho(hex('0102000001')) }).toString('hex'), hex('01 04 0000  1e 03 01 00  01020000 01000000').toString('hex'));
+  // the longest message (255 words) is cut so that the reply still fits in 255 words
+  const long = Buffer.alloc(1020, 0xab);
+  long[0] = 1;
+  long[1] = 255;
+  const big = encodeReply({ code: CONVERT_ERR_MALFORMED_MESSAGE, value: errorEcho(long) });
+  t.is(big.length, 1020);
+  t.is(big[1], 255);
+  t.is(errorEcho(long).length, 1 + ERROR_ECHO_MAX);
 });
 
 test('emit refuses what cannot go on the wire, with a typed error', (t) => {
   t.throws(() => encodeConnect('192.0.2.1', 70000), { name: 'ConvertEmitError' });
   t.throws(() => encodeConvert({ version: 1, tlvs: [{ type: CONVERT_TLV_COOKIE, value: new Uint8Array(1100) }] }), { name: 'ConvertEmitError' });
+  // RFC 8803 §4.2.4: Kinds 0, 1 and 2 MUST NOT appear in a Supported TCP Extensions TLV
+  for (const k of [0, 1, 2]) t.throws(() => encodeConvert({ version: 1, tlvs: [{ type: CONVERT_TLV_SUPPORTED_TCP_EXTENSIONS, kinds: [30, k] }] }), { name: 'ConvertEmitError' });
 });

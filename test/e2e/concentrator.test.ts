@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeCookie } from '../../src/convert/cookie.js';
-import { encodeConnect, parseReply } from '../../src/convert/message.js';
+import { encodeConnect, encodeConnectRequest, parseReply } from '../../src/convert/message.js';
 import { inNetns, requireRootOrSkip, run, spawnInNetns, waitFor, waitForPort, type Spawned } from '../helpers/netns.js';
 
 const P = 'mptcv';
@@ -232,13 +232,25 @@ test.serial('mptcv: refusals connect nothing, are counted by code, and the serve
   t.like((await client(encodeConnect(DST_ADDR, DST_PORT, makeCookie(key, now(), nonce(), DST_ADDR, 22)))).reply, { kind: 'error', code: 32 });
   // an old cookie → 32
   t.like((await client(encodeConnect(DST_ADDR, DST_PORT, makeCookie(key, now() - 3600, nonce(), DST_ADDR, DST_PORT)))).reply, { kind: 'error', code: 32 });
-  // forbidden destinations, with good cookies: loopback, the concentrator's own address → 32
-  t.like((await client(goodMsg('127.0.0.1', DST_PORT))).reply, { kind: 'error', code: 32 });
+  // with good cookies: loopback → Malformed Message (1, RFC 8803 §4.2.8); forbidden destinations:
+  // the concentrator's own address, a private one not --allow'ed → Not Authorized (32)
+  t.like((await client(goodMsg('127.0.0.1', DST_PORT))).reply, { kind: 'error', code: 1 });
   t.like((await client(goodMsg('10.211.3.1', DST_PORT))).reply, { kind: 'error', code: 32 });
   t.like((await client(goodMsg('192.168.1.1', DST_PORT))).reply, { kind: 'error', code: 32 });
-  // malformed: Total Length 0 → Malformed Message (1); a Connect TLV too short → 1
-  t.like((await client(Buffer.from('01000000', 'hex'))).reply, { kind: 'error', code: 1 });
-  t.like((await client(Buffer.from('01020000 0a010050'.replace(/ /g, ''), 'hex'))).reply, { kind: 'error', code: 1 });
+  // Total Length 0: RFC 8803 §4.1 "the connection MUST be reset" → a RST, no Error TLV
+  const zero = await client(Buffer.from('01000000', 'hex'));
+  t.is(zero.end, 'reset');
+  t.is(zero.received, '');
+  // malformed: a Connect TLV too short → Malformed Message (1), whose Value is a zero octet and the
+  // message echoed (RFC 8803 §4.2.8)
+  const short = Buffer.from('01020000 0a010050'.replace(/ /g, ''), 'hex');
+  const shortReply = (await client(short)).reply;
+  t.like(shortReply, { kind: 'error', code: 1 });
+  if (shortReply.kind === 'error') t.is(Buffer.from(shortReply.valueBytes).toString('hex'), `00${short.toString('hex')}`);
+  // a Connect asking for a TCP option the kernel's SYN cannot carry (TFO, Kind 34) → Unsupported TCP
+  // Option (33), Value: the Kind (RFC 8803 §4.2.5, §4.2.8)
+  const withTfo = encodeConnectRequest({ address: DST_ADDR, port: DST_PORT, cookie: makeCookie(key, now(), nonce(), DST_ADDR, DST_PORT), tcpOptions: Uint8Array.of(34, 2, 0, 0) });
+  t.like((await client(withTfo)).reply, { kind: 'error', code: 33, value: 34 });
   t.is(await dstSyns(), syns, 'no SYN reached the destination');
   // a replayed cookie: the first use is served, the second refused
   const msg = goodMsg();
@@ -246,13 +258,20 @@ test.serial('mptcv: refusals connect nothing, are counted by code, and the serve
   t.like(first.reply, { kind: 'ok' });
   t.like((await client(msg)).reply, { kind: 'error', code: 32 });
   t.is(await dstSyns(), syns + 1, 'only the first use connected');
+  // MSS asked for without a value: the kernel's SYN has its own, so the Connect is served
+  const withMss = encodeConnectRequest({ address: DST_ADDR, port: DST_PORT, cookie: makeCookie(key, now(), nonce(), DST_ADDR, DST_PORT), tcpOptions: Uint8Array.of(2, 2, 0, 0) });
+  t.like((await client(withMss, { bytes: 10 })).reply, { kind: 'ok' });
+  // an Info TLV with the Connect: the reply carries Supported TCP Extensions, MPTCP (30) (RFC 8803 §4.2.3)
+  const withInfo = Buffer.concat([goodMsg(), Buffer.from('01010000', 'hex')]);
+  withInfo[1] += 1; // Total Length covers the Info TLV
+  t.like((await client(withInfo, { bytes: 10 })).reply, { kind: 'ok', length: 12, tlvs: [{ type: 21, kinds: [30] }] });
   // and the server still serves everyone
   const next = await client(goodMsg(), { bytes: 1234 });
   t.is(next.after, `${next.sha256} 1234\n`);
   const s = await status();
   const d = (k: string) => (s.errorsByCode[k] ?? 0) - (s0.errorsByCode[k] ?? 0);
   t.is(d('3 Missing Cookie'), 1);
-  t.is(d('32 Not Authorized'), 7);
+  t.is(d('32 Not Authorized'), 6);
   t.is(d('1 Malformed Message'), 2);
   const c = (k: string) => (s.counters[k] ?? 0) - (s0.counters[k] ?? 0);
   t.is(c('cookieMissing'), 1);
@@ -262,9 +281,12 @@ test.serial('mptcv: refusals connect nothing, are counted by code, and the serve
   t.is(c('dstLoopback'), 1);
   t.is(c('dstOwnAddress'), 1);
   t.is(c('dstPrivate'), 1);
-  t.is(c('convertBadTotalLength'), 1);
+  t.is(c('convertZeroTotalLength'), 1);
+  t.is(c('resetSent'), 1);
   t.is(c('convertTlvTooShort'), 1);
-  t.regex(server!.stderr(), /refused client 10\.211\.1\.1 -> 127\.0\.0\.1:9000: Error 32 Not Authorized \(dstLoopback\)/);
+  t.is(c('tcpOptionRefused'), 1);
+  t.is(d('33 Unsupported TCP Option'), 1);
+  t.regex(server!.stderr(), /refused client 10\.211\.1\.1 -> 127\.0\.0\.1:9000: Error 1 Malformed Message \(dstLoopback\)/);
 });
 
 test.serial('mptcv: `mptun server status` shows live connections with the kernel\'s subflows; a client over --max-open gets Error 64 with a retry delay', async (t) => {

@@ -3,7 +3,7 @@
 // has its names read from the `const NAMES = [...] as const` that declares them, and each name
 // is looked for where it is counted:
 // - in the arguments of an `.increment(...)` call (`increment('x')`, `increment(c ? 'x' : 'y')`);
-// - for the sets of reasons and verdicts (`*_REASONS`, `*_VERDICTS`, counted by the caller
+// - for the sets of reasons, verdicts and refusals (`*_REASONS`, `*_VERDICTS`, `*_REFUSALS`, counted by the caller
 //   with `counters.increment(reason)`), also in a `return` statement of the check that gives it.
 // The engine's stats (plain fields, `stats.x++`) are scanned the same way.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -79,6 +79,15 @@ function arrayNames(files: SourceFile[], constant: string, seen = new Set<string
   return null;
 }
 
+/** The spread parts of a composed list, recursively (a list of lists of lists), or the list itself. */
+function leafLists(files: SourceFile[], constant: string, seen = new Set<string>()): string[] {
+  if (seen.has(constant)) return [];
+  seen.add(constant);
+  const body = files.map((f) => new RegExp(`const\\s+${constant}\\s*=\\s*\\[([^\\]]*)\\]`).exec(f.text)).find((m) => m)?.[1];
+  const parts = [...(body?.matchAll(/\.\.\.\s*([A-Z0-9_]+)/g) ?? [])].map((m) => m[1]!);
+  return parts.length > 0 ? parts.flatMap((p) => leafLists(files, p, seen)) : [constant];
+}
+
 /** The constants whose names make counter sets, found where the sets are made. */
 export function counterDeclarations(files: SourceFile[]): CounterDeclaration[] {
   const constants = new Set<string>();
@@ -89,12 +98,11 @@ export function counterDeclarations(files: SourceFile[]): CounterDeclaration[] {
   const out: CounterDeclaration[] = [];
   for (const constant of [...constants].sort()) {
     // the parts of a composed list are checked by their own rules
-    const parts = [...(files.map((f) => new RegExp(`const\\s+${constant}\\s*=\\s*\\[([^\\]]*)\\]`).exec(f.text)).find((m) => m)?.[1]?.matchAll(/\.\.\.\s*([A-Z0-9_]+)/g) ?? [])].map((m) => m[1]!);
-    const lists = parts.length > 0 ? parts : [constant];
+    const lists = leafLists(files, constant);
     for (const list of lists) {
       const a = arrayNames(files, list);
       if (!a) throw new Error(`counter names ${list} (of ${constant}): no \`const ${list} = [...]\` in src/`);
-      out.push({ constant: list, file: a.file, names: a.names, returned: /_(REASONS|VERDICTS)$/.test(list) });
+      out.push({ constant: list, file: a.file, names: a.names, returned: /_(REASONS|VERDICTS|REFUSALS)$/.test(list) });
     }
   }
   return out;
@@ -127,6 +135,12 @@ export function returnStatements(files: SourceFile[]): string[] {
 
 const quoted = (name: string) => new RegExp(`['"]${name.replace(/[$]/g, '\\$&')}['"]`);
 
+/** True when `re` (a quoted name) stands in src/ outside the declaration of `d`'s list. */
+function tableUse(files: SourceFile[], d: CounterDeclaration, re: RegExp): boolean {
+  const decl = new RegExp(`const\\s+${d.constant}\\s*(?::[^=]+)?=\\s*\\[[^\\]]*\\]`);
+  return files.some((f) => re.test(f.text.replace(decl, '')));
+}
+
 /** Each declared counter name that nothing counts: `${constant}.${name}` (sorted). */
 export function uncountedCounters(files: SourceFile[]): string[] {
   const args = incrementArguments(files);
@@ -137,6 +151,8 @@ export function uncountedCounters(files: SourceFile[]): string[] {
       const re = quoted(name);
       if (args.some((a) => re.test(a))) continue;
       if (d.returned && returns.some((r) => re.test(r))) continue;
+      // a reason returned through a table (`{ reason: 'dstLoopback', ... }` looked up, then returned)
+      if (d.returned && tableUse(files, d, re)) continue;
       missing.push(`${d.constant}.${name}`);
     }
   }

@@ -2,7 +2,7 @@
 // client's share of pending and open connections.
 import test from 'ava';
 import { parseIpAddress, IpPrefix } from '../../src/ip/address.js';
-import { ClientLimits, DestinationPolicy } from '../../src/server/policy.js';
+import { ClientLimits, DESTINATION_REFUSALS, destinationError, DestinationPolicy } from '../../src/server/policy.js';
 
 const check = (p: DestinationPolicy, text: string, port = 80): string | null => {
   const a = parseIpAddress(text);
@@ -22,6 +22,13 @@ test('loopback, link-local, multicast, unspecified, port 0 are refused whatever 
   t.is(check(p, '::'), 'dstUnspecified');
   t.is(check(p, '192.0.2.1', 0), 'dstPortZero');
   t.is(check(p, '10.1.2.3'), null, 'allowed private');
+});
+
+test('a Connect to a multicast, broadcast or loopback address is Malformed Message (RFC 8803 §4.2.8); other refusals Not Authorized', (t) => {
+  const p = new DestinationPolicy();
+  t.is(check(p, '255.255.255.255'), 'dstMulticast');
+  const codes = Object.fromEntries(DESTINATION_REFUSALS.map((r) => [r, destinationError(r)]));
+  t.deepEqual(codes, { dstUnspecified: 32, dstLoopback: 1, dstLinkLocal: 32, dstMulticast: 1, dstOwnAddress: 32, dstPrivate: 32, dstPortZero: 32 });
 });
 
 test('private ranges are refused unless allowed; the server\'s own addresses always', (t) => {

@@ -1,0 +1,171 @@
+// The relay with a concentrator (`mptun up --server`), driven by hand-made packets and virtual
+// time: the concentrator is played by hand (plain TCP, as when a path strips MPTCP options, or
+// an MP_CAPABLE SYN/ACK). The app is 198.18.0.1, its destination 192.0.2.10:80, the
+// concentrator 203.0.113.5:7443.
+import test from 'ava';
+import { Relay } from '../../src/appliance/relay.js';
+import { ConvertClient, ICMPV4_DEST_UNREACHABLE } from '../../src/appliance/convert-client.js';
+import { IpPrefix, parseIpAddress } from '../../src/ip/address.js';
+import { CookieVerifier } from '../../src/convert/cookie.js';
+import { CONVERT_ERR_CONNECTION_RESET, CONVERT_ERR_DESTINATION_UNREACHABLE, CONVERT_ERR_NOT_AUTHORIZED, CONVERT_TLV_CONNECT, connectRequest, encodeReply, parseConvert } from '../../src/convert/message.js';
+import { TCP_FLAG_ACK, TCP_FLAG_PSH, TCP_FLAG_RST, TCP_FLAG_SYN, type TcpRepr } from '../../src/tcp/segment.js';
+import { craftSegment, parseSegment, type WireSegment } from '../mptcp/simhost.js';
+import { Rng } from '../sim/rng.js';
+
+const APP = parseIpAddress('198.18.0.1').bytes;
+const DST = parseIpAddress('192.0.2.10').bytes;
+const CON = parseIpAddress('203.0.113.5').bytes;
+const CON_PORT = 7443;
+const PATHS = ['198.18.1.2', '198.18.2.2'];
+const APP_PORT = 40000;
+const APP_ISN = 1000;
+const CON_ISN = 9000;
+const KEY = Buffer.alloc(32, 7);
+const NOW_S = 1_800_000_000;
+
+function relay(direct: string[] = []): { r: Relay; convert: ConvertClient; logs: string[] } {
+  const rng = new Rng(7);
+  const random = (n: number) => {
+    const b = Buffer.allocUnsafe(n);
+    for (let i = 0; i < n; i++) b[i] = rng.nextU32() & 0xff;
+    return b;
+  };
+  const logs: string[] = [];
+  const convert = new ConvertClient({
+    server: { addr: CON, port: CON_PORT }, key: KEY, direct: direct.map((d) => IpPrefix.parse(d)), random, nowS: () => NOW_S,
+    log: (_level, line) => logs.push(line),
+  });
+  const r = new Relay({
+    stack: { random, isnSecret: Buffer.from('relay test secret'), mtu: 1500 },
+    paths: PATHS.map((a) => ({ address: parseIpAddress(a).bytes, backup: false, up: true })),
+    convert,
+  });
+  return { r, convert, logs };
+}
+
+function feed(r: Relay, now: number, packet: Buffer | null): { segs: WireSegment[]; raw: Buffer[] } {
+  if (packet) r.handleInput(now, 0, packet, false);
+  r.process(now);
+  const segs: WireSegment[] = [];
+  const raw: Buffer[] = [];
+  for (let o = r.pollOutput(now); o; o = r.pollOutput(now)) {
+    raw.push(Buffer.from(o.buffer));
+    const seg = parseSegment(o.buffer);
+    if (seg) segs.push(seg);
+  }
+  return { segs, raw };
+}
+
+const fromApp = (seg: Partial<TcpRepr>) => craftSegment(APP, DST, { srcPort: APP_PORT, dstPort: 80, ...seg });
+const appSyn = (dst = DST) => craftSegment(APP, dst, { srcPort: APP_PORT, dstPort: 80, seq: APP_ISN, flags: TCP_FLAG_SYN, options: { mss: 1460 } as TcpRepr['options'] });
+const toApp = (segs: WireSegment[]) => segs.filter((s) => s.dst === '198.18.0.1');
+const upstream = (segs: WireSegment[]) => segs.filter((s) => PATHS.includes(s.src));
+/** The concentrator's segment to the upstream subflow `to` (plain TCP: no MPTCP options). */
+const fromCon = (to: WireSegment, seg: Partial<TcpRepr>) =>
+  craftSegment(CON, parseIpAddress(to.src).bytes, { srcPort: CON_PORT, dstPort: to.tcp.srcPort, window: 65535, ...seg });
+
+/** The app's SYN, the upstream SYN to the concentrator, and the concentrator's SYN/ACK acknowledging `acked` bytes of its data. */
+function handshake(acked: 'all' | 'none') {
+  const { r, convert, logs } = relay();
+  const syn = upstream(feed(r, 0, appSyn()).segs)[0]!;
+  const len = syn.tcp.payload.length;
+  const ack = (syn.tcp.seq + 1 + (acked === 'all' ? len : 0)) >>> 0;
+  const out = feed(r, 10, fromCon(syn, { seq: CON_ISN, ack, flags: TCP_FLAG_SYN | TCP_FLAG_ACK, options: { mss: 1460 } as TcpRepr['options'] }));
+  return { r, convert, logs, syn, out, dataSeq: ack };
+}
+
+test('the upstream goes to the concentrator, and its SYN carries the Convert message: Connect with the app\'s destination, a Cookie the server\'s key accepts', (t) => {
+  const { r, convert } = relay();
+  const out = feed(r, 0, appSyn()).segs;
+  t.is(toApp(out).length, 0, 'the app waits for the concentrator\'s reply');
+  const syn = upstream(out)[0]!;
+  t.is(syn.dst, '203.0.113.5');
+  t.is(syn.tcp.dstPort, CON_PORT);
+  t.is(syn.tcp.flags, TCP_FLAG_SYN);
+  t.true(syn.mptcp.some((o) => o.type === 'mp_capable'), 'an MP_CAPABLE SYN');
+  const p = parseConvert(syn.tcp.payload);
+  if (p.kind !== 'message') return t.fail(p.kind);
+  t.is(p.length, syn.tcp.payload.length, 'the SYN\'s payload is the Convert message, whole');
+  t.is(p.message.tlvs[0]!.type, CONVERT_TLV_CONNECT);
+  const req = connectRequest(p.message);
+  if ('error' in req) return t.fail(String(req.error));
+  t.is(req.text, '192.0.2.10');
+  t.is(req.port, 80);
+  t.is(new CookieVerifier(KEY).verify(NOW_S, req.cookie, req.address, req.port), null, 'the concentrator takes the cookie');
+  t.is(new CookieVerifier(Buffer.alloc(32, 8)).verify(NOW_S, req.cookie, req.address, req.port), 'cookieBadMac', 'another key does not');
+  t.like(convert.counters.snapshot(), { convertFlows: 1, convertInSyn: 1 });
+});
+
+test('SYN data acknowledged: nothing is sent again; the reply header is stripped, the app\'s SYN answered, the server\'s bytes after it reach the app', (t) => {
+  const { r, convert, out, syn, dataSeq } = handshake('all');
+  t.is(upstream(out.segs).filter((s) => s.tcp.payload.length > 0).length, 0, 'the message is not sent again');
+  t.is(toApp(out.segs).length, 0, 'no SYN/ACK to the app before the reply');
+  t.is(convert.counters.get('convertSynDataAcked'), 1);
+  // the concentrator's reply: the header alone (the destination accepted), then the server's bytes
+  const reply = Buffer.concat([encodeReply(), Buffer.from('220 hello\r\n')]);
+  const out2 = feed(r, 20, fromCon(syn, { seq: CON_ISN + 1, ack: dataSeq, flags: TCP_FLAG_ACK | TCP_FLAG_PSH, payload: reply })).segs;
+  const synAck = toApp(out2);
+  t.is(synAck.length, 1);
+  t.is(synAck[0]!.tcp.flags, TCP_FLAG_SYN | TCP_FLAG_ACK);
+  t.is(synAck[0]!.src, '192.0.2.10', 'from the destination, as the app expects');
+  const out3 = feed(r, 21, fromApp({ seq: APP_ISN + 1, ack: (synAck[0]!.tcp.seq + 1) >>> 0, flags: TCP_FLAG_ACK, window: 65535 })).segs;
+  t.is(Buffer.concat(toApp(out3).map((s) => s.tcp.payload)).toString(), '220 hello\r\n', 'the app sees the server\'s bytes, not the header');
+  t.is(convert.counters.get('convertAccepted'), 1);
+});
+
+test('SYN data not acknowledged: the same bytes go again as the first data after the handshake', (t) => {
+  const { convert, out, syn } = handshake('none');
+  const data = upstream(out.segs).filter((s) => s.tcp.payload.length > 0);
+  t.is(data.length, 1);
+  t.is(data[0]!.tcp.seq, (syn.tcp.seq + 1) >>> 0, 'right after the SYN');
+  t.deepEqual(data[0]!.tcp.payload, syn.tcp.payload, 'the Convert message again');
+  t.is(convert.counters.get('convertSynDataResent'), 1);
+});
+
+test('Error 96 (the destination refused): a RST to the app, counted', (t) => {
+  const { r, convert, syn, dataSeq } = handshake('all');
+  const out = feed(r, 20, fromCon(syn, { seq: CON_ISN + 1, ack: dataSeq, flags: TCP_FLAG_ACK | TCP_FLAG_PSH, payload: encodeReply({ code: CONVERT_ERR_CONNECTION_RESET }) })).segs;
+  const rst = toApp(out);
+  t.is(rst.length, 1);
+  t.is(rst[0]!.tcp.flags, TCP_FLAG_RST | TCP_FLAG_ACK);
+  t.is(rst[0]!.tcp.ack, APP_ISN + 1);
+  t.is(convert.counters.get('convertRefused'), 1);
+  t.is(r.counters.get('flowsRefused'), 1);
+});
+
+test('Error 32 (our key refused): a RST to the app, counted and logged', (t) => {
+  const { r, convert, logs, syn, dataSeq } = handshake('all');
+  const out = feed(r, 20, fromCon(syn, { seq: CON_ISN + 1, ack: dataSeq, flags: TCP_FLAG_ACK | TCP_FLAG_PSH, payload: encodeReply({ code: CONVERT_ERR_NOT_AUTHORIZED }) })).segs;
+  t.true((toApp(out)[0]!.tcp.flags & TCP_FLAG_RST) !== 0);
+  t.is(convert.counters.get('convertNotAuthorized'), 1);
+  t.regex(logs.join('\n'), /refused our key \(Not Authorized\) for 192\.0\.2\.10:80/);
+});
+
+test('Error 97 (unreachable, ICMP code 1): an ICMP host unreachable to the app that quotes its SYN, no RST', (t) => {
+  const { r, convert, syn, dataSeq } = handshake('all');
+  const out = feed(r, 20, fromCon(syn, { seq: CON_ISN + 1, ack: dataSeq, flags: TCP_FLAG_ACK | TCP_FLAG_PSH, payload: encodeReply({ code: CONVERT_ERR_DESTINATION_UNREACHABLE, value: 1 }) }));
+  t.is(toApp(out.segs).length, 0, 'no TCP segment to the app');
+  const icmp = out.raw.filter((p) => p[9] === 1);
+  t.is(icmp.length, 1);
+  const ip = icmp[0]!;
+  t.is(ip.subarray(12, 16).join('.'), '192.0.2.10', 'from the destination');
+  t.is(ip.subarray(16, 20).join('.'), '198.18.0.1', 'to the app');
+  t.is(ip[20], ICMPV4_DEST_UNREACHABLE);
+  t.is(ip[21], 1, 'host unreachable');
+  const quoted = ip.subarray(28);
+  const original = appSyn();
+  t.deepEqual(quoted, original.subarray(0, 28), 'the SYN\'s IP header and first 8 bytes of TCP (ports, sequence number)');
+  t.is(convert.counters.get('convertUnreachable'), 1);
+  t.is(r.flowCount, 0);
+});
+
+test('--direct destinations and the concentrator itself are not sent to the concentrator', (t) => {
+  const { r, convert } = relay(['192.0.2.0/24']);
+  const direct = upstream(feed(r, 0, appSyn()).segs)[0]!;
+  t.is(direct.dst, '192.0.2.10');
+  t.is(direct.tcp.payload.length, 0, 'no Convert message');
+  const self = upstream(feed(r, 1, appSyn(CON)).segs)[0]!;
+  t.is(self.dst, '203.0.113.5');
+  t.is(self.tcp.dstPort, 80, 'to the app\'s own port, not the concentrator\'s service');
+  t.like(convert.counters.snapshot(), { convertDirect: 1, convertSelf: 1, convertFlows: 0 });
+});
