@@ -105,7 +105,10 @@ export class Engine {
     if (this.node.hasEvents) this.kick();
   }
 
-  private flush(now: Instant): void {
+  private flush(batchNow: Instant): void {
+    // the time a segment is handed to the device, not the batch's: TCP stamps its send log (RACK,
+    // RTT samples) with it, so the time spent on the batch does not count in the RTT
+    const now = Math.max(batchNow, this.now());
     const hdr = this.tun.headerLen;
     for (let out = this.node.pollOutput(now); out; out = this.node.pollOutput(now)) {
       const buf = out.buffer;

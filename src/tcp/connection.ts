@@ -20,7 +20,8 @@ import { TCP_MAX_OPTIONS_LEN, TCP_OPTLEN_SACK_ALIGNED_BASE, TCP_OPTLEN_TIMESTAMP
 import { TCP_FLAG_ACK, TCP_FLAG_FIN, TCP_FLAG_PSH, TCP_FLAG_RST, TCP_FLAG_SYN, TCP_FLAG_URG } from './segment.js';
 import { ChunkQueue, SendBuffer, CHUNK_QUEUE_COUNTER_NAMES, type ChunkQueueCounter } from './sendbuf.js';
 import { Reassembler, REASSEMBLY_COUNTER_NAMES, type ReassemblyCounter } from './reassembly.js';
-import { Scoreboard, SCOREBOARD_COUNTER_NAMES, type ScoreboardCounter } from './scoreboard.js';
+import { Scoreboard, SeqRangeSet, SCOREBOARD_COUNTER_NAMES, type ScoreboardCounter } from './scoreboard.js';
+import { Rack, RACK_COUNTER_NAMES, type RackCounterName } from './rack.js';
 import { RttEstimator, RTT_COUNTER_NAMES, type RttCounterName } from './rtt.js';
 import { createCongestionController, type CongestionController } from './cc/index.js';
 import { CC_COUNTER_NAMES, type CcCounterName } from './cc/controller.js';
@@ -56,6 +57,18 @@ export const TCP_COUNTER_NAMES = [
   'challengeAckSyn', 'ackTooNew', 'oldAckIgnored', 'duplicateSegments', 'outOfOrderSegments', 'reassemblyDropped',
   'dupAcks', 'dsack', 'zeroWindowProbes', 'keepAlivesSent', 'delayedAcks', 'immediateAcks', 'resetsReceived',
   'resetsSent', 'rcvWindowFull', 'urgentIgnored', 'userTimeouts', 'lostRetransmits', 'tailLossProbes', 'rcvBufferGrown', 'finWait2Timeouts',
+  /** A retransmission found spurious: a D-SACK of it (RFC 3708), an Eifel ACK (RFC 3522) or F-RTO (RFC 5682). */
+  'spuriousRetransDetected',
+  /** Congestion responses undone, by what showed them spurious. */
+  'undoDsack', 'undoEifel', 'undoFrto',
+  /** RTOs found spurious (Eifel or F-RTO after a timeout). */
+  'spuriousRtos',
+  /** F-RTO (RFC 5682) began after a timeout: new data instead of go-back-N. */
+  'frtoEntered',
+  /** Fast recoveries entered because RACK deemed a segment lost (RFC 8985). */
+  'rackRecoveries',
+  /** A tail loss probe's retransmission repaired a loss: one window reduction (RFC 8985 §7.4). */
+  'tlpRecoveries',
   'synDataSent', 'synDataAcked', 'synDataNotAcked',
 ] as const;
 export type TcpCounterName = (typeof TCP_COUNTER_NAMES)[number];
@@ -78,6 +91,7 @@ export interface TcpCounterGroups {
   reassembly: CounterSet<ReassemblyCounter>;
   sendBuffer: CounterSet<ChunkQueueCounter>;
   recvQueue: CounterSet<ChunkQueueCounter>;
+  rack: CounterSet<RackCounterName>;
 }
 
 /** Empty counter groups of a connection (the totals' start). */
@@ -90,6 +104,7 @@ export function newTcpCounterGroups(): TcpCounterGroups {
     reassembly: new CounterSet(REASSEMBLY_COUNTER_NAMES),
     sendBuffer: new CounterSet(CHUNK_QUEUE_COUNTER_NAMES),
     recvQueue: new CounterSet(CHUNK_QUEUE_COUNTER_NAMES),
+    rack: new CounterSet(RACK_COUNTER_NAMES),
   };
 }
 
@@ -124,6 +139,10 @@ export interface TcpConfig {
   noDelay: boolean;
   /** FIN-WAIT-2 lasts at most this long (Linux's tcp_fin_timeout, 60 s); 0 = for ever (RFC 9293). */
   finWait2TimeoutMs: number;
+  /** RFC 8985 RACK loss detection by time (with SACK) instead of RFC 6675's DupThresh. */
+  rack: boolean;
+  /** Undo a congestion response found spurious (D-SACK RFC 3708, Eifel RFC 3522, F-RTO RFC 5682). */
+  spuriousUndo: boolean;
 }
 
 export const DEFAULT_TCP_CONFIG: TcpConfig = {
@@ -147,6 +166,8 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = {
   minRtoMs: 200,
   noDelay: true,
   finWait2TimeoutMs: 60_000,
+  rack: true,
+  spuriousUndo: true,
 };
 
 /** RFC 7323 §2.3: "the shift count ... MUST be limited to 14". */
@@ -169,6 +190,20 @@ export interface Endpoint {
   /** 4 or 16 bytes */
   addr: Buffer;
   port: number;
+}
+
+/** What `startUndo` saved (Linux: prior_cwnd, prior_ssthresh, undo_retrans, high_seq). */
+interface UndoState {
+  cwnd: number;
+  ssthresh: number;
+  /** Retransmitted segments of the episode not yet D-SACKed (Linux's undo_retrans). */
+  retrans: number;
+  /** SND.MAX when it began. */
+  high: number;
+  /** RFC 3522 RetransmitTS: the TSval of the first retransmission, until the first ACK that covers it. */
+  retransTsval: number | null;
+  firstRtxEnd: number | null;
+  at: number;
 }
 
 /** A segment to send: the header fields and options, and the payload as a view. */
@@ -215,7 +250,20 @@ export class TcpConnection {
   /** Stream offset (bytes since the SYN) of the first byte in the send buffer. */
   private sentOffsetBase = 0;
   private readonly reasm: Reassembler;
-  private readonly scoreboard = new Scoreboard();
+  private readonly scoreboard: Scoreboard;
+  private readonly rack = new Rack();
+  /** The congestion state saved when a reduction began, for undoing it (see `startUndo`). */
+  private undoState: UndoState | null = null;
+  /** Ranges retransmitted since `undoState` was saved (not trimmed by ACKs: D-SACKs come after). */
+  private readonly undoRtx = new SeqRangeSet();
+  /** F-RTO (RFC 5682 §2.1): 0 off, 2 waiting for the first ACK after the RTO, 3 for the second. */
+  private frto = 0;
+  /** New segments F-RTO step 2b may send whatever cwnd says. */
+  private frtoBudget = 0;
+  /** Send one RACK-lost segment even if cwnd is full (the fast retransmit on entering recovery). */
+  private forceRetransmit = false;
+  /** The RTT sample RACK's send log gave for this ACK (µs resolution), for `ackAdvance`. */
+  private logRttSample: number | null = null;
   readonly rtt: RttEstimator;
   readonly cc: CongestionController;
   private readonly timers = new TimerTable();
@@ -286,6 +334,9 @@ export class TcpConnection {
     this.sndNxt = this.iss;
     this.sndMax = this.iss;
     this.sendBuf = new SendBuffer(this.config.sendBufferSize);
+    // with RACK, IsLost is RACK's marks only: RFC 8985 §6.2 step 4 folds DupThresh into the
+    // reordering window (0 until reordering is seen once DupThresh segments are SACKed)
+    this.scoreboard = new Scoreboard({ dupThresh: this.config.rack ? Infinity : DUP_THRESH });
     this.reasm = new Reassembler({ limit: this.config.reassemblyLimit, dsack: false });
     this.recvCapacity = this.config.recvBufferSize;
     this.rtt = new RttEstimator({ minRto: this.config.minRtoMs });
@@ -803,24 +854,53 @@ export class TcpConnection {
     const ack = seg.ack;
     const oldUna = this.sndUna;
     let newlySacked = 0;
+    let dsack: SackBlock | null = null;
+    const blocks = seg.options.sackBlocks ?? [];
     if (this.sackOk) {
-      const blocks = seg.options.sackBlocks;
-      if (blocks && blocks.length > 0) {
+      if (blocks.length > 0) {
         const r = this.scoreboard.onAck(ack, blocks, this.sndUna, this.sndMax);
         newlySacked = r.newlySacked;
+        dsack = r.dsack;
         if (r.dsack) this.counters.increment('dsack');
+        if (r.spuriousRetransmit) this.rack.onSpuriousRetransmit();
+        if (r.reneged) this.rack.onReneging();
       } else if (seqGt(ack, this.sndUna)) {
         this.scoreboard.onAck(ack, [], this.sndUna, this.sndMax);
       }
     }
+    const advanced = seqGt(ack, this.sndUna);
+    const ts = this.tsOk ? seg.options.timestamps : undefined;
 
-    if (seqGt(ack, this.sndUna)) {
+    // Undo (RFC 3522 Eifel, RFC 3708 D-SACK, RFC 5682 F-RTO), before the ACK moves the state
+    if (this.config.spuriousUndo) {
+      if (dsack) this.onDsack(now, dsack);
+      if (advanced) this.checkEifel(now, ack, ts?.tsEcr);
+      if (this.frto > 0) this.frtoAck(now, ack, advanced);
+    }
+    if (this.config.rack && advanced) this.checkTlpRecovery(now, ack, dsack);
+
+    // RFC 8985 §6.2 steps 1-5 on the send log (also the µs RTT sample of `ackAdvance`)
+    const rackOn = this.sackOk && this.config.rack;
+    let rackOut: ReturnType<Rack['onAck']> | null = null;
+    if (advanced || blocks.length > 0) {
+      const sacks = dsack ? blocks.slice(1) : blocks;
+      rackOut = this.rack.onAck(now, {
+        sndUna: advanced ? ack : this.sndUna, sndNxt: this.sndMax, sacks, dsack: dsack !== null,
+        tsEcrTime: ts && ts.tsEcr !== 0 ? this.tsToTime(now, ts.tsEcr) : null,
+        inRecovery: this.inRecovery || this.rtoRecovery, srtt: this.rtt.srtt ?? 1, mss: this.sendMss,
+        sackedBytes: this.scoreboard.sackedBytes, lossLimit: this.rtoRecovery ? this.sndNxt : undefined,
+      });
+      this.logRttSample = rackOut.rttSample;
+    }
+
+    if (advanced) {
       const acked = this.ackAdvance(now, ack, seg);
       this.dupAcks = 0;
       if (this.inRecovery) {
         if (seqGe(ack, this.recoveryPoint)) {
           this.inRecovery = false;
           this.cc.onRecoveryEnd(now);
+          this.rack.onRecoveryExit();
         } else if (!this.sackOk) {
           // RFC 6582 §3.2 step 5 (partial ACK): "retransmit the first unacknowledged segment"
           this.retransmitHead = true;
@@ -832,7 +912,10 @@ export class TcpConnection {
         this.cc.onAck(now, acked, this.rtt, this.inFlight());
       } else {
         this.cc.onAck(now, acked, this.rtt, this.inFlight());
-        if (seqGe(this.sndUna, this.recoveryPoint)) this.rtoRecovery = false;
+        if (seqGe(this.sndUna, this.recoveryPoint)) {
+          this.rtoRecovery = false;
+          this.rack.onRecoveryExit();
+        }
       }
     } else if (ack === this.sndUna && seqGt(this.sndMax, this.sndUna) && seg.payload.length === 0 &&
       (seg.flags & (TCP_FLAG_SYN | TCP_FLAG_FIN)) === 0 &&
@@ -844,7 +927,7 @@ export class TcpConnection {
         // A lost retransmission (after RFC 8985 RACK's idea, at the head only): the head was
         // retransmitted more than a reordering window plus an RTT ago and the peer keeps SACKing
         // data sent after it. Without this, only another RTO would repair it.
-        if (this.sackOk && (this.inRecovery || this.rtoRecovery) && this.headRtxAt >= 0 && this.headRtxSeq === this.sndUna &&
+        if (!rackOn && this.sackOk && (this.inRecovery || this.rtoRecovery) && this.headRtxAt >= 0 && this.headRtxSeq === this.sndUna &&
           now - this.headRtxAt > (this.rtt.srtt ?? 1) * 1.25 + 1 && this.scoreboard.isLost(this.sndUna, this.sendMss)) {
           this.counters.increment('lostRetransmits');
           this.retransmitHead = true;
@@ -855,9 +938,14 @@ export class TcpConnection {
       if (this.inRecovery) this.cc.onRecoveryAck?.(now, this.sackOk ? newlySacked : this.sendMss, this.inFlight());
     }
 
-    // Loss detection: RFC 6675 §5 (SACK) or RFC 5681/6582 (three duplicate ACKs)
+    // RACK's verdicts (RFC 8985 §6.2 step 5) and its reordering timer (§6.3)
+    if (rackOn && rackOut) this.applyRack(now, rackOut.lost, rackOut.timeout);
+
+    // Loss detection: RFC 8985 RACK, or RFC 6675 §5 (SACK) or RFC 5681/6582 (three duplicate ACKs)
     if (!this.inRecovery && !this.rtoRecovery && seqGt(this.sndMax, this.sndUna)) {
-      const lost = this.sackOk ? (this.dupAcks >= DUP_THRESH || this.scoreboard.isLost(this.sndUna, this.sendMss)) : this.dupAcks >= DUP_THRESH;
+      let lost: boolean;
+      if (rackOn) lost = this.scoreboard.lostBytes > 0;
+      else lost = this.sackOk ? (this.dupAcks >= DUP_THRESH || this.scoreboard.isLost(this.sndUna, this.sendMss)) : this.dupAcks >= DUP_THRESH;
       if (lost) this.enterRecovery(now);
     }
 
@@ -901,9 +989,189 @@ export class TcpConnection {
     this.highRxt = this.sndUna;
     this.counters.increment('fastRetransmits');
     this.counters.increment(this.sackOk ? 'sackRecoveries' : 'newRenoRecoveries');
+    this.startUndo(now);
     this.cc.onCongestionEvent(now, this.flightSize());
+    this.frto = 0;
+    if (this.sackOk && this.config.rack) {
+      // RFC 8985 §3.4: RACK only says which segments are lost; the lowest of them goes at once
+      // (the fast retransmit of RFC 6675 §5 step 4.1), the rest as PRR lets the window (RFC 6937)
+      this.counters.increment('rackRecoveries');
+      this.forceRetransmit = true;
+      return;
+    }
     // retransmit the first unacknowledged segment at once (RFC 5681 §3.2 step 4, RFC 6675 §5 step 4.1)
     this.retransmitHead = true;
+  }
+
+  /** Marks RACK's lost ranges on the scoreboard and (re)arms the reordering timer. */
+  private applyRack(now: Instant, lost: readonly SackBlock[], timeout: number): void {
+    for (const b of lost) this.scoreboard.markLost(b.start, b.end);
+    // RFC 8985 §6.2: "If timeout != 0: Arm the RACK timer to call RACK_detect_loss_and_arm_timer() after timeout"
+    if (timeout > 0) this.timers.set(TcpTimer.Rack, now + timeout);
+    else this.timers.stop(TcpTimer.Rack);
+  }
+
+  /** RFC 8985 §6.3: "Upon RACK reordering timer expiration: RACK_detect_loss_and_arm_timer()". */
+  private onRackTimer(now: Instant): void {
+    if (!this.sackOk || !this.config.rack || seqGe(this.sndUna, this.sndMax)) return;
+    const r = this.rack.onTimer(now, {
+      inRecovery: this.inRecovery || this.rtoRecovery, srtt: this.rtt.srtt ?? 1, mss: this.sendMss,
+      sackedBytes: this.scoreboard.sackedBytes, lossLimit: this.rtoRecovery ? this.sndNxt : undefined,
+    });
+    this.applyRack(now, r.lost, r.timeout);
+    if (r.lost.length > 0 && !this.inRecovery && !this.rtoRecovery) this.enterRecovery(now);
+  }
+
+  // ---------------------------------------------------------------- undo
+
+  /**
+   * A congestion response begins (fast recovery or a timeout): save cwnd and ssthresh to restore
+   * if it proves spurious (Linux's tcp_init_undo: prior_cwnd, prior_ssthresh, undo_marker,
+   * undo_retrans). A response while the previous one is unresolved keeps the older state.
+   */
+  private startUndo(now: Instant): void {
+    if (!this.config.spuriousUndo) return;
+    if (this.undoState && (this.inRecovery || this.rtoRecovery) && this.undoState.retrans > 0 && seqLt(this.sndUna, this.undoState.high)) return;
+    this.undoState = { cwnd: this.cc.cwnd, ssthresh: this.cc.ssthresh, retrans: 0, high: this.sndMax, retransTsval: null, firstRtxEnd: null, at: now };
+    this.undoRtx.clear();
+  }
+
+  /** A retransmission of [seq, end) went out: the undo state counts it (Linux undo_retrans) and Eifel keeps its TSval. */
+  private noteRetransmit(now: Instant, seq: number, end: number): void {
+    const u = this.undoState;
+    if (!u) return;
+    u.retrans += Math.max(1, Math.ceil(seqDiff(end, seq) / this.sendMss));
+    this.undoRtx.add(seq, end);
+    // RFC 3522 §3.2 step (1): "Set a "RetransmitTS" variable to the value of the Timestamp Value
+    // field of the Timestamps option included in the retransmit sent when loss recovery is
+    // initiated."
+    // Only a first retransmission at SND.UNA can be tested: the ACK that covers a retransmission
+    // above a hole echoes whatever filled the hole (an original delayed by reordering would pass
+    // for the original of our retransmission).
+    if (u.firstRtxEnd === null) {
+      u.firstRtxEnd = end;
+      u.retransTsval = this.tsOk && seq === this.sndUna ? this.tsNow(now) : null;
+    }
+  }
+
+  /**
+   * RFC 3708 §3: "If the TCP sender receives a D-SACK for each retransmitted segment, then it can
+   * infer that the retransmissions were unnecessary" (the basic algorithm: every retransmission
+   * of the episode D-SACKed, with no further loss, means the congestion response was spurious).
+   */
+  private onDsack(now: Instant, b: SackBlock): void {
+    const u = this.undoState;
+    const overlap = this.undoRtx.overlap(b.start, b.end);
+    if (overlap === 0) return;
+    // the original arrived after all: reordering (RACK widens its window from here on)
+    this.rack.onSpuriousRetransmit();
+    this.undoRtx.remove(b.start, b.end);
+    if (!u) return; // already undone (Eifel saw it first)
+    this.counters.increment('spuriousRetransDetected');
+    u.retrans -= Math.max(1, Math.ceil(overlap / this.sendMss));
+    if (u.retrans <= 0) this.undo(now, 'undoDsack');
+  }
+
+  /**
+   * RFC 3522 §3.2 step (3)-(4): on "the first acceptable ACK" that acknowledges the
+   * retransmission, "If the value of the Timestamp Echo Reply field of the acceptable ACK's
+   * Timestamps option is smaller than the value of RetransmitTS, then proceed to step (5)" — the
+   * ACK was for the original: the retransmission was spurious.
+   */
+  private checkEifel(now: Instant, ack: number, tsEcr: number | undefined): void {
+    const u = this.undoState;
+    if (!u || u.retransTsval === null || u.firstRtxEnd === null || !this.tsOk || tsEcr === undefined || tsEcr === 0) return;
+    if (!seqGe(ack, u.firstRtxEnd)) return;
+    const rts = u.retransTsval;
+    u.retransTsval = null; // one test per episode: only the first acceptable ACK tells
+    if (seqLt(tsEcr, rts)) {
+      this.counters.increment('spuriousRetransDetected');
+      if (this.rtoRecovery) this.counters.increment('spuriousRtos');
+      // the original arrived: in fast recovery that is reordering (after an RTO, a delay spike)
+      else this.rack.onSpuriousRetransmit();
+      this.undo(now, 'undoEifel');
+    }
+  }
+
+  /**
+   * RFC 5682 §2.1, the F-RTO algorithm after "When the retransmission timer expires, retransmit
+   * the first unacknowledged segment" (step 1):
+   * "2) When the first acknowledgment after the RTO retransmission arrives at the TCP sender ...
+   *    a) If a new duplicate ACK arrives or the Acknowledgment field covers "recover" but not
+   *       more than "recover", stop F-RTO and proceed with the normal RTO recovery.
+   *    b) Else, if the acknowledgment advances SND.UNA ... transmit up to two new (previously
+   *       unsent) segments and enter step 3 of this algorithm."
+   * "3) When the second acknowledgment after the RTO retransmission arrives at the TCP sender ...
+   *    a) If the ACK is a duplicate ACK, set the congestion window to no more than 3 * MSS, and
+   *       continue with the slow start algorithm retransmitting unacknowledged segments.
+   *    b) Else, if the ACK advances SND.UNA ... declare the timeout spurious".
+   */
+  private frtoAck(now: Instant, ack: number, advanced: boolean): void {
+    if (!this.rtoRecovery) {
+      this.frto = 0;
+      return;
+    }
+    const recover = this.recoveryPoint;
+    if (this.frto === 2) {
+      if (!advanced || seqGe(ack, recover)) {
+        this.frto = 0;
+        return;
+      }
+      const newData = this.sendBuf.length - seqDiff(this.sndMax, this.sndUna === this.iss ? seqAdd(this.iss, 1) : this.sndUna);
+      if (newData <= 0 || seqDiff(seqAdd(ack, this.sndWnd), this.sndMax) <= 0) {
+        // "If the TCP sender does not have enough unsent data ... [it] SHOULD ... proceed with the conventional RTO recovery"
+        this.frto = 0;
+        return;
+      }
+      this.frto = 3;
+      this.frtoBudget = 2 * this.sendMss;
+      this.sndNxt = this.sndMax;
+      return;
+    }
+    if (this.frto === 3) {
+      this.frto = 0;
+      this.frtoBudget = 0;
+      if (!advanced) {
+        // 3a: the timeout was real: go back to SND.UNA
+        this.sndNxt = this.sndUna;
+        return;
+      }
+      this.counters.increment('spuriousRetransDetected');
+      this.counters.increment('spuriousRtos');
+      this.undo(now, 'undoFrto');
+    }
+  }
+
+  /** The response was spurious: restore the window (Linux tcp_undo_cwnd_reduction) and leave recovery. */
+  private undo(now: Instant, how: 'undoDsack' | 'undoEifel' | 'undoFrto'): void {
+    const u = this.undoState;
+    if (!u) return;
+    this.undoState = null;
+    // undoRtx stays until the next episode: a late D-SACK still tells RACK of the reordering
+    this.counters.increment(how);
+    this.cc.undo?.(now, u.cwnd, u.ssthresh);
+    if (this.inRecovery) {
+      this.inRecovery = false;
+      this.rack.onRecoveryExit();
+    }
+    if (this.rtoRecovery) {
+      this.rtoRecovery = false;
+      this.rack.onRecoveryExit();
+      // no more go-back-N: what is outstanding was not lost
+      this.sndNxt = this.sndMax;
+      this.frto = 0;
+      this.frtoBudget = 0;
+    }
+    // what was marked lost was not: RACK marks again what really is
+    this.scoreboard.clearLost();
+    this.rack.onRto();
+    this.forceRetransmit = false;
+    this.retransmitHead = false;
+  }
+
+  /** A TSecr on our TS clock, back to `now` units (ms; 1 ms resolution). */
+  private tsToTime(now: Instant, tsEcr: number): number {
+    return now - (((this.tsNow(now) - tsEcr) >>> 0) % 2 ** 32);
   }
 
   private retransmitHead = false;
@@ -927,9 +1195,16 @@ export class TcpConnection {
     if (seqLt(this.sndNxt, this.sndUna)) this.sndNxt = this.sndUna;
     this.consecutiveRtos = 0;
 
-    // RTT: RFC 7323 §4.1 timestamps, else Karn's timing of one segment
+    // RTT: from the send log, with the resolution of `now` (the engine's µs clock), of the
+    // oldest newly acknowledged segment never retransmitted (RFC 6298 §3, Karn); else RFC 7323
+    // §4.1 timestamps (the TS clock ticks in ms), else Karn's timing of one segment
     const ts = seg.options.timestamps;
-    if (this.tsOk && ts && ts.tsEcr !== 0) {
+    const logSample = this.logRttSample;
+    this.logRttSample = null;
+    if (logSample !== null && logSample >= 0) {
+      this.rtt.onSample(now, Math.max(logSample, 0.001));
+      this.timedAt = -1;
+    } else if (this.tsOk && ts && ts.tsEcr !== 0) {
       const sample = this.tsNow(now) - ts.tsEcr;
       if (sample >= 0 && sample < 600_000) this.rtt.onSample(now, Math.max(sample, 0.01));
     } else if (this.timedAt >= 0 && seqGt(ack, this.timedSeq)) {
@@ -1096,6 +1371,7 @@ export class TcpConnection {
     }
     if (this.timers.expire(TcpTimer.Rto, now)) this.onRto(now);
     if (this.timers.expire(TcpTimer.Tlp, now)) this.onTlp(now);
+    if (this.timers.expire(TcpTimer.Rack, now)) this.onRackTimer(now);
     if (this.timers.expire(TcpTimer.Persist, now)) {
       // RFC 9293 §3.8.6.1: "The transmitting host SHOULD send the first zero-window probe when a
       // zero window has existed for the retransmission timeout period ... and SHOULD increase
@@ -1145,14 +1421,54 @@ export class TcpConnection {
   private tlpPending = false;
   private tlpEpisode = false;
 
-  /** RFC 8985 §7.2: PTO = 2·SRTT, plus the delayed-ACK allowance when one segment is out, at most the RTO. */
+  /**
+   * RFC 8985 §7.2: PTO = 2·SRTT, plus the delayed-ACK allowance when one segment is out, at most
+   * until the RTO would expire. Scheduled only when "The connection supports SACK", "The
+   * connection is not in loss recovery" and "The connection has no SACKed sequences in the SACK
+   * scoreboard" (with SACKed data, RACK's reordering timer detects the losses).
+   */
   private armTlp(now: Instant): void {
     if (this.rtt.srtt === null || this.inRecovery || this.rtoRecovery || !this.sackOk || this.tlpEpisode || this.sndWnd === 0) return;
+    if (this.config.rack && this.scoreboard.hasSackInfo) return;
     let pto = 2 * this.rtt.srtt;
     if (seqDiff(this.sndMax, this.sndUna) <= this.sendMss) pto += this.config.delayedAckMs;
     pto = Math.max(pto, 2);
-    if (pto < this.rtt.rto) this.timers.set(TcpTimer.Tlp, now + pto);
+    if (!this.config.rack) {
+      if (pto < this.rtt.rto) this.timers.set(TcpTimer.Tlp, now + pto);
+      return;
+    }
+    // "If Now() + PTO > TCP_RTO_expiration(): PTO = TCP_RTO_expiration() - Now()"
+    const rtoAt = this.timers.isArmed(TcpTimer.Rto) ? this.timers.get(TcpTimer.Rto) : now + this.rtt.rto;
+    if (now + pto > rtoAt) pto = rtoAt - now;
+    if (pto > 0) this.timers.set(TcpTimer.Tlp, now + pto);
   }
+
+  /**
+   * RFC 8985 §7.4: a probe that retransmitted the last segment may have repaired a loss, which the
+   * congestion controller must hear of ("the sender MUST invoke a congestion control response
+   * equivalent to fast recovery" when the loss was repaired by the probe). An ACK that reaches
+   * TLP.end_seq without a D-SACK of the probe says the original was lost: the window is reduced
+   * once (as Linux's tcp_process_tlp_ack), and saved for undo should the probe's D-SACK follow.
+   */
+  private checkTlpRecovery(now: Instant, ack: number, dsack: SackBlock | null): void {
+    const probe = this.tlpRtx;
+    if (!probe || seqLt(ack, probe.end)) return;
+    this.tlpRtx = null;
+    if (dsack && seqLe(dsack.start, probe.start) && seqGe(dsack.end, probe.end)) return; // both arrived: no loss
+    if (this.inRecovery || this.rtoRecovery) return;
+    this.counters.increment('tlpRecoveries');
+    this.startUndo(now);
+    const u = this.undoState;
+    if (u) {
+      u.retrans = 1;
+      this.undoRtx.add(probe.start, probe.end);
+    }
+    this.cc.onCongestionEvent(now, this.flightSize());
+    this.cc.onRecoveryEnd(now);
+  }
+
+  /** The last probe, when it was a retransmission: [start, end) (RFC 8985 TLP.end_seq, TLP.is_retrans). */
+  private tlpRtx: SackBlock | null = null;
 
   private onRto(now: Instant): void {
     this.counters.increment('rtoTimeouts');
@@ -1179,8 +1495,18 @@ export class TcpConnection {
     }
     // RFC 6298 §5.5-5.7: back off, retransmit the earliest unacknowledged segment, restart
     this.rtt.backoff();
+    // RFC 5682 §2.1 step 1: "If the TCP sender is already in RTO recovery AND "recover" is larger
+    // than or equal to SND.UNA, do not enter step 2 of this algorithm" — F-RTO once per episode
+    const frtoOk = this.config.spuriousUndo && !this.rtoRecovery && this.consecutiveRtos === 1;
+    if (!this.rtoRecovery) this.startUndo(now);
     this.cc.onRetransmissionTimeout(now, this.flightSize());
+    if (this.inRecovery) this.rack.onRecoveryExit();
     this.inRecovery = false;
+    this.rack.onRto();
+    this.timers.stop(TcpTimer.Rack);
+    this.frtoBudget = 0;
+    this.frto = frtoOk ? 2 : 0;
+    if (frtoOk) this.counters.increment('frtoEntered');
     this.dupAcks = 0;
     // RFC 6675 §5.1: after an RTO, retransmit from SND.UNA, skipping what the peer SACKed
     this.rtoRecovery = true;
@@ -1369,11 +1695,14 @@ export class TcpConnection {
     // 2. RFC 6675 NextSeg during SACK recovery: lost segments first
     if (this.sackOk && (this.inRecovery || this.rtoRecovery)) {
       const cwndRoom = this.cc.cwnd - this.scoreboard.pipe(this.sndUna, this.sndMax, mss);
-      if (cwndRoom >= mss || (cwndRoom > 0 && this.flightSize() < mss)) {
+      const force = this.forceRetransmit;
+      this.forceRetransmit = false;
+      if (force || cwndRoom >= mss || (cwndRoom > 0 && this.flightSize() < mss)) {
         // RFC 6675 NextSeg rule (2) prefers new data that the window allows over rules (3) and (4)
         const newData = Math.max(0, Math.min(seqDiff(dataEnd, this.sndMax), seqDiff(seqAdd(this.sndUna, this.sndWnd), this.sndMax)));
-        const next = this.scoreboard.nextSeg(this.sndUna, this.sndMax, this.highRxt, mss, { newData });
-        if (next && next.retransmit) {
+        // with RACK, rule (3) would resend holes not deemed lost (RFC 8985 lets them settle)
+        const next = this.scoreboard.nextSeg(this.sndUna, this.sndMax, this.highRxt, mss, { newData: force ? 0 : newData, rule3: !this.config.rack });
+        if (next && next.retransmit && (!force || this.scoreboard.isLost(next.start, mss))) {
           const len = Math.min(next.length, seqDiff(dataEnd, next.start));
           const seg = this.buildData(now, next.start, bufStart, len, true);
           if (seg) {
@@ -1397,7 +1726,10 @@ export class TcpConnection {
       const len = Math.min(mss, seqDiff(lastEnd, bufStart));
       if (len > 0) {
         const seg = this.buildData(now, seqAdd(lastEnd, -len), bufStart, len, true);
-        if (seg) return seg;
+        if (seg) {
+          this.tlpRtx = { start: seg.seq, end: seqAdd(seg.seq, seg.payload.length) };
+          return seg;
+        }
       }
     }
 
@@ -1405,7 +1737,8 @@ export class TcpConnection {
     const sndWndEnd = seqAdd(this.sndUna, this.sndWnd);
     const available = seqDiff(dataEnd, this.sndNxt);
     const wndRoom = seqDiff(sndWndEnd, this.sndNxt);
-    const cwndRoom = this.cc.cwnd - this.inFlight();
+    // F-RTO step 2b: up to two new segments whatever the window after the timeout
+    const cwndRoom = this.frtoBudget > 0 && seqGe(this.sndNxt, this.sndMax) ? this.frtoBudget : this.cc.cwnd - this.inFlight();
     if (available > 0 && wndRoom > 0 && cwndRoom > 0) {
       let len = Math.min(available, wndRoom, cwndRoom);
       const tsoMax = this.config.tsoMaxPayload >= 2 * mss && seqGe(this.sndNxt, this.sndMax) ? this.config.tsoMaxPayload - (this.config.tsoMaxPayload % mss) : mss;
@@ -1424,7 +1757,10 @@ export class TcpConnection {
         const retransmit = seqLt(this.sndNxt, this.sndMax);
         if (retransmit) len = Math.min(len, mss, seqDiff(this.sndMax, this.sndNxt));
         const seg = this.buildData(now, this.sndNxt, bufStart, len, retransmit);
-        if (seg) return seg;
+        if (seg) {
+          if (!retransmit && this.frtoBudget > 0) this.frtoBudget = Math.max(0, this.frtoBudget - seg.payload.length);
+          return seg;
+        }
       }
     }
 
@@ -1485,6 +1821,7 @@ export class TcpConnection {
       this.counters.increment('retransmittedSegments');
       this.counters.increment('retransmittedBytes', len);
       if (this.sackOk) this.scoreboard.markRetransmitted(seq, end);
+      this.noteRetransmit(now, seq, end);
       // Karn: a retransmitted segment is never timed
       if (this.timedAt >= 0 && seqLe(seq, this.timedSeq) && seqLt(this.timedSeq, end)) this.timedAt = -1;
     } else {
@@ -1494,6 +1831,8 @@ export class TcpConnection {
         this.timedAt = now;
       }
     }
+    // RFC 8985 §6.1: the send log (new data past SND.MAX is new even when `retransmit` says otherwise)
+    this.rack.onSent(seq, end, now, retransmit && seqLt(seq, this.sndMax));
     if (seqGe(seq, this.sndNxt) || seqGt(end, this.sndNxt)) this.sndNxt = seqMax(this.sndNxt, end);
     this.sndMax = seqMax(this.sndMax, end);
     if (!this.timers.isArmed(TcpTimer.Rto)) this.timers.set(TcpTimer.Rto, now + this.rtt.rto);
@@ -1511,6 +1850,7 @@ export class TcpConnection {
     return {
       tcp: this.counters, rtt: this.rtt.counters, cc: this.cc.counters, sack: this.scoreboard.counters,
       reassembly: this.reasm.counters, sendBuffer: this.sendBuf.counters, recvQueue: this.recvQueue.counters,
+      rack: this.rack.counters,
     };
   }
 
@@ -1523,6 +1863,7 @@ export class TcpConnection {
       mss: this.sendMss, sack: this.sackOk, timestamps: this.tsOk, sndWscale: this.sndWscale, rcvWscale: this.rcvWscale,
       cwnd: this.cc.cwnd, ssthresh: this.cc.ssthresh, srtt: this.rtt.srtt, rto: this.rtt.rto,
       inRecovery: this.inRecovery, rtoRecovery: this.rtoRecovery,
+      rackReorderingSeen: this.rack.reorderingSeen, rackReoWndMult: this.rack.reoWndMult, rackMinRtt: Number.isFinite(this.rack.minRtt) ? this.rack.minRtt : null,
       sendQueued: this.sendBuf.length, recvQueued: this.recvQueue.length, outOfOrder: this.reasm.bytesQueued,
     };
   }

@@ -288,6 +288,8 @@ export class Scoreboard {
   smss: number;
   private readonly sacked = new SeqRangeSet();
   private readonly rtx = new SeqRangeSet();
+  /** Ranges deemed lost by RACK (RFC 8985), not yet retransmitted nor SACKed: `markLost`. */
+  private readonly lost = new SeqRangeSet();
   private lastNewSack: number | undefined;
 
   constructor(opts: { smss?: number; dupThresh?: number } = {}) {
@@ -340,6 +342,34 @@ export class Scoreboard {
     return i < 0 ? seq : this.sacked.end(i);
   }
 
+  /** Bytes deemed lost by RACK and not retransmitted since. */
+  get lostBytes(): number {
+    return this.lost.bytes;
+  }
+
+  /** The ranges deemed lost by RACK awaiting retransmission (a copy). */
+  lostRanges(): SackBlock[] {
+    return this.lost.toArray();
+  }
+
+  /**
+   * RACK (RFC 8985 §6.2 step 5) deemed [start, end) lost: it leaves `pipe` and `nextSeg` offers
+   * it first. A retransmission of it that was in flight is lost too: it no longer counts in
+   * `pipe` (RFC 6675 SetPipe (b) counts an octet "for the retransmission" only while that is in
+   * the network).
+   */
+  markLost(start: Seq, end: Seq): void {
+    this.rtx.remove(start, end);
+    this.lost.add(start, end);
+    // never what the peer holds
+    for (const b of this.sacked.toArray()) if (seqLt(b.start, end) && seqGt(b.end, start)) this.lost.remove(b.start, b.end);
+  }
+
+  /** Forgets RACK's lost marks (the loss proved spurious: undo). */
+  clearLost(): void {
+    this.lost.clear();
+  }
+
   isRetransmitted(seq: Seq): boolean {
     return this.rtx.has(seq);
   }
@@ -382,6 +412,7 @@ export class Scoreboard {
       result.reneged = true;
     }
     this.sacked.trimFront(una);
+    this.lost.trimFront(una);
 
     // RFC 2883 §4: only the first block can be a D-SACK. It is not SACK information: skipped by
     // Update (). The retransmitted ranges are looked at before this ACK trims them; a D-SACK of
@@ -409,6 +440,7 @@ export class Scoreboard {
         continue;
       }
       result.newlySacked += this.sacked.add(seqMax(b.start, una), b.end);
+      this.lost.remove(seqMax(b.start, una), b.end);
     }
     if (result.newlySacked > 0) {
       result.dupAck = true;
@@ -445,6 +477,7 @@ export class Scoreboard {
    */
   markRetransmitted(start: Seq, end: Seq): void {
     this.rtx.add(start, end);
+    this.lost.remove(start, end);
   }
 
   /**
@@ -456,6 +489,7 @@ export class Scoreboard {
    */
   isLost(seq: Seq, smss = this.smss): boolean {
     if (this.sacked.has(seq)) return false;
+    if (this.lost.has(seq)) return true;
     const n = this.sacked.count;
     const byteLimit = (this.dupThresh - 1) * smss;
     let ranges = 0;
@@ -502,7 +536,8 @@ export class Scoreboard {
       if (seqLt(holeStart, sndUna)) holeStart = sndUna;
       const lost = rangesAbove >= this.dupThresh || bytesAbove > byteLimit;
       if (seqLt(holeStart, holeEnd)) {
-        if (!lost) pipe += seqDiff(holeEnd, holeStart);
+        // RACK's lost ranges are out of the network as IsLost's are
+        if (!lost) pipe += seqDiff(holeEnd, holeStart) - this.lost.overlap(holeStart, holeEnd);
         pipe += this.rtx.overlap(holeStart, holeEnd);
       }
       if (k > 0) {
@@ -540,6 +575,14 @@ export class Scoreboard {
     //   (1.b) S2 is less than the highest octet covered by any received SACK.
     //   (1.c) IsLost (S2) returns true.
     // IsLost only grows towards lower octets, so if the smallest candidate is not lost, none is.
+    // RACK (RFC 8985 §6.2 step 5) marks segments lost, retransmitted ones included (a lost
+    // retransmission lies below HighRxt): the lowest of them goes first, whatever HighRxt is.
+    // RFC 8985 §3.4: "RACK-TLP ... is a loss detection algorithm" — what it deems lost is sent
+    // by the loss recovery, here RFC 6675's rule (1).
+    const rackLost = this.lost.first();
+    if (rackLost !== undefined) {
+      return { start: rackLost.start, length: Math.min(smss, seqDiff(rackLost.end, rackLost.start)), retransmit: true, rule: 1 };
+    }
     const belowHighSacked = hole !== null && highSacked !== undefined && seqLt(hole.start, highSacked);
     if (belowHighSacked && this.isLost(hole.start, smss)) {
       return { start: hole.start, length: Math.min(smss, seqDiff(hole.end, hole.start)), retransmit: true, rule: 1 };
@@ -615,6 +658,7 @@ export class Scoreboard {
   onRto(opts: { keepSack?: boolean } = {}): void {
     this.counters.increment('rto');
     this.rtx.clear();
+    this.lost.clear();
     if (opts.keepSack === false) this.sacked.clear();
   }
 
@@ -622,6 +666,7 @@ export class Scoreboard {
   reset(): void {
     this.sacked.clear();
     this.rtx.clear();
+    this.lost.clear();
     this.lastNewSack = undefined;
   }
 }

@@ -17,8 +17,10 @@ export const enum TcpTimer {
   UserTimeout = 5,
   /** RFC 8985 §7 tail loss probe. */
   Tlp = 6,
+  /** RFC 8985 §6.3 RACK reordering timer. */
+  Rack = 7,
 }
-const TIMER_COUNT = 7;
+const TIMER_COUNT = 8;
 
 export class TimerTable {
   private readonly deadlines = new Float64Array(TIMER_COUNT).fill(Infinity);

@@ -871,6 +871,226 @@ test('no tail loss probe without SACK (RFC 8985 §7: TLP relies on SACK to detec
   t.is(f.conn.counters.get('tailLossProbes'), 0);
 });
 
+// ---------------------------------------------------------------------------- RACK-TLP (RFC 8985)
+
+/** SACK block of our segments [a, b) (in MSS units). */
+const segs = (f: Fixture, a: number, b: number) => ({ start: f.ourSeq(a * f.conn.mss), end: f.ourSeq(b * f.conn.mss) });
+
+test('RACK: a segment sent before a delivered one is deemed lost once RACK.rtt + reo_wnd have passed since it was sent, on the reordering timer (RFC 8985 §6.2 step 5, §6.3)', (t) => {
+  const f = established();
+  const t0 = f.now;
+  f.write(bytes(10 * MSS));
+  f.advance(RTT);
+  // segment 1 SACKed, segment 0 not: one SACKed segment, below DupThresh, so reo_wnd = min_RTT/4
+  // (no min_RTT from the log yet: SRTT = 50 ms) = 12.5 ms after RACK.rtt = 50 ms
+  t.deepEqual(dataOf(f.input(f.peer.seg({ ack: f.ourSeq(0), sack: [segs(f, 1, 2)] }))), [], 'not yet: it may be reordered');
+  t.deepEqual(dataOf(f.advance(12)), []);
+  const out = dataOf(f.advance(1));
+  t.is(out[0]?.seq, f.ourSeq(0), 'segment 0 retransmitted');
+  t.is(out[0]!.at - t0, RTT + RTT / 4);
+  t.is(f.conn.counterGroups().rack.get('rackLost'), 1);
+});
+
+test('RACK: a segment delivered late but within the reordering window is never retransmitted, and reordering is seen (RFC 8985 §6.2 step 3)', (t) => {
+  const f = established();
+  f.write(bytes(10 * MSS));
+  f.advance(RTT);
+  f.input(f.peer.seg({ ack: f.ourSeq(0), sack: [segs(f, 1, 2)] }));
+  f.advance(5);
+  const out = dataOf(f.input(f.peer.seg({ ack: f.ourSeq(2 * MSS) })));
+  t.deepEqual(out.filter((s) => s.seq === f.ourSeq(0)), []);
+  t.deepEqual(dataOf(f.advance(100)).filter((s) => s.seq === f.ourSeq(0)), [], 'nor later');
+  t.is(f.conn.counters.get('retransmittedSegments'), 0);
+  t.true(f.conn.info().rackReorderingSeen);
+});
+
+test('RACK: a D-SACK widens the reordering window by min_RTT/4 (RFC 8985 §6.2 step 4: RACK.reo_wnd_mult += 1)', (t) => {
+  const f = established();
+  const t0 = f.now;
+  f.write(bytes(10 * MSS));
+  f.advance(RTT);
+  // segments 0-1 acknowledged (min_RTT = 50 ms), with a D-SACK of segment 0 (RFC 2883: below the ACK)
+  f.input(f.peer.seg({ ack: f.ourSeq(2 * MSS), sack: [segs(f, 0, 1)] }));
+  t.is(f.conn.info().rackReoWndMult, 2);
+  // segment 3 SACKed, segment 2 not: lost at RACK.rtt + 2·min_RTT/4 = 50 + 25 ms after it was sent
+  f.input(f.peer.seg({ ack: f.ourSeq(2 * MSS), sack: [segs(f, 3, 4)] }));
+  t.deepEqual(dataOf(f.advance(24)), []);
+  const out = dataOf(f.advance(1));
+  t.is(out[0]?.seq, f.ourSeq(2 * MSS));
+  t.is(out[0]!.at - t0, RTT + 2 * RTT / 4);
+});
+
+test('RACK: without reordering seen, DupThresh SACKed segments make the window 0: the hole below is lost at once (RFC 8985 §6.2 step 4)', (t) => {
+  const f = established();
+  f.write(bytes(10 * MSS));
+  f.advance(RTT);
+  const out = dataOf(f.input(f.peer.seg({ ack: f.ourSeq(0), sack: [segs(f, 1, 4)] })));
+  t.is(out[0]?.seq, f.ourSeq(0));
+  t.is(f.conn.counters.get('rackRecoveries'), 1);
+});
+
+test('RACK: a lost retransmission is retransmitted again once a segment sent after it is delivered (RFC 8985 §6.2: RACK applies to retransmissions)', (t) => {
+  const f = established();
+  f.write(bytes(20 * MSS));
+  f.advance(RTT);
+  // segment 0 lost: recovery retransmits it
+  const first = dataOf(f.input(f.peer.seg({ ack: f.ourSeq(0), sack: [segs(f, 1, 4)] })));
+  t.deepEqual(first.map((s) => s.seq), [f.ourSeq(0)]);
+  f.advance(1);
+  // the rest of the first flight is SACKed: PRR sends new data, after the retransmission
+  const fresh = dataOf(f.input(f.peer.seg({ ack: f.ourSeq(0), sack: [segs(f, 1, 10)] })));
+  t.true(fresh.length > 0 && fresh.every((s) => s.seq !== f.ourSeq(0)), 'new segments went out');
+  f.advance(RTT);
+  // they arrive; the retransmission does not
+  const top = fresh[fresh.length - 1]!;
+  const out = dataOf(f.input(f.peer.seg({ ack: f.ourSeq(0), sack: [{ start: f.ourSeq(MSS), end: seqAdd(top.seq, top.payload.length) }] })));
+  t.is(out[0]?.seq, f.ourSeq(0), 'segment 0 sent a third time');
+  t.is(f.conn.counterGroups().rack.get('rackLostRetransmits'), 1);
+  t.is(f.conn.counters.get('rtoTimeouts'), 0);
+});
+
+test('RACK off: RFC 6675 DupThresh decides (three SACKed segments), as before', (t) => {
+  const f = established({ rack: false });
+  f.write(bytes(10 * MSS));
+  f.advance(RTT);
+  const out = dataOf(f.input(f.peer.seg({ ack: f.ourSeq(0), sack: [segs(f, 1, 4)] })));
+  t.is(out[0]?.seq, f.ourSeq(0));
+  t.is(f.conn.counters.get('rackRecoveries'), 0);
+  t.is(f.conn.counters.get('sackRecoveries'), 1);
+});
+
+test('TLP: a probe that retransmitted the last segment and is acknowledged without a D-SACK repaired a loss: one window reduction (RFC 8985 §7.4)', (t) => {
+  const f = established();
+  f.write(bytes(MSS));
+  const before = f.conn.info().cwnd;
+  const probe = dataOf(f.advance(199));
+  t.is(probe[0]?.seq, f.ourSeq(0), 'the probe');
+  f.input(f.peer.seg({ ack: f.ourSeq(MSS) }));
+  t.is(f.conn.counters.get('tlpRecoveries'), 1);
+  t.true(f.conn.info().cwnd < before);
+});
+
+test('TLP: a probe D-SACKed with the ACK of the original repaired nothing: no reduction (RFC 8985 §7.4)', (t) => {
+  const f = established();
+  f.write(bytes(MSS));
+  const before = f.conn.info().cwnd;
+  f.advance(199);
+  f.input(f.peer.seg({ ack: f.ourSeq(MSS), sack: [segs(f, 0, 1)] }));
+  t.is(f.conn.counters.get('tlpRecoveries'), 0);
+  t.is(f.conn.info().cwnd, before);
+});
+
+test('TLP: no probe is scheduled while the peer has SACKed data: RACK\'s reordering timer covers it (RFC 8985 §7.2)', (t) => {
+  const f = established();
+  f.write(bytes(10 * MSS));
+  f.advance(RTT);
+  // segment 9 SACKed: 8 segments left unSACKed below it, fewer than DupThresh SACKed
+  f.input(f.peer.seg({ ack: f.ourSeq(0), sack: [segs(f, 9, 10)] }));
+  f.advance(2 * RTT);
+  t.is(f.conn.counters.get('tailLossProbes'), 0);
+  t.true(f.conn.counterGroups().rack.get('rackLost') > 0, 'RACK deemed the unSACKed segments lost');
+});
+
+// ---------------------------------------------------------------------------- undo
+
+test('D-SACK undo: when every retransmission of a recovery is D-SACKed, cwnd and ssthresh are restored (RFC 3708 §3, Linux tcp_undo_cwnd_reduction)', (t) => {
+  const f = established({ timestamps: false });
+  f.write(bytes(10 * f.conn.mss));
+  f.advance(RTT);
+  const before = f.conn.info();
+  f.input(f.peer.seg({ ack: f.ourSeq(0), sack: [segs(f, 1, 4)] }));
+  t.true(f.conn.info().cwnd < before.cwnd, 'the recovery reduced cwnd');
+  // the original segment 0 arrives: everything acknowledged; then the retransmission, D-SACKed
+  f.input(f.peer.seg({ ack: f.ourSeq(10 * f.conn.mss) }));
+  f.input(f.peer.seg({ ack: f.ourSeq(10 * f.conn.mss), sack: [segs(f, 0, 1)] }));
+  t.is(f.conn.counters.get('undoDsack'), 1);
+  t.is(f.conn.counters.get('spuriousRetransDetected'), 1);
+  t.true(f.conn.info().cwnd >= before.cwnd, `cwnd ${f.conn.info().cwnd} restored to at least ${before.cwnd}`);
+  t.is(f.conn.info().ssthresh, before.ssthresh);
+  t.is(f.conn.cc.counters.get('undoCwnd'), 1);
+});
+
+test('no undo when a retransmission is not D-SACKed (RFC 3708: every retransmission must be)', (t) => {
+  const f = established({ timestamps: false });
+  f.write(bytes(10 * f.conn.mss));
+  f.advance(RTT);
+  f.input(f.peer.seg({ ack: f.ourSeq(0), sack: [segs(f, 1, 4)] }));
+  const reduced = f.conn.info().ssthresh;
+  f.input(f.peer.seg({ ack: f.ourSeq(10 * f.conn.mss) }));
+  t.is(f.conn.counters.get('undoDsack'), 0);
+  t.is(f.conn.info().ssthresh, reduced);
+});
+
+test('Eifel undo: the first ACK covering the retransmission echoes a TSval older than the retransmission\'s: spurious, cwnd restored (RFC 3522 §3.2)', (t) => {
+  const f = established();
+  f.write(bytes(10 * MSS));
+  const original = f.wire[f.wire.length - 1]!.options.timestamps!.tsVal;
+  f.advance(RTT);
+  const before = f.conn.info();
+  const rtx = dataOf(f.input(f.peer.seg({ ack: f.ourSeq(0), sack: [segs(f, 1, 4)] })));
+  t.true(rtx[0]!.options.timestamps!.tsVal > original);
+  f.input(f.peer.seg({ ack: f.ourSeq(10 * MSS), options: { timestamps: { tsVal: f.peer.tsVal(), tsEcr: original } } }));
+  t.is(f.conn.counters.get('undoEifel'), 1);
+  t.true(f.conn.info().cwnd >= before.cwnd);
+  t.false(f.conn.info().inRecovery);
+});
+
+test('Eifel: an ACK echoing the retransmission\'s TSval is no evidence: no undo (RFC 3522 §3.2 step (4))', (t) => {
+  const f = established();
+  f.write(bytes(10 * MSS));
+  f.advance(RTT);
+  const rtx = dataOf(f.input(f.peer.seg({ ack: f.ourSeq(0), sack: [segs(f, 1, 4)] })));
+  f.advance(RTT);
+  f.input(f.peer.seg({ ack: f.ourSeq(10 * MSS), options: { timestamps: { tsVal: f.peer.tsVal(), tsEcr: rtx[0]!.options.timestamps!.tsVal } } }));
+  t.is(f.conn.counters.get('undoEifel'), 0);
+  t.is(f.conn.counters.get('spuriousRetransDetected'), 0);
+});
+
+/** Until the first RTO (a tail loss probe may come first): what was sent, and SND.MAX before the RTO's retransmission. */
+function untilRto(f: Fixture): void {
+  for (let i = 0; i < 20 && f.conn.counters.get('rtoTimeouts') === 0; i++) f.advance(50);
+}
+
+test('F-RTO: after a timeout, an ACK that advances brings two new segments instead of go-back-N, and a second advancing ACK declares the timeout spurious (RFC 5682 §2.1 steps 2b, 3b)', (t) => {
+  const f = established({ timestamps: false });
+  const mss = f.conn.mss;
+  f.write(bytes(30 * mss));
+  const before = f.conn.info();
+  untilRto(f);
+  t.is(f.wire[f.wire.length - 1]?.seq, f.ourSeq(0), 'the RTO retransmission of segment 0');
+  const high = f.conn.info().sndMax;
+  // the ACK of the original segments 0-1 (delayed, not lost)
+  const two = dataOf(f.input(f.peer.seg({ ack: f.ourSeq(2 * mss) })));
+  t.deepEqual(two.map((s) => s.seq), [high, seqAdd(high, mss)], 'two new segments, not segment 2 again');
+  f.input(f.peer.seg({ ack: f.ourSeq(4 * mss) }));
+  t.is(f.conn.counters.get('undoFrto'), 1);
+  t.is(f.conn.counters.get('spuriousRtos'), 1);
+  t.false(f.conn.info().rtoRecovery);
+  t.true(f.conn.info().cwnd >= before.cwnd);
+});
+
+test('F-RTO: a duplicate ACK after the two new segments means the timeout was real: go-back-N from SND.UNA (RFC 5682 §2.1 step 3a)', (t) => {
+  const f = established({ timestamps: false });
+  const mss = f.conn.mss;
+  f.write(bytes(30 * mss));
+  untilRto(f);
+  f.input(f.peer.seg({ ack: f.ourSeq(mss) }));
+  const back = dataOf(f.input(f.peer.seg({ ack: f.ourSeq(mss) })));
+  const later = back.concat(dataOf(f.input(f.peer.seg({ ack: f.ourSeq(2 * mss) }))));
+  t.true(later.some((s) => s.seq === f.ourSeq(2 * mss)), 'segment 2 retransmitted');
+  t.is(f.conn.counters.get('undoFrto'), 0);
+});
+
+// ---------------------------------------------------------------------------- RTT resolution
+
+test('RTT samples keep the fraction of a millisecond of `now` (from the send log, not the 1 ms TS clock)', (t) => {
+  const f = established();
+  f.write(bytes(MSS));
+  f.advance(12.345);
+  f.input(f.peer.seg({ ack: f.ourSeq(MSS) }));
+  t.is(f.conn.rtt.latest!.toFixed(3), '12.345');
+});
+
 // ============================================================================ closing
 
 test('half-close: the FIN follows the data; FIN-WAIT-1, FIN-WAIT-2 on the ACK of the FIN; data still received (RFC 9293 §3.10.4, §3.10.7.4 fifth, seventh)', (t) => {

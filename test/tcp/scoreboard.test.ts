@@ -347,3 +347,30 @@ seededTest('randomized: pipe and IsLost agree with RFC 6675 §4 read literally, 
   }
   t.pass();
 });
+
+// RACK (RFC 8985) marks on the scoreboard: what it deems lost leaves `pipe` and is offered first
+// by NextSeg, below HighRxt too (a lost retransmission); a retransmission or a SACK clears it.
+
+test('markLost: a range RACK deems lost is out of pipe and offered first by NextSeg, even below HighRxt', (t) => {
+  const base = 0x7000_0000;
+  const sb = new Scoreboard({ smss: SMSS, dupThresh: Infinity });
+  const high = seqAdd(base, 10 * SMSS);
+  sb.onAck(base, [{ start: seqAdd(base, SMSS), end: seqAdd(base, 2 * SMSS) }], base, high);
+  t.is(sb.pipe(base, high), 9 * SMSS, 'nothing lost by DupThresh (turned off)');
+  sb.markRetransmitted(base, seqAdd(base, SMSS));
+  sb.markLost(base, seqAdd(base, SMSS));
+  t.is(sb.pipe(base, high), 8 * SMSS, 'the lost retransmission is not in flight');
+  const next = sb.nextSeg(base, high, seqAdd(base, SMSS), SMSS, { rule3: false });
+  t.deepEqual(next && { start: next.start, length: next.length, rule: next.rule }, { start: base, length: SMSS, rule: 1 });
+  sb.markRetransmitted(base, seqAdd(base, SMSS));
+  t.is(sb.lostBytes, 0, 'retransmitted again: no longer awaiting retransmission');
+});
+
+test('markLost never covers what the peer SACKed', (t) => {
+  const base = 1000;
+  const sb = new Scoreboard({ smss: SMSS, dupThresh: Infinity });
+  const high = base + 10 * SMSS;
+  sb.onAck(base, [{ start: base + 2 * SMSS, end: base + 3 * SMSS }], base, high);
+  sb.markLost(base, base + 4 * SMSS);
+  t.deepEqual(sb.lostRanges(), [{ start: base, end: base + 2 * SMSS }, { start: base + 3 * SMSS, end: base + 4 * SMSS }]);
+});

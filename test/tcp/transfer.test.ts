@@ -140,6 +140,38 @@ test('receive-buffer auto-tuning opens the window on a long fat path', (t) => {
   t.true(done < 10_000, `30 MiB took ${(done / 1000).toFixed(1)} s of virtual time`);
 });
 
+// The simulator cases of issue 11 that showed the weakness of DupThresh loss detection and of
+// never undoing a spurious retransmission: 5 % of packets held back a few ms (reordered past
+// three later segments at this rate), with and without 1 % random loss. The figures are logged
+// (`npx ava --verbose`); the assertions only hold what must never regress.
+for (const sc of [
+  { name: '5 % reordering', seed: 21, link: { rateBps: 50e6, delayMs: 10, reorder: 0.05, reorderDelayMs: 4 } },
+  { name: '5 % reordering and 1 % loss', seed: 22, link: { rateBps: 50e6, delayMs: 10, reorder: 0.05, reorderDelayMs: 4, loss: 0.01 } },
+  { name: '1 % loss', seed: 23, link: { rateBps: 50e6, delayMs: 10, loss: 0.01 } },
+]) {
+  for (const variant of ['RACK and undo', 'DupThresh, no undo'] as const) test(`recovery figures: ${sc.name}, 8 MB at 50 Mbit/s, 20 ms RTT, ${variant}`, (t) => {
+    const seed = useSeed(t, sc.seed);
+    const tcp: Partial<TcpConfig> = variant === 'RACK and undo' ? {} : { rack: false, spuriousUndo: false };
+    const r = transfer({ seed, bytes: 8 << 20, link: sc.link, tcp, maxTime: 600_000 });
+    assertDelivered(t, r);
+    const done = r.server.log.find((e) => e.event.type === 'peerClosed')!.time;
+    const c = r.conn!.counterGroups();
+    const figures = {
+      goodputMbps: +((r.data.length * 8) / done / 1000).toFixed(1),
+      retransmittedSegments: c.tcp.get('retransmittedSegments'),
+      rtoTimeouts: c.tcp.get('rtoTimeouts'),
+      dsack: c.tcp.get('dsack'),
+      spuriousByDsack: c.sack.get('dsackSpuriousRetransmit'),
+      recoveries: c.tcp.get('sackRecoveries'),
+      tlp: c.tcp.get('tailLossProbes'),
+      spuriousRetransDetected: c.tcp.get('spuriousRetransDetected'),
+      undo: { dsack: c.tcp.get('undoDsack'), eifel: c.tcp.get('undoEifel'), frto: c.tcp.get('undoFrto') },
+      rack: c.rack.nonZero(), cc: c.cc.nonZero(),
+    };
+    t.log(JSON.stringify(figures));
+  });
+}
+
 // RFC 9293 §3.7.1: the MSS "does not include the TCP header and options": a segment's payload
 // and every option it carries must together fit the path MTU (with DF set, a router drops what
 // does not). RFC 2018 §3: SACK blocks take 8 octets each (+2): up to 28 octets beside timestamps.

@@ -173,6 +173,20 @@ export abstract class LossBasedController implements CongestionController {
     this.onRecoveryExit(now);
   }
 
+  undo(now: number, priorCwnd: number, priorSsthresh: number): void {
+    // RFC 4015 §3.2 (the Eifel response, which RFC 3708 and RFC 5682 refer to for the response):
+    // the sender "restores" the congestion state it had before the spurious retransmission. As
+    // Linux's tcp_undo_cwnd_reduction: cwnd = max(cwnd, prior_cwnd) (tcp_reno_undo_cwnd), and
+    // "if (tp->prior_ssthresh > tp->snd_ssthresh) tp->snd_ssthresh = tp->prior_ssthresh".
+    this._cwnd = Math.max(this._cwnd, priorCwnd);
+    if (priorSsthresh > this._ssthresh) this._ssthresh = priorSsthresh;
+    const wasInRecovery = this._inRecovery;
+    this._inRecovery = false;
+    this.sinceTimeout = false;
+    this.counters.increment('undoCwnd');
+    if (wasInRecovery) this.onRecoveryExit(now);
+  }
+
   onRetransmissionTimeout(now: number, inFlight: number): void {
     this.started = true;
     this.counters.increment('retransmissionTimeouts');

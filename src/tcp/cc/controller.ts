@@ -82,6 +82,8 @@ export const CC_COUNTER_NAMES = [
   'hystartCssResumes',
   /** HyStart++ ended Conservative Slow Start after CSS_ROUNDS rounds and set ssthresh = cwnd. */
   'hystartExits',
+  /** A congestion response found spurious (D-SACK, Eifel, F-RTO) was undone: cwnd and ssthresh restored. */
+  'undoCwnd',
 ] as const;
 export type CcCounterName = (typeof CC_COUNTER_NAMES)[number];
 
@@ -127,6 +129,13 @@ export interface CongestionController {
    * the controller then sets `cwnd = pipe + sndcnt`: the endpoint may send `cwnd - inFlight` bytes.
    */
   onRecoveryAck?(now: number, ackedBytes: number, inFlight: number): void;
+  /**
+   * The loss that caused the last reduction (a congestion event or a timeout) was not one: the
+   * retransmissions were spurious (RFC 3708 D-SACK, RFC 3522 Eifel, RFC 5682 F-RTO). Restores
+   * the window and threshold saved before it (`priorCwnd`, `priorSsthresh`), as Linux's
+   * tcp_undo_cwnd_reduction, and leaves recovery.
+   */
+  undo?(now: number, priorCwnd: number, priorSsthresh: number): void;
   /**
    * The recovery point was cumulatively acknowledged (RFC 6582 §3.2 step 3, "full
    * acknowledgment"). With `inFlight`, cwnd is deflated to min(ssthresh, max(FlightSize, SMSS) +
