@@ -1069,7 +1069,7 @@ export class TcpConnection {
     if (!u) return; // already undone (Eifel saw it first)
     this.counters.increment('spuriousRetransDetected');
     u.retrans -= Math.max(1, Math.ceil(overlap / this.sendMss));
-    if (u.retrans <= 0) this.undo(now, 'undoDsack');
+    if (u.retrans <= 0) if (this.undo(now)) this.counters.increment('undoDsack');
   }
 
   /**
@@ -1089,7 +1089,7 @@ export class TcpConnection {
       if (this.rtoRecovery) this.counters.increment('spuriousRtos');
       // the original arrived: in fast recovery that is reordering (after an RTO, a delay spike)
       else this.rack.onSpuriousRetransmit();
-      this.undo(now, 'undoEifel');
+      if (this.undo(now)) this.counters.increment('undoEifel');
     }
   }
 
@@ -1138,17 +1138,17 @@ export class TcpConnection {
       }
       this.counters.increment('spuriousRetransDetected');
       this.counters.increment('spuriousRtos');
-      this.undo(now, 'undoFrto');
+      if (this.undo(now)) this.counters.increment('undoFrto');
     }
   }
 
   /** The response was spurious: restore the window (Linux tcp_undo_cwnd_reduction) and leave recovery. */
-  private undo(now: Instant, how: 'undoDsack' | 'undoEifel' | 'undoFrto'): void {
+  /** Undoes the congestion response of the episode in course; false when there is none to undo. */
+  private undo(now: Instant): boolean {
     const u = this.undoState;
-    if (!u) return;
+    if (!u) return false;
     this.undoState = null;
     // undoRtx stays until the next episode: a late D-SACK still tells RACK of the reordering
-    this.counters.increment(how);
     this.cc.undo?.(now, u.cwnd, u.ssthresh);
     if (this.inRecovery) {
       this.inRecovery = false;
@@ -1167,6 +1167,7 @@ export class TcpConnection {
     this.rack.onRto();
     this.forceRetransmit = false;
     this.retransmitHead = false;
+    return true;
   }
 
   /** A TSecr on our TS clock, back to `now` units (ms; 1 ms resolution). */
