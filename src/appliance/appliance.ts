@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Server } from 'node:net';
 import { readFileSync } from 'node:fs';
-import { ipv4FromNumber, ipv4ToNumber, parseIpAddress } from '../ip/address.js';
+import { formatIpv6, ipv4FromNumber, ipv4ToNumber, parseIpAddress, parseIpv6Address } from '../ip/address.js';
 import { Tun } from '../tun/index.js';
 import { configureLink, MIN_TXQUEUELEN } from '../routing/link.js';
 import { addRoute, type RouteSpec } from '../routing/route.js';
@@ -15,7 +15,7 @@ import { RoutingError } from '../routing/netlink.js';
 import { discoverPaths, interfaceState, NetlinkMonitor, type MonitorEvent } from '../routing/monitor.js';
 import { Engine } from './engine.js';
 import { Relay } from './relay.js';
-import type { ApplianceConfig } from '../cli/config.js';
+import type { ApplianceConfig, PathConfig } from '../cli/config.js';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 const LEVELS: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
@@ -53,6 +53,12 @@ export class ApplianceError extends Error {
   }
 }
 
+/**
+ * A path: one interface, carrying IPv4 and, when the interface has an IPv6 default route (or
+ * an IPv6 gateway was given), IPv6 too (dual stack: one path object, one table id, one index
+ * for both versions; a connection uses the sources of its own version). `up` is the IPv4 half:
+ * link up and a global IPv4 address; `up6` the IPv6 half: link up and a global IPv6 address.
+ */
 export interface ResolvedPath {
   index: number;
   iface: string;
@@ -64,6 +70,13 @@ export interface ResolvedPath {
   table: number;
   backup: boolean;
   up: boolean;
+  /** IPv6 next hop (often link-local); absent: on-link, or no IPv6 on this path. */
+  gateway6?: string;
+  ifaceAddress6?: string;
+  /** The path's private IPv6 /64 (from sourceRange6) and source (its ::2); absent: IPv4 only. */
+  sourcePrefix6?: string;
+  source6?: string;
+  up6?: boolean;
 }
 
 const statePath = (dir: string) => `${dir}/state.json`;
@@ -158,30 +171,74 @@ function carve(range: string, count: number): { tunAddress: string; prefixes: st
   return { tunAddress: ipv4FromNumber(base + 1), prefixes, sources };
 }
 
-/** The paths of a config: named ones checked, or every interface with a default route. */
+/** Slot 0 of an IPv6 range is the device's (its ::1), slot i+1 path i's /64 (its source ::2). */
+function carve6(range: string, count: number): { tunAddress: string; prefixes: string[]; sources: string[] } {
+  const slash = range.indexOf('/');
+  const base = parseIpv6Address(range.slice(0, slash));
+  const plen = Number(range.slice(slash + 1));
+  const slots = 2 ** (64 - plen) - 1;
+  if (count > slots) throw new ApplianceError(`sourceRange6 ${range} has room for ${slots} paths, not ${count}`);
+  const at = (slot: number, host: number) => {
+    const b = Buffer.from(base);
+    // the /64 number goes in bytes 6..7 (a range is at most /48 wide below /64 here: slots < 2^16)
+    b.writeUInt16BE((b.readUInt16BE(6) + slot) & 0xffff, 6);
+    b.fill(0, 8);
+    b[15] = host;
+    return b;
+  };
+  const prefixes: string[] = [];
+  const sources: string[] = [];
+  for (let i = 0; i < count; i++) {
+    prefixes.push(`${formatIpv6(at(i + 1, 0))}/64`);
+    sources.push(formatIpv6(at(i + 1, 2)));
+  }
+  return { tunAddress: formatIpv6(at(0, 1)), prefixes, sources };
+}
+
+const isV6 = (a: string) => a.includes(':');
+
+/**
+ * The paths of a config: named ones checked, or every interface with a default route (IPv4 or
+ * IPv6; those with an IPv4 one first, in the kernel's order).
+ */
 export async function resolvePaths(config: ApplianceConfig): Promise<ResolvedPath[]> {
   const discovered = await discoverPaths([config.tun]);
+  const discovered6 = await discoverPaths([config.tun], 6);
+  const seen = new Set(discovered.map((d) => d.iface));
   const named = config.paths.length > 0
     ? config.paths
-    : discovered.map((d) => ({ iface: d.iface, gateway: d.gateway, backup: config.backup.includes(d.iface) }));
+    : [...discovered, ...discovered6.filter((d) => !seen.has(d.iface))].map((d): PathConfig => ({ iface: d.iface, backup: config.backup.includes(d.iface) }));
   if (named.length === 0) {
-    throw new ApplianceError('no paths: no interface has a default route and a global IPv4 address; name them with --path IFACE[:GATEWAY]');
+    throw new ApplianceError('no paths: no interface has a default route and a global address; name them with --path IFACE[:GATEWAY]');
   }
   const { prefixes, sources } = carve(config.sourceRange, named.length);
+  const v6 = carve6(config.sourceRange6, named.length);
   const out: ResolvedPath[] = [];
   for (const [i, p] of named.entries()) {
     const st = await interfaceState(p.iface);
     if (!st) throw new ApplianceError(`path ${p.iface}: no such interface`);
     if (p.iface === config.tun) throw new ApplianceError(`path ${p.iface}: that is mptun's own device`);
     const d = discovered.find((x) => x.iface === p.iface);
-    const gateway = p.gateway ?? d?.gateway;
-    const v4 = st.addresses.find((a) => !a.address.includes(':') && a.scope === 0);
+    const d6 = discovered6.find((x) => x.iface === p.iface);
+    const given = p.gateway;
+    const gateway = given !== undefined && !isV6(given) ? given : d?.gateway;
+    const v4 = st.addresses.find((a) => !isV6(a.address) && a.scope === 0);
+    const v6a = st.addresses.find((a) => isV6(a.address) && a.scope === 0);
     const path: ResolvedPath = {
       index: i, iface: p.iface, sourcePrefix: prefixes[i]!, source: sources[i]!, table: config.table + 1 + i,
-      backup: p.backup, up: st.up,
+      backup: p.backup, up: st.up && v4 !== undefined,
     };
     if (gateway !== undefined) path.gateway = gateway;
     if (v4) path.ifaceAddress = v4.address;
+    // the IPv6 half: a discovered IPv6 default route, or an IPv6 gateway given
+    const gateway6 = given !== undefined && isV6(given) ? given : d6?.gateway;
+    if (d6 || (given !== undefined && isV6(given))) {
+      path.sourcePrefix6 = v6.prefixes[i]!;
+      path.source6 = v6.sources[i]!;
+      path.up6 = st.up && v6a !== undefined;
+      if (gateway6 !== undefined) path.gateway6 = gateway6;
+      if (v6a) path.ifaceAddress6 = v6a.address;
+    }
     out.push(path);
   }
   return out;
@@ -227,36 +284,55 @@ export class Appliance {
     await cleanupDeadInstance(config.stateDir, log);
     const paths = await resolvePaths(config);
     const { tunAddress } = carve(config.sourceRange, paths.length);
+    // IPv6 is captured when a path carries it: without one, the host's IPv6 keeps its own way
+    const ipv6 = paths.some((p) => p.sourcePrefix6 !== undefined);
+    const tunAddress6 = ipv6 ? carve6(config.sourceRange6, paths.length).tunAddress : null;
     for (const p of paths) {
       log.info(`path ${p.index}: ${p.iface}${p.gateway ? ` via ${p.gateway}` : ' (on-link)'}${p.ifaceAddress ? ` [${p.ifaceAddress}]` : ''}, source ${p.source} (${p.sourcePrefix}), table ${p.table}${p.backup ? ', backup' : ''}${p.up ? '' : ', DOWN'}`);
+      if (p.sourcePrefix6 !== undefined) {
+        log.info(`path ${p.index} IPv6: ${p.iface}${p.gateway6 ? ` via ${p.gateway6}` : ' (on-link)'}${p.ifaceAddress6 ? ` [${p.ifaceAddress6}]` : ''}, source ${p.source6} (${p.sourcePrefix6})${p.up6 ? '' : ', DOWN'}`);
+      }
     }
     const tun = Tun.open({ name: config.tun, vnetHdr: config.offload, offload: config.offload });
     let record: SetupRecord = { version: 1, steps: [] };
     try {
-      await configureLink(tun.name, { addresses: [`${tunAddress}/32`], mtu: config.mtu, txqueuelen: MIN_TXQUEUELEN, up: true });
+      await configureLink(tun.name, { addresses: [`${tunAddress}/32`, ...(tunAddress6 ? [`${tunAddress6}/128`] : [])], mtu: config.mtu, txqueuelen: MIN_TXQUEUELEN, up: true });
       const priority = config.rulePriority;
-      const exclude = [...config.exclude.filter((c) => !c.includes(':'))];
+      const exclude = [...config.exclude.filter((c) => !isV6(c))];
+      // link-local destinations are never reachable through a path's source prefix
+      const exclude6 = ipv6 ? ['fe80::/10', ...config.exclude.filter((c) => isV6(c) && c !== 'fe80::/10')] : [];
       if (config.excludeLan) {
-        for (const p of paths) for (const c of (await interfaceState(p.iface))?.connected ?? []) if (!c.includes(':') && !exclude.includes(c)) exclude.push(c);
+        for (const p of paths) {
+          for (const c of (await interfaceState(p.iface))?.connected ?? []) {
+            const list = isV6(c) ? exclude6 : exclude;
+            if ((!isV6(c) || ipv6) && !list.includes(c)) list.push(c);
+          }
+        }
       }
-      if (paths.length > 50 || exclude.length > 48) throw new ApplianceError(`too many paths (${paths.length}, at most 50) or exclusions (${exclude.length}, at most 48)`);
+      if (paths.length > 50 || exclude.length > 48 || exclude6.length > 48) throw new ApplianceError(`too many paths (${paths.length}, at most 50) or exclusions (${exclude.length} IPv4, ${exclude6.length} IPv6, at most 48 each)`);
       const plan: SetupPlan = {
         tun: tun.name,
+        ipv6,
         capture: { table: config.table, priority: priority + 100 },
         paths: paths.map((p) => {
           const pp: SetupPlan['paths'][number] = { iface: p.iface, sourcePrefix: p.sourcePrefix, table: p.table, rulePriority: priority + p.index };
           if (p.gateway !== undefined) pp.gateway = p.gateway;
+          if (p.sourcePrefix6 !== undefined) pp.sourcePrefix6 = p.sourcePrefix6;
+          if (p.gateway6 !== undefined) pp.gateway6 = p.gateway6;
           return pp;
         }),
-        exclude: exclude.map((prefix, k) => ({ prefix, priority: priority + 50 + k })),
+        exclude: [
+          ...exclude.map((prefix, k) => ({ prefix, priority: priority + 50 + k })),
+          ...exclude6.map((prefix, k) => ({ prefix, priority: priority + 50 + k })),
+        ],
       };
-      for (const x of exclude) log.info(`excluded: ${x} keeps the main table`);
+      for (const x of [...exclude, ...exclude6]) log.info(`excluded: ${x} keeps the main table`);
       const state: StateFile = { version: 1, pid: process.pid, tun: tun.name, startedAt: new Date().toISOString(), controlSocket: config.controlSocket, record };
       record = await applyPlan(plan, async (r) => {
         state.record = r;
         await writeState(config.stateDir, state);
       });
-      log.info(`routing: TCP (ipproto 6) → table ${config.table} → ${tun.name} (${tunAddress}); rules at ${priority}..${priority + 100}; nft table inet mptun; ${record.steps.length} steps recorded in ${statePath(config.stateDir)}`);
+      log.info(`routing: TCP (ipproto 6) → table ${config.table} → ${tun.name} (${tunAddress}${tunAddress6 ? `, IPv6 too: ${tunAddress6}` : ''}); rules at ${priority}..${priority + 100}; nft table inet mptun; ${record.steps.length} steps recorded in ${statePath(config.stateDir)}`);
     } catch (e) {
       tun.close();
       throw e;
@@ -272,7 +348,10 @@ export class Appliance {
         mtu: config.mtu,
         mptcp: { scheduler: config.scheduler, congestionControl: config.congestionControl },
       },
-      paths: paths.map((p) => ({ address: parseIpAddress(p.source).bytes, backup: p.backup, up: p.up })),
+      paths: paths.map((p) => ({
+        address: parseIpAddress(p.source).bytes, backup: p.backup, up: p.up,
+        ...(p.source6 !== undefined ? { address6: parseIpAddress(p.source6).bytes, up6: p.up6 ?? false } : {}),
+      })),
       fullmesh: config.fullmesh,
       maxSubflows: config.maxSubflows,
     });
@@ -309,44 +388,53 @@ export class Appliance {
 
   /**
    * A path is up while its link is up (administratively and with carrier) and it has a global
-   * IPv4 address: a link going down, or losing its address (a DHCP lease gone), takes it down.
+   * address, each IP version on its own (dual stack): a link going down, or losing its last
+   * global address of a version (a DHCP lease gone, an IPv6 prefix withdrawn), takes that
+   * version of the path down.
    */
   private async onNetlink(e: MonitorEvent): Promise<void> {
     if ((e.kind !== 'link' && e.kind !== 'address') || this.stopping) return;
     const p = this.paths.find((x) => x.iface === e.iface);
     if (!p) return;
-    let up = e.kind === 'link' ? e.up && !e.deleted : p.up;
-    if (up || e.kind === 'address') {
-      const st = await interfaceState(p.iface);
-      up = st !== null && st.up && st.addresses.some((a) => !a.address.includes(':') && a.scope === 0);
+    const st = e.kind === 'link' && (!e.up || e.deleted) ? null : await interfaceState(p.iface);
+    for (const v of p.sourcePrefix6 !== undefined ? [4, 6] as const : [4] as const) {
+      const up = st !== null && st.up && st.addresses.some((a) => isV6(a.address) === (v === 6) && a.scope === 0);
+      if (this.stopping || up === (v === 4 ? p.up : p.up6 === true)) continue;
+      await this.setPathUp(p, v, up);
     }
-    if (this.stopping || up === p.up) return;
-    p.up = up;
+  }
+
+  private async setPathUp(p: ResolvedPath, v: 4 | 6, up: boolean): Promise<void> {
+    const isUp = () => (v === 4 ? p.up : p.up6 === true);
+    if (v === 4) p.up = up;
+    else p.up6 = up;
+    const name = `path ${p.index} (${p.iface}${v === 6 ? ', IPv6' : ''})`;
     if (!up) {
-      this.log.warn(`path ${p.index} (${p.iface}) is down: its subflows are closed, their data goes on the other paths`);
-      this.relay.pathDown(this.engine.now(), p.index);
+      this.log.warn(`${name} is down: its subflows are closed, their data goes on the other paths`);
+      this.relay.pathDown(this.engine.now(), p.index, v);
       this.engine.kick();
       return;
     }
     // the kernel flushed the path's routes with the link: put its default route back
-    const route: RouteSpec = { dst: 'default', dev: p.iface, table: p.table };
-    if (p.gateway !== undefined) route.gateway = p.gateway;
+    const route: RouteSpec = { dst: 'default', dev: p.iface, table: p.table, version: v };
+    const gateway = v === 4 ? p.gateway : p.gateway6;
+    if (gateway !== undefined) route.gateway = gateway;
     for (let attempt = 0; ; attempt++) {
       try {
         await addRoute(route);
         break;
       } catch (err) {
         if (err instanceof RoutingError && err.errno === 'EEXIST') break;
-        if (attempt >= 20 || !p.up) {
-          this.log.warn(`path ${p.index} (${p.iface}): default route not restored: ${(err as Error).message}`);
+        if (attempt >= 20 || !isUp()) {
+          this.log.warn(`${name}: default route not restored: ${(err as Error).message}`);
           break;
         }
         await new Promise((r) => setTimeout(r, 100));
       }
     }
-    if (!p.up) return;
-    this.log.info(`path ${p.index} (${p.iface}) is up again: subflows are re-created for the open connections`);
-    this.relay.pathUp(p.index);
+    if (!isUp()) return;
+    this.log.info(`${name} is up again: subflows are re-created for the open connections`);
+    this.relay.pathUp(p.index, v);
     this.engine.kick();
   }
 

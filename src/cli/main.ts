@@ -8,10 +8,10 @@ usage:
   mptun up [--config FILE] [--path IFACE[:GATEWAY]]... [--backup IFACE]... [--tun NAME]
            [--exclude CIDR]... [--exclude-lan] [--no-offload] [--mtu N] [--scheduler NAME]
            [--congestion-control lia|cubic] [--fullmesh] [--max-subflows N]
-           [--control-socket PATH] [--state-dir DIR] [--log-level error|warn|info|debug]
+           [--source-range6 PREFIX] [--control-socket PATH] [--state-dir DIR] [--log-level error|warn|info|debug]
       Makes the host's TCP use every path at once (MPTCP to destinations that speak it, plain
-      TCP to the others). Paths: every interface with a default route and a global IPv4
-      address, or those named with --path; --backup marks one as used only when the others are
+      TCP to the others), IPv4 and IPv6. Paths: every interface with a default route and a
+      global address (IPv4, IPv6 or both: one path per interface), or those named with --path; --backup marks one as used only when the others are
       gone. Runs in the foreground; Ctrl-C or SIGTERM tears everything down. The config file
       (YAML or JSON) has a field for every flag: docs/config.schema.json.
   mptun down [--state-dir DIR]

@@ -19,6 +19,7 @@ const UP_OPTIONS = {
   'log-level': { type: 'string' },
   fullmesh: { type: 'boolean' },
   'max-subflows': { type: 'string' },
+  'source-range6': { type: 'string' },
 } as const;
 
 function argError(e: unknown): never {
@@ -48,6 +49,7 @@ export async function runUp(argv: string[]): Promise<number> {
   if (values['log-level'] !== undefined) flags.logLevel = values['log-level'];
   if (values.fullmesh !== undefined) flags.fullmesh = values.fullmesh;
   if (values['max-subflows'] !== undefined) flags.maxSubflows = values['max-subflows'];
+  if (values['source-range6'] !== undefined) flags.sourceRange6 = values['source-range6'];
   // a bad config is refused before anything is touched
   const config = await loadConfig(flags);
   const log = makeLogger(config.logLevel);

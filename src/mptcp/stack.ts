@@ -10,6 +10,7 @@ import { MptcpConnection, subflowCongestionControl, DEFAULT_MPTCP_CONFIG, type M
 
 export const MPTCP_STACK_COUNTER_NAMES = [
   'connectionsOpened', 'joinsOpened', 'portCollisions', 'connectionsAccepted', 'plainTcpAccepted', 'joinsAccepted', 'MPJoinNoTokenFound', 'subflowLimit',
+  'addAddrOtherFamily',
 ] as const;
 
 export interface MptcpStackOptions extends TcpStackOptions {
@@ -206,6 +207,16 @@ export class MptcpStack {
       if (p.fullmesh) {
         for (const [id, a] of conn.remoteAddresses) {
           if (a.addr.equals(p.remote.addr)) continue;
+          // a subflow's two ends are of one IP version: a peer announcing its IPv4 address on
+          // an IPv6 connection (or the reverse) is reached from the paths of that version only
+          // by a connection of that version
+          if (a.addr.length !== p.localAddrs[i]!.length) {
+            if (i === 0 && !p.opened.has(`family/${id}`)) {
+              p.opened.add(`family/${id}`);
+              this.counters.increment('addAddrOtherFamily');
+            }
+            continue;
+          }
           targets.push({ key: `${i}/${id}`, remote: { addr: a.addr, port: a.port || p.remote.port } });
         }
       }
