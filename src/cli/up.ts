@@ -122,6 +122,7 @@ export async function runStatus(argv: string[]): Promise<number> {
   lines.push('paths:');
   for (const p of s.paths) {
     lines.push(`  ${p.index} ${p.iface.padEnd(10)} ${(p.up ? 'up' : 'DOWN').padEnd(5)}${p.backup ? 'backup ' : ''}via ${p.gateway ?? 'on-link'}  source ${p.source}  subflows ${p.subflows}  out ${mb(p.bytesOut)}  in ${mb(p.bytesIn)}`);
+    if (p.source6 !== undefined) lines.push(`    IPv6 ${(p.up6 ? 'up' : 'DOWN').padEnd(5)}via ${p.gateway6 ?? 'on-link'}  source ${p.source6}`);
   }
   lines.push(`connections: ${s.flows.length}`);
   for (const f of s.flows) {
