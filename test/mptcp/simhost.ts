@@ -250,8 +250,9 @@ export function stripMptcpFromSyns(fromIface: number): ForwardHook & { stripped:
 export function craftSegment(src: Buffer, dst: Buffer, seg: Partial<TcpRepr>, mptcp: MptcpOption[] = []): Buffer {
   const repr: TcpRepr = { ...newTcpRepr(), window: 65535, ...seg };
   repr.options = { ...repr.options, mptcp: mptcp.map((o) => emitMptcpOptionBuffer(o)) };
-  const buf = Buffer.alloc(tcpPacketLen(repr, 4));
-  emitIpTcp(buf, 0, { ipVersion: 4, src, dst, ttl: 64 }, repr, { checksum: 'full' });
+  const ipVersion = src.length === 4 ? 4 : 6;
+  const buf = Buffer.alloc(tcpPacketLen(repr, ipVersion));
+  emitIpTcp(buf, 0, { ipVersion, src, dst, ttl: 64 }, repr, { checksum: 'full' });
   return buf;
 }
 
