@@ -30,6 +30,7 @@ modprobe kmod
 sysctl procps
 setpriv util-linux
 curl curl
+python3 python3-minimal
 systemd-analyze systemd
 '
 PKGS=()

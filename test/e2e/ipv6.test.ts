@@ -219,3 +219,58 @@ test.serial('routing is what it was (IPv6 rules, routes, nft, sysctls): after SI
   t.is(await routingSnapshot(), before, 'after SIGKILL + mptun down');
   for (const dev of [topo.TESTBED_CLI_IF1!, topo.TESTBED_CLI_IF2!]) t.is(await sysctl6(`${dev}/accept_ra`), '1', `${dev}: accept_ra restored`);
 });
+
+/**
+ * Sends one router advertisement (RFC 4861 §4.2: type 134, hop limit 255, from the link-local
+ * address) out of `dev` in the server namespace, with this router lifetime; the kernel fills in
+ * the ICMPv6 checksum of a raw ICMPv6 socket.
+ */
+async function sendRouterAdvertisement(dev: string, lifetime: number): Promise<void> {
+  const py = [
+    'import socket, struct, sys',
+    'idx = socket.if_nametoindex(sys.argv[1])',
+    's = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)',
+    's.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)',
+    's.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, idx)',
+    's.sendto(struct.pack("!BBHBBHII", 134, 0, 0, 64, 0, int(sys.argv[2]), 0, 0), ("ff02::1", 0, 0, idx))',
+  ].join('\n');
+  await inNetns(srv(), '/usr/bin/python3', ['-c', py, dev, String(lifetime)]);
+}
+
+/** The client's default routes learned from router advertisements on link 2, with their lifetime left (s). */
+async function raRoutes(): Promise<number[]> {
+  const out = (await inNetns(cli(), 'ip', ['-6', 'route', 'show', 'default', 'dev', topo.TESTBED_CLI_IF2!, 'proto', 'ra'])).stdout;
+  return out.split('\n').filter((l) => l.trim() !== '').map((l) => Number(/expires (\d+)sec/.exec(l)?.[1] ?? -1));
+}
+
+test.serial('a default route learned from a router advertisement survives mptun turning IPv6 forwarding on (accept_ra 2), and advertisements are still heard', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  await stopMptun();
+  await sendRouterAdvertisement(topo.TESTBED_SRV_IF2!, 1800);
+  try {
+    await waitFor('the client to learn the default route from the advertisement', async () => (await raRoutes()).length === 1, { timeout: 5_000 });
+    const withRa = async () => (await routingSnapshot()).replace(/expires \d+sec/g, 'expires');
+    const beforeRa = await withRa();
+    mptun = await startMptun();
+    t.is(await sysctl6(`${topo.TESTBED_CLI_IF2}/forwarding`), '1');
+    t.is((await raRoutes()).length, 1, 'the learned default route is still there with forwarding on');
+    // a new advertisement (a shorter lifetime) is still taken in while forwarding is on
+    await sendRouterAdvertisement(topo.TESTBED_SRV_IF2!, 600);
+    await waitFor('the advertisement to be heard with forwarding on', async () => (await raRoutes()).every((s) => s >= 0 && s <= 600), { timeout: 5_000 });
+    // its gateway (link-local) is path 1's IPv6 gateway; the path carries IPv6
+    const st = await status();
+    t.regex((st.paths[1] as unknown as { gateway6?: string }).gateway6 ?? '', /^fe80::/);
+    const st0 = await status();
+    await iperf(['-6', '-c', srv6(), '-t', '3']);
+    const st1 = await status();
+    t.true(st1.paths[1]!.bytesOut - st0.paths[1]!.bytesOut > 5e6, 'IPv6 leaves by the path whose gateway came from the advertisement');
+    await stopMptun('SIGTERM');
+    t.is(await withRa(), beforeRa, 'after SIGTERM: routing and sysctls as they were (the learned route included)');
+  } finally {
+    await stopMptun('SIGKILL');
+    // a router lifetime of 0 withdraws the route (RFC 4861 §6.3.4)
+    await sendRouterAdvertisement(topo.TESTBED_SRV_IF2!, 0);
+    await waitFor('the learned route to be withdrawn', async () => (await raRoutes()).length === 0, { timeout: 5_000 }).catch(() => undefined);
+  }
+  t.is(await routingSnapshot(), before);
+});
