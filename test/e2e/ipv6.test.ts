@@ -181,6 +181,31 @@ test.serial('dual stack: a sha256-checked transfer over IPv6 while one over IPv4
   }
 });
 
+test.serial('--fullmesh over IPv6: subflows to the server\'s announced IPv6 address too, never to its IPv4 one', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  await stopMptun();
+  mptun = await startMptun(['--fullmesh']);
+  const server = spawnInNetns(srv(), 'mptcpize', ['run', process.execPath, PEER, '--mode', 'serve', '--listen', '[::]:5007']);
+  try {
+    await waitForPort(srv(), 5007);
+    const transfer = inNetns(cli(), process.execPath, [PEER, '--mode', 'send', '--connect', `[${srv6()}]:5007`, '--bytes', '60000000'], { timeout: 120_000 });
+    // the kernel announces its second address of each version (ADD_ADDR, endpoints "signal")
+    let seen: StatusFlow[] = [];
+    await waitFor('subflows to the announced IPv6 address', async () => {
+      seen = (await status()).flows;
+      return seen.some((f) => f.subflows.filter((s) => !s.closed).length >= 3);
+    }, { timeout: 15_000 });
+    for (const f of seen) for (const s of f.subflows) t.regex(s.local, /fd6d:7074:756e:/, `${f.destination}: subflow from ${s.local}`);
+    const sent = JSON.parse((await transfer).stdout.trim().split('\n').pop()!) as { sha256: string; peerSha256: string };
+    t.is(sent.peerSha256, sent.sha256);
+    const counters = (await status() as unknown as { counters: { upstream: Record<string, number> } }).counters.upstream;
+    t.log(`ADD_ADDR of the other IP version, not joined: ${counters.addAddrOtherFamily ?? 0}`);
+  } finally {
+    await server.stop();
+    await stopMptun();
+  }
+});
+
 test.serial('--exclude with an IPv6 prefix and --exclude-lan with the IPv6 connected prefixes keep them off mptun', async (t) => {
   if (!requireRootOrSkip(t)) return;
   await stopMptun();
