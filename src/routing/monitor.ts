@@ -1,5 +1,5 @@
 // What the appliance needs to know about the host's network, and to hear when it changes:
-// the paths (interfaces with a default IPv4 route and a global address), the state of one
+// the paths (interfaces with a default route and a global address, per IP version), the state of one
 // interface, and a stream of link, address and route events from rtnetlink's multicast groups.
 //
 // Kernel behaviour a consumer of the events must know (seen on Linux 6.x, iproute2 6.1):
