@@ -1,9 +1,36 @@
-// Lint: TypeScript rules for the whole tree, and the sans-IO rule of DESIGN.md for the
-// protocol core: src/ip, src/tcp and src/mptcp never do I/O and never read the clock.
+// Lint: TypeScript rules for the whole tree; the layers of DESIGN.md (each folder of src/
+// imports only the folders below it; test/setup/layers.test.ts also finds import cycles); and the sans-IO
+// rule for the protocol core: src/ip, src/tcp and src/mptcp never do I/O and never read the clock.
 import tseslint from 'typescript-eslint';
 
 const sansIoImports = ['net', 'dgram', 'timers', 'timers/promises', 'fs', 'fs/promises', 'child_process', 'worker_threads', 'perf_hooks']
   .flatMap((m) => [`node:${m}`, m]);
+
+// Which folders of src/ each folder may import (DESIGN.md, "Layers and their rooms"): layers
+// point down only. The wire formats (src/ip, with the virtio-net header) are the floor.
+const LAYERS = {
+  ip: [],
+  tun: ['ip'],
+  tcp: ['ip'],
+  mptcp: ['tcp', 'ip'],
+  routing: ['ip'],
+  convert: ['ip'],
+  server: ['ip', 'convert', 'routing', 'tun'],
+  // appliance.ts still takes its config's type from src/cli/config.ts: to be moved down
+  appliance: ['ip', 'tcp', 'mptcp', 'routing', 'tun', 'cli'],
+  cli: ['ip', 'tcp', 'mptcp', 'routing', 'tun', 'appliance', 'convert', 'server'],
+};
+const FOLDERS = Object.keys(LAYERS);
+const SANS_IO = new Set(['ip', 'tcp', 'mptcp', 'convert']);
+
+function importRules(folder) {
+  const forbidden = FOLDERS.filter((f) => f !== folder && !LAYERS[folder].includes(f));
+  const rule = {
+    patterns: forbidden.map((f) => ({ group: [`../${f}`, `../${f}/*`, `../../${f}/*`], message: `src/${folder} may import only ${LAYERS[folder].map((x) => `src/${x}`).join(', ') || 'nothing of ours'} (layers point down).` })),
+  };
+  if (SANS_IO.has(folder)) rule.paths = sansIoImports.map((name) => ({ name, message: 'The protocol core is sans-IO (DESIGN.md): no I/O here.' }));
+  return { files: [`src/${folder}/**/*.ts`], rules: { 'no-restricted-imports': ['error', rule] } };
+}
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'build/**'] },
@@ -15,13 +42,11 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
   },
+  ...FOLDERS.map(importRules),
   {
     // The sans-IO core: time is a parameter, packets are inputs and outputs.
-    files: ['src/ip/**/*.ts', 'src/tcp/**/*.ts', 'src/mptcp/**/*.ts'],
+    files: ['src/ip/**/*.ts', 'src/tcp/**/*.ts', 'src/mptcp/**/*.ts', 'src/convert/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', {
-        paths: sansIoImports.map((name) => ({ name, message: 'The protocol core is sans-IO (DESIGN.md): no I/O here.' })),
-      }],
       'no-restricted-globals': ['error',
         ...['setTimeout', 'setInterval', 'setImmediate', 'clearTimeout', 'clearInterval', 'clearImmediate', 'queueMicrotask', 'performance']
           .map((name) => ({ name, message: 'The protocol core is sans-IO: time is a parameter, the engine owns the timers.' })),

@@ -30,8 +30,12 @@ modprobe kmod
 sysctl procps
 setpriv util-linux
 curl curl
-python3 python3-minimal
+python3 python3
 systemd-analyze systemd
+systemctl systemd
+debootstrap debootstrap
+make make
+g++ g++
 '
 PKGS=()
 while read -r cmd pkg; do
@@ -67,9 +71,20 @@ if [ ! -c /dev/net/tun ]; then
   modprobe tun 2>/dev/null || true
 fi
 
-# npm packages and the native TUN addon (node-gyp, run by npm's install script).
+# npm packages and the native TUN addon (node-gyp, run by npm's install script: make, g++ and
+# python3 above). node-gyp builds against the headers of the Node that runs it, from that Node's
+# installation (NodeSource's nodejs has them in <prefix>/include/node) rather than a download
+# from nodejs.org, which a machine that reaches only the npm registry and Debian cannot make.
+node_prefix=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")
+if [ -z "${npm_config_nodedir:-}" ] && [ -f "$node_prefix/include/node/node.h" ]; then
+  export npm_config_nodedir=$node_prefix
+fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ ! -f build/Release/mptun_tun.node ]; then
   echo "setup: npm ci (with the native build of src/tun)"
   npm ci --no-audit --no-fund --loglevel=error
+elif [ -n "$(find binding.gyp src/tun/native -newer build/Release/mptun_tun.node 2>/dev/null | head -1)" ]; then
+  # the addon's sources changed since it was built (a pull, a merge): build it again
+  echo "setup: rebuilding the native addon of src/tun"
+  node_modules/.bin/node-gyp rebuild --loglevel=error >/dev/null
 fi
 npm run --silent build

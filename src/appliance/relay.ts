@@ -17,14 +17,14 @@ import type { DeviceOutput, Instant } from '../ip/sansio.js';
 import { CounterSet } from '../ip/counters.js';
 import { formatIpAddress } from '../ip/address.js';
 import { TcpStack, type ListenVerdict, type ListenRequest } from '../tcp/stack.js';
-import type { Endpoint, TcpConnection } from '../tcp/connection.js';
+import { TcpCounters, TcpState, type Endpoint, type TcpConnection, type TcpCounterName } from '../tcp/connection.js';
 import { MptcpStack, type MptcpStackOptions } from '../mptcp/stack.js';
 import type { MptcpConnection } from '../mptcp/connection.js';
 
 export const RELAY_COUNTER_NAMES = [
-  'flowsRequested', 'flowsEstablished', 'flowsFallback', 'flowsRefused', 'flowsTimedOut', 'flowsNoPath', 'flowsPendingFull',
+  'flowsRequested', 'flowsEstablished', 'flowsFallback', 'flowsRefused', 'flowsTimedOut', 'flowsNoPath', 'flowsNoPathOfFamily', 'flowsPendingFull',
   'flowsClosed', 'flowsResetByApp', 'flowsResetUpstream', 'bytesToUpstream', 'bytesToHost', 'synRetransmitsWhilePending',
-  'packetsToUpstream', 'packetsToHost', 'synFromPathAddress',
+  'packetsToUpstream', 'packetsToHost', 'synFromPathAddress', 'pathsAdded',
 ] as const;
 
 /**
@@ -67,6 +67,18 @@ export interface RelayOptions {
   upstreamLowat?: number;
 }
 
+/** A path's subflows, closed ones included (`Relay.pathCounters`). */
+export interface PathCounters {
+  /** Subflows made on the path since start (each subflow's TCP connection, from its SYN). */
+  subflowsOpened: number;
+  /** Subflows synchronized and not closed. */
+  subflowsOpen: number;
+  /** The mean smoothed RTT of the open subflows that have a sample (ms), or null. */
+  srttMs: number | null;
+  /** The subflows' TCP counters summed (bytes, retransmissions, timeouts ...). */
+  tcp: Record<TcpCounterName, number>;
+}
+
 type FlowState = 'connecting' | 'ready' | 'refused' | 'bound';
 
 /** One app connection and the MPTCP connection that carries it. */
@@ -91,6 +103,11 @@ export interface Flow {
   bytesToHost: number;
 }
 
+/** States of a subflow that is open: its handshake done, not closed (TIME-WAIT is closed). */
+const SYNCHRONIZED: ReadonlySet<TcpState> = new Set([
+  TcpState.Established, TcpState.FinWait1, TcpState.FinWait2, TcpState.CloseWait, TcpState.Closing, TcpState.LastAck,
+]);
+
 /** Bytes moved per read: a mapping's worth, so DSS mappings stay long. */
 const CHUNK = 64 * 1024;
 const DEFAULT_LOWAT = 1 << 20;
@@ -108,6 +125,8 @@ export class Relay {
   private readonly pathV6 = new Map<string, number>();
   /** Packets and bytes (IP, super-segments whole) per path, both ways. */
   readonly pathStats: Array<{ packetsOut: number; bytesOut: number; packetsIn: number; bytesIn: number }>;
+  /** Per path: the subflows that closed, and their TCP counters (folded in as the stack forgets them). */
+  private readonly pathClosed: Array<{ subflows: number; tcp: TcpCounters }> = [];
   private readonly headroom: number;
   private readonly options: RelayOptions;
   private nextId = 1;
@@ -127,6 +146,7 @@ export class Relay {
     this.pathStats = this.paths.map(() => ({ packetsOut: 0, bytesOut: 0, packetsIn: 0, bytesIn: 0 }));
     this.headroom = options.stack.headroom ?? 0;
     this.upstream = new MptcpStack(options.stack);
+    this.upstream.tcp.onConnectionClosed = (tcp) => this.foldSubflow(tcp);
     // the host side: plain TCP, the stack's defaults (no MPTCP hooks)
     this.host = new TcpStack(options.stack);
     this.host.listen((req) => this.onHostSyn(req));
@@ -238,6 +258,12 @@ export class Relay {
       const a = addressOf(p, v);
       return a ? [{ i, addr: a.addr, up: a.up, backup: p.backup }] : [];
     });
+    // a subflow joins two addresses of one family: only the paths with an address of the
+    // destination's family can carry this flow; with none, the app's SYN is refused
+    if (usable.length === 0) {
+      this.counters.increment('flowsNoPathOfFamily');
+      return false;
+    }
     const live = usable.filter((x) => x.up);
     if (live.length === 0) {
       this.counters.increment('flowsNoPath');
@@ -407,8 +433,8 @@ export class Relay {
   // ------------------------------------------------------------ paths
 
   /**
-   * A path went down (IP version `v` of it; both without): its subflows are reset and their
-   * data reinjected at once, REMOVE_ADDR sent.
+   * A path went down (IP version `v` of it; both without), or its address changed (call pathUp
+   * next): its subflows are reset and their data reinjected at once, REMOVE_ADDR sent.
    */
   pathDown(now: Instant, index: number, v?: 4 | 6): void {
     const p = this.paths[index];
@@ -438,6 +464,24 @@ export class Relay {
     else p.up6 = up;
   }
 
+  /**
+   * A path added at run time (an interface that appeared); returns its index. New connections
+   * may use it at once; the open ones get a subflow on it (as after pathUp) when it is up.
+   */
+  addPath(path: RelayPath): number {
+    const index = this.paths.length;
+    this.paths.push({ ...path });
+    for (const a of path.address6 ? [path.address, path.address6] : [path.address]) {
+      if (a.length === 4) this.pathV4.set(a.readUInt32BE(0), index);
+      else this.pathV6.set(a.toString('hex'), index);
+    }
+    this.pathStats.push({ packetsOut: 0, bytesOut: 0, packetsIn: 0, bytesIn: 0 });
+    this.upstream.addPath(path.address, { backup: path.backup, up: path.up });
+    if (path.address6) this.upstream.addPath(path.address6, { backup: path.backup, up: path.up6 ?? false });
+    this.counters.increment('pathsAdded');
+    return index;
+  }
+
   /** Every flow reset both ways (mptun is going down): RST to the apps, MP_FASTCLOSE upstream. */
   abortAll(now: Instant): void {
     for (const f of [...this.flows.values()]) {
@@ -449,6 +493,45 @@ export class Relay {
       this.forgetFlow(f);
     }
     this.upstream.process(now);
+  }
+
+  private closedOn(path: number): { subflows: number; tcp: TcpCounters } {
+    return (this.pathClosed[path] ??= { subflows: 0, tcp: new TcpCounters() });
+  }
+
+  private foldSubflow(tcp: TcpConnection): void {
+    const path = this.pathOf(tcp.local.addr);
+    if (path < 0) return;
+    const c = this.closedOn(path);
+    c.subflows++;
+    c.tcp.addAll(tcp.counters);
+  }
+
+  /** Per path: its subflows, open and closed, and their TCP counters. Built when asked (status, a scrape). */
+  pathCounters(): PathCounters[] {
+    const out: PathCounters[] = this.paths.map((_, i) => {
+      const c = this.closedOn(i);
+      return { subflowsOpened: c.subflows, subflowsOpen: 0, srttMs: null, tcp: c.tcp.snapshot() };
+    });
+    const rtt = this.paths.map(() => ({ sum: 0, n: 0 }));
+    for (const conn of this.upstream.tcp.all()) {
+      const path = this.pathOf(conn.local.addr);
+      const o = out[path];
+      if (!o) continue;
+      o.subflowsOpened++;
+      for (const name of conn.counters.names) o.tcp[name] += conn.counters.get(name);
+      if (!SYNCHRONIZED.has(conn.state)) continue;
+      o.subflowsOpen++;
+      const srtt = conn.rtt.srtt;
+      if (srtt !== null) {
+        rtt[path]!.sum += srtt;
+        rtt[path]!.n++;
+      }
+    }
+    out.forEach((o, i) => {
+      if (rtt[i]!.n > 0) o.srttMs = rtt[i]!.sum / rtt[i]!.n;
+    });
+    return out;
   }
 
   get flowCount(): number {

@@ -60,6 +60,8 @@ export interface ApplianceConfig {
   controlSocket: string;
   stateDir: string;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
+  /** Where the Prometheus metrics are served ("ADDR:PORT", IPv6 in brackets), or null: not served. */
+  metrics: string | null;
 }
 
 /** What `mptun up` parsed from argv (node:util parseArgs); every flag is optional. */
@@ -80,6 +82,7 @@ export interface CliFlags {
   fullmesh?: boolean;
   maxSubflows?: string;
   sourceRange6?: string;
+  metrics?: string;
 }
 
 /** The `source` of a value given by a flag. */
@@ -317,6 +320,60 @@ function absolutePathRule(maxBytes?: number): Rule<string> {
   };
 }
 
+// --metrics: "ADDR:PORT", "PORT" or ":PORT" (the loopback: metrics are not for the network
+// unless asked), an IPv6 address in brackets; the address one of this host's (unicast, or the
+// unspecified 0.0.0.0 / :: for all of them).
+const METRICS_DEFAULT_HOST = '127.0.0.1';
+
+function checkMetrics(v: unknown, at: At): string {
+  const text = typeof v === 'number' ? String(v) : stringValue(v, at, '"ADDR:PORT", "PORT" or ":PORT"');
+  const m = /^(?:(\[[^\]]*\]|[^:[\]]*):)?([^:]*)$/.exec(text);
+  if (m === null) at.fail(`${show(text)} is not ADDR:PORT, PORT or :PORT (an IPv6 address goes in brackets: "[::1]:9464")`);
+  const portText = m[2]!;
+  if (!/^[0-9]{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) {
+    at.fail(`${show(text)}: the port must be a number from 1 to 65535`);
+  }
+  let host = METRICS_DEFAULT_HOST;
+  const addr = m[1];
+  if (addr !== undefined && addr !== '') {
+    const bare = addr.startsWith('[') ? addr.slice(1, -1) : addr;
+    let bytes: Buffer;
+    try {
+      ({ bytes } = parseIpAddress(bare));
+    } catch (e) {
+      if (!(e instanceof IpAddressError)) throw e;
+      at.fail(`${show(text)}: ${show(addr)} is not an IP address`);
+    }
+    if (!bytes.every((b) => b === 0) && !isUnicastAddress(bytes)) at.fail(`${show(text)}: ${show(bare)} is not an address of this host`);
+    host = formatIpAddress(bytes);
+  }
+  return `${host.includes(':') ? `[${host}]` : host}:${Number(portText)}`;
+}
+
+const metricsRule: Rule<string | null> = {
+  schema: {
+    oneOf: [
+      { type: 'null', description: 'Not served.' },
+      { type: 'integer', minimum: 1, maximum: 65535, description: 'A port of the loopback address 127.0.0.1.' },
+      {
+        type: 'string',
+        pattern: '^((\\[[0-9A-Fa-f:.]+\\]|[0-9.]+)?:)?[0-9]{1,5}$',
+        description: '"ADDR:PORT", "PORT" or ":PORT" (the loopback 127.0.0.1); an IPv6 address in brackets ("[::1]:9464"); 0.0.0.0 or [::] for every address.',
+      },
+    ],
+  },
+  check(v: unknown, at: At) {
+    return v === null ? null : checkMetrics(v, at);
+  },
+};
+
+/** The address and port of a `metrics` value (as the config gives it: "ADDR:PORT", IPv6 in brackets). */
+export function metricsEndpoint(value: string): { host: string; port: number } {
+  const colon = value.lastIndexOf(':');
+  const host = value.slice(0, colon);
+  return { host: host.startsWith('[') ? host.slice(1, -1) : host, port: Number(value.slice(colon + 1)) };
+}
+
 function listRule<T>(item: Rule<T>): Rule<T[]> {
   return {
     schema: { type: 'array', items: item.schema },
@@ -445,6 +502,10 @@ const FIELDS: { readonly [K in keyof ApplianceConfig]: Field<ApplianceConfig[K]>
   controlSocket: { description: 'Unix socket `mptun status` talks to (absolute path).', rule: absolutePathRule(SUN_PATH_MAX_BYTES) },
   stateDir: { description: 'Directory for the appliance\'s runtime state (absolute path).', rule: absolutePathRule() },
   logLevel: { description: 'Least severe messages logged.', rule: enumRule(['error', 'warn', 'info', 'debug'] as const) },
+  metrics: {
+    description: 'Serve Prometheus metrics (text format 0.0.4) over HTTP at /metrics on this address; null: not served.',
+    rule: metricsRule,
+  },
 };
 
 const FIELD_NAMES = Object.keys(FIELDS) as (keyof ApplianceConfig)[];
@@ -471,6 +532,7 @@ export const DEFAULT_CONFIG: Readonly<ApplianceConfig> = Object.freeze({
   controlSocket: '/run/mptun/control.sock',
   stateDir: '/run/mptun',
   logLevel: 'info',
+  metrics: null,
 });
 
 /** A fresh, mutable copy of the defaults. */
@@ -682,6 +744,7 @@ function applyFlags(file: ApplianceConfig, flags: CliFlags): ApplianceConfig {
   if (flags.stateDir !== undefined) cfg.stateDir = FIELDS.stateDir.rule.check(flags.stateDir, at('--state-dir'));
   if (flags.logLevel !== undefined) cfg.logLevel = FIELDS.logLevel.rule.check(flags.logLevel, at('--log-level'));
   if (flags.sourceRange6 !== undefined) cfg.sourceRange6 = FIELDS.sourceRange6.rule.check(flags.sourceRange6, at('--source-range6'));
+  if (flags.metrics !== undefined) cfg.metrics = checkMetrics(flags.metrics, at('--metrics'));
 
   // The file was coherent: a conflict now comes from --tun or --path.
   const tun = tunIsAPath(cfg);

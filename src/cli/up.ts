@@ -1,7 +1,10 @@
 // `mptun up`, `mptun down`, `mptun status`.
 import { parseArgs } from 'node:util';
 import { Appliance, down, makeLogger, queryStatus, type PathStatus } from '../appliance/appliance.js';
+import { COUNTER_GROUP_TITLES } from '../appliance/metrics.js';
 import { ConfigError, DEFAULT_CONFIG, loadConfig, type CliFlags } from './config.js';
+import { join } from 'node:path';
+import { output } from '../appliance/output.js';
 
 const UP_OPTIONS = {
   config: { type: 'string', short: 'c' },
@@ -20,6 +23,7 @@ const UP_OPTIONS = {
   fullmesh: { type: 'boolean' },
   'max-subflows': { type: 'string' },
   'source-range6': { type: 'string' },
+  metrics: { type: 'string' },
 } as const;
 
 function argError(e: unknown): never {
@@ -50,8 +54,11 @@ export async function runUp(argv: string[]): Promise<number> {
   if (values.fullmesh !== undefined) flags.fullmesh = values.fullmesh;
   if (values['max-subflows'] !== undefined) flags.maxSubflows = values['max-subflows'];
   if (values['source-range6'] !== undefined) flags.sourceRange6 = values['source-range6'];
+  if (values.metrics !== undefined) flags.metrics = values.metrics;
   // a bad config is refused before anything is touched
   const config = await loadConfig(flags);
+  // a closed stderr (`mptun up | head -1`): log lines go on in the state directory
+  output.setLogFile(join(config.stateDir, 'mptun.log'));
   const log = makeLogger(config.logLevel);
   const app = await Appliance.start(config, log);
   const onSignal = (sig: NodeJS.Signals) => {
@@ -73,14 +80,26 @@ export async function runUp(argv: string[]): Promise<number> {
 export async function runDown(argv: string[]): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({ args: argv, options: { 'state-dir': { type: 'string' }, 'log-level': { type: 'string' } }, strict: true }));
+    ({ values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, 'state-dir': { type: 'string' }, 'log-level': { type: 'string' } }, strict: true }));
   } catch (e) {
     argError(e);
   }
   const level = values['log-level'] ?? 'info';
   if (level !== 'error' && level !== 'warn' && level !== 'info' && level !== 'debug') throw new ConfigError('command line', '--log-level', `"${level}" is not one of error, warn, info, debug`);
   const log = makeLogger(level);
-  const r = await down(values['state-dir'] ?? DEFAULT_CONFIG.stateDir, log);
+  // --config: the state dir of the instance `mptun up --config FILE` started (the systemd unit's
+  // ExecStopPost). A file that no longer reads (edited while mptun ran) must not keep the routing
+  // from being put back: the default state dir is then tried, saying so.
+  let stateDir = values['state-dir'];
+  if (stateDir === undefined && values.config !== undefined) {
+    try {
+      stateDir = (await loadConfig({ config: values.config })).stateDir;
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      log.warn(`${e.message}: using the default state dir ${DEFAULT_CONFIG.stateDir}`);
+    }
+  }
+  const r = await down(stateDir ?? DEFAULT_CONFIG.stateDir, log);
   const what = [
     r.stoppedPid !== null ? `stopped pid ${r.stoppedPid}` : null,
     r.deadPid !== null && r.deadPid !== r.stoppedPid ? `undid the record of dead pid ${r.deadPid} (${r.recordSteps} steps)` : null,
@@ -105,6 +124,31 @@ interface StatusReport {
 
 const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
 
+/**
+ * The counters, a block per group (titled, in the order of COUNTER_GROUP_TITLES), the ones that
+ * are not zero as `name value` wrapped at `width` columns.
+ */
+export function formatCounters(counters: Record<string, Record<string, number>>, width = 100): string[] {
+  const lines: string[] = [];
+  const titles = new Map(COUNTER_GROUP_TITLES);
+  const keys = [...COUNTER_GROUP_TITLES.map(([k]) => k).filter((k) => k in counters), ...Object.keys(counters).filter((k) => !titles.has(k))];
+  for (const key of keys) {
+    const items = Object.entries(counters[key] ?? {}).filter(([, v]) => v !== 0).map(([k, v]) => `${k} ${v}`);
+    if (items.length === 0) continue;
+    lines.push(`  ${titles.get(key) ?? key}:`);
+    let line = '   ';
+    for (const item of items) {
+      if (line.length > 3 && line.length + 2 + item.length > width) {
+        lines.push(line);
+        line = '   ';
+      }
+      line += `${line.length > 3 ? ',' : ''} ${item}`;
+    }
+    lines.push(line);
+  }
+  return lines;
+}
+
 export async function runStatus(argv: string[]): Promise<number> {
   let values;
   try {
@@ -123,6 +167,10 @@ export async function runStatus(argv: string[]): Promise<number> {
   for (const p of s.paths) {
     lines.push(`  ${p.index} ${p.iface.padEnd(10)} ${(p.up ? 'up' : 'DOWN').padEnd(5)}${p.backup ? 'backup ' : ''}via ${p.gateway ?? 'on-link'}  source ${p.source}  subflows ${p.subflows}  out ${mb(p.bytesOut)}  in ${mb(p.bytesIn)}`);
     if (p.source6 !== undefined) lines.push(`    IPv6 ${(p.up6 ? 'up' : 'DOWN').padEnd(5)}via ${p.gateway6 ?? 'on-link'}  source ${p.source6}`);
+    if (p.subflowsOpened !== undefined) {
+      const rtx = p.tcp ? `  retransmitted ${p.tcp.retransmittedSegments ?? 0} segments (${mb(p.tcp.retransmittedBytes ?? 0)}), ${p.tcp.rtoTimeouts ?? 0} RTOs` : '';
+      lines.push(`      subflows opened ${p.subflowsOpened}  rtt ${p.srttMs === null ? '-' : `${p.srttMs.toFixed(1)} ms`}${rtx}`);
+    }
   }
   lines.push(`connections: ${s.flows.length}`);
   for (const f of s.flows) {
@@ -131,11 +179,8 @@ export async function runStatus(argv: string[]): Promise<number> {
       lines.push(`      path ${sf.path} ${sf.local} -> ${sf.remote} ${sf.closed ? 'closed' : sf.state}${sf.backup ? ' backup' : ''}  out ${mb(sf.bytesOut)} in ${mb(sf.bytesIn)}  rtt ${sf.srttMs === null ? '-' : `${sf.srttMs.toFixed(1)} ms`}  cwnd ${sf.cwnd}`);
     }
   }
-  lines.push('counters:');
-  for (const [group, c] of Object.entries(s.counters)) {
-    const items = Object.entries(c).map(([k, v]) => `${k}=${v}`);
-    if (items.length > 0) lines.push(`  ${group}: ${items.join(' ')}`);
-  }
+  lines.push('counters since start, closed connections included (zeros left out; --json has them all):');
+  lines.push(...formatCounters(s.counters));
   console.log(lines.join('\n'));
   return 0;
 }

@@ -39,6 +39,55 @@ export class CounterSet<K extends string> {
   reset(): void {
     for (const name of this.names) this.values[name] = 0;
   }
+
+  /** Adds every counter of `other` (a set of the same names) to this one. */
+  addAll(other: CounterSet<K>): void {
+    for (const name of this.names) this.values[name] += other.values[name];
+  }
+}
+
+/** Counter sets by group name: the counters of one object and its parts (a connection's own, its RTT estimator's ...). */
+export type CounterGroups = { readonly [group: string]: CounterSet<string> };
+
+/** What `CounterTotals.total` gives: per group, every counter by name. */
+export type CounterGroupValues<G extends CounterGroups> = { [K in keyof G]: Record<string, number> };
+
+/**
+ * Process-wide totals of the counters of objects that come and go (connections): what the
+ * closed ones counted, folded in once when each closes, plus what the open ones count now,
+ * added only when the totals are read. Nothing is added on the packet path; the totals never
+ * go down when a connection closes (an object must be folded exactly when it stops being
+ * listed as open).
+ */
+export class CounterTotals<G extends CounterGroups> {
+  /** The sums of the closed objects' counters. */
+  readonly closed: G;
+  /** Objects folded in. */
+  folded = 0;
+
+  constructor(make: () => G) {
+    this.closed = make();
+  }
+
+  /** An object closes: its counters join the totals. */
+  fold(sets: G): void {
+    for (const group of Object.keys(this.closed)) this.closed[group]!.addAll(sets[group]!);
+    this.folded++;
+  }
+
+  /** Closed plus `open`, per group. */
+  total(open: Iterable<G>): CounterGroupValues<G> {
+    const out = {} as Record<string, Record<string, number>>;
+    for (const group of Object.keys(this.closed)) out[group] = this.closed[group]!.snapshot();
+    for (const sets of open) {
+      for (const group of Object.keys(out)) {
+        const into = out[group]!;
+        const from = sets[group]!;
+        for (const name of from.names) into[name]! += from.get(name);
+      }
+    }
+    return out as CounterGroupValues<G>;
+  }
 }
 
 /**

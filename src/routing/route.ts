@@ -9,6 +9,7 @@ export const RT_TABLE_MAIN = 254;
 
 const AF_INET = 2;
 const AF_INET6 = 10;
+const NLM_F_REPLACE = 0x100;
 const NLM_F_EXCL = 0x200;
 const NLM_F_CREATE = 0x400;
 const RT_SCOPE_UNIVERSE = 0;
@@ -54,6 +55,23 @@ export async function addRoute(spec: RouteSpec): Promise<void> {
       await rt.newRoute(data, attrs, { flags: NLM_F_CREATE | NLM_F_EXCL });
     } catch (e) {
       throw routingError(`add route ${spec.dst} dev ${spec.dev}`, e);
+    }
+  });
+}
+
+/**
+ * Adds the route, or replaces the one of the same destination (and metric) in its table
+ * (`ip route replace`): a path's default route moved to a new gateway without a moment
+ * without one.
+ */
+export async function replaceRoute(spec: RouteSpec): Promise<void> {
+  await withRtnl(async (rt) => {
+    const link = await getLink(rt, spec.dev);
+    const { data, attrs } = routeMessage(spec, link.index);
+    try {
+      await rt.newRoute(data, attrs, { flags: NLM_F_CREATE | NLM_F_REPLACE });
+    } catch (e) {
+      throw routingError(`replace route ${spec.dst} dev ${spec.dev}`, e);
     }
   });
 }

@@ -5,7 +5,7 @@
 // cleanupLeftovers() finds what a killed instance left by its RTPROT_MPTUN tag.
 import type { RtNetlinkSocket } from 'netlink';
 import { RoutingError, routingError, withRtnl } from './netlink.js';
-import { addRoute, deleteRoute, RT_TABLE_MAIN, RTPROT_MPTUN, type RouteSpec } from './route.js';
+import { addRoute, deleteRoute, replaceRoute, RT_TABLE_MAIN, RTPROT_MPTUN, type RouteSpec } from './route.js';
 import { addRule, deleteRule, listRules, type RuleSpec } from './rules.js';
 import { createNftTable, deleteNftTable, REPLY_MARK, tableExists, type ForwardFence, type Masquerade } from './nft.js';
 import { acceptRaKey, forceForwarding6Key, forwarding6Key, forwardingKey, readSysctl, rpFilterKey, sysctlExists, writeSysctl } from './sysctl.js';
@@ -214,17 +214,9 @@ export async function applyPlan(plan: SetupPlan, onStep?: (record: SetupRecord) 
       await done({ kind: 'nft', masquerade, fence });
     }
 
-    for (const wanted of sysctls) {
-      let s = wanted;
-      if (s.fallback && !(await sysctlExists(s.key))) s = s.fallback;
-      const current = await readSysctl(s.key);
-      if (current === s.value) continue;
-      if (s.onlyFrom !== undefined && current !== s.onlyFrom) continue;
-      // rp_filter: the kernel uses the larger of `all` and the device's value; a device at 0
-      // (off) under an `all` at 0 is already looser than loose
-      if (s.key.endsWith('/rp_filter') && current === '0' && (await readSysctl(rpFilterKey('all'))) === '0') continue;
-      const previous = await writeSysctl(s.key, s.value);
-      await done({ kind: 'sysctl', key: s.key, value: s.value, previous });
+    for (const s of sysctls) {
+      const step = await setSysctl(s);
+      if (step) await done(step);
     }
 
     for (const family of families) {
@@ -263,6 +255,152 @@ export async function applyPlan(plan: SetupPlan, onStep?: (record: SetupRecord) 
     throw routingError('apply plan', e);
   }
   return record;
+}
+
+/** Sets a sysctl unless it is already (or looser than) the value; the step, or null. */
+async function setSysctl(wanted: SysctlSetting): Promise<SetupStep | null> {
+  let s = wanted;
+  // a key this kernel does not have (force_forwarding before Linux 6.17): its fallback
+  if (s.fallback && !(await sysctlExists(s.key))) s = s.fallback;
+  const current = await readSysctl(s.key);
+  if (current === s.value) return null;
+  // set only over that one value (accept_ra: 1 becomes 2; an administrator's 0 stays 0)
+  if (s.onlyFrom !== undefined && current !== s.onlyFrom) return null;
+  // rp_filter: the kernel uses the larger of `all` and the device's value; a device at 0
+  // (off) under an `all` at 0 is already looser than loose
+  if (s.key.endsWith('/rp_filter') && current === '0' && (await readSysctl(rpFilterKey('all'))) === '0') return null;
+  const previous = await writeSysctl(s.key, s.value);
+  return { kind: 'sysctl', key: s.key, value: s.value, previous };
+}
+
+/** One more path for a plan already applied (an interface that appeared while mptun runs). */
+export interface PathAddition {
+  family?: 4 | 6;
+  tun: string;
+  path: PathPlan;
+  /** The capture rule's priority (the path's rule and the exclusions must come before it). */
+  capturePriority: number;
+  /** More `to PREFIX lookup main` exclusions (the new interface's LAN). */
+  exclude?: Array<{ prefix: string; priority: number }>;
+  /** Default: pathSysctls(iface, family): rp_filter loose and forwarding on (IPv4); accept_ra 2, forwarding and force_forwarding on (IPv6). */
+  sysctls?: SysctlSetting[];
+}
+
+/**
+ * Applies one more path to a record applyPlan made, as applyPlan would have: its default
+ * route, its masquerade (the record's nft step is updated in place: the table is rebuilt whole
+ * with the new rule, and fenced when the interface did not forward), its sysctls, its
+ * exclusions, then its rule. The record grows by the new steps, so that undo() still removes
+ * exactly what is there. On failure the new steps are undone (the nft table put back as it was)
+ * and the error is thrown.
+ */
+export async function addPathSteps(record: SetupRecord, add: PathAddition, onStep?: (record: SetupRecord) => void | Promise<void>): Promise<void> {
+  const family = add.family ?? 4;
+  const p = add.path;
+  checkPlan({ tun: add.tun, capture: { table: -1, priority: add.capturePriority }, paths: [p], exclude: add.exclude ?? [] });
+  const added: SetupStep[] = [];
+  const done = async (step: SetupStep) => {
+    record.steps.push(step);
+    added.push(step);
+    if (onStep) await onStep(record);
+  };
+  const nftStep = record.steps.find((s): s is Extract<SetupStep, { kind: 'nft' }> => s.kind === 'nft');
+  const copyFence = (f: ForwardFence): ForwardFence => ({ ...f, ifaces: [...f.ifaces], ...(f.ifaces6 ? { ifaces6: [...f.ifaces6] } : {}) });
+  const nftBefore = nftStep ? { masquerade: [...nftStep.masquerade], fence: nftStep.fence ? copyFence(nftStep.fence) : undefined } : null;
+  try {
+    const route: RouteSpec = { dst: 'default', dev: p.iface, table: p.table, version: family };
+    if (p.gateway !== undefined) route.gateway = p.gateway;
+    await replaceRoute(route);
+    await done({ kind: 'route', route });
+    const sysctls = add.sysctls ?? pathSysctls(p.iface, family);
+    if (nftStep) {
+      const masquerade = [...nftStep.masquerade.filter((m) => m.sourcePrefix !== p.sourcePrefix), { oifname: p.iface, sourcePrefix: p.sourcePrefix }];
+      const fence: ForwardFence = nftStep.fence ? copyFence(nftStep.fence) : { tun: add.tun, ifaces: [] };
+      if (family === 4 && !fence.ifaces.includes(p.iface) && sysctls.some((s) => s.key === forwardingKey(p.iface)) && (await readSysctl(forwardingKey(p.iface))) === '0') fence.ifaces.push(p.iface);
+      if (family === 6 && !(fence.ifaces6 ?? []).includes(p.iface) && sysctls.some((s) => s.key === forwarding6Key(p.iface) || s.key === forceForwarding6Key(p.iface)) && !(await forwards6(p.iface))) {
+        fence.ifaces6 = [...(fence.ifaces6 ?? []), p.iface];
+      }
+      await createNftTable(masquerade, fence);
+      nftStep.masquerade = masquerade;
+      nftStep.fence = fence;
+      if (onStep) await onStep(record);
+    }
+    for (const s of sysctls) {
+      const step = await setSysctl(s);
+      if (step) await done(step);
+    }
+    for (const x of add.exclude ?? []) {
+      const rule: RuleSpec = { family, priority: x.priority, table: RT_TABLE_MAIN, dst: x.prefix, protocol: RTPROT_MPTUN };
+      await addRule(rule);
+      await done({ kind: 'rule', rule });
+    }
+    const rule: RuleSpec = { family, priority: p.rulePriority, table: p.table, src: p.sourcePrefix, protocol: RTPROT_MPTUN };
+    await addRule(rule);
+    await done({ kind: 'rule', rule });
+  } catch (e) {
+    try {
+      await undo({ version: 1, steps: added });
+      if (nftStep && nftBefore) {
+        nftStep.masquerade = nftBefore.masquerade;
+        if (nftBefore.fence) nftStep.fence = nftBefore.fence;
+        else delete nftStep.fence;
+        await createNftTable(nftStep.masquerade, nftStep.fence);
+      }
+    } catch {
+      // the original error matters more; cleanupLeftovers() catches the rest
+    }
+    record.steps = record.steps.filter((s) => !added.includes(s));
+    if (onStep) await onStep(record);
+    throw routingError(`add path ${p.iface}`, e);
+  }
+}
+
+/**
+ * A path's interface's sysctls of one IP version, as defaultSysctls() has them: IPv4 rp_filter
+ * loose and forwarding on; IPv6 accept_ra 2 where it is 1, forwarding and force_forwarding on.
+ */
+export function pathSysctls(iface: string, family: 4 | 6 = 4): SysctlSetting[] {
+  if (family === 4) return [{ key: rpFilterKey(iface), value: '2' }, { key: forwardingKey(iface), value: '1' }];
+  return [
+    { key: acceptRaKey(iface), value: '2', onlyFrom: '1' },
+    { key: forwarding6Key(iface), value: '1' },
+    { key: forceForwarding6Key(iface), value: '1', fallback: { key: forwarding6Key('all'), value: '1' } },
+  ];
+}
+
+/**
+ * Sets again the sysctls of an interface that was re-created under the same name (a USB modem
+ * plugged in again: a new device starts from the defaults). A key the record already has keeps
+ * its step (undo restores the value from before mptun); a new one is recorded.
+ */
+export async function ensureSysctls(record: SetupRecord, sysctls: SysctlSetting[], onStep?: (record: SetupRecord) => void | Promise<void>): Promise<void> {
+  for (const wanted of sysctls) {
+    const s = wanted.fallback && !(await sysctlExists(wanted.key)) ? wanted.fallback : wanted;
+    const held = record.steps.some((x) => x.kind === 'sysctl' && x.key === s.key);
+    if (held) {
+      const current = await readSysctl(s.key);
+      if (current !== s.value && (s.onlyFrom === undefined || current === s.onlyFrom)) await writeSysctl(s.key, s.value);
+      continue;
+    }
+    const step = await setSysctl(s);
+    if (!step) continue;
+    record.steps.push(step);
+    if (onStep) await onStep(record);
+  }
+}
+
+/**
+ * Moves a path's default route to a new gateway (undefined: on-link), or puts it back after the
+ * kernel flushed it, in one `replace`; the record's step for that route is updated to say what
+ * is there now (added when the record has none), so that undo() removes exactly it.
+ */
+export async function replacePathRoute(record: SetupRecord, route: RouteSpec, onStep?: (record: SetupRecord) => void | Promise<void>): Promise<void> {
+  await replaceRoute(route);
+  const same = (r: RouteSpec) => r.dst === route.dst && (r.table ?? RT_TABLE_MAIN) === (route.table ?? RT_TABLE_MAIN) && (r.version ?? 4) === (route.version ?? 4);
+  const step = record.steps.find((s): s is Extract<SetupStep, { kind: 'route' }> => s.kind === 'route' && same(s.route));
+  if (step) step.route = { ...route };
+  else record.steps.push({ kind: 'route', route: { ...route } });
+  if (onStep) await onStep(record);
 }
 
 async function undoStep(step: SetupStep): Promise<void> {

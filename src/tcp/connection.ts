@@ -16,12 +16,14 @@ import { CounterSet } from '../ip/counters.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax } from './seq.js';
 import { TcpTimer, TimerTable } from './timers.js';
 import type { TcpOptions, TcpRepr } from './segment.js';
-import { TCP_FLAG_ACK, TCP_FLAG_FIN, TCP_FLAG_PSH, TCP_FLAG_RST, TCP_FLAG_SYN } from './segment.js';
-import { ChunkQueue, SendBuffer } from './sendbuf.js';
-import { Reassembler } from './reassembly.js';
-import { Scoreboard } from './scoreboard.js';
-import { RttEstimator } from './rtt.js';
+import { TCP_MAX_OPTIONS_LEN, TCP_OPTLEN_SACK_ALIGNED_BASE, TCP_OPTLEN_TIMESTAMPS_ALIGNED, type SackBlock } from './options.js';
+import { TCP_FLAG_ACK, TCP_FLAG_FIN, TCP_FLAG_PSH, TCP_FLAG_RST, TCP_FLAG_SYN, TCP_FLAG_URG } from './segment.js';
+import { ChunkQueue, SendBuffer, CHUNK_QUEUE_COUNTER_NAMES, type ChunkQueueCounter } from './sendbuf.js';
+import { Reassembler, REASSEMBLY_COUNTER_NAMES, type ReassemblyCounter } from './reassembly.js';
+import { Scoreboard, SCOREBOARD_COUNTER_NAMES, type ScoreboardCounter } from './scoreboard.js';
+import { RttEstimator, RTT_COUNTER_NAMES, type RttCounterName } from './rtt.js';
 import { createCongestionController, type CongestionController } from './cc/index.js';
+import { CC_COUNTER_NAMES, type CcCounterName } from './cc/controller.js';
 
 export const enum TcpState {
   Closed = 'CLOSED',
@@ -53,13 +55,41 @@ export const TCP_COUNTER_NAMES = [
   'rtoTimeouts', 'synRetransmits', 'outOfWindow', 'pawsRejected', 'challengeAcks', 'challengeAckRst',
   'challengeAckSyn', 'ackTooNew', 'oldAckIgnored', 'duplicateSegments', 'outOfOrderSegments', 'reassemblyDropped',
   'dupAcks', 'dsack', 'zeroWindowProbes', 'keepAlivesSent', 'delayedAcks', 'immediateAcks', 'resetsReceived',
-  'resetsSent', 'rcvWindowFull', 'urgentIgnored', 'spuriousRto', 'userTimeouts', 'lostRetransmits', 'tailLossProbes', 'rcvBufferGrown', 'finWait2Timeouts',
+  'resetsSent', 'rcvWindowFull', 'urgentIgnored', 'userTimeouts', 'lostRetransmits', 'tailLossProbes', 'rcvBufferGrown', 'finWait2Timeouts',
 ] as const;
 export type TcpCounterName = (typeof TCP_COUNTER_NAMES)[number];
 export class TcpCounters extends CounterSet<TcpCounterName> {
   constructor() {
     super(TCP_COUNTER_NAMES);
   }
+}
+
+/**
+ * The counters of a connection and of its parts, by group: what the stack folds into its
+ * process-wide totals when the connection closes (src/ip/counters.ts CounterTotals).
+ */
+export interface TcpCounterGroups {
+  [group: string]: CounterSet<string>;
+  tcp: CounterSet<TcpCounterName>;
+  rtt: CounterSet<RttCounterName>;
+  cc: CounterSet<CcCounterName>;
+  sack: CounterSet<ScoreboardCounter>;
+  reassembly: CounterSet<ReassemblyCounter>;
+  sendBuffer: CounterSet<ChunkQueueCounter>;
+  recvQueue: CounterSet<ChunkQueueCounter>;
+}
+
+/** Empty counter groups of a connection (the totals' start). */
+export function newTcpCounterGroups(): TcpCounterGroups {
+  return {
+    tcp: new TcpCounters(),
+    rtt: new CounterSet(RTT_COUNTER_NAMES),
+    cc: new CounterSet(CC_COUNTER_NAMES),
+    sack: new CounterSet(SCOREBOARD_COUNTER_NAMES),
+    reassembly: new CounterSet(REASSEMBLY_COUNTER_NAMES),
+    sendBuffer: new CounterSet(CHUNK_QUEUE_COUNTER_NAMES),
+    recvQueue: new CounterSet(CHUNK_QUEUE_COUNTER_NAMES),
+  };
 }
 
 export interface TcpConfig {
@@ -135,6 +165,8 @@ const DUP_THRESH = 3;
 const CHALLENGE_ACK_LIMIT = 1000;
 const MAX_SACK_BLOCKS_WITH_TS = 3;
 const MAX_SACK_BLOCKS = 4;
+/** RFC 2018 §3: each SACK block is two 32-bit sequence numbers. */
+const TCP_OPTLEN_SACK_BLOCK = 8;
 
 export interface Endpoint {
   /** 4 or 16 bytes */
@@ -676,6 +708,11 @@ export class TcpConnection {
       if (this.state === TcpState.Closed) return;
     }
 
+    // Sixth: the URG bit. RFC 9293 §3.8.5: "new applications SHOULD NOT employ the TCP urgent
+    // mechanism"; the data is delivered inline, in order, as any other (the urgent pointer is
+    // nothing an app behind mptun could learn): counted and ignored
+    if (seg.flags & TCP_FLAG_URG) this.counters.increment('urgentIgnored');
+
     // Seventh: the segment text
     if (seg.payload.length > 0) {
       if (this.state === TcpState.Established || this.state === TcpState.FinWait1 || this.state === TcpState.FinWait2) {
@@ -899,20 +936,26 @@ export class TcpConnection {
       // and whatever it made contiguous
       if (this.reasm.bytesQueued > 0) {
         for (let chunk = this.reasm.pop(this.rcvNxt); chunk; chunk = this.reasm.pop(this.rcvNxt)) this.deliver(chunk);
-        this.ackNow = true; // RFC 5681 §4.2: ACK at once when a gap is filled
+        this.ackAtOnce(); // RFC 5681 §4.2: ACK at once when a gap is filled
         if (this.reasm.finAt !== undefined && this.reasm.finAt === this.rcvNxt && !this.peerFin) this.receiveFin(now);
       }
       this.segsSinceAck++;
       // RFC 9293 §3.8.6.3: "an ACK SHOULD be generated for at least every second full-sized segment"
-      if (this.segsSinceAck >= 2 || data.length > this.sendMss) this.ackNow = true;
+      if (this.segsSinceAck >= 2 || data.length > this.sendMss) this.ackAtOnce();
       else if (!this.timers.isArmed(TcpTimer.DelayedAck)) this.timers.set(TcpTimer.DelayedAck, now + this.config.delayedAckMs);
     } else {
       // out of order: hold it (bounded) and ACK at once (RFC 5681 §4.2: "an immediate ACK SHOULD be sent when an out-of-order segment arrives")
       this.counters.increment('outOfOrderSegments');
       const r = this.reasm.insert(seq, Buffer.from(data), this.rcvNxt);
       if (r.dropped) this.counters.increment('reassemblyDropped');
-      this.ackNow = true;
+      this.ackAtOnce();
     }
+  }
+
+  /** Received data is acknowledged at once, not after the delayed-ACK timer: counted (the timer's ACKs are `delayedAcks`). */
+  private ackAtOnce(): void {
+    if (!this.ackNow) this.counters.increment('immediateAcks');
+    this.ackNow = true;
   }
 
   /**
@@ -1111,7 +1154,29 @@ export class TcpConnection {
     return (Math.floor(now) + this.tsOffset) >>> 0;
   }
 
-  private baseOptions(now: Instant, syn: boolean): TcpOptions {
+  /**
+   * The SACK blocks to report (a D-SACK first), at most `max`: RFC 2018 §4 "the first SACK
+   * block ... MUST specify the contiguous block of data containing the segment which triggered
+   * this ACK"; the reassembler lists the most recent first.
+   */
+  private sackBlocksToSend(max: number): SackBlock[] {
+    const blocks = this.dsack && max > 0 ? [this.dsack] : [];
+    if (this.reasm.bytesQueued > 0 && blocks.length < max) for (const b of this.reasm.sackBlocks(max - blocks.length)) blocks.push(b);
+    return blocks;
+  }
+
+  /**
+   * How many SACK blocks a data segment may carry: RFC 9293 §3.7.1, the payload and all the
+   * options fit the MSS the peer announced. Of the 40 bytes of options, the timestamps and what
+   * MPTCP reserves for its own (`optionReserve`) come first; SACK blocks take what is left
+   * (RFC 2018 §3: 2 + 8 per block, aligned to 4 with two NOPs).
+   */
+  private dataSackBlocks(): number {
+    const left = TCP_MAX_OPTIONS_LEN - (this.tsOk ? TCP_OPTLEN_TIMESTAMPS_ALIGNED : 0) - this.optionReserve - TCP_OPTLEN_SACK_ALIGNED_BASE;
+    return Math.max(0, Math.min(this.tsOk ? MAX_SACK_BLOCKS_WITH_TS : MAX_SACK_BLOCKS, Math.floor(left / TCP_OPTLEN_SACK_BLOCK)));
+  }
+
+  private baseOptions(now: Instant, syn: boolean, sack?: SackBlock[]): TcpOptions {
     const opts: TcpOptions = {};
     if (syn) {
       opts.mss = this.config.mss;
@@ -1126,15 +1191,13 @@ export class TcpConnection {
     }
     if (this.tsOk) opts.timestamps = { tsVal: this.tsNow(now), tsEcr: this.tsRecent };
     if (this.sackOk) {
-      const max = this.tsOk ? MAX_SACK_BLOCKS_WITH_TS : MAX_SACK_BLOCKS;
-      const blocks = this.dsack ? [this.dsack] : [];
-      if (this.reasm.bytesQueued > 0) for (const b of this.reasm.sackBlocks(max - blocks.length)) blocks.push(b);
+      const blocks = sack ?? this.sackBlocksToSend(this.tsOk ? MAX_SACK_BLOCKS_WITH_TS : MAX_SACK_BLOCKS);
       if (blocks.length > 0) opts.sackBlocks = blocks;
     }
     return opts;
   }
 
-  private segment(now: Instant, seq: number, flags: number, payload: Buffer, syn: boolean): OutSegment {
+  private segment(now: Instant, seq: number, flags: number, payload: Buffer, syn: boolean, sack?: SackBlock[]): OutSegment {
     const wnd = this.windowToAnnounce();
     // RFC 7323 §2.2: the window in a SYN is never scaled
     const raw = syn ? Math.min(wnd, MAX_WINDOW_UNSCALED) : Math.min(wnd >>> this.rcvWscale, MAX_WINDOW_UNSCALED);
@@ -1152,7 +1215,7 @@ export class TcpConnection {
       flags,
       window: raw,
       urgent: 0,
-      options: this.baseOptions(now, syn),
+      options: this.baseOptions(now, syn, sack),
       payload,
       gsoSize: 0,
     };
@@ -1356,6 +1419,12 @@ export class TcpConnection {
     const off = seqDiff(seq, bufStart);
     if (off < 0 || off >= this.sendBuf.length) return null;
     len = Math.min(len, this.sendBuf.length - off);
+    // the SACK blocks this segment carries take room from its payload (RFC 9293 §3.7.1: the
+    // MSS counts the data, not the options; the MSS here counts the timestamps and MPTCP's
+    // reserve already): a segment with them is one segment, never a super-segment
+    const sack = this.sackOk ? this.sackBlocksToSend(this.dataSackBlocks()) : undefined;
+    const segMss = sack && sack.length > 0 ? this.sendMss - TCP_OPTLEN_SACK_ALIGNED_BASE - TCP_OPTLEN_SACK_BLOCK * sack.length : this.sendMss;
+    if (segMss < this.sendMss) len = Math.min(len, segMss);
     if (this.segmentLimit) len = Math.min(len, Math.max(1, this.segmentLimit(this.sentOffsetBase + off)));
     const payload = this.sendBuf.peek(off, len);
     const end = seqAdd(seq, len);
@@ -1383,9 +1452,17 @@ export class TcpConnection {
     // RFC 8985 §7.2: the PTO is (re)started whenever new data goes out
     if (!retransmit) this.armTlp(now);
     const pushed = seqDiff(end, bufStart) === this.sendBuf.length;
-    const seg = this.segment(now, seq, TCP_FLAG_ACK | (pushed ? TCP_FLAG_PSH : 0), payload, false);
+    const seg = this.segment(now, seq, TCP_FLAG_ACK | (pushed ? TCP_FLAG_PSH : 0), payload, false, sack);
     if (len > this.sendMss) seg.gsoSize = this.sendMss;
     return seg;
+  }
+
+  /** This connection's counters and its parts', by group. */
+  counterGroups(): TcpCounterGroups {
+    return {
+      tcp: this.counters, rtt: this.rtt.counters, cc: this.cc.counters, sack: this.scoreboard.counters,
+      reassembly: this.reasm.counters, sendBuffer: this.sendBuf.counters, recvQueue: this.recvQueue.counters,
+    };
   }
 
   /** For `mptun status` and tests. */

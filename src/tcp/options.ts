@@ -15,7 +15,7 @@
 
 import { readU16, readU32, writeU16, writeU32 } from '../ip/bytes.js';
 import type { Seq } from './seq.js';
-import type { TcpCodecCounters, TcpDropReason } from './segment.js';
+import type { TcpCodecCounters, TcpDropReason } from './drops.js';
 
 // Option kinds (RFC 9293 §3.2 and the IANA "TCP Option Kind Numbers" registry).
 /** RFC 9293 §3.2: "End of Option List ... Kind: 0". Ends the list; what follows is padding. */

@@ -5,13 +5,15 @@
 // segments that belong to no connection (RFC 9293 §3.10.7.1); ISNs per RFC 6528.
 import { createHash } from 'node:crypto';
 import type { DeviceOutput, Instant, SansIoNode, Transmit } from '../ip/sansio.js';
-import { IpCounters, CounterSet } from '../ip/counters.js';
+import { IpCounters, CounterSet, CounterTotals, type CounterGroupValues } from '../ip/counters.js';
 import { IpPacketInfo, parseIpPacket } from '../ip/packet.js';
 import { IPPROTO_TCP } from '../ip/ipv4.js';
 import {
   formatIpv4, isUnicastAddress,
 } from '../ip/address.js';
-import { TcpConnection, TcpState, type Endpoint, type OutSegment, type TcpConfig, type TcpEvent } from './connection.js';
+import {
+  TcpConnection, TcpState, newTcpCounterGroups, type Endpoint, type OutSegment, type TcpConfig, type TcpCounterGroups, type TcpEvent,
+} from './connection.js';
 import {
   TCP_FLAG_ACK, TCP_FLAG_RST, TCP_FLAG_SYN, TCP_FLAG_FIN, TcpCodecCounters, emitIpTcp, parseTcp, tcpPacketLen,
   type TcpRepr,
@@ -49,6 +51,11 @@ export interface TcpStackOptions {
   synBacklog?: number;
   /** RFC 6528 secret; give a random one in production, a fixed one in the simulator. */
   isnSecret?: Buffer;
+  /**
+   * Tests only: the initial sequence number of each connection instead of RFC 6528's (e.g. near
+   * 2^32, so that the sequence numbers wrap early in a run). Null: RFC 6528.
+   */
+  initialSequence?: ((local: Endpoint, remote: Endpoint) => number) | null;
   ttl?: number;
   /** Whether segments are checksummed in full or left partial for the device (vnet_hdr offload). */
   checksumOffload?: boolean;
@@ -72,6 +79,10 @@ export class TcpStack implements SansIoNode {
   readonly counters = new CounterSet(STACK_COUNTER_NAMES);
   readonly ipCounters = new IpCounters();
   readonly codecCounters = new TcpCodecCounters();
+  /** The counters of the connections that closed, folded in as each is forgotten (see `connectionCounters`). */
+  readonly closedTotals = new CounterTotals<TcpCounterGroups>(newTcpCounterGroups);
+  /** Called as a closed connection is forgotten, after its counters were folded into `closedTotals`. */
+  onConnectionClosed: ((conn: TcpConnection) => void) | null = null;
   private readonly connections = new Map<string, TcpConnection>();
   private readonly active = new Set<TcpConnection>();
   private readonly events: StackEvent[] = [];
@@ -87,6 +98,7 @@ export class TcpStack implements SansIoNode {
       tcp: options.tcp ?? {},
       synBacklog: options.synBacklog ?? 1024,
       isnSecret: options.isnSecret ?? Buffer.alloc(16),
+      initialSequence: options.initialSequence ?? null,
       ttl: options.ttl ?? 64,
       checksumOffload: options.checksumOffload ?? false,
       trustChecksums: options.trustChecksums ?? false,
@@ -139,6 +151,7 @@ export class TcpStack implements SansIoNode {
 
   /** RFC 6528: ISN = M + F(localip, localport, remoteip, remoteport, secretkey), M a 4 µs clock. */
   private isn(now: Instant, local: Endpoint, remote: Endpoint): number {
+    if (this.opts.initialSequence) return this.opts.initialSequence(local, remote) >>> 0;
     const h = createHash('sha256').update(this.opts.isnSecret).update(local.addr).update(remote.addr);
     const ports = Buffer.alloc(4);
     ports.writeUInt16BE(local.port, 0);
@@ -306,7 +319,20 @@ export class TcpStack implements SansIoNode {
       this.connections.delete(key);
       this.synReceived.delete(conn);
       this.counters.increment('connectionsClosed');
+      this.closedTotals.fold(conn.counterGroups());
+      this.onConnectionClosed?.(conn);
     }
+  }
+
+  /**
+   * The connections' counters summed over every connection since the stack started: the closed
+   * ones (folded in as they were forgotten) and the open ones. Built when asked (a status, a
+   * scrape); nothing is added on the packet path.
+   */
+  connectionCounters(): CounterGroupValues<TcpCounterGroups> {
+    const open: TcpCounterGroups[] = [];
+    for (const conn of this.connections.values()) open.push(conn.counterGroups());
+    return this.closedTotals.total(open);
   }
 
   pollTimeout(): Instant | null {

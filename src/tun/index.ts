@@ -7,9 +7,9 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { VNET_HDR_LEN } from './vnet.js';
+import { VNET_HDR_LEN } from '../ip/vnet.js';
 
-export * from './vnet.js';
+export * from '../ip/vnet.js';
 
 interface NativeTunDevice {
   readonly name: string;
@@ -56,7 +56,7 @@ export class TunError extends Error {
   }
 }
 
-function findAddon(): string {
+export function findAddon(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
     const candidate = join(dir, 'build', 'Release', 'mptun_tun.node');

@@ -57,6 +57,7 @@ maxSubflows: 4
 controlSocket: /var/run/mptun.sock
 stateDir: /var/lib/mptun
 logLevel: debug
+metrics: "[::1]:9100"
 `;
 
 const FULL_CONFIG: ApplianceConfig = {
@@ -83,6 +84,7 @@ const FULL_CONFIG: ApplianceConfig = {
   controlSocket: '/var/run/mptun.sock',
   stateDir: '/var/lib/mptun',
   logLevel: 'debug',
+  metrics: '[::1]:9100',
 };
 
 test('defaults', (t) => {
@@ -105,6 +107,7 @@ test('defaults', (t) => {
     controlSocket: '/run/mptun/control.sock',
     stateDir: '/run/mptun',
     logLevel: 'info',
+    metrics: null,
   });
   t.true(Object.isFrozen(DEFAULT_CONFIG));
   t.true(Object.isFrozen(DEFAULT_CONFIG.paths));

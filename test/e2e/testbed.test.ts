@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  readableCopy,
   inNetns, isListening, isRoot, parseEnvLines, requireRootOrSkip, run, spawnInNetns, systemEnv, waitForPort, type RunOptions,
 } from '../helpers/netns.js';
 
@@ -222,14 +223,20 @@ test.serial('link-down 2 takes link 2 away, link-up 2 brings it back (also --bla
 
 test.serial('clear errors: not root, a tool missing', async (t) => {
   if (!requireRootOrSkip(t)) return;
-  // --help and env need no root
-  const help = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'bash', SCRIPT, '--help']);
-  t.regex(help.stdout, /Usage: testbed\.sh/);
+  // --help and env need no root; the unprivileged user reads a copy of the script, since the
+  // clone may be where it cannot enter (/root, a mktemp -d folder)
+  const readable = readableCopy({ 'testbed.sh': SCRIPT });
   const other = systemEnv({ TESTBED_PREFIX: 'mptbx' });
-  const notRoot = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'bash', SCRIPT, 'up'],
-    { env: other, check: false });
-  t.not(notRoot.code, 0);
-  t.regex(notRoot.stderr, /must run as root/);
+  try {
+    const help = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'bash', join(readable, 'testbed.sh'), '--help']);
+    t.regex(help.stdout, /Usage: testbed\.sh/);
+    const notRoot = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'bash', join(readable, 'testbed.sh'), 'up'],
+      { env: other, check: false });
+    t.not(notRoot.code, 0);
+    t.regex(notRoot.stderr, /must run as root/);
+  } finally {
+    rmSync(readable, { recursive: true, force: true });
+  }
   // tools looked up in a directory with the basics but no iproute2
   const bin = mkdtempSync(join(tmpdir(), 'mptbx-'));
   try {

@@ -4,6 +4,9 @@
 // fail in CI).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import type { ExecutionContext } from 'ava';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 
 /**
  * The system's directories, searched first for commands by default. Under `npm test`/`npx`,
@@ -229,4 +232,23 @@ export function requireRootOrSkip<C>(t: ExecutionContext<C>, why = 'needs root (
     t.pass();
   }
   return false;
+}
+
+/**
+ * Copies files of the clone into a fresh folder that every user can read, for a test that runs
+ * a command as an unprivileged user (uid 65534): the clone may live where that user cannot
+ * enter (`/root`, mode 700, or a `mktemp -d` folder). `files` maps a path relative to the copy
+ * to the source path. The caller removes the folder (`rmSync(dir, { recursive: true })`).
+ */
+export function readableCopy(files: Readonly<Record<string, string>>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'mptun-readable-'));
+  chmodSync(dir, 0o755);
+  for (const [rel, src] of Object.entries(files)) {
+    const dst = join(dir, rel);
+    mkdirSync(dirname(dst), { recursive: true, mode: 0o755 });
+    for (let d = dirname(dst); d.length > dir.length; d = dirname(d)) chmodSync(d, 0o755);
+    copyFileSync(src, dst);
+    chmodSync(dst, 0o644);
+  }
+  return dir;
 }

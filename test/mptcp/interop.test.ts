@@ -178,6 +178,11 @@ test.serial('failover: link 2 goes down in the middle of a transfer; its data is
   t.log(`finished ${after.toFixed(1)} s after link 2 went down; counters ${JSON.stringify(sent!.counters)}`);
 });
 
+/** Bytes received by interface `dev` in namespace `ns` (its kernel counter). */
+async function rxBytes(ns: string, dev: string): Promise<number> {
+  return Number((await run('ip', ['-n', ns, '-s', '-j', 'link', 'show', 'dev', dev])).stdout.match(/"rx":\{"bytes":(\d+)/)?.[1] ?? NaN);
+}
+
 test.serial('a backup path (the cheaper link) carries nothing while the primary lives, and everything once the primary is gone', async (t) => {
   if (!requireRootOrSkip(t)) return;
   const bed = await mpBed({ rateMbit: 100 });
@@ -186,7 +191,10 @@ test.serial('a backup path (the cheaper link) carries nothing while the primary 
   // path 2 (192.0.2.2, link 2) is the backup: MP_JOIN with the B flag (RFC 8684 §3.2)
   const r = await transfer(bed, 30e6, ['--backup', '1'], async (w) => {
     await waitFor('two subflows', () => (w.stdout().match(/"change":"established"/g) ?? []).length >= 2, { timeout: 15_000 });
-    await sleep(1000);
+    // the primary carries for a while: until the kernel's end of link 1 has received 10 MB (not
+    // a fixed second, which a loaded machine fills with less)
+    const rx0 = await rxBytes(bed.app, 'a0');
+    await waitFor('10 MB over the primary', async () => (await rxBytes(bed.app, 'a0')) - rx0 > 10e6, { timeout: 30_000, interval: 50 });
     // the primary's link goes (as the netlink monitor of the appliance will say: a signal here)
     await linkDown(bed, 0);
     w.child.kill('SIGUSR1');

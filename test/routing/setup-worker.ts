@@ -5,16 +5,27 @@
 //   hold PLAN_JSON    apply, print the record, then wait forever (the test SIGKILLs it)
 //   undo RECORD_JSON  undo a record
 //   cleanup           cleanupLeftovers(), print its report
-import { applyPlan, cleanupLeftovers, undo, type SetupPlan, type SetupRecord } from '../../src/routing/setup.js';
+//   grow PLAN_JSON ADDITION_JSON ROUTE_JSON
+//                     apply, then addPathSteps(ADDITION) and replacePathRoute(ROUTE) as a running
+//                     appliance would, print the record, exit
+import { addPathSteps, applyPlan, cleanupLeftovers, replacePathRoute, undo, type PathAddition, type SetupPlan, type SetupRecord } from '../../src/routing/setup.js';
+import type { RouteSpec } from '../../src/routing/route.js';
 
 async function main(): Promise<void> {
-  const [cmd, arg] = process.argv.slice(2);
+  const [cmd, arg, arg2, arg3] = process.argv.slice(2);
   switch (cmd) {
     case 'apply':
     case 'hold': {
       const record = await applyPlan(JSON.parse(arg) as SetupPlan);
       process.stdout.write(`${JSON.stringify(record)}\n`);
       if (cmd === 'hold') setInterval(() => undefined, 1 << 30);
+      return;
+    }
+    case 'grow': {
+      const record = await applyPlan(JSON.parse(arg) as SetupPlan);
+      await addPathSteps(record, JSON.parse(arg2) as PathAddition);
+      await replacePathRoute(record, JSON.parse(arg3) as RouteSpec);
+      process.stdout.write(`${JSON.stringify(record)}\n`);
       return;
     }
     case 'undo':

@@ -4,7 +4,8 @@
 import test from 'ava';
 import { fileURLToPath } from 'node:url';
 import { inNetns, isRoot, requireRootOrSkip, run, spawnInNetns, waitFor } from '../helpers/netns.js';
-import type { SetupPlan, SetupRecord } from '../../src/routing/setup.js';
+import type { PathAddition, SetupPlan, SetupRecord } from '../../src/routing/setup.js';
+import type { RouteSpec } from '../../src/routing/route.js';
 
 const NS = `mptrt-${process.pid}`;
 const WORKER = fileURLToPath(new URL('./setup-worker.js', import.meta.url));
@@ -30,7 +31,7 @@ test.before(async () => {
   // no IPv6 link-local addresses: they appear asynchronously (DAD) and would make the
   // before/after snapshots race
   for (const k of ['all', 'default']) await inNetns(NS, 'sh', ['-c', `echo 1 > /proc/sys/net/ipv6/conf/${k}/disable_ipv6`]);
-  for (const [dev, peer, addr] of [['up1', 'up1p', '10.1.0.1/24'], ['up2', 'up2p', '10.2.0.1/24'], ['tunx', 'tunxp', '198.18.0.1/30']]) {
+  for (const [dev, peer, addr] of [['up1', 'up1p', '10.1.0.1/24'], ['up2', 'up2p', '10.2.0.1/24'], ['tunx', 'tunxp', '198.18.0.1/30'], ['up3', 'up3p', '10.3.0.1/24']]) {
     await sh('link', 'add', dev, 'type', 'veth', 'peer', 'name', peer);
     await sh('addr', 'add', addr, 'dev', dev);
     await sh('link', 'set', dev, 'up');
@@ -59,7 +60,7 @@ async function snapshot(): Promise<Record<string, string>> {
     ['nft', NFT, ['list', 'ruleset']],
   ];
   for (const [k, cmd, args] of cmds) out[k] = (await inNetns(NS, cmd, args)).stdout;
-  for (const key of ['all/rp_filter', 'tunx/rp_filter', 'tunx/forwarding', 'up1/forwarding', 'up2/forwarding', 'up1/rp_filter', 'up2/rp_filter']) {
+  for (const key of ['all/rp_filter', 'tunx/rp_filter', 'tunx/forwarding', 'up1/forwarding', 'up2/forwarding', 'up1/rp_filter', 'up2/rp_filter', 'up3/rp_filter', 'up3/forwarding']) {
     out[key] = (await inNetns(NS, 'cat', [`/proc/sys/net/ipv4/conf/${key}`])).stdout.trim();
   }
   return out;
@@ -283,5 +284,67 @@ test.serial('after a SIGKILL, cleanupLeftovers removes the IPv6 rules and routes
   for (const s of [...record.steps].reverse()) {
     if (s.kind === 'sysctl') await inNetns(NS6, 'sh', ['-c', `echo ${s.previous} > /proc/sys/${s.key}`]);
   }
+  t.deepEqual(await snapshot6(), before);
+});
+
+test.serial('a path added at run time and a gateway moved are in the record: undo restores the state', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  t.true(ready);
+  const before = await snapshot();
+  const addition: PathAddition = {
+    tun: 'tunx', capturePriority: 20_000,
+    path: { iface: 'up3', gateway: '10.3.0.254', sourcePrefix: '198.18.3.0/24', table: 303, rulePriority: 10_003 },
+    exclude: [{ prefix: '10.3.0.0/24', priority: 10_051 }],
+  };
+  const moved: RouteSpec = { dst: 'default', dev: 'up1', gateway: '10.1.0.253', table: 301, version: 4 };
+  const r = await worker('grow', JSON.stringify(plan), JSON.stringify(addition), JSON.stringify(moved));
+  const record = JSON.parse(r.stdout) as SetupRecord;
+  const rules = lines((await inNetns(NS, 'ip', ['rule'])).stdout);
+  t.true(rules.includes('10003: from 198.18.3.0/24 lookup 303 proto 250'), rules.join('\n'));
+  t.true(rules.includes('10051: from all to 10.3.0.0/24 lookup main proto 250'), rules.join('\n'));
+  t.deepEqual(lines((await inNetns(NS, 'ip', ['route', 'show', 'table', '303'])).stdout), ['default via 10.3.0.254 dev up3 proto 250']);
+  t.deepEqual(lines((await inNetns(NS, 'ip', ['route', 'show', 'table', '301'])).stdout), ['default via 10.1.0.253 dev up1 proto 250'], 'the gateway replaced, not added');
+  const nft = lines((await inNetns(NS, NFT, ['list', 'table', 'inet', 'mptun'])).stdout);
+  t.true(nft.includes('oifname "up3" ip saddr 198.18.3.0/24 masquerade'), nft.join('\n'));
+  t.true(nft.includes('oifname "up1" ip saddr 198.18.1.0/24 masquerade'), 'the other paths keep theirs');
+  t.true(nft.includes('meta nfproto ipv4 iifname "up3" oifname != "tunx" counter packets 0 bytes 0 drop'), 'the new uplink did not forward: fenced');
+  t.is((await inNetns(NS, 'cat', ['/proc/sys/net/ipv4/conf/up3/forwarding'])).stdout.trim(), '1');
+  t.is(record.steps.filter((s) => s.kind === 'nft').length, 1, 'one nft step, updated in place');
+  t.deepEqual(record.steps.filter((s) => s.kind === 'route' && s.route.table === 301).map((s) => s.kind === 'route' && s.route.gateway), ['10.1.0.253']);
+  await worker('undo', JSON.stringify(record));
+  t.deepEqual(await snapshot(), before);
+});
+
+test.serial('an IPv6 half added at run time (addPathSteps family 6) and an IPv6 gateway moved are in the record: undo restores the state', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  t.true(ready6);
+  const before = await snapshot6();
+  // v6up2 carried IPv4 only: it gains its IPv6 half, with its LAN excluded
+  const addition: PathAddition = {
+    family: 6, tun: 'tun6x', capturePriority: 20_000,
+    path: { iface: 'v6up2', gateway: 'fd00:2::fe', sourcePrefix: 'fd6d:7074:756e:2::/64', table: 302, rulePriority: 10_002 },
+    exclude: [{ prefix: 'fd00:2::/64', priority: 10_051 }],
+  };
+  const moved: RouteSpec = { dst: 'default', dev: 'v6up1', gateway: 'fd00:1::fd', table: 301, version: 6 };
+  const record = JSON.parse((await inNetns(NS6, process.execPath, [WORKER, 'grow', JSON.stringify(plan6), JSON.stringify(addition), JSON.stringify(moved)])).stdout) as SetupRecord;
+  const rules6 = lines((await inNetns(NS6, 'ip', ['-6', 'rule'])).stdout);
+  t.true(rules6.includes('10002: from fd6d:7074:756e:2::/64 lookup 302 proto 250'), rules6.join('\n'));
+  t.true(rules6.includes('10051: from all to fd00:2::/64 lookup main proto 250'), rules6.join('\n'));
+  const route6 = async (table: string) => lines((await inNetns(NS6, 'ip', ['-6', 'route', 'show', 'table', table], { check: false })).stdout);
+  t.deepEqual(await route6('302'), ['default via fd00:2::fe dev v6up2 proto 250 metric 1024 pref medium']);
+  t.deepEqual(await route6('301'), ['default via fd00:1::fd dev v6up1 proto 250 metric 1024 pref medium'], 'the IPv6 gateway replaced, not added');
+  t.deepEqual(lines((await inNetns(NS6, 'ip', ['route', 'show', 'table', '302'])).stdout), ['default via 10.2.0.254 dev v6up2 proto 250'], 'its IPv4 route untouched');
+  const nft = lines((await inNetns(NS6, NFT, ['list', 'table', 'inet', 'mptun'])).stdout);
+  t.true(nft.includes('oifname "v6up2" ip6 saddr fd6d:7074:756e:2::/64 masquerade'), nft.join('\n'));
+  t.true(nft.includes('oifname "v6up1" ip6 saddr fd6d:7074:756e:1::/64 masquerade'), 'the other paths keep theirs');
+  const forceForwarding = (await inNetns(NS6, 'test', ['-e', '/proc/sys/net/ipv6/conf/v6up2/force_forwarding'], { check: false })).code === 0;
+  // with force_forwarding (Linux >= 6.17) the uplink did not forward IPv6 before: fenced; without
+  // it all/forwarding is already 1 (the plan's fallback), so it forwarded
+  if (forceForwarding) t.true(nft.includes('meta nfproto ipv6 iifname "v6up2" oifname != "tun6x" counter packets 0 bytes 0 drop'), nft.join('\n'));
+  const sysctl = async (k: string) => (await inNetns(NS6, 'cat', [`/proc/sys/net/ipv6/conf/${k}`])).stdout.trim();
+  t.is(await sysctl('v6up2/accept_ra'), '2');
+  t.is(await sysctl('v6up2/forwarding'), '1');
+  t.is(record.steps.filter((s) => s.kind === 'nft').length, 1, 'one nft step, updated in place');
+  await inNetns(NS6, process.execPath, [WORKER, 'undo', JSON.stringify(record)]);
   t.deepEqual(await snapshot6(), before);
 });

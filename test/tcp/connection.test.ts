@@ -13,7 +13,7 @@ import {
   type StateName,
 } from './factories.js';
 import { TcpState } from '../../src/tcp/connection.js';
-import { TCP_FLAG_ACK, TCP_FLAG_RST, TCP_FLAG_SYN } from '../../src/tcp/segment.js';
+import { TCP_FLAG_ACK, TCP_FLAG_PSH, TCP_FLAG_RST, TCP_FLAG_SYN, TCP_FLAG_URG } from '../../src/tcp/segment.js';
 import { seqAdd } from '../../src/tcp/seq.js';
 
 /** The data segments among `segs`. */
@@ -312,6 +312,28 @@ test('delayed ACK: the second full-sized segment is acknowledged at once (RFC 92
   t.deepEqual(out.map(ctl), ['ACK']);
   t.is(out[0]!.ack, f.peerSeq(2 * MSS));
   t.is(f.conn.counters.get('delayedAcks'), 0);
+});
+
+test('ACKs at once are counted apart from the delayed ones: every second segment, out of order, a gap filled', (t) => {
+  const f = established();
+  f.input(f.peer.data(bytes(MSS)));
+  t.is(f.conn.counters.get('immediateAcks'), 0, 'one segment: the delayed-ACK timer');
+  f.input(f.peer.data(bytes(MSS)));
+  t.is(f.conn.counters.get('immediateAcks'), 1, 'the second full-sized one');
+  const gap = f.peer.data(bytes(100));
+  f.input(f.peer.data(bytes(100)));
+  t.is(f.conn.counters.get('immediateAcks'), 2, 'out of order');
+  f.input(gap);
+  t.is(f.conn.counters.get('immediateAcks'), 3, 'the gap filled');
+  t.is(f.conn.counters.get('delayedAcks'), 0);
+});
+
+test('urgent data (RFC 9293 §3.8.5): delivered inline, in order, as any other; the URG bit counted', (t) => {
+  const f = established();
+  const data = Buffer.from('urgent, or so it says');
+  f.input(f.peer.data(data, { flags: TCP_FLAG_ACK | TCP_FLAG_PSH | TCP_FLAG_URG, urgent: 5 }));
+  t.deepEqual(f.readAll(), data);
+  t.is(f.conn.counters.get('urgentIgnored'), 1);
 });
 
 test('out-of-order data: an immediate ACK whose first SACK block holds the segment just received, then the most recent ones (RFC 5681 §4.2; RFC 2018 §4)', (t) => {

@@ -60,7 +60,7 @@ import {
   VIRTIO_NET_HDR_GSO_TCPV4,
   VIRTIO_NET_HDR_GSO_TCPV6,
   VNET_HDR_LEN,
-} from '../../src/tun/vnet.js';
+} from '../../src/ip/vnet.js';
 import * as K from './fixtures/kernel.js';
 import { bytes } from './fixtures/kernel.js';
 

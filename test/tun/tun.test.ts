@@ -3,9 +3,11 @@
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { fileURLToPath } from 'node:url';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Tun, TunError } from '../../src/tun/index.js';
-import { requireRootOrSkip } from '../helpers/netns.js';
+import { readableCopy, requireRootOrSkip } from '../helpers/netns.js';
 
 const exec = promisify(execFile);
 const NS = `mpttun-${process.pid}`;
@@ -51,8 +53,22 @@ test.serial('a name too long is refused', (t) => {
 
 test.serial('without CAP_NET_ADMIN the error says to run with sudo', async (t) => {
   if (!requireRootOrSkip(t)) return;
-  const script = `import('${new URL('../../src/tun/index.js', import.meta.url).href}').then(m => { try { m.Tun.open({ name: 'mptnoroot0' }); console.log('opened'); } catch (e) { console.log(e.code + ': ' + e.message); } })`;
-  const { stdout } = await exec('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, '-e', script]);
+  // the unprivileged user runs a copy of the module and the addon, since the clone may be where
+  // it cannot enter (/root, a mktemp -d folder)
+  const src = (rel: string) => fileURLToPath(new URL(rel, import.meta.url));
+  const dir = readableCopy({
+    'package.json': src('../../../package.json'),
+    'dist/src/tun/index.js': src('../../src/tun/index.js'),
+    'dist/src/ip/vnet.js': src('../../src/ip/vnet.js'),
+    'build/Release/mptun_tun.node': src('../../../build/Release/mptun_tun.node'),
+  });
+  const script = `import('${pathToFileURL(join(dir, 'dist/src/tun/index.js')).href}').then(m => { try { m.Tun.open({ name: 'mptnoroot0' }); console.log('opened'); } catch (e) { console.log(e.code + ': ' + e.message); } })`;
+  let stdout: string;
+  try {
+    ({ stdout } = await exec('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, '-e', script], { cwd: '/' }));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
   t.regex(stdout, /^EPERM: .*run with sudo/);
 });
 

@@ -528,6 +528,9 @@ static napi_value device_stats(napi_env env, napi_callback_info info) {
   return o;
 }
 
+// The kernel-MPTCP helpers of the concentrator (mptcp.c).
+void mptcp_init(napi_env env, napi_value exports);
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor methods[] = {
       {"setOffload", NULL, device_set_offload, NULL, NULL, NULL, napi_default_method, NULL},
@@ -554,6 +557,7 @@ static napi_value init(napi_env env, napi_value exports) {
   CONST("VNET_HDR_LEN", VNET_HDR_LEN);
   CONST("MAX_PACKET", MAX_PACKET);
 #undef CONST
+  mptcp_init(env, exports);
   return exports;
 }
 
