@@ -4,7 +4,10 @@
 // client (`mptcpize run iperf3`), and plain iperf3 through `mptun up`. Prints JSON: medians,
 // every run, and the ratios (these machines are shared and noisy: compare within a run).
 //
-//   sudo node dist/bench/aggregate.js [--rate 100] [--seconds 10] [--runs 3] [--reverse]
+// --ipv6: the same over IPv6 (iperf3 -6 to the server's fd00:201:1::2; the kernel's client
+// joins from its IPv6 endpoint, mptun from its paths' IPv6 sources).
+//
+//   sudo node dist/bench/aggregate.js [--rate 100] [--seconds 10] [--runs 3] [--reverse] [--ipv6]
 import { parseArgs } from 'node:util';
 import { median, TestBed, type Throughput } from '../src/cli/bedrun.js';
 
@@ -14,6 +17,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '10' },
     runs: { type: 'string', default: '3' },
     reverse: { type: 'boolean', default: false },
+    ipv6: { type: 'boolean', default: false },
     prefix: { type: 'string', default: 'mptbagg' },
   },
 });
@@ -21,6 +25,7 @@ const rate = Number(values.rate);
 const seconds = Number(values.seconds);
 const runs = Number(values.runs);
 const reverse = values.reverse!;
+const ipv6 = values.ipv6!;
 const bed = new TestBed(values.prefix!);
 const log = (s: string) => process.stderr.write(`bench/aggregate: ${s}\n`);
 
@@ -32,13 +37,13 @@ try {
   const mptun: Throughput[] = [];
   for (let i = 0; i < runs; i++) {
     log(`run ${i + 1}/${runs}: one link`);
-    one.push(await bed.iperf(seconds, { reverse }));
+    one.push(await bed.iperf(seconds, { reverse, ipv6 }));
     log(`run ${i + 1}/${runs}: kernel MPTCP`);
-    kernel.push(await bed.iperf(seconds, { mptcp: true, reverse }));
+    kernel.push(await bed.iperf(seconds, { mptcp: true, reverse, ipv6 }));
     log(`run ${i + 1}/${runs}: mptun`);
     await bed.startMptun();
     try {
-      mptun.push(await bed.iperf(seconds, { reverse }));
+      mptun.push(await bed.iperf(seconds, { reverse, ipv6 }));
     } finally {
       await bed.stopMptun();
     }
@@ -48,6 +53,7 @@ try {
   const result = {
     bench: 'aggregate',
     direction: reverse ? 'server→client (iperf3 -R)' : 'client→server',
+    ipVersion: ipv6 ? 6 : 4,
     links: 2,
     rateMbitPerLink: rate,
     seconds,

@@ -36,7 +36,6 @@ systemctl systemd
 debootstrap debootstrap
 make make
 g++ g++
-python3 python3
 '
 PKGS=()
 while read -r cmd pkg; do

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:net';
 import { readFileSync } from 'node:fs';
-import { formatIpAddress, ipv4FromNumber, ipv4ToNumber, parseIpAddress } from '../ip/address.js';
+import { formatIpAddress, formatIpv6, ipv4FromNumber, ipv4ToNumber, parseIpAddress, parseIpv6Address } from '../ip/address.js';
 import { Tun } from '../tun/index.js';
 import { configureLink, MIN_TXQUEUELEN } from '../routing/link.js';
 import { RTPROT_MPTUN, type RouteSpec } from '../routing/route.js';
@@ -20,7 +20,7 @@ import { compileSchedulerPolicy } from '../mptcp/policy.js';
 import { MetricsServer, pathStatus, renderMetrics, statusCounters } from './metrics.js';
 import { output } from './output.js';
 import type { ConvertClient } from './convert-client.js';
-import { metricsEndpoint, type ApplianceConfig } from '../cli/config.js';
+import { metricsEndpoint, type ApplianceConfig, type PathConfig } from '../cli/config.js';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 const LEVELS: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
@@ -58,6 +58,12 @@ export class ApplianceError extends Error {
   }
 }
 
+/**
+ * A path: one interface, carrying IPv4 and, when the interface has an IPv6 default route (or
+ * an IPv6 gateway was given), IPv6 too (dual stack: one path object, one table id, one index
+ * for both versions; a connection uses the sources of its own version). `up` is the IPv4 half:
+ * link up and a global IPv4 address; `up6` the IPv6 half: link up and a global IPv6 address.
+ */
 export interface ResolvedPath {
   index: number;
   iface: string;
@@ -69,12 +75,21 @@ export interface ResolvedPath {
   table: number;
   backup: boolean;
   up: boolean;
+  /** IPv6 next hop (often link-local); absent: on-link, or no IPv6 on this path. */
+  gateway6?: string;
+  ifaceAddress6?: string;
+  /** The path's private IPv6 /64 (from sourceRange6) and source (its ::2); absent: IPv4 only. */
+  sourcePrefix6?: string;
+  source6?: string;
+  up6?: boolean;
   /**
    * The gateway and the path's presence follow the interface's default route (in any table, as
    * DHCP clients and NetworkManager install it); false when `--path IFACE:GATEWAY` named the
    * gateway, or when the interface had no default route at start (an on-link path).
    */
   followsRoutes: boolean;
+  /** The same for the IPv6 half and the IPv6 default route. */
+  followsRoutes6?: boolean;
 }
 
 /** What the netlink monitor made the appliance do with its paths (`mptun status`: counters.paths). */
@@ -182,31 +197,77 @@ function carve(range: string, count: number): { tunAddress: string; prefixes: st
   return { tunAddress: ipv4FromNumber(base + 1), prefixes, sources };
 }
 
-/** The paths of a config: named ones checked, or every interface with a default route. */
+/** Slot 0 of an IPv6 range is the device's (its ::1), slot i+1 path i's /64 (its source ::2). */
+function carve6(range: string, count: number): { tunAddress: string; prefixes: string[]; sources: string[] } {
+  const slash = range.indexOf('/');
+  const base = parseIpv6Address(range.slice(0, slash));
+  const plen = Number(range.slice(slash + 1));
+  const slots = 2 ** (64 - plen) - 1;
+  if (count > slots) throw new ApplianceError(`sourceRange6 ${range} has room for ${slots} paths, not ${count}`);
+  const at = (slot: number, host: number) => {
+    const b = Buffer.from(base);
+    // the /64 number goes in bytes 6..7 (a range is at most /48 wide below /64 here: slots < 2^16)
+    b.writeUInt16BE((b.readUInt16BE(6) + slot) & 0xffff, 6);
+    b.fill(0, 8);
+    b[15] = host;
+    return b;
+  };
+  const prefixes: string[] = [];
+  const sources: string[] = [];
+  for (let i = 0; i < count; i++) {
+    prefixes.push(`${formatIpv6(at(i + 1, 0))}/64`);
+    sources.push(formatIpv6(at(i + 1, 2)));
+  }
+  return { tunAddress: formatIpv6(at(0, 1)), prefixes, sources };
+}
+
+const isV6 = (a: string) => a.includes(':');
+
+/**
+ * The paths of a config: named ones checked, or every interface with a default route (IPv4 or
+ * IPv6; those with an IPv4 one first, in the kernel's order).
+ */
 export async function resolvePaths(config: ApplianceConfig): Promise<ResolvedPath[]> {
   const discovered = await discoverPaths([config.tun]);
+  const discovered6 = await discoverPaths([config.tun], 6);
+  const seen = new Set(discovered.map((d) => d.iface));
   const named = config.paths.length > 0
     ? config.paths
-    : discovered.map((d) => ({ iface: d.iface, gateway: d.gateway, backup: config.backup.includes(d.iface) }));
+    : [...discovered, ...discovered6.filter((d) => !seen.has(d.iface))].map((d): PathConfig => ({ iface: d.iface, backup: config.backup.includes(d.iface) }));
   if (named.length === 0) {
-    throw new ApplianceError('no paths: no interface has a default route and a global IPv4 address; name them with --path IFACE[:GATEWAY]');
+    throw new ApplianceError('no paths: no interface has a default route and a global address; name them with --path IFACE[:GATEWAY]');
   }
   const { prefixes, sources } = carve(config.sourceRange, named.length);
+  const v6 = carve6(config.sourceRange6, named.length);
   const out: ResolvedPath[] = [];
   for (const [i, p] of named.entries()) {
     const st = await interfaceState(p.iface);
     if (!st) throw new ApplianceError(`path ${p.iface}: no such interface`);
     if (p.iface === config.tun) throw new ApplianceError(`path ${p.iface}: that is mptun's own device`);
     const d = discovered.find((x) => x.iface === p.iface);
-    const gateway = p.gateway ?? d?.gateway;
-    const v4 = st.addresses.find((a) => !a.address.includes(':') && a.scope === 0);
-    const explicit = config.paths.length > 0 && config.paths[i]!.gateway !== undefined;
+    const d6 = discovered6.find((x) => x.iface === p.iface);
+    const given = p.gateway;
+    const gateway = given !== undefined && !isV6(given) ? given : d?.gateway;
+    const v4 = st.addresses.find((a) => !isV6(a.address) && a.scope === 0);
+    const v6a = st.addresses.find((a) => isV6(a.address) && a.scope === 0);
     const path: ResolvedPath = {
       index: i, iface: p.iface, sourcePrefix: prefixes[i]!, source: sources[i]!, table: config.table + 1 + i,
-      backup: p.backup, up: st.up, followsRoutes: !explicit && d !== undefined,
+      backup: p.backup, up: st.up && v4 !== undefined,
+      // a gateway given (of either version) fixes that version's route
+      followsRoutes: (given === undefined || isV6(given)) && d !== undefined,
     };
     if (gateway !== undefined) path.gateway = gateway;
     if (v4) path.ifaceAddress = v4.address;
+    // the IPv6 half: a discovered IPv6 default route, or an IPv6 gateway given
+    const gateway6 = given !== undefined && isV6(given) ? given : d6?.gateway;
+    if (d6 || (given !== undefined && isV6(given))) {
+      path.sourcePrefix6 = v6.prefixes[i]!;
+      path.source6 = v6.sources[i]!;
+      path.up6 = st.up && v6a !== undefined;
+      path.followsRoutes6 = (given === undefined || !isV6(given)) && d6 !== undefined;
+      if (gateway6 !== undefined) path.gateway6 = gateway6;
+      if (v6a) path.ifaceAddress6 = v6a.address;
+    }
     out.push(path);
   }
   return out;
@@ -238,6 +299,8 @@ export class Appliance {
   private server: Server | null = null;
   private metrics: MetricsServer | null = null;
   private stopping: Promise<void> | null = null;
+  /** The plan captures IPv6 (a path had IPv6 at start): a path added later may carry it too. */
+  private ipv6 = false;
   private resolveStopped!: () => void;
   /** Settles once everything is undone. */
   readonly stopped = new Promise<void>((r) => (this.resolveStopped = r));
@@ -293,38 +356,59 @@ export class Appliance {
     await cleanupDeadInstance(config.stateDir, log);
     const paths = await resolvePaths(config);
     const { tunAddress } = carve(config.sourceRange, paths.length);
+    // IPv6 is captured when a path carries it: without one, the host's IPv6 keeps its own way
+    const ipv6 = paths.some((p) => p.sourcePrefix6 !== undefined);
+    const tunAddress6 = ipv6 ? carve6(config.sourceRange6, paths.length).tunAddress : null;
     for (const p of paths) {
       log.info(`path ${p.index}: ${p.iface}${p.gateway ? ` via ${p.gateway}` : ' (on-link)'}${p.ifaceAddress ? ` [${p.ifaceAddress}]` : ''}, source ${p.source} (${p.sourcePrefix}), table ${p.table}${p.backup ? ', backup' : ''}${p.up ? '' : ', DOWN'}`);
+      if (p.sourcePrefix6 !== undefined) {
+        log.info(`path ${p.index} IPv6: ${p.iface}${p.gateway6 ? ` via ${p.gateway6}` : ' (on-link)'}${p.ifaceAddress6 ? ` [${p.ifaceAddress6}]` : ''}, source ${p.source6} (${p.sourcePrefix6})${p.up6 ? '' : ', DOWN'}`);
+      }
     }
     const tun = Tun.open({ name: config.tun, vnetHdr: config.offload, offload: config.offload });
     let record: SetupRecord = { version: 1, steps: [] };
     const state: StateFile = { version: 1, pid: process.pid, tun: tun.name, startedAt: new Date().toISOString(), controlSocket: config.controlSocket, record };
-    const exclude = [...config.exclude.filter((c) => !c.includes(':'))];
+    const exclude = [...config.exclude.filter((c) => !isV6(c))];
+    // link-local destinations are never reachable through a path's source prefix
+    const exclude6 = ipv6 ? ['fe80::/10', ...config.exclude.filter((c) => isV6(c) && c !== 'fe80::/10')] : [];
     try {
-      await configureLink(tun.name, { addresses: [`${tunAddress}/32`], mtu: config.mtu, txqueuelen: MIN_TXQUEUELEN, up: true });
+      await configureLink(tun.name, { addresses: [`${tunAddress}/32`, ...(tunAddress6 ? [`${tunAddress6}/128`] : [])], mtu: config.mtu, txqueuelen: MIN_TXQUEUELEN, up: true });
       const priority = config.rulePriority;
       // the concentrator's own address is never captured (its connections would go into itself)
       if (convert && convert.server.addr.length === 4) exclude.push(`${formatIpAddress(convert.server.addr)}/32`);
       if (config.excludeLan) {
-        for (const p of paths) for (const c of (await interfaceState(p.iface))?.connected ?? []) if (!c.includes(':') && !exclude.includes(c)) exclude.push(c);
+        for (const p of paths) {
+          for (const c of (await interfaceState(p.iface))?.connected ?? []) {
+            const list = isV6(c) ? exclude6 : exclude;
+            if ((!isV6(c) || ipv6) && !list.includes(c)) list.push(c);
+          }
+        }
       }
-      if (paths.length > MAX_PATHS || exclude.length > MAX_EXCLUDE) throw new ApplianceError(`too many paths (${paths.length}, at most ${MAX_PATHS}) or exclusions (${exclude.length}, at most ${MAX_EXCLUDE})`);
+      if (paths.length > MAX_PATHS || exclude.length > MAX_EXCLUDE || exclude6.length > MAX_EXCLUDE) {
+        throw new ApplianceError(`too many paths (${paths.length}, at most ${MAX_PATHS}) or exclusions (${exclude.length} IPv4, ${exclude6.length} IPv6, at most ${MAX_EXCLUDE} each)`);
+      }
       const plan: SetupPlan = {
         tun: tun.name,
+        ipv6,
         capture: { table: config.table, priority: priority + 100 },
         paths: paths.map((p) => {
           const pp: SetupPlan['paths'][number] = { iface: p.iface, sourcePrefix: p.sourcePrefix, table: p.table, rulePriority: priority + p.index };
           if (p.gateway !== undefined) pp.gateway = p.gateway;
+          if (p.sourcePrefix6 !== undefined) pp.sourcePrefix6 = p.sourcePrefix6;
+          if (p.gateway6 !== undefined) pp.gateway6 = p.gateway6;
           return pp;
         }),
-        exclude: exclude.map((prefix, k) => ({ prefix, priority: priority + 50 + k })),
+        exclude: [
+          ...exclude.map((prefix, k) => ({ prefix, priority: priority + 50 + k })),
+          ...exclude6.map((prefix, k) => ({ prefix, priority: priority + 50 + k })),
+        ],
       };
-      for (const x of exclude) log.info(`excluded: ${x} keeps the main table`);
+      for (const x of [...exclude, ...exclude6]) log.info(`excluded: ${x} keeps the main table`);
       record = await applyPlan(plan, async (r) => {
         state.record = r;
         await writeState(config.stateDir, state);
       });
-      log.info(`routing: TCP (ipproto 6) → table ${config.table} → ${tun.name} (${tunAddress}); rules at ${priority}..${priority + 100}; nft table inet mptun; ${record.steps.length} steps recorded in ${statePath(config.stateDir)}`);
+      log.info(`routing: TCP (ipproto 6) → table ${config.table} → ${tun.name} (${tunAddress}${tunAddress6 ? `, IPv6 too: ${tunAddress6}` : ''}); rules at ${priority}..${priority + 100}; nft table inet mptun; ${record.steps.length} steps recorded in ${statePath(config.stateDir)}`);
     } catch (e) {
       tun.close();
       throw e;
@@ -340,7 +424,10 @@ export class Appliance {
         mtu: config.mtu,
         mptcp: { scheduler: config.scheduler, congestionControl: config.congestionControl },
       },
-      paths: paths.map((p) => ({ address: parseIpAddress(p.source).bytes, backup: p.backup, up: p.up })),
+      paths: paths.map((p) => ({
+        address: parseIpAddress(p.source).bytes, backup: p.backup, up: p.up,
+        ...(p.source6 !== undefined ? { address6: parseIpAddress(p.source6).bytes, up6: p.up6 ?? false } : {}),
+      })),
       fullmesh: config.fullmesh,
       maxSubflows: config.maxSubflows,
       ...(convert ? { convert } : {}),
@@ -349,7 +436,8 @@ export class Appliance {
     const engine = new Engine(tun, relay);
     engine.onTick = (now) => relay.process(now);
     state.record = record;
-    const app = new Appliance(config, log, tun, tunAddress, paths, relay, engine, record, state, exclude, convert ?? null);
+    const app = new Appliance(config, log, tun, tunAddress, paths, relay, engine, record, state, [...exclude, ...exclude6], convert ?? null);
+    app.ipv6 = ipv6;
     try {
       engine.start();
       await app.startMonitor();
@@ -426,9 +514,11 @@ export class Appliance {
   }
 
   /**
-   * Brings a path in line with its interface, read afresh. It is up while its link is up
-   * (administratively and with carrier), it has a global IPv4 address and, unless its gateway
-   * is fixed, a default route. Then:
+   * Brings a path in line with its interface, read afresh, each IP version on its own (dual
+   * stack: one read of the link, its addresses and its default routes of both versions). A
+   * version of the path is up while its link is up (administratively and with carrier), it has
+   * a global address of that version and, unless its gateway is fixed, a default route of that
+   * version. Then, per version:
    * - it went down: its subflows are closed and their data goes on the other paths;
    * - its address changed (another network, a DHCP lease with a new address): its subflows are
    *   closed the same way (their NAT mapping is gone: the kernel drops the masquerade's
@@ -441,6 +531,7 @@ export class Appliance {
   private async settlePath(p: ResolvedPath): Promise<void> {
     this.pathCounters.increment('settles');
     const st = await interfaceState(p.iface);
+    const dual = p.sourcePrefix6 !== undefined;
     if (st) {
       const known = this.settledIndex.get(p.iface);
       this.settledIndex.set(p.iface, st.index);
@@ -450,54 +541,71 @@ export class Appliance {
         // starts from the default sysctls
         this.pathCounters.increment('devicesRecreated');
         this.log.info(`path ${p.index} (${p.iface}): a new device of that name (ifindex ${known} → ${st.index}): its sysctls set again`);
-        await ensureSysctls(this.record, pathSysctls(p.iface), this.persist);
+        await ensureSysctls(this.record, [...pathSysctls(p.iface), ...(dual ? pathSysctls(p.iface, 6) : [])], this.persist);
       }
     }
-    const found = st?.up ? (await discoverPaths([this.tun.name])).find((d) => d.iface === p.iface) : undefined;
-    const address = found?.address ?? st?.addresses.find((a) => !a.address.includes(':') && a.scope === 0)?.address;
-    const up = st !== null && st.up && address !== undefined && (!p.followsRoutes || found !== undefined);
+    const found4 = st?.up ? (await discoverPaths([this.tun.name])).find((d) => d.iface === p.iface) : undefined;
+    const found6 = st?.up && dual ? (await discoverPaths([this.tun.name], 6)).find((d) => d.iface === p.iface) : undefined;
     if (this.stopping) return;
+    await this.settleVersion(p, 4, st, found4);
+    if (dual && !this.stopping) await this.settleVersion(p, 6, st, found6);
+  }
+
+  /** settlePath for one IP version of the path, from the read settlePath made. */
+  private async settleVersion(p: ResolvedPath, v: 4 | 6, st: Awaited<ReturnType<typeof interfaceState>>, found: DiscoveredPath | undefined): Promise<void> {
+    const half = v === 4
+      ? { up: p.up, address: p.ifaceAddress, gateway: p.gateway, follows: p.followsRoutes }
+      : { up: p.up6 === true, address: p.ifaceAddress6, gateway: p.gateway6, follows: p.followsRoutes6 === true };
+    const globals = (st?.addresses ?? []).filter((a) => isV6(a.address) === (v === 6) && a.scope === 0).map((a) => a.address);
+    // IPv6: an interface has several global addresses (SLAAC, temporary ones); the path's address
+    // changed only when the one it had is gone
+    const address = v === 6 && half.address !== undefined && globals.includes(half.address) ? half.address : found?.address ?? globals[0];
+    const up = st !== null && st.up && address !== undefined && (!half.follows || found !== undefined);
+    const name = `path ${p.index} (${p.iface}${v === 6 ? ', IPv6' : ''})`;
     if (!up) {
-      if (!p.up) return;
-      const why = !st ? 'its interface is gone' : !st.up ? 'its link is down' : address === undefined ? 'it has no global IPv4 address' : 'its interface has no default route';
-      this.log.warn(`path ${p.index} (${p.iface}) is down (${why}): its subflows are closed, their data goes on the other paths`);
-      p.up = false;
+      if (!half.up) return;
+      const why = !st ? 'its interface is gone' : !st.up ? 'its link is down' : address === undefined ? `it has no global IPv${v} address` : `its interface has no IPv${v} default route`;
+      this.log.warn(`${name} is down (${why}): its subflows are closed, their data goes on the other paths`);
+      if (v === 4) p.up = false;
+      else p.up6 = false;
       this.pathCounters.increment('pathsDown');
-      this.relay.pathDown(this.engine.now(), p.index);
+      this.relay.pathDown(this.engine.now(), p.index, v);
       this.engine.kick();
       return;
     }
-    const gateway = p.followsRoutes ? found?.gateway : p.gateway;
-    const moved = p.up && p.ifaceAddress !== undefined && address !== p.ifaceAddress;
-    if (p.up && !moved && gateway === p.gateway) return;
+    const gateway = half.follows ? found?.gateway : half.gateway;
+    const moved = half.up && half.address !== undefined && address !== half.address;
+    if (half.up && !moved && gateway === half.gateway) return;
     if (moved) {
       this.pathCounters.increment('addressChanges');
-      this.log.warn(`path ${p.index} (${p.iface}): its address changed (${p.ifaceAddress} → ${address}): its subflows are closed, their data goes on the other paths, new ones follow`);
-      this.relay.pathDown(this.engine.now(), p.index);
+      this.log.warn(`${name}: its address changed (${half.address} → ${address}): its subflows are closed, their data goes on the other paths, new ones follow`);
+      this.relay.pathDown(this.engine.now(), p.index, v);
       this.engine.kick();
-    } else if (p.up) {
+    } else if (half.up) {
       this.pathCounters.increment('gatewayMoves');
-      this.log.info(`path ${p.index} (${p.iface}): new gateway ${gateway ?? '(on-link)'} (was ${p.gateway ?? 'on-link'}): its route is moved, its subflows kept`);
+      this.log.info(`${name}: new gateway ${gateway ?? '(on-link)'} (was ${half.gateway ?? 'on-link'}): its route is moved, its subflows kept`);
     }
-    const wasUp = p.up && !moved;
-    const newAddress = p.ifaceAddress !== undefined && address !== p.ifaceAddress;
-    if (!(await this.rebuildPath(p, gateway))) return;
-    p.ifaceAddress = address;
+    const wasUp = half.up && !moved;
+    const newAddress = half.address !== undefined && address !== half.address;
+    if (!(await this.rebuildPath(p, v, gateway))) return;
+    if (v === 4) p.ifaceAddress = address;
+    else p.ifaceAddress6 = address;
     if (wasUp) return;
-    p.up = true;
+    if (v === 4) p.up = true;
+    else p.up6 = true;
     this.pathCounters.increment('pathsUp');
-    this.log.info(`path ${p.index} (${p.iface}) is up${newAddress ? ' on a new address' : ' again'}${gateway ? ` via ${gateway}` : ''} [${address}]: subflows are opened for the open connections`);
-    this.relay.pathUp(p.index);
+    this.log.info(`${name} is up${newAddress ? ' on a new address' : ' again'}${gateway ? ` via ${gateway}` : ''} [${address}]: subflows are opened for the open connections`);
+    this.relay.pathUp(p.index, v);
     this.engine.kick();
   }
 
   /**
-   * The path's table gets its default route through `gateway` (undefined: on-link), in one
-   * replace, and the record says so. Retries while the kernel refuses it (a gateway not yet
-   * reachable, just after a link came up); false when it never took.
+   * The path's table gets its default route of IP version `v` through `gateway` (undefined:
+   * on-link), in one replace, and the record says so. Retries while the kernel refuses it (a
+   * gateway not yet reachable, just after a link came up); false when it never took.
    */
-  private async rebuildPath(p: ResolvedPath, gateway: string | undefined): Promise<boolean> {
-    const route: RouteSpec = { dst: 'default', dev: p.iface, table: p.table, version: 4 };
+  private async rebuildPath(p: ResolvedPath, v: 4 | 6, gateway: string | undefined): Promise<boolean> {
+    const route: RouteSpec = { dst: 'default', dev: p.iface, table: p.table, version: v };
     if (gateway !== undefined) route.gateway = gateway;
     for (let attempt = 0; ; attempt++) {
       try {
@@ -506,60 +614,80 @@ export class Appliance {
       } catch (err) {
         if (attempt >= 20 || this.stopping) {
           this.pathCounters.increment('routeNotSet');
-          this.log.warn(`path ${p.index} (${p.iface}): default route${gateway ? ` via ${gateway}` : ''} not set: ${(err as Error).message}`);
+          this.log.warn(`path ${p.index} (${p.iface}): IPv${v} default route${gateway ? ` via ${gateway}` : ''} not set: ${(err as Error).message}`);
           return false;
         }
         await new Promise((r) => setTimeout(r, 100));
       }
     }
-    if (gateway !== undefined) p.gateway = gateway;
-    else delete p.gateway;
+    if (v === 4) {
+      if (gateway !== undefined) p.gateway = gateway;
+      else delete p.gateway;
+    } else if (gateway !== undefined) p.gateway6 = gateway;
+    else delete p.gateway6;
     return true;
   }
 
-  /** Without a `--path` list: every interface with a default route and a global address that is not a path yet joins. */
+  /**
+   * Without a `--path` list: every interface with a default route and a global address (IPv4
+   * or IPv6) that is not a path yet joins.
+   */
   private async discoverNewPaths(): Promise<void> {
-    for (const d of await discoverPaths([this.tun.name])) {
+    const found4 = await discoverPaths([this.tun.name]);
+    const found6 = await discoverPaths([this.tun.name], 6);
+    const ifaces = [...new Set([...found4, ...found6].map((d) => d.iface))];
+    for (const iface of ifaces) {
       if (this.stopping) return;
-      if (!this.paths.some((p) => p.iface === d.iface)) await this.addPath(d);
+      if (!this.paths.some((p) => p.iface === iface)) await this.addPath(iface, found4.find((d) => d.iface === iface), found6.find((d) => d.iface === iface));
     }
   }
 
   /**
-   * A path that appeared while mptun runs (a USB modem plugged in): the next source prefix,
-   * table and rule, its masquerade, sysctls and (with excludeLan) its LAN's exclusions, all
-   * recorded in the state file; then a path of the relay, that the open connections join.
+   * A path that appeared while mptun runs (a USB modem plugged in): the next source prefix
+   * (and, when it has IPv6 and mptun captures IPv6, the next /64 of sourceRange6), table and
+   * rule, its masquerade, sysctls and (with excludeLan) its LAN's exclusions, all recorded in
+   * the state file; then a path of the relay, that the open connections join.
    */
-  private async addPath(d: DiscoveredPath): Promise<void> {
+  private async addPath(iface: string, d4: DiscoveredPath | undefined, d6: DiscoveredPath | undefined): Promise<void> {
+    const d = (d4 ?? d6)!;
     const index = this.paths.length;
     if (index >= MAX_PATHS) {
       this.pathCounters.increment('pathsNotAdded');
-      this.log.warn(`${d.iface}: not a path: ${MAX_PATHS} paths already`);
+      this.log.warn(`${iface}: not a path: ${MAX_PATHS} paths already`);
       return;
     }
     let carved: ReturnType<typeof carve>;
+    let carved6: ReturnType<typeof carve6> | null = null;
     try {
       carved = carve(this.config.sourceRange, index + 1);
+      if (d6 && this.ipv6) carved6 = carve6(this.config.sourceRange6, index + 1);
     } catch (e) {
       this.pathCounters.increment('pathsNotAdded');
-      this.log.warn(`${d.iface}: not a path: ${(e as Error).message}`);
+      this.log.warn(`${iface}: not a path: ${(e as Error).message}`);
       return;
     }
+    if (d6 && !this.ipv6) this.log.warn(`${iface}: its IPv6 is not carried (mptun started without an IPv6 path, so IPv6 is not captured: restart it)`);
+    // an IPv6-only interface still gets the path's IPv4 half (down until it has IPv4), as at start
     const p: ResolvedPath = {
-      index, iface: d.iface, sourcePrefix: carved.prefixes[index]!, source: carved.sources[index]!, table: this.config.table + 1 + index,
-      backup: this.config.backup.includes(d.iface), up: true, followsRoutes: true, ifaceAddress: d.address,
+      index, iface, sourcePrefix: carved.prefixes[index]!, source: carved.sources[index]!, table: this.config.table + 1 + index,
+      backup: this.config.backup.includes(iface), up: d4 !== undefined, followsRoutes: true,
     };
-    if (d.gateway !== undefined) p.gateway = d.gateway;
+    if (d4) p.ifaceAddress = d4.address;
+    if (d4?.gateway !== undefined) p.gateway = d4.gateway;
     const priority = this.config.rulePriority;
     const exclude: Array<{ prefix: string; priority: number }> = [];
+    const exclude6: Array<{ prefix: string; priority: number }> = [];
     if (this.config.excludeLan) {
-      for (const c of (await interfaceState(d.iface))?.connected ?? []) {
-        if (c.includes(':') || this.excluded.includes(c) || exclude.some((x) => x.prefix === c)) continue;
-        if (this.excluded.length + exclude.length >= MAX_EXCLUDE) {
-          this.log.warn(`${d.iface}: its LAN ${c} is not excluded: ${MAX_EXCLUDE} exclusions already`);
+      for (const c of (await interfaceState(iface))?.connected ?? []) {
+        if (isV6(c) && !carved6) continue;
+        const list = isV6(c) ? exclude6 : exclude;
+        const held = this.excluded.filter((x) => isV6(x) === isV6(c)).length;
+        if (this.excluded.includes(c) || list.some((x) => x.prefix === c)) continue;
+        if (held + list.length >= MAX_EXCLUDE) {
+          this.log.warn(`${iface}: its LAN ${c} is not excluded: ${MAX_EXCLUDE} exclusions already`);
           continue;
         }
-        exclude.push({ prefix: c, priority: priority + 50 + this.excluded.length + exclude.length });
+        list.push({ prefix: c, priority: priority + 50 + held + list.length });
       }
     }
     const plan = { iface: p.iface, sourcePrefix: p.sourcePrefix, table: p.table, rulePriority: priority + index, ...(p.gateway !== undefined ? { gateway: p.gateway } : {}) };
@@ -567,17 +695,38 @@ export class Appliance {
       await addPathSteps(this.record, { tun: this.tun.name, path: plan, capturePriority: priority + 100, exclude }, this.persist);
     } catch (e) {
       this.pathCounters.increment('pathsNotAdded');
-      this.log.warn(`${d.iface}: not a path: ${(e as Error).message}`);
+      this.log.warn(`${iface}: not a path: ${(e as Error).message}`);
       return;
     }
     this.excluded.push(...exclude.map((x) => x.prefix));
-    this.ifindexOf.set(d.iface, d.index);
-    this.settledIndex.set(d.iface, d.index);
+    if (carved6 && d6) {
+      const plan6 = { iface, sourcePrefix: carved6.prefixes[index]!, table: p.table, rulePriority: priority + index, ...(d6.gateway !== undefined ? { gateway: d6.gateway } : {}) };
+      try {
+        await addPathSteps(this.record, { family: 6, tun: this.tun.name, path: plan6, capturePriority: priority + 100, exclude: exclude6 }, this.persist);
+        this.excluded.push(...exclude6.map((x) => x.prefix));
+        p.sourcePrefix6 = plan6.sourcePrefix;
+        p.source6 = carved6.sources[index]!;
+        p.up6 = true;
+        p.followsRoutes6 = true;
+        p.ifaceAddress6 = d6.address;
+        if (d6.gateway !== undefined) p.gateway6 = d6.gateway;
+      } catch (e) {
+        this.log.warn(`${iface}: its IPv6 is not carried: ${(e as Error).message}`);
+      }
+    }
+    this.ifindexOf.set(iface, d.index);
+    this.settledIndex.set(iface, d.index);
     this.paths.push(p);
     this.pathCounters.increment('pathsAdded');
-    const r = this.relay.addPath({ address: parseIpAddress(p.source).bytes, backup: p.backup, up: true });
+    const r = this.relay.addPath({
+      address: parseIpAddress(p.source).bytes, backup: p.backup, up: p.up,
+      ...(p.source6 !== undefined ? { address6: parseIpAddress(p.source6).bytes, up6: true } : {}),
+    });
     if (r !== index) this.log.error(`path ${index} is path ${r} of the relay`);
-    this.log.info(`path ${index} joins: ${p.iface}${p.gateway ? ` via ${p.gateway}` : ' (on-link)'} [${d.address}], source ${p.source} (${p.sourcePrefix}), table ${p.table}${p.backup ? ', backup' : ''}${exclude.length > 0 ? `; excluded: ${exclude.map((x) => x.prefix).join(', ')}` : ''}`);
+    this.log.info(`path ${index} joins: ${p.iface}${p.gateway ? ` via ${p.gateway}` : ' (on-link)'}${p.ifaceAddress ? ` [${p.ifaceAddress}]` : ''}, source ${p.source} (${p.sourcePrefix}), table ${p.table}${p.backup ? ', backup' : ''}${p.up ? '' : ', IPv4 DOWN'}${exclude.length > 0 ? `; excluded: ${exclude.map((x) => x.prefix).join(', ')}` : ''}`);
+    if (p.sourcePrefix6 !== undefined) {
+      this.log.info(`path ${index} IPv6: ${p.iface}${p.gateway6 ? ` via ${p.gateway6}` : ' (on-link)'} [${p.ifaceAddress6}], source ${p.source6} (${p.sourcePrefix6})${exclude6.length > 0 ? `; excluded: ${exclude6.map((x) => x.prefix).join(', ')}` : ''}`);
+    }
     this.engine.kick();
   }
 

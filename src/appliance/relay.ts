@@ -28,11 +28,27 @@ export const RELAY_COUNTER_NAMES = [
   'packetsToUpstream', 'packetsToHost', 'synFromPathAddress', 'pathsAdded',
 ] as const;
 
+/**
+ * A path: one private source address, or two (dual stack: `address` of one IP version,
+ * `address6` of IPv6). A connection's subflows leave from the addresses of its own version only:
+ * an IPv6 connection gets one per path that has IPv6, an IPv4 connection one per path with IPv4.
+ */
 export interface RelayPath {
   /** The path's private source address (a subflow's local address). */
   address: Buffer;
   backup: boolean;
+  /** `address` is usable. */
   up: boolean;
+  /** Dual stack: the path's private IPv6 source address, and whether it is usable. */
+  address6?: Buffer;
+  up6?: boolean;
+}
+
+/** The path's address of IP version `v` and whether it is up; null when the path has none of that version. */
+function addressOf(p: RelayPath, v: 4 | 6): { addr: Buffer; up: boolean } | null {
+  if ((p.address.length === 4 ? 4 : 6) === v) return { addr: p.address, up: p.up };
+  if (p.address6 && v === 6) return { addr: p.address6, up: p.up6 ?? false };
+  return null;
 }
 
 export interface RelayOptions {
@@ -133,8 +149,10 @@ export class Relay {
     this.options = options;
     this.paths = options.paths;
     this.paths.forEach((p, i) => {
-      if (p.address.length === 4) this.pathV4.set(p.address.readUInt32BE(0), i);
-      else this.pathV6.set(p.address.toString('hex'), i);
+      for (const a of p.address6 ? [p.address, p.address6] : [p.address]) {
+        if (a.length === 4) this.pathV4.set(a.readUInt32BE(0), i);
+        else this.pathV6.set(a.toString('hex'), i);
+      }
     });
     this.pathStats = this.paths.map(() => ({ packetsOut: 0, bytesOut: 0, packetsIn: 0, bytesIn: 0 }));
     this.headroom = options.stack.headroom ?? 0;
@@ -247,30 +265,37 @@ export class Relay {
       return null;
     }
     this.counters.increment('flowsRequested');
-    const live = this.paths.map((p, i) => ({ p, i })).filter((x) => x.p.up);
+    // through the concentrator: the upstream goes there, its first bytes the Convert message
+    const convert = this.options.convert?.viaConcentrator(req.local) ? this.options.convert : null;
+    const target = convert ? { addr: convert.server.addr, port: convert.server.port } : { addr: Buffer.from(req.local.addr), port: req.local.port };
+    // the paths that have an address of the upstream connection's IP version (the
+    // destination's, or the concentrator's)
+    const v = target.addr.length === 4 ? 4 : 6;
+    const usable = this.paths.flatMap((p, i) => {
+      const a = addressOf(p, v);
+      return a ? [{ i, addr: a.addr, up: a.up, backup: p.backup }] : [];
+    });
+    // a subflow joins two addresses of one family: only the paths with an address of that
+    // family can carry this flow; with none, the app's SYN is refused
+    if (usable.length === 0) {
+      this.counters.increment('flowsNoPathOfFamily');
+      return false;
+    }
+    const live = usable.filter((x) => x.up);
     if (live.length === 0) {
       this.counters.increment('flowsNoPath');
       return false;
     }
-    // a subflow joins two addresses of one family: only the paths of the destination's
-    // family can carry this flow; with none up, the app's SYN is refused
-    const family = live.filter((x) => x.p.address.length === req.local.addr.length);
-    if (family.length === 0) {
-      this.counters.increment('flowsNoPathOfFamily');
-      return false;
-    }
     // the first subflow from a live path, a non-backup one when there is one
-    const first = family.find((x) => !x.p.backup) ?? family[0]!;
-    const order = [first.i, ...this.paths.map((_, i) => i).filter((i) => i !== first.i)];
-    // through the concentrator: the upstream goes there, its first bytes the Convert message
-    const convert = this.options.convert?.viaConcentrator(req.local) ? this.options.convert : null;
+    const first = live.find((x) => !x.backup) ?? live[0]!;
+    const order = [first, ...usable.filter((x) => x !== first)];
     const upstream = this.upstream.connect(
       this.now,
-      order.map((i) => this.paths[i]!.address),
-      convert ? { addr: convert.server.addr, port: convert.server.port } : { addr: Buffer.from(req.local.addr), port: req.local.port },
+      order.map((x) => x.addr),
+      target,
       {
-        backup: order.flatMap((pi, k) => (this.paths[pi]!.backup ? [k] : [])),
-        down: order.flatMap((pi, k) => (this.paths[pi]!.up ? [] : [k])),
+        backup: order.flatMap((x, k) => (x.backup ? [k] : [])),
+        down: order.flatMap((x, k) => (x.up ? [] : [k])),
         fullmesh: this.options.fullmesh ?? false,
         maxSubflows: this.options.maxSubflows ?? 8,
         scheduler: this.options.schedulerFor?.(req.local),
@@ -510,22 +535,35 @@ export class Relay {
   // ------------------------------------------------------------ paths
 
   /**
-   * A path went down (or its address changed: call pathUp next): its subflows are reset and
-   * their data reinjected at once, REMOVE_ADDR sent.
+   * A path went down (IP version `v` of it; both without), or its address changed (call pathUp
+   * next): its subflows are reset and their data reinjected at once, REMOVE_ADDR sent.
    */
-  pathDown(now: Instant, index: number): void {
+  pathDown(now: Instant, index: number, v?: 4 | 6): void {
     const p = this.paths[index];
-    if (!p || !p.up) return;
-    p.up = false;
-    this.upstream.pathDown(now, p.address);
+    if (!p) return;
+    for (const version of v ? [v] : [4, 6] as const) {
+      const a = addressOf(p, version);
+      if (!a || !a.up) continue;
+      this.setUp(p, a.addr, false);
+      this.upstream.pathDown(now, a.addr);
+    }
   }
 
-  /** A path came back: the open connections get their subflows on it again. */
-  pathUp(index: number): void {
+  /** A path came back (IP version `v` of it; both without): the open connections get their subflows on it again. */
+  pathUp(index: number, v?: 4 | 6): void {
     const p = this.paths[index];
-    if (!p || p.up) return;
-    p.up = true;
-    this.upstream.pathUp(p.address);
+    if (!p) return;
+    for (const version of v ? [v] : [4, 6] as const) {
+      const a = addressOf(p, version);
+      if (!a || a.up) continue;
+      this.setUp(p, a.addr, true);
+      this.upstream.pathUp(a.addr);
+    }
+  }
+
+  private setUp(p: RelayPath, addr: Buffer, up: boolean): void {
+    if (addr === p.address) p.up = up;
+    else p.up6 = up;
   }
 
   /**
@@ -535,10 +573,13 @@ export class Relay {
   addPath(path: RelayPath): number {
     const index = this.paths.length;
     this.paths.push({ ...path });
-    if (path.address.length === 4) this.pathV4.set(path.address.readUInt32BE(0), index);
-    else this.pathV6.set(path.address.toString('hex'), index);
+    for (const a of path.address6 ? [path.address, path.address6] : [path.address]) {
+      if (a.length === 4) this.pathV4.set(a.readUInt32BE(0), index);
+      else this.pathV6.set(a.toString('hex'), index);
+    }
     this.pathStats.push({ packetsOut: 0, bytesOut: 0, packetsIn: 0, bytesIn: 0 });
     this.upstream.addPath(path.address, { backup: path.backup, up: path.up });
+    if (path.address6) this.upstream.addPath(path.address6, { backup: path.backup, up: path.up6 ?? false });
     this.counters.increment('pathsAdded');
     return index;
   }

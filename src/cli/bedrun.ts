@@ -19,6 +19,7 @@ export interface BedTopology {
   TESTBED_NS_CLIENT: string;
   TESTBED_NS_SERVER: string;
   TESTBED_SRV_ADDR1: string;
+  TESTBED_SRV_ADDR6_1: string;
   TESTBED_CLI_IF1: string;
   TESTBED_CLI_IF2: string;
 }
@@ -111,9 +112,10 @@ export class TestBed {
    * iperf3 for `seconds` from the client (`mptcpize run` for the kernel's MPTCP); goodput as
    * iperf3's receiver saw it, and each link's share of the bytes on the wire.
    */
-  async iperf(seconds: number, opts: { mptcp?: boolean; reverse?: boolean } = {}): Promise<Throughput> {
+  async iperf(seconds: number, opts: { mptcp?: boolean; reverse?: boolean; ipv6?: boolean } = {}): Promise<Throughput> {
     const cmd = opts.mptcp ? ['mptcpize', 'run', 'iperf3'] : ['iperf3'];
-    const args = [...cmd.slice(1), '-c', this.topo.TESTBED_SRV_ADDR1, '-t', String(seconds), '-J', ...(opts.reverse ? ['-R'] : [])];
+    const to = opts.ipv6 ? ['-6', '-c', this.topo.TESTBED_SRV_ADDR6_1] : ['-c', this.topo.TESTBED_SRV_ADDR1];
+    const args = [...cmd.slice(1), ...to, '-t', String(seconds), '-J', ...(opts.reverse ? ['-R'] : [])];
     const before = await this.linkBytes();
     const t0 = process.hrtime.bigint();
     const out = await this.client(cmd[0]!, args, (seconds + 30) * 1000);

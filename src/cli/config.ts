@@ -43,6 +43,11 @@ export interface ApplianceConfig {
   excludeLan: boolean;
   /** IPv4 range (prefix length <= 22) the tun address and the per-path private /24s are carved from. */
   sourceRange: string;
+  /**
+   * IPv6 range (prefix length <= 60; a ULA by default) the tun's IPv6 address (the first /64's
+   * ::1) and the per-path private /64s are carved from, for the paths that carry IPv6.
+   */
+  sourceRange6: string;
   /** First routing table id: the capture table is `table`, path i uses `table + 1 + i`. */
   table: number;
   /** First rule preference: path rules, then exclusions, then the capture rule. */
@@ -89,6 +94,7 @@ export interface CliFlags {
   logLevel?: string;
   fullmesh?: boolean;
   maxSubflows?: string;
+  sourceRange6?: string;
   metrics?: string;
   server?: string;
   key?: string;
@@ -280,6 +286,30 @@ const sourceRangeRule: Rule<string> = {
     if (p.family !== 4) at.fail(`${show(text)} is not an IPv4 prefix`);
     if (p.length > SOURCE_RANGE_MAX_PREFIX) {
       at.fail(`${show(text)} is too small: the prefix length must be at most ${SOURCE_RANGE_MAX_PREFIX}, to hold the tun's /24 and a /24 per path`);
+    }
+    return p.toString();
+  },
+};
+
+// The IPv6 source range holds the tun's /64 and one private /64 per path; the paths' sources
+// are carved in the 16 bits above the /64 (at most 50 paths, so /60 and wider will do).
+const SOURCE_RANGE6_MAX_PREFIX = 60;
+const SOURCE_RANGE6_MIN_PREFIX = 48;
+
+const sourceRange6Rule: Rule<string> = {
+  schema: {
+    type: 'string',
+    pattern: '^[0-9A-Fa-f:]+/[0-9]{1,2}$',
+  },
+  check(v: unknown, at: At) {
+    const text = stringValue(v, at, 'an IPv6 prefix such as "fd6d:7074:756e::/48"');
+    const p = checkPrefix(text, at);
+    if (p.family !== 6) at.fail(`${show(text)} is not an IPv6 prefix`);
+    if (p.length > SOURCE_RANGE6_MAX_PREFIX) {
+      at.fail(`${show(text)} is too small: the prefix length must be at most ${SOURCE_RANGE6_MAX_PREFIX}, to hold the tun's /64 and a /64 per path`);
+    }
+    if (p.length < SOURCE_RANGE6_MIN_PREFIX) {
+      at.fail(`${show(text)} is too large: the prefix length must be at least ${SOURCE_RANGE6_MIN_PREFIX} (the paths' /64s are carved from its first /48)`);
     }
     return p.toString();
   },
@@ -583,6 +613,10 @@ const FIELDS: { readonly [K in keyof ApplianceConfig]: Field<ApplianceConfig[K]>
     description: `IPv4 range (prefix length at most ${SOURCE_RANGE_MAX_PREFIX}) the tun address and the per-path private /24s are carved from.`,
     rule: sourceRangeRule,
   },
+  sourceRange6: {
+    description: `IPv6 range (prefix length ${SOURCE_RANGE6_MIN_PREFIX} to ${SOURCE_RANGE6_MAX_PREFIX}; a unique local address range, fc00::/7, is best) the tun's IPv6 address and the per-path private /64s (NAT66 to the path's address) are carved from; used for the paths that carry IPv6.`,
+    rule: sourceRange6Rule,
+  },
   table: {
     description: 'First routing table id: the capture table is `table`, path i uses `table + 1 + i`; 253 to 255 are the kernel\'s.',
     rule: integerRule(1, TABLE_MAX, RESERVED_TABLES, ' (the kernel\'s default, main and local tables are 253, 254 and 255)'),
@@ -625,6 +659,7 @@ export const DEFAULT_CONFIG: Readonly<ApplianceConfig> = Object.freeze({
   exclude: Object.freeze([]) as unknown as string[],
   excludeLan: false,
   sourceRange: '198.18.0.0/16',
+  sourceRange6: 'fd6d:7074:756e::/48',
   table: 7100,
   rulePriority: 9000,
   mtu: 1500,
@@ -694,11 +729,15 @@ function tunIsAPath(cfg: ApplianceConfig): string | undefined {
 }
 
 /** Whether the known paths fit in the source range and the table ids: the field to blame and why. */
-function pathsFit(cfg: ApplianceConfig): { field: 'sourceRange' | 'table'; reason: string } | undefined {
+function pathsFit(cfg: ApplianceConfig): { field: 'sourceRange' | 'sourceRange6' | 'table'; reason: string } | undefined {
   const n = cfg.paths.length;
   const slots = 2 ** (24 - Number(cfg.sourceRange.split('/')[1]));
   if (1 + n > slots) {
     return { field: 'sourceRange', reason: `${cfg.sourceRange} holds ${slots} /24s, and the tun and ${n} paths need ${1 + n}` };
+  }
+  const slots6 = 2 ** (64 - Number(cfg.sourceRange6.split('/')[1]));
+  if (1 + n > slots6) {
+    return { field: 'sourceRange6', reason: `${cfg.sourceRange6} holds ${slots6} /64s, and the tun and ${n} paths need ${1 + n}` };
   }
   const last = cfg.table + n;
   if (last > TABLE_MAX) {
@@ -848,6 +887,7 @@ function applyFlags(file: ApplianceConfig, flags: CliFlags): ApplianceConfig {
   if (flags.controlSocket !== undefined) cfg.controlSocket = FIELDS.controlSocket.rule.check(flags.controlSocket, at('--control-socket'));
   if (flags.stateDir !== undefined) cfg.stateDir = FIELDS.stateDir.rule.check(flags.stateDir, at('--state-dir'));
   if (flags.logLevel !== undefined) cfg.logLevel = FIELDS.logLevel.rule.check(flags.logLevel, at('--log-level'));
+  if (flags.sourceRange6 !== undefined) cfg.sourceRange6 = FIELDS.sourceRange6.rule.check(flags.sourceRange6, at('--source-range6'));
   if (flags.metrics !== undefined) cfg.metrics = checkMetrics(flags.metrics, at('--metrics'));
 
   if (flags.server !== undefined) cfg.server = checkServer(flags.server, at('--server'));

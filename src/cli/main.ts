@@ -9,16 +9,18 @@ usage:
   mptun up [--config FILE] [--path IFACE[:GATEWAY]]... [--backup IFACE]... [--tun NAME]
            [--exclude CIDR]... [--exclude-lan] [--no-offload] [--mtu N] [--scheduler NAME]
            [--congestion-control lia|cubic] [--fullmesh] [--max-subflows N]
-           [--control-socket PATH] [--state-dir DIR] [--log-level error|warn|info|debug]
-           [--metrics [ADDR:]PORT] [--server HOST[:PORT] --key FILE [--direct CIDR]...]
+           [--source-range6 PREFIX] [--control-socket PATH] [--state-dir DIR]
+           [--log-level error|warn|info|debug] [--metrics [ADDR:]PORT]
+           [--server HOST[:PORT] --key FILE [--direct CIDR]...]
       Makes the host's TCP use every path at once (MPTCP to destinations that speak it, plain
       TCP to the others; with --server, every connection goes over MPTCP to that concentrator,
       \`mptun server\`, which connects to the destination: all destinations get the paths' sum,
-      but those in a --direct CIDR). Paths: every interface with a default route and a global IPv4
-      address, or those named with --path; --backup marks one as used only when the others are
-      gone. --metrics serves Prometheus metrics at http://ADDR:PORT/metrics (ADDR defaults to
-      127.0.0.1). Runs in the foreground; Ctrl-C or SIGTERM tears everything down. The config
-      file (YAML or JSON) has a field for every flag: docs/config.schema.json.
+      but those in a --direct CIDR), IPv4 and IPv6. Paths: every interface with a default route
+      and a global address (IPv4, IPv6 or both: one path per interface), or those named with
+      --path; --backup marks one as used only when the others are gone. --metrics serves
+      Prometheus metrics at http://ADDR:PORT/metrics (ADDR defaults to 127.0.0.1). Runs in the
+      foreground; Ctrl-C or SIGTERM tears everything down. The config file (YAML or JSON) has a
+      field for every flag: docs/config.schema.json.
   mptun down [--config FILE] [--state-dir DIR]
       Stops a running instance, or removes what a killed one left (rules, routes, the nft table,
       sysctls); the routing is then what it was before \`mptun up\`. --config: the state dir

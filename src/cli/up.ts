@@ -27,6 +27,7 @@ const UP_OPTIONS = {
   'log-level': { type: 'string' },
   fullmesh: { type: 'boolean' },
   'max-subflows': { type: 'string' },
+  'source-range6': { type: 'string' },
   metrics: { type: 'string' },
   server: { type: 'string' },
   key: { type: 'string' },
@@ -60,6 +61,7 @@ export async function runUp(argv: string[]): Promise<number> {
   if (values['log-level'] !== undefined) flags.logLevel = values['log-level'];
   if (values.fullmesh !== undefined) flags.fullmesh = values.fullmesh;
   if (values['max-subflows'] !== undefined) flags.maxSubflows = values['max-subflows'];
+  if (values['source-range6'] !== undefined) flags.sourceRange6 = values['source-range6'];
   if (values.metrics !== undefined) flags.metrics = values.metrics;
   if (values.server !== undefined) flags.server = values.server;
   if (values.key !== undefined) flags.key = values.key;
@@ -176,6 +178,7 @@ export async function runStatus(argv: string[]): Promise<number> {
   lines.push('paths:');
   for (const p of s.paths) {
     lines.push(`  ${p.index} ${p.iface.padEnd(10)} ${(p.up ? 'up' : 'DOWN').padEnd(5)}${p.backup ? 'backup ' : ''}via ${p.gateway ?? 'on-link'}  source ${p.source}  subflows ${p.subflows}  out ${mb(p.bytesOut)}  in ${mb(p.bytesIn)}`);
+    if (p.source6 !== undefined) lines.push(`    IPv6 ${(p.up6 ? 'up' : 'DOWN').padEnd(5)}via ${p.gateway6 ?? 'on-link'}  source ${p.source6}`);
     if (p.subflowsOpened !== undefined) {
       const rtx = p.tcp ? `  retransmitted ${p.tcp.retransmittedSegments ?? 0} segments (${mb(p.tcp.retransmittedBytes ?? 0)}), ${p.tcp.rtoTimeouts ?? 0} RTOs` : '';
       lines.push(`      subflows opened ${p.subflowsOpened}  rtt ${p.srttMs === null ? '-' : `${p.srttMs.toFixed(1)} ms`}${rtx}`);

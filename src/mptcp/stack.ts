@@ -280,6 +280,10 @@ export class MptcpStack {
       if (p.fullmesh) {
         for (const [id, a] of conn.remoteAddresses) {
           if (a.addr.equals(p.remote.addr)) continue;
+          // a subflow's two ends are of one IP version: a peer announcing its IPv4 address on
+          // an IPv6 connection (or the reverse) is reached from the paths of that version only
+          // by a connection of that version (counted once above: addAddrOtherFamily)
+          if (a.addr.length !== p.localAddrs[i]!.length) continue;
           targets.push({ key: `${i}/${id}`, remote: { addr: a.addr, port: a.port || p.remote.port } });
         }
       }
@@ -393,7 +397,9 @@ export class MptcpStack {
    */
   addPath(addr: Buffer, options: { backup?: boolean; up?: boolean } = {}): void {
     for (const [conn, p] of this.paths) {
-      if (p.localAddrs.some((a) => a.equals(addr))) continue;
+      // a connection's subflows leave from addresses of its own IP version (a dual-stack path
+      // adds its two addresses: each to the connections of its version)
+      if (!sameFamily(addr, p.remote.addr) || p.localAddrs.some((a) => a.equals(addr))) continue;
       const i = p.localAddrs.length;
       p.localAddrs.push(addr);
       p.ids.push(this.freshId(conn, p));

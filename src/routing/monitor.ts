@@ -1,5 +1,5 @@
 // What the appliance needs to know about the host's network, and to hear when it changes:
-// the paths (interfaces with a default IPv4 route and a global address), the state of one
+// the paths (interfaces with a default route and a global address, per IP version), the state of one
 // interface, and a stream of link, address and route events from rtnetlink's multicast groups.
 //
 // Kernel behaviour a consumer of the events must know (seen on Linux 6.x, iproute2 6.1):
@@ -93,7 +93,7 @@ export interface DiscoveredPath {
   index: number;
   /** The next hop of the default route; absent for an on-link default route. */
   gateway?: string;
-  /** The interface's global IPv4 address (the route's preferred source when it names one). */
+  /** The interface's global address of the family (the route's preferred source when it names one). */
   address: string;
   prefixLength: number;
   /** The table in which its default route was found (254 = main). */
@@ -164,18 +164,18 @@ async function nexthopResolver(rtnl: RtNetlinkSocket): Promise<(id: number) => R
   return (id) => resolve(id, 0);
 }
 
-async function defaultRoutes(rtnl: RtNetlinkSocket): Promise<DefaultRoute[]> {
+async function defaultRoutes(rtnl: RtNetlinkSocket, af: number): Promise<DefaultRoute[]> {
   let msgs: rt.RouteMessage[];
   try {
-    msgs = await rtnl.getRoutes({ family: AF_INET });
+    msgs = await rtnl.getRoutes({ family: af });
   } catch (e) {
-    throw routingError('list IPv4 routes', e);
+    throw routingError(`list IPv${af === AF_INET ? 4 : 6} routes`, e);
   }
   let resolveNexthop: ((id: number) => RouteNextHop[]) | null = null;
   const out: DefaultRoute[] = [];
   for (const m of msgs) {
     const { data, attrs } = m;
-    if (data.family !== AF_INET || data.dstLen !== 0) continue;
+    if (data.family !== af || data.dstLen !== 0) continue;
     if (enumNumber(rt.RouteType, data.type) !== RTN_UNICAST) continue;
     if (enumNumber(rt.RouteProtocol, data.protocol) === RTPROT_MPTUN) continue;
     const table = attrs.table ?? data.table ?? 0;
@@ -194,7 +194,7 @@ async function defaultRoutes(rtnl: RtNetlinkSocket): Promise<DefaultRoute[]> {
   return out;
 }
 
-interface Ipv4Address {
+interface GlobalAddress {
   local: Buffer;
   prefixLength: number;
   /** the prefix address (IFA_ADDRESS): the peer's on a point-to-point link */
@@ -204,8 +204,10 @@ interface Ipv4Address {
 }
 
 /**
- * Every interface with a default IPv4 route (in any table but those of mptun's own routes:
- * rtm_protocol RTPROT_MPTUN) and a global-scope IPv4 address, up (IFF_UP and carrier), not
+ * Every interface with a default route of the IP version `family` (IPv4 unless said; IPv6 for
+ * the IPv6 half of a dual-stack path), in any table but those of mptun's own routes:
+ * rtm_protocol RTPROT_MPTUN, and a global-scope address of that version (IPv6: not tentative nor
+ * failed DAD; a ULA counts, as the kernel gives it global scope), up (IFF_UP and carrier), not
  * named in `skip`. One entry per interface: its default route in the main table if it has
  * one, else the one of lowest metric, then lowest table id. Ordered: the main table's default
  * routes first (by metric, as the kernel prefers them), then the others by ifindex.
@@ -214,17 +216,18 @@ interface Ipv4Address {
  * global addresses, else the first primary global address whose prefix holds the gateway,
  * else the first primary global address.
  */
-export async function discoverPaths(skip: string[] = []): Promise<DiscoveredPath[]> {
+export async function discoverPaths(skip: string[] = [], family: 4 | 6 = 4): Promise<DiscoveredPath[]> {
+  const af = family === 4 ? AF_INET : AF_INET6;
   return withRtnl(async (rtnl) => {
     let links: rt.LinkMessage[];
     let addrs: rt.AddressMessage[];
     try {
       links = await rtnl.getLinks();
-      addrs = await rtnl.getAddresses({ family: AF_INET });
+      addrs = await rtnl.getAddresses({ family: af });
     } catch (e) {
       throw routingError('list links and addresses', e);
     }
-    const routes = await defaultRoutes(rtnl);
+    const routes = await defaultRoutes(rtnl, af);
 
     const usable = new Map<number, string>();
     for (const l of links) {
@@ -233,15 +236,16 @@ export async function discoverPaths(skip: string[] = []): Promise<DiscoveredPath
       if (index === undefined || name === undefined || skip.includes(name) || !linkIsUp(l.data.flags)) continue;
       usable.set(index, name);
     }
-    const globals = new Map<number, Ipv4Address[]>();
+    const globals = new Map<number, GlobalAddress[]>();
     for (const a of addrs) {
       const index = a.data.index;
       const local = a.attrs.local ?? a.attrs.address;
-      if (index === undefined || a.data.family !== AF_INET || !familyOk(AF_INET, local)) continue;
+      if (index === undefined || a.data.family !== af || !familyOk(af, local)) continue;
       if ((a.data.scope ?? RT_SCOPE_UNIVERSE) !== RT_SCOPE_UNIVERSE) continue;
       const flags = a.attrs.flags ?? a.data.flags;
+      if (flags?.tentative === true || flags?.dadfailed === true) continue;
       const list = globals.get(index) ?? [];
-      list.push({ local, prefixLength: a.data.prefixlen ?? 32, prefix: a.attrs.address ?? local, secondary: flags?.secondary === true });
+      list.push({ local, prefixLength: a.data.prefixlen ?? local.length * 8, prefix: a.attrs.address ?? local, secondary: flags?.secondary === true });
       globals.set(index, list);
     }
 
@@ -268,7 +272,7 @@ export async function discoverPaths(skip: string[] = []): Promise<DiscoveredPath
   });
 }
 
-function pickAddress(mine: Ipv4Address[], prefsrc: Buffer | undefined, gateway: Buffer | undefined): Ipv4Address {
+function pickAddress(mine: GlobalAddress[], prefsrc: Buffer | undefined, gateway: Buffer | undefined): GlobalAddress {
   if (prefsrc) {
     const src = mine.find((a) => a.local.equals(prefsrc));
     if (src) return src;
@@ -276,7 +280,7 @@ function pickAddress(mine: Ipv4Address[], prefsrc: Buffer | undefined, gateway: 
   const primaries = mine.filter((a) => !a.secondary);
   const pool = primaries.length > 0 ? primaries : mine;
   if (gateway) {
-    const onLink = pool.find((a) => IpPrefix.parse(cidr(a.prefix, a.prefixLength)).contains(4, gateway));
+    const onLink = pool.find((a) => IpPrefix.parse(cidr(a.prefix, a.prefixLength)).contains(gateway.length === 4 ? 4 : 6, gateway));
     if (onLink) return onLink;
   }
   return pool[0];

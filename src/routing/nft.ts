@@ -40,7 +40,10 @@ const IFNAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
  */
 export interface ForwardFence {
   tun: string;
+  /** Uplinks fenced for IPv4. */
   ifaces: string[];
+  /** Uplinks fenced for IPv6 (dual stack: an uplink may have forwarded one family before and not the other). */
+  ifaces6?: string[];
 }
 
 function checkIfname(name: string): string {
@@ -76,11 +79,12 @@ export function masqueradeScript(rules: readonly Masquerade[], fence?: ForwardFe
     '\t\ttype route hook output priority mangle; policy accept;',
     `\t\tmeta l4proto tcp ct direction reply meta mark set meta mark | 0x${REPLY_MARK.toString(16).padStart(8, '0')}`,
     '\t}',
-    ...(fence && fence.ifaces.length > 0
+    ...(fence && fence.ifaces.length + (fence.ifaces6?.length ?? 0) > 0
       ? [
         '\tchain forward {',
         '\t\ttype filter hook forward priority filter; policy accept;',
-        ...fence.ifaces.map((i) => `\t\tiifname "${checkIfname(i)}" oifname != "${checkIfname(fence.tun)}" counter drop`),
+        ...fence.ifaces.map((i) => `\t\tmeta nfproto ipv4 iifname "${checkIfname(i)}" oifname != "${checkIfname(fence.tun)}" counter drop`),
+        ...(fence.ifaces6 ?? []).map((i) => `\t\tmeta nfproto ipv6 iifname "${checkIfname(i)}" oifname != "${checkIfname(fence.tun)}" counter drop`),
         '\t}',
       ]
       : []),

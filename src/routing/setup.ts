@@ -8,7 +8,7 @@ import { RoutingError, routingError, withRtnl } from './netlink.js';
 import { addRoute, deleteRoute, replaceRoute, RT_TABLE_MAIN, RTPROT_MPTUN, type RouteSpec } from './route.js';
 import { addRule, deleteRule, listRules, type RuleSpec } from './rules.js';
 import { createNftTable, deleteNftTable, REPLY_MARK, tableExists, type ForwardFence, type Masquerade } from './nft.js';
-import { forwardingKey, readSysctl, rpFilterKey, writeSysctl } from './sysctl.js';
+import { acceptRaKey, forceForwarding6Key, forwarding6Key, forwardingKey, readSysctl, rpFilterKey, sysctlExists, writeSysctl } from './sysctl.js';
 
 const IPPROTO_TCP = 6;
 const AF_INET = 2;
@@ -21,26 +21,46 @@ export interface PathPlan {
   gateway?: string;
   /** The path's private source prefix (e.g. `198.18.1.0/24`). */
   sourcePrefix: string;
-  /** The path's routing table. */
+  /** The path's routing table (the same id for both IP versions: their tables are apart). */
   table: number;
   /** Preference of `from PREFIX lookup TABLE`; must come before the capture rule. */
   rulePriority: number;
+  /**
+   * Dual stack (a plan with `ipv6`): the path's private IPv6 source prefix (a ULA /64). With
+   * it the path also gets an IPv6 default route, rule, masquerade and sysctls; without it the
+   * path carries IPv4 only.
+   */
+  sourcePrefix6?: string;
+  /** The IPv6 next hop (often a link-local address, as router advertisements give it). */
+  gateway6?: string;
 }
 
 export interface SysctlSetting {
   key: string;
   value: string;
+  /** Written only when the current value is this one (accept_ra: 1 becomes 2, 0 stays). */
+  onlyFrom?: string;
+  /** Written instead when `key` does not exist on this kernel. */
+  fallback?: SysctlSetting;
 }
 
 export interface SetupPlan {
-  /** IP version of the rules and routes (4 unless said). */
+  /** IP version of the rules and routes (4 unless said); a plan of one version. */
   family?: 4 | 6;
+  /**
+   * Dual stack (with family 4, the default): IPv6 TCP is captured too, with the same table ids
+   * and priorities in the IPv6 rules and tables, for the paths that have `sourcePrefix6`.
+   */
+  ipv6?: boolean;
   /** The TUN device (the capture table's default route leads into it). */
   tun: string;
   /** `pref PRIORITY ipproto IPPROTO lookup TABLE` (ipProto: TCP unless said). */
   capture: { table: number; priority: number; ipProto?: number };
   paths: PathPlan[];
-  /** `pref PRIORITY to PREFIX lookup main`: destinations never captured (before the capture rule). */
+  /**
+   * `pref PRIORITY to PREFIX lookup main`: destinations never captured (before the capture
+   * rule). In a dual-stack plan each goes to the rules of its prefix's IP version.
+   */
   exclude?: Array<{ prefix: string; priority: number }>;
   /** Create the `inet mptun` nft table with a masquerade rule per path (default true). */
   masquerade?: boolean;
@@ -61,18 +81,68 @@ export interface SetupRecord {
   steps: SetupStep[];
 }
 
+/** A path as one IP version sees it. */
+interface FamilyPath {
+  iface: string;
+  gateway?: string;
+  sourcePrefix: string;
+  table: number;
+  rulePriority: number;
+}
+
+/** The IP versions a plan sets up. */
+export function planFamilies(plan: SetupPlan): Array<4 | 6> {
+  if ((plan.family ?? 4) === 6) return [6];
+  return plan.ipv6 ? [4, 6] : [4];
+}
+
+/** The paths of one IP version: all of them in a plan of one version, those with an IPv6 prefix for the IPv6 half of a dual-stack plan. */
+function familyPaths(plan: SetupPlan, family: 4 | 6): FamilyPath[] {
+  if (family === 4 || (plan.family ?? 4) === 6) return plan.paths;
+  return plan.paths.flatMap((p) => {
+    if (p.sourcePrefix6 === undefined) return [];
+    const fp: FamilyPath = { iface: p.iface, sourcePrefix: p.sourcePrefix6, table: p.table, rulePriority: p.rulePriority };
+    if (p.gateway6 !== undefined) fp.gateway = p.gateway6;
+    return [fp];
+  });
+}
+
+function familyExcludes(plan: SetupPlan, family: 4 | 6): Array<{ prefix: string; priority: number }> {
+  const all = plan.exclude ?? [];
+  if (planFamilies(plan).length === 1) return all;
+  return all.filter((x) => (x.prefix.includes(':') ? 6 : 4) === family);
+}
+
 /**
- * rp_filter loose on the TUN device and the uplinks (replies come back on an uplink while the
- * capture rule sends TCP to the device); forwarding on the device and on every uplink (IPv4).
- * A value already looser (rp_filter 0) is left alone.
+ * IPv4: rp_filter loose on the TUN device and the uplinks (replies come back on an uplink while
+ * the capture rule sends TCP to the device); forwarding on the device and on every uplink. A
+ * value already looser (rp_filter 0) is left alone.
+ *
+ * IPv6 (no rp_filter): first accept_ra 2 on the uplinks where it is 1, so that the default
+ * routes learned from router advertisements survive forwarding (and the next ones are still
+ * heard); then `forwarding` on the device and the uplinks, and `force_forwarding` (Linux >=
+ * 6.17) on them, which is what forwards; without it, `all/forwarding`.
  */
 export function defaultSysctls(plan: SetupPlan): SysctlSetting[] {
-  if ((plan.family ?? 4) !== 4) return [];
-  return [
-    { key: rpFilterKey(plan.tun), value: '2' },
-    { key: forwardingKey(plan.tun), value: '1' },
-    ...plan.paths.flatMap((p) => [{ key: rpFilterKey(p.iface), value: '2' }, { key: forwardingKey(p.iface), value: '1' }]),
-  ];
+  const out: SysctlSetting[] = [];
+  const families = planFamilies(plan);
+  if (families.includes(4)) {
+    out.push(
+      { key: rpFilterKey(plan.tun), value: '2' },
+      { key: forwardingKey(plan.tun), value: '1' },
+      ...plan.paths.flatMap((p) => [{ key: rpFilterKey(p.iface), value: '2' }, { key: forwardingKey(p.iface), value: '1' }]),
+    );
+  }
+  if (families.includes(6)) {
+    const devs = [plan.tun, ...familyPaths(plan, 6).map((p) => p.iface)];
+    const all = { key: forwarding6Key('all'), value: '1' };
+    out.push(
+      ...devs.slice(1).map((d) => ({ key: acceptRaKey(d), value: '2', onlyFrom: '1' })),
+      ...devs.map((d) => ({ key: forwarding6Key(d), value: '1' })),
+      ...devs.map((d) => ({ key: forceForwarding6Key(d), value: '1', fallback: all })),
+    );
+  }
+  return out;
 }
 
 function checkPlan(plan: SetupPlan): void {
@@ -91,38 +161,53 @@ function checkPlan(plan: SetupPlan): void {
   }
 }
 
+/** Does IPv6 forward packets that come in on `dev` now? */
+async function forwards6(dev: string): Promise<boolean> {
+  if ((await readSysctl(forwarding6Key('all'))) !== '0') return true;
+  return (await sysctlExists(forceForwarding6Key(dev))) && (await readSysctl(forceForwarding6Key(dev))) !== '0';
+}
+
 /**
  * Applies a plan: routes, the nft table, sysctls, the path rules, then the capture rule (so
- * capture starts only when the rest is in place). `onStep` sees the record after every step
- * (to persist it). On failure, what was done is undone and the error is thrown.
+ * capture starts only when the rest is in place), each IP version in turn for the routes and
+ * rules. `onStep` sees the record after every step (to persist it). On failure, what was done
+ * is undone and the error is thrown.
  */
 export async function applyPlan(plan: SetupPlan, onStep?: (record: SetupRecord) => void | Promise<void>): Promise<SetupRecord> {
   checkPlan(plan);
-  const family = plan.family ?? 4;
+  const families = planFamilies(plan);
   const record: SetupRecord = { version: 1, steps: [] };
   const done = async (step: SetupStep) => {
     record.steps.push(step);
     if (onStep) await onStep(record);
   };
   try {
-    for (const p of plan.paths) {
-      const route: RouteSpec = { dst: 'default', dev: p.iface, table: p.table, version: family };
-      if (p.gateway !== undefined) route.gateway = p.gateway;
-      await addRoute(route);
-      await done({ kind: 'route', route });
+    for (const family of families) {
+      for (const p of familyPaths(plan, family)) {
+        const route: RouteSpec = { dst: 'default', dev: p.iface, table: p.table, version: family };
+        if (p.gateway !== undefined) route.gateway = p.gateway;
+        await addRoute(route);
+        await done({ kind: 'route', route });
+      }
+      const captureRoute: RouteSpec = { dst: 'default', dev: plan.tun, table: plan.capture.table, version: family };
+      await addRoute(captureRoute);
+      await done({ kind: 'route', route: captureRoute });
     }
-    const captureRoute: RouteSpec = { dst: 'default', dev: plan.tun, table: plan.capture.table, version: family };
-    await addRoute(captureRoute);
-    await done({ kind: 'route', route: captureRoute });
 
     const sysctls = plan.sysctls ?? defaultSysctls(plan);
     if (plan.masquerade ?? true) {
-      const masquerade = plan.paths.map((p) => ({ oifname: p.iface, sourcePrefix: p.sourcePrefix }));
+      const masquerade = families.flatMap((f) => familyPaths(plan, f).map((p) => ({ oifname: p.iface, sourcePrefix: p.sourcePrefix })));
       // fence the uplinks that did not forward before
       const fence: ForwardFence = { tun: plan.tun, ifaces: [] };
-      if (family === 4) {
-        for (const p of plan.paths) {
+      if (families.includes(4)) {
+        for (const p of familyPaths(plan, 4)) {
           if (sysctls.some((s) => s.key === forwardingKey(p.iface)) && (await readSysctl(forwardingKey(p.iface))) === '0') fence.ifaces.push(p.iface);
+        }
+      }
+      if (families.includes(6)) {
+        fence.ifaces6 = [];
+        for (const p of familyPaths(plan, 6)) {
+          if (sysctls.some((s) => s.key === forwarding6Key(p.iface) || s.key === forceForwarding6Key(p.iface)) && !(await forwards6(p.iface))) fence.ifaces6.push(p.iface);
         }
       }
       await createNftTable(masquerade, fence);
@@ -134,28 +219,33 @@ export async function applyPlan(plan: SetupPlan, onStep?: (record: SetupRecord) 
       if (step) await done(step);
     }
 
-    for (const p of plan.paths) {
-      const rule: RuleSpec = { family, priority: p.rulePriority, table: p.table, src: p.sourcePrefix, protocol: RTPROT_MPTUN };
-      await addRule(rule);
-      await done({ kind: 'rule', rule });
+    for (const family of families) {
+      for (const p of familyPaths(plan, family)) {
+        const rule: RuleSpec = { family, priority: p.rulePriority, table: p.table, src: p.sourcePrefix, protocol: RTPROT_MPTUN };
+        await addRule(rule);
+        await done({ kind: 'rule', rule });
+      }
+      for (const x of familyExcludes(plan, family)) {
+        const rule: RuleSpec = { family, priority: x.priority, table: RT_TABLE_MAIN, dst: x.prefix, protocol: RTPROT_MPTUN };
+        await addRule(rule);
+        await done({ kind: 'rule', rule });
+      }
+      if (plan.masquerade ?? true) {
+        // the host's answers on inbound TCP connections (marked by the nft table) keep the main table
+        const replies: RuleSpec = { family, priority: plan.capture.priority - 1, table: RT_TABLE_MAIN, fwmark: REPLY_MARK, fwmask: REPLY_MARK, protocol: RTPROT_MPTUN };
+        await addRule(replies);
+        await done({ kind: 'rule', rule: replies });
+      }
     }
-    for (const x of plan.exclude ?? []) {
-      const rule: RuleSpec = { family, priority: x.priority, table: RT_TABLE_MAIN, dst: x.prefix, protocol: RTPROT_MPTUN };
-      await addRule(rule);
-      await done({ kind: 'rule', rule });
+    // capture last, IPv4 then IPv6: everything it leads to is in place
+    for (const family of families) {
+      const capture: RuleSpec = {
+        family, priority: plan.capture.priority, table: plan.capture.table,
+        ipProto: plan.capture.ipProto ?? IPPROTO_TCP, protocol: RTPROT_MPTUN,
+      };
+      await addRule(capture);
+      await done({ kind: 'rule', rule: capture });
     }
-    if (plan.masquerade ?? true) {
-      // the host's answers on inbound TCP connections (marked by the nft table) keep the main table
-      const replies: RuleSpec = { family, priority: plan.capture.priority - 1, table: RT_TABLE_MAIN, fwmark: REPLY_MARK, fwmask: REPLY_MARK, protocol: RTPROT_MPTUN };
-      await addRule(replies);
-      await done({ kind: 'rule', rule: replies });
-    }
-    const capture: RuleSpec = {
-      family, priority: plan.capture.priority, table: plan.capture.table,
-      ipProto: plan.capture.ipProto ?? IPPROTO_TCP, protocol: RTPROT_MPTUN,
-    };
-    await addRule(capture);
-    await done({ kind: 'rule', rule: capture });
   } catch (e) {
     try {
       await undo(record);
@@ -168,9 +258,14 @@ export async function applyPlan(plan: SetupPlan, onStep?: (record: SetupRecord) 
 }
 
 /** Sets a sysctl unless it is already (or looser than) the value; the step, or null. */
-async function setSysctl(s: SysctlSetting): Promise<SetupStep | null> {
+async function setSysctl(wanted: SysctlSetting): Promise<SetupStep | null> {
+  let s = wanted;
+  // a key this kernel does not have (force_forwarding before Linux 6.17): its fallback
+  if (s.fallback && !(await sysctlExists(s.key))) s = s.fallback;
   const current = await readSysctl(s.key);
   if (current === s.value) return null;
+  // set only over that one value (accept_ra: 1 becomes 2; an administrator's 0 stays 0)
+  if (s.onlyFrom !== undefined && current !== s.onlyFrom) return null;
   // rp_filter: the kernel uses the larger of `all` and the device's value; a device at 0
   // (off) under an `all` at 0 is already looser than loose
   if (s.key.endsWith('/rp_filter') && current === '0' && (await readSysctl(rpFilterKey('all'))) === '0') return null;
@@ -187,7 +282,7 @@ export interface PathAddition {
   capturePriority: number;
   /** More `to PREFIX lookup main` exclusions (the new interface's LAN). */
   exclude?: Array<{ prefix: string; priority: number }>;
-  /** Default: rp_filter loose and forwarding on for the interface (IPv4). */
+  /** Default: pathSysctls(iface, family): rp_filter loose and forwarding on (IPv4); accept_ra 2, forwarding and force_forwarding on (IPv6). */
   sysctls?: SysctlSetting[];
 }
 
@@ -210,7 +305,8 @@ export async function addPathSteps(record: SetupRecord, add: PathAddition, onSte
     if (onStep) await onStep(record);
   };
   const nftStep = record.steps.find((s): s is Extract<SetupStep, { kind: 'nft' }> => s.kind === 'nft');
-  const nftBefore = nftStep ? { masquerade: [...nftStep.masquerade], fence: nftStep.fence ? { ...nftStep.fence, ifaces: [...nftStep.fence.ifaces] } : undefined } : null;
+  const copyFence = (f: ForwardFence): ForwardFence => ({ ...f, ifaces: [...f.ifaces], ...(f.ifaces6 ? { ifaces6: [...f.ifaces6] } : {}) });
+  const nftBefore = nftStep ? { masquerade: [...nftStep.masquerade], fence: nftStep.fence ? copyFence(nftStep.fence) : undefined } : null;
   try {
     const route: RouteSpec = { dst: 'default', dev: p.iface, table: p.table, version: family };
     if (p.gateway !== undefined) route.gateway = p.gateway;
@@ -219,8 +315,11 @@ export async function addPathSteps(record: SetupRecord, add: PathAddition, onSte
     const sysctls = add.sysctls ?? pathSysctls(p.iface, family);
     if (nftStep) {
       const masquerade = [...nftStep.masquerade.filter((m) => m.sourcePrefix !== p.sourcePrefix), { oifname: p.iface, sourcePrefix: p.sourcePrefix }];
-      const fence: ForwardFence = nftStep.fence ? { ...nftStep.fence, ifaces: [...nftStep.fence.ifaces] } : { tun: add.tun, ifaces: [] };
+      const fence: ForwardFence = nftStep.fence ? copyFence(nftStep.fence) : { tun: add.tun, ifaces: [] };
       if (family === 4 && !fence.ifaces.includes(p.iface) && sysctls.some((s) => s.key === forwardingKey(p.iface)) && (await readSysctl(forwardingKey(p.iface))) === '0') fence.ifaces.push(p.iface);
+      if (family === 6 && !(fence.ifaces6 ?? []).includes(p.iface) && sysctls.some((s) => s.key === forwarding6Key(p.iface) || s.key === forceForwarding6Key(p.iface)) && !(await forwards6(p.iface))) {
+        fence.ifaces6 = [...(fence.ifaces6 ?? []), p.iface];
+      }
       await createNftTable(masquerade, fence);
       nftStep.masquerade = masquerade;
       nftStep.fence = fence;
@@ -256,9 +355,17 @@ export async function addPathSteps(record: SetupRecord, add: PathAddition, onSte
   }
 }
 
-/** rp_filter loose and forwarding on for a path's interface (IPv4), as defaultSysctls() has them. */
+/**
+ * A path's interface's sysctls of one IP version, as defaultSysctls() has them: IPv4 rp_filter
+ * loose and forwarding on; IPv6 accept_ra 2 where it is 1, forwarding and force_forwarding on.
+ */
 export function pathSysctls(iface: string, family: 4 | 6 = 4): SysctlSetting[] {
-  return family === 4 ? [{ key: rpFilterKey(iface), value: '2' }, { key: forwardingKey(iface), value: '1' }] : [];
+  if (family === 4) return [{ key: rpFilterKey(iface), value: '2' }, { key: forwardingKey(iface), value: '1' }];
+  return [
+    { key: acceptRaKey(iface), value: '2', onlyFrom: '1' },
+    { key: forwarding6Key(iface), value: '1' },
+    { key: forceForwarding6Key(iface), value: '1', fallback: { key: forwarding6Key('all'), value: '1' } },
+  ];
 }
 
 /**
@@ -267,10 +374,12 @@ export function pathSysctls(iface: string, family: 4 | 6 = 4): SysctlSetting[] {
  * its step (undo restores the value from before mptun); a new one is recorded.
  */
 export async function ensureSysctls(record: SetupRecord, sysctls: SysctlSetting[], onStep?: (record: SetupRecord) => void | Promise<void>): Promise<void> {
-  for (const s of sysctls) {
+  for (const wanted of sysctls) {
+    const s = wanted.fallback && !(await sysctlExists(wanted.key)) ? wanted.fallback : wanted;
     const held = record.steps.some((x) => x.kind === 'sysctl' && x.key === s.key);
     if (held) {
-      if ((await readSysctl(s.key)) !== s.value) await writeSysctl(s.key, s.value);
+      const current = await readSysctl(s.key);
+      if (current !== s.value && (s.onlyFrom === undefined || current === s.onlyFrom)) await writeSysctl(s.key, s.value);
       continue;
     }
     const step = await setSysctl(s);

@@ -172,8 +172,12 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = {
 
 /** RFC 7323 §2.3: "the shift count ... MUST be limited to 14". */
 const MAX_WSCALE = 14;
-/** RFC 9293 §3.7.1: the default MSS when none is announced (IPv4: 536). */
+/**
+ * RFC 9293 §3.7.1: "the default send MSS ... 536 for IPv4 or 1220 for IPv6" when the peer
+ * announces none (RFC 8200 §5: IPv6's minimum MTU 1280, less 40 and 20).
+ */
 const DEFAULT_MSS_V4 = 536;
+const DEFAULT_MSS_V6 = 1220;
 const MAX_WINDOW_UNSCALED = 0xffff;
 /** RFC 7323 §5.5: tsRecent goes stale after 24 days of idleness. */
 const PAWS_IDLE_MS = 24 * 24 * 3600 * 1000;
@@ -394,7 +398,7 @@ export class TcpConnection {
 
   private negotiate(opts: TcpOptions, fromSyn: boolean): void {
     if (!fromSyn) return;
-    this.peerMss = opts.mss ?? DEFAULT_MSS_V4;
+    this.peerMss = opts.mss ?? (this.local.addr.length === 4 ? DEFAULT_MSS_V4 : DEFAULT_MSS_V6);
     // RFC 7323 §2.2: window scaling only if both sides sent the option
     if (this.config.windowScaling && opts.windowScale !== undefined) {
       this.sndWscale = Math.min(opts.windowScale, MAX_WSCALE);

@@ -190,6 +190,71 @@ test('an MPTCP destination: the MP_CAPABLE SYN/ACK completes the upstream handsh
   t.is(r.counters.get('flowsFallback'), 0);
 });
 
+// Dual stack: each path has an IPv4 and (but the second) an IPv6 private source; a connection's
+// subflows leave from the sources of its own IP version only.
+const APP6 = parseIpAddress('fd6d:7074:756e::1').bytes;
+const DST6 = parseIpAddress('2001:db8::10').bytes;
+
+function dualStackRelay(): Relay {
+  const rng = new Rng(11);
+  return new Relay({
+    stack: {
+      random: (n) => {
+        const b = Buffer.allocUnsafe(n);
+        for (let i = 0; i < n; i++) b[i] = rng.nextU32() & 0xff;
+        return b;
+      },
+      isnSecret: Buffer.from('relay test secret'),
+      mtu: 1500,
+    },
+    paths: [
+      { address: parseIpAddress('198.18.1.2').bytes, backup: false, up: true, address6: parseIpAddress('fd6d:7074:756e:1::2').bytes, up6: true },
+      { address: parseIpAddress('198.18.2.2').bytes, backup: false, up: true },
+      { address: parseIpAddress('198.18.3.2').bytes, backup: false, up: true, address6: parseIpAddress('fd6d:7074:756e:3::2').bytes, up6: true },
+    ],
+  });
+}
+
+/** The upstream handshake of an MPTCP destination, answered from `dst`; what the relay sends then. */
+function mptcpHandshake(r: Relay, syn: WireSegment, dst: Buffer): WireSegment[] {
+  const mpc = { type: 'mp_capable' as const, version: 1, flags: { checksumRequired: false, extensibility: false, noMoreSubflowAddr: false, hmacSha256: true } };
+  const out = feed(r, 10, craftSegment(dst, parseIpAddress(syn.src).bytes, {
+    srcPort: 80, dstPort: syn.tcp.srcPort, seq: 9000, ack: (syn.tcp.seq + 1) >>> 0, flags: TCP_FLAG_SYN | TCP_FLAG_ACK, window: 65535,
+  }, [{ ...mpc, senderKey: 0x0123456789abcdefn }]));
+  const third = out.find((s) => s.src === syn.src && s.tcp.flags === TCP_FLAG_ACK)!;
+  // the listener answers with a DATA_ACK (any value: the connection is then fully established)
+  return [...out, ...feed(r, 20, craftSegment(dst, parseIpAddress(syn.src).bytes, {
+    srcPort: 80, dstPort: syn.tcp.srcPort, seq: 9001, ack: third.tcp.seq, flags: TCP_FLAG_ACK, window: 65535,
+  }, [{ type: 'dss', dataFin: false, dataAck: 0n }]))];
+}
+
+test('dual stack: an IPv6 connection opens subflows from the paths\' IPv6 sources only, an IPv4 one from their IPv4 sources', (t) => {
+  const r = dualStackRelay();
+  const syn6 = feed(r, 0, craftSegment(APP6, DST6, { srcPort: APP_PORT, dstPort: 80, seq: APP_ISN, flags: TCP_FLAG_SYN, options: { mss: 1440 } as TcpRepr['options'] }));
+  t.deepEqual(syn6.map((s) => [s.src, s.dst]), [['fd6d:7074:756e:1::2', '2001:db8::10']], 'the first subflow from the first path\'s IPv6 source');
+  t.true(syn6[0]!.tcp.options.mss! <= 1500 - 40 - 20, `an MSS that fits IPv6 in the MTU: ${syn6[0]!.tcp.options.mss}`);
+  const after = mptcpHandshake(r, syn6[0]!, DST6);
+  const joins = after.filter((s) => s.tcp.flags === TCP_FLAG_SYN && s.mptcp.some((o) => o.type === 'mp_join_syn'));
+  t.deepEqual(joins.map((s) => s.src), ['fd6d:7074:756e:3::2'], 'a join from the other path with IPv6, none from the IPv4-only path');
+
+  const syn4 = feed(r, 30, craftSegment(APP, DST, { srcPort: APP_PORT + 1, dstPort: 80, seq: APP_ISN, flags: TCP_FLAG_SYN, options: { mss: 1460 } as TcpRepr['options'] }));
+  t.deepEqual(syn4.filter((s) => s.tcp.flags === TCP_FLAG_SYN).map((s) => s.src), ['198.18.1.2']);
+  t.true(syn4[0]!.tcp.options.mss! <= 1500 - 20 - 20);
+});
+
+test('dual stack: a path\'s IPv6 half down is not used by IPv6 connections; its IPv4 half still is; no IPv6 path up: RST', (t) => {
+  const r = dualStackRelay();
+  r.pathDown(0, 0, 6);
+  const syn6 = feed(r, 0, craftSegment(APP6, DST6, { srcPort: APP_PORT, dstPort: 80, seq: APP_ISN, flags: TCP_FLAG_SYN }));
+  t.deepEqual(syn6.map((s) => s.src), ['fd6d:7074:756e:3::2'], 'the first live IPv6 path');
+  const syn4 = feed(r, 1, appSyn());
+  t.deepEqual(syn4.map((s) => s.src), ['198.18.1.2'], 'IPv4 still leaves by path 0');
+  r.pathDown(2, 2, 6);
+  const refused = feed(r, 3, craftSegment(APP6, DST6, { srcPort: APP_PORT + 2, dstPort: 80, seq: APP_ISN, flags: TCP_FLAG_SYN }));
+  t.deepEqual(refused.map((s) => [s.dst, s.tcp.flags & TCP_FLAG_RST]), [['fd6d:7074:756e::1', TCP_FLAG_RST]], 'no IPv6 path up: a RST to the app');
+  t.is(r.counters.get('flowsNoPath'), 1);
+});
+
 // Fuzz finding: an IPv6 SYN from the host with IPv4 paths only opened an upstream subflow from
 // an IPv4 path to the IPv6 destination, whose every segment threw when emitted, at every later
 // poll. Now the relay opens upstream only from a path of the destination's family; with none,

@@ -45,6 +45,7 @@ exclude:
   - 192.0.2.7
 excludeLan: true
 sourceRange: 100.64.0.0/20
+sourceRange6: fd00:aaaa:bbbb::/48
 table: 0x2000
 rulePriority: 500
 mtu: 1400
@@ -78,6 +79,7 @@ const FULL_CONFIG: ApplianceConfig = {
   exclude: ['10.0.0.0/8', '2001:db8::/32', '192.0.2.7/32'],
   excludeLan: true,
   sourceRange: '100.64.0.0/20',
+  sourceRange6: 'fd00:aaaa:bbbb::/48',
   table: 0x2000,
   rulePriority: 500,
   mtu: 1400,
@@ -104,6 +106,7 @@ test('defaults', (t) => {
     exclude: [],
     excludeLan: false,
     sourceRange: '198.18.0.0/16',
+    sourceRange6: 'fd6d:7074:756e::/48',
     table: 7100,
     rulePriority: 9000,
     mtu: 1500,
@@ -215,6 +218,9 @@ const BAD_VALUES: [name: string, yaml: string, field: string, reason: RegExp][] 
   ['boolean in a path', 'paths: [{iface: eth0, backup: 1}]', 'paths[0].backup', /must be a boolean/],
   ['source range IPv6', 'sourceRange: "fd00::/16"', 'sourceRange', /"fd00::\/16" is not an IPv4 prefix/],
   ['source range too small', 'sourceRange: 198.18.0.0/24', 'sourceRange', /is too small: the prefix length must be at most 22/],
+  ['IPv6 source range IPv4', 'sourceRange6: 198.18.0.0/16', 'sourceRange6', /"198\.18\.0\.0\/16" is not an IPv6 prefix/],
+  ['IPv6 source range too small', 'sourceRange6: "fd00:1:2:3::/62"', 'sourceRange6', /is too small: the prefix length must be at most 60/],
+  ['IPv6 source range too small for the paths', 'sourceRange6: "fd00:1:2:30::/60"\npaths: [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p]', 'sourceRange6', /holds 16 \/64s, and the tun and 16 paths need 17/],
   ['source range too small for the paths', 'sourceRange: 198.18.0.0/22\npaths: [a, b, c, d]', 'sourceRange', /holds 4 \/24s, and the tun and 4 paths need 5/],
   ['relative control socket', 'controlSocket: run/mptun.sock', 'controlSocket', /must be an absolute path, not "run\/mptun\.sock"/],
   ['control socket too long', `controlSocket: /${'s'.repeat(110)}`, 'controlSocket', /is 111 bytes long; a Unix socket path holds at most 107/],
@@ -355,6 +361,8 @@ test('bad flags name the flag, with the command line as the source', async (t) =
     [{ mtu: '15OO' }, '--mtu', /^"15OO" is not a whole number$/],
     [{ mtu: '100' }, '--mtu', /^must be an integer between 576 and 9000, not 100$/],
     [{ maxSubflows: '33' }, '--max-subflows', /between 1 and 32, not 33/],
+    [{ sourceRange6: '10.0.0.0/8' }, '--source-range6', /"10\.0\.0\.0\/8" is not an IPv6 prefix/],
+    [{ sourceRange6: 'fd00::/32' }, '--source-range6', /is too large: the prefix length must be at least 48/],
     [{ scheduler: 'fastest' }, '--scheduler', /must be one of "lowest-rtt", "round-robin", "blest"/],
     [{ congestionControl: 'bbr' }, '--congestion-control', /must be one of "lia", "cubic"/],
     [{ logLevel: 'loud' }, '--log-level', /must be one of "error"/],

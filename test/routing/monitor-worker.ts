@@ -2,6 +2,7 @@
 // (rtnetlink acts on the caller's namespace). Prints JSON lines.
 //
 //   discover [SKIP...]   the paths discoverPaths(SKIP) finds
+//   discover6 [SKIP...]  the IPv6 paths discoverPaths(SKIP, 6) finds
 //   state IFACE          interfaceState(IFACE) (null when there is none)
 //   monitor              {"ready":true}, then one line per event; on SIGUSR2 closes the monitor,
 //                        prints {"closed":true,"counters":...} and returns: nothing else keeps
@@ -16,6 +17,9 @@ const [mode, ...args] = process.argv.slice(2);
 switch (mode) {
   case 'discover':
     print(await discoverPaths(args));
+    break;
+  case 'discover6':
+    print(await discoverPaths(args, 6));
     break;
   case 'state':
     print(await interfaceState(args[0]));

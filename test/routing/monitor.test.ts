@@ -215,6 +215,34 @@ test.serial('discoverPaths: the two paths, main table first, skipping what has n
   }
 });
 
+test.serial('discoverPaths for IPv6: a global address and an IPv6 default route (a link-local gateway as router advertisements give it); ULA counts, link-local only does not', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  t.true(ready);
+  const added: string[][] = [
+    ['-6', 'addr', 'add', 'fd00:201:1::1/64', 'dev', 'up1', 'nodad'],
+    ['-6', 'route', 'add', 'default', 'via', 'fe80::1', 'dev', 'up1'],
+    ['-6', 'addr', 'add', 'fd00:201:2::1/64', 'dev', 'up2', 'nodad'],
+    ['-6', 'route', 'add', 'default', 'via', 'fd00:201:2::fe', 'dev', 'up2', 'table', '100'],
+    // a default route, but only a link-local address: no path
+    ['-6', 'route', 'add', 'default', 'via', 'fe80::2', 'dev', 'noglob', 'table', '101'],
+    // a global address, no IPv6 default route: no path
+    ['-6', 'addr', 'add', 'fd00:201:3::1/64', 'dev', 'norte', 'nodad'],
+  ];
+  try {
+    for (const a of added) await ip(...a);
+    const up1 = await link('up1');
+    const up2 = await link('up2');
+    t.deepEqual(await worker<DiscoveredPath[]>('discover6', 'tunx'), [
+      { iface: 'up1', index: up1.ifindex, gateway: 'fe80::1', address: 'fd00:201:1::1', prefixLength: 64, table: 254 },
+      { iface: 'up2', index: up2.ifindex, gateway: 'fd00:201:2::fe', address: 'fd00:201:2::1', prefixLength: 64, table: 100 },
+    ]);
+    // IPv4 discovery is not changed by them
+    t.deepEqual((await worker<DiscoveredPath[]>('discover', 'tunx')).map((p) => p.iface), ['up1', 'up2']);
+  } finally {
+    for (const a of [...added].reverse()) await ip(...a.map((w) => (w === 'add' ? 'del' : w))).catch(() => undefined);
+  }
+});
+
 test.serial('discoverPaths: next hops of a multipath route and of nexthop objects', async (t) => {
   if (!requireRootOrSkip(t)) return;
   t.true(ready);
