@@ -22,7 +22,7 @@ import { MptcpStack, type MptcpStackOptions } from '../mptcp/stack.js';
 import type { MptcpConnection } from '../mptcp/connection.js';
 
 export const RELAY_COUNTER_NAMES = [
-  'flowsRequested', 'flowsEstablished', 'flowsFallback', 'flowsRefused', 'flowsTimedOut', 'flowsNoPath', 'flowsPendingFull',
+  'flowsRequested', 'flowsEstablished', 'flowsFallback', 'flowsRefused', 'flowsTimedOut', 'flowsNoPath', 'flowsNoPathOfFamily', 'flowsPendingFull',
   'flowsClosed', 'flowsResetByApp', 'flowsResetUpstream', 'bytesToUpstream', 'bytesToHost', 'synRetransmitsWhilePending',
   'packetsToUpstream', 'packetsToHost', 'synFromPathAddress',
 ] as const;
@@ -239,8 +239,15 @@ export class Relay {
       this.counters.increment('flowsNoPath');
       return false;
     }
+    // a subflow joins two addresses of one family: only the paths of the destination's
+    // family can carry this flow; with none up, the app's SYN is refused
+    const family = live.filter((x) => x.p.address.length === req.local.addr.length);
+    if (family.length === 0) {
+      this.counters.increment('flowsNoPathOfFamily');
+      return false;
+    }
     // the first subflow from a live path, a non-backup one when there is one
-    const first = live.find((x) => !x.p.backup) ?? live[0]!;
+    const first = family.find((x) => !x.p.backup) ?? family[0]!;
     const order = [first.i, ...this.paths.map((_, i) => i).filter((i) => i !== first.i)];
     const upstream = this.upstream.connect(
       this.now,

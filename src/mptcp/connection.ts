@@ -14,7 +14,7 @@ import type { TcpRepr } from '../tcp/segment.js';
 import { TCP_FLAG_SYN, TCP_FLAG_ACK, TCP_FLAG_RST } from '../tcp/segment.js';
 import { ChunkQueue, SendBuffer, CHUNK_QUEUE_COUNTER_NAMES, type ChunkQueueCounter } from '../tcp/sendbuf.js';
 import { Reassembler, REASSEMBLY_COUNTER_NAMES, type ReassemblyCounter } from '../tcp/reassembly.js';
-import { dsnAdd, dsnDiff, expandDsn, MappingTable, type Mapping } from './mapping.js';
+import { dsnAdd, dsnDiff, expandDsn, expandOffset, offsetLow32, MappingTable, type Mapping } from './mapping.js';
 import { createScheduler, type Scheduler } from './scheduler.js';
 import { LiaGroup, LIA_COUNTER_NAMES, type LiaCounterName } from './lia.js';
 import {
@@ -95,6 +95,13 @@ export interface MptcpConfig {
   congestionControl: 'lia' | 'cubic';
   /** Ask for DSS checksums (RFC 8684 §3.3.1; the A flag). Used anyway when the peer asks. */
   checksum: boolean;
+  /**
+   * Tests only (both ends must agree, 0 otherwise): every subflow starts as if it had already
+   * carried this many bytes each way, so that a simulated transfer crosses the 2^32 wrap of the
+   * relative subflow sequence number (RFC 8684 §3.3) without moving 4 GB. The relative subflow
+   * sequence number on the wire is then (bytes since the SYN + this) mod 2^32.
+   */
+  subflowOffsetBase: number;
 }
 
 export const DEFAULT_MPTCP_CONFIG: MptcpConfig = {
@@ -106,6 +113,7 @@ export const DEFAULT_MPTCP_CONFIG: MptcpConfig = {
   scheduler: 'lowest-rtt',
   congestionControl: 'lia',
   checksum: false,
+  subflowOffsetBase: 0,
 };
 
 /** The TCP congestion controller a subflow is created with, for an MPTCP congestion control. */
@@ -246,6 +254,9 @@ export class MptcpConnection {
   /** Attaches a TCP connection as a subflow and installs the MPTCP hooks on it. */
   attach(tcp: TcpConnection, initial: boolean, localId: number, remoteKeyFromSyn?: bigint): Subflow {
     const sf = new Subflow(this, tcp, this.nextSubflowId++, initial, localId);
+    const base = this.config.subflowOffsetBase;
+    sf.writeOffset = base;
+    sf.readOffset = base;
     this.subflows.push(sf);
     this.counters.increment('SubflowsOpened');
     if (!initial) sf.localNonce = this.host.random32();
@@ -257,8 +268,9 @@ export class MptcpConnection {
       // the initiator's first data segment carries MP_CAPABLE with the data-level length: one
       // segment, never a TSO super-segment whose copies would each repeat it
       if (initial && this.isInitiator && !this.fullyEstablished && offset === 0) return tcp.mss;
-      const m = sf.tx.find(offset);
-      return m ? m.ssn + m.len - offset : Infinity;
+      // the TCP's offset counts from its SYN; ours from the (test) base
+      const m = sf.tx.find(base + offset);
+      return m ? m.ssn + m.len - (base + offset) : Infinity;
     };
     tcp.windowLimit = () => this.connectionWindow();
     // RFC 8684 §3.3: a DSS with an 8-octet DATA_ACK and an 8-octet mapping is 26 octets (28 with
@@ -312,7 +324,7 @@ export class MptcpConnection {
         // stream starts in the data sequence space; sent once
         if (this.infiniteMapping && !syn) {
           const im = this.infiniteMapping;
-          if (put({ type: 'dss', dataFin: false, mapping: { dsn: im.dsn, dsn8: true, subflowSeq: im.ssn, dataLen: 0 } })) {
+          if (put({ type: 'dss', dataFin: false, mapping: { dsn: im.dsn, dsn8: true, subflowSeq: offsetLow32(im.ssn), dataLen: 0 } })) {
             this.infiniteMapping = null;
             this.counters.increment('InfiniteMapTx');
           }
@@ -327,7 +339,7 @@ export class MptcpConnection {
         if (!sf.mpcAckSent || firstData) {
           sf.mpcAckSent = true;
           this.counters.increment('MPCapableACKTX');
-          const m = firstData ? sf.tx.find(0) : undefined;
+          const m = firstData ? sf.tx.find(this.config.subflowOffsetBase) : undefined;
           const opt: MptcpOption = { type: 'mp_capable', version: MPTCP_VERSION, flags: this.capableFlags(), senderKey: this.localKey, receiverKey: this.remoteKey };
           if (m) opt.dataLen = m.len;
           if (m && this.checksum) opt.checksum = m.csum ?? 0;
@@ -379,7 +391,8 @@ export class MptcpConnection {
     }
     const dss: Dss = { type: 'dss', dataAck: this.rcvNxt, dataAck8: true, dataFin };
     if (mapping) {
-      dss.mapping = { dsn: mapping.dsn, dsn8: true, subflowSeq: mapping.ssn, dataLen: mapping.len };
+      // RFC 8684 §3.3: the relative subflow sequence number is 32 bits: it wraps as the TCP one does
+      dss.mapping = { dsn: mapping.dsn, dsn8: true, subflowSeq: offsetLow32(mapping.ssn), dataLen: mapping.len };
       if (this.checksum) dss.mapping.checksum = mapping.csum ?? 0;
     }
     put(dss);
@@ -455,8 +468,12 @@ export class MptcpConnection {
     this.isInitiator = true;
   }
 
+  /**
+   * The stream offset of sequence number `seq` on our side of `sf`: 32 bits from the TCP, expanded
+   * against what was written (a segment sent is at most a window behind it).
+   */
   private streamOffset(sf: Subflow, seq: number): number {
-    return (seq - sf.tcp.initialSendSeq - 1) >>> 0;
+    return expandOffset((seq - sf.tcp.initialSendSeq - 1 + this.config.subflowOffsetBase) >>> 0, sf.writeOffset);
   }
 
   private allMappedDataOut(): boolean {
@@ -628,8 +645,9 @@ export class MptcpConnection {
   /** Set when the peer announced an address: the path manager looks. */
   addrAnnounced = false;
 
+  /** The stream offset of received sequence number `seq` on `sf`, expanded against what was read. */
   private recvOffset(sf: Subflow, seq: number): number {
-    return (seq - sf.tcp.initialRecvSeq - 1) >>> 0;
+    return expandOffset((seq - sf.tcp.initialRecvSeq - 1 + this.config.subflowOffsetBase) >>> 0, sf.readOffset);
   }
 
   private handleDss(sf: Subflow, opt: Dss, seg: TcpRepr): void {
@@ -654,11 +672,14 @@ export class MptcpConnection {
         len -= 1;
       }
       if (m.subflowSeq === 0 && m.dataLen === 1 && opt.dataFin) return;
-      const verdict = this.checkMapping(sf, m.subflowSeq, dsn, m.dataLen);
+      // the 32-bit relative subflow sequence number, expanded against what the subflow has
+      // delivered: a mapping is never more than a window away from it
+      const ssn = expandOffset((m.subflowSeq - 1) >>> 0, sf.readOffset);
+      const verdict = this.checkMapping(sf, ssn, dsn, m.dataLen);
       this.mappingVerdicts.increment(verdict);
       switch (verdict) {
         case 'ok':
-          if (len > 0) sf.rx.add({ ssn: m.subflowSeq - 1, dsn, len, ...(m.checksum !== undefined && !opt.dataFin ? { csum: m.checksum } : {}) });
+          if (len > 0) sf.rx.add({ ssn, dsn, len, ...(m.checksum !== undefined && !opt.dataFin ? { csum: m.checksum } : {}) });
           return;
         case 'duplicate':
         case 'old':
@@ -667,7 +688,7 @@ export class MptcpConnection {
           // RFC 8684 §3.7: an infinite mapping (data-level length 0): from here on the subflow's
           // bytes map one to one onto the data sequence space, with no further DSS
           this.counters.increment('InfiniteMapRx');
-          sf.rx.add({ ssn: m.subflowSeq - 1, dsn, len: Number.MAX_SAFE_INTEGER - m.subflowSeq });
+          sf.rx.add({ ssn, dsn, len: Number.MAX_SAFE_INTEGER - ssn - 1 });
           return;
         case 'conflict':
           // RFC 8684 §3.3.1: a mapping that disagrees with one already in force for the same
@@ -685,9 +706,9 @@ export class MptcpConnection {
   /** Why a received mapping is taken or not (counted per reason). */
   readonly mappingVerdicts = new CounterSet(MAPPING_VERDICTS);
 
-  private checkMapping(sf: Subflow, subflowSeq: number, dsn: bigint, dataLen: number): MappingVerdict {
+  /** `ssn`: the mapping's first byte as a stream offset (expanded). */
+  private checkMapping(sf: Subflow, ssn: number, dsn: bigint, dataLen: number): MappingVerdict {
     if (dataLen === 0) return 'infinite';
-    const ssn = subflowSeq - 1;
     // wholly below what the subflow has delivered: a retransmitted DSS
     if (ssn + dataLen <= sf.readOffset) return 'old';
     const existing = sf.rx.find(ssn);
@@ -791,6 +812,7 @@ export class MptcpConnection {
     this.receive();
     if (this.fallback && this.sendBuf.length > 0) this.drainAfterFallback();
     if (!this.fallback) {
+      this.pruneSent();
       this.detectFailures(now);
       this.dataAckTimer(now);
       this.schedule();
@@ -810,6 +832,10 @@ export class MptcpConnection {
             this.host.touch(sf.tcp);
             const rto = Math.max(sf.tcp.rtt.rto, 200);
             this.dataFinDeadline = now + rto * 2 ** Math.min(this.dataFinTries++, 6);
+          } else {
+            // no subflow to carry it: no deadline (a past one would fire at every poll); the
+            // DATA_FIN goes at the first tick that finds a usable subflow
+            this.dataFinDeadline = null;
           }
         }
       }
@@ -821,6 +847,7 @@ export class MptcpConnection {
 
   /** The connection's own deadline (the DATA_FIN retransmission), or null. */
   pollTimeout(): Instant | null {
+    if (this.fallback) return null;
     const fin = this.dataFinSeq !== null && !this.dataFinAcked && !this.closedEmitted ? this.dataFinDeadline : null;
     const rtx = this.closedEmitted ? null : this.dataRtxAt;
     if (fin === null) return rtx;
@@ -861,6 +888,10 @@ export class MptcpConnection {
         this.counters.increment('SubflowsClosed');
         this.events.push({ type: 'subflow', subflow: sf, change: 'closed' });
         this.reinjectFrom(sf);
+        // its mappings served the reinjection: nothing reads them now
+        sf.tx.clear();
+        sf.rx.clear();
+        sf.held = null;
       }
       if (this.subflows.every((s) => s.closed) && !this.closedEmitted) {
         this.closedEmitted = true;
@@ -935,6 +966,11 @@ export class MptcpConnection {
     }
     this.fallback = true;
     this.counters.increment('FallbackLate');
+    // the connection-level timers are over: the one subflow is plain TCP with its own
+    this.dataRtxAt = null;
+    this.dataFinDeadline = null;
+    // a DATA_FIN that was due becomes the subflow's FIN once the buffer is through (drainAfterFallback)
+    if (this.userShutdown && this.sendBuf.length === 0) sf.tcp.shutdown();
     const handed = dsnDiff(this.sndNxt, this.sndUna);
     if (handed > 0) this.sendBuf.ack(Math.min(handed, this.sendBuf.length));
     this.sndUna = this.sndNxt;
@@ -1081,6 +1117,19 @@ export class MptcpConnection {
         this.sndNxt = dsnAdd(this.sndNxt, n);
       }
       this.host.touch(sf.tcp);
+    }
+  }
+
+  /**
+   * Forgets the send mappings no longer needed: acknowledged by the subflow (TCP will not send
+   * their bytes again, so no DSS names them) and by the connection (DATA_ACK: nothing to
+   * reinject from them). The tables stay as large as the data in flight, not the data sent.
+   */
+  private pruneSent(): void {
+    for (const sf of this.subflows) {
+      if (sf.closed || sf.tx.size === 0) continue;
+      const acked = sf.writeOffset - sf.tcp.unacknowledged;
+      sf.tx.prune(acked, (m) => dsnDiff(dsnAdd(m.dsn, m.len), this.sndUna) > 0);
     }
   }
 

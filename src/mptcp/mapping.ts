@@ -30,6 +30,27 @@ export function dsnDiff(a: bigint, b: bigint): number {
   return Number(d);
 }
 
+/**
+ * Subflow stream offsets (bytes since the SYN) are kept as plain numbers that never wrap (exact
+ * up to 2^53 bytes, 9 PB). On the wire they are 32 bits: RFC 8684 §3.3: "The subflow sequence
+ * number ... is the relative subflow sequence number ... 4 octets" and a TCP sequence number is
+ * 32 bits; both wrap after 2^32 bytes. These two helpers convert, wrap-aware (CONVENTIONS.md 7).
+ */
+
+/** The 32-bit wire value of a stream offset (its low 32 bits). */
+export function offsetLow32(offset: number): number {
+  return offset >>> 0;
+}
+
+/**
+ * Expands the low 32 bits of a stream offset to the full offset closest to `near` (an offset
+ * known on the same subflow: what was read or written so far), as expandDsn does for the DSN.
+ * Valid while the two are less than 2^31 apart (a window, never more).
+ */
+export function expandOffset(low32: number, near: number): number {
+  return near + ((low32 - (near >>> 0)) | 0);
+}
+
 /** A mapping: `len` bytes at subflow stream offset `ssn` (bytes since the SYN) carry DSN `dsn`. */
 export interface Mapping {
   ssn: number;
@@ -41,7 +62,8 @@ export interface Mapping {
 
 /**
  * Mappings in subflow order (ascending `ssn`, contiguous on the sending side). Lookups and
- * pruning are O(log n) / amortized O(1).
+ * pruning are O(log n) / amortized O(1). `ssn` is a full stream offset (never wraps, see
+ * expandOffset), so plain comparisons are right here.
  */
 export class MappingTable {
   private items: Mapping[] = [];
@@ -81,9 +103,12 @@ export class MappingTable {
     return undefined;
   }
 
-  /** Forgets the mappings that end at or before `ssn`. */
-  prune(ssn: number): void {
-    while (this.head < this.items.length && this.items[this.head]!.ssn + this.items[this.head]!.len <= ssn) this.head++;
+  /**
+   * Forgets the mappings that end at or before `ssn` (and, with `keep`, only while `keep` says
+   * the oldest may go).
+   */
+  prune(ssn: number, keep?: (m: Mapping) => boolean): void {
+    while (this.head < this.items.length && this.items[this.head]!.ssn + this.items[this.head]!.len <= ssn && !keep?.(this.items[this.head]!)) this.head++;
     if (this.head > 64 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
       this.head = 0;

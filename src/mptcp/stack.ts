@@ -13,7 +13,24 @@ import {
 
 export const MPTCP_STACK_COUNTER_NAMES = [
   'connectionsOpened', 'joinsOpened', 'portCollisions', 'connectionsAccepted', 'plainTcpAccepted', 'joinsAccepted', 'MPJoinNoTokenFound', 'subflowLimit',
+  // an address the peer announced (ADD_ADDR) of a family no local path has: no subflow to it
+  'addAddrOtherFamily',
+  // an MP_JOIN for a connection whose MP_CAPABLE handshake has not brought the initiator's key
+  'MPJoinNotEstablished',
 ] as const;
+
+/** True when two addresses are of one family (a subflow joins two addresses of one family). */
+function sameFamily(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length;
+}
+
+/** connect() asked for a first subflow between two address families: a caller's error. */
+export class AddressFamilyError extends Error {
+  constructor(readonly local: Uint8Array, readonly remote: Uint8Array) {
+    super(`no subflow from an IPv${local.length === 4 ? 4 : 6} address to an IPv${remote.length === 4 ? 4 : 6} one`);
+    this.name = 'AddressFamilyError';
+  }
+}
 
 export interface MptcpStackOptions extends TcpStackOptions {
   mptcp?: Partial<MptcpConfig>;
@@ -31,6 +48,8 @@ interface PathState {
   remote: Endpoint;
   /** Pairs opened: `${local index}` for the peer's primary address, `${local}/${remote id}` for announced ones. */
   opened: Set<number | string>;
+  /** Announced address ids ignored (and counted once) for want of a local path of their family. */
+  otherFamily: Set<number>;
   backup: Set<number>;
   removed: Set<number>;
   fullmesh: boolean;
@@ -102,6 +121,7 @@ export class MptcpStack {
    * manager adds one subflow from each other local path (MP_JOIN).
    */
   connect(now: Instant, localAddrs: Buffer[], remote: Endpoint, options: ConnectOptions = {}): MptcpConnection {
+    if (!sameFamily(localAddrs[0]!, remote.addr)) throw new AddressFamilyError(localAddrs[0]!, remote.addr);
     const conn = new MptcpConnection(this.host, this.randomKey(), this.options.mptcp ?? {});
     conn.markInitiator();
     const tcp = this.openSubflow(now, localAddrs[0]!, remote);
@@ -110,7 +130,7 @@ export class MptcpStack {
     this.connections.add(conn);
     const backup = new Set(options.backup ?? []);
     this.paths.set(conn, {
-      localAddrs, remote, opened: new Set([0]), backup, removed: new Set((options.down ?? []).filter((i) => i !== 0)), fullmesh: options.fullmesh ?? false, maxSubflows: options.maxSubflows ?? 8,
+      localAddrs, remote, opened: new Set([0]), otherFamily: new Set(), backup, removed: new Set((options.down ?? []).filter((i) => i !== 0)), fullmesh: options.fullmesh ?? false, maxSubflows: options.maxSubflows ?? 8,
     });
     // the first path as a backup: said with MP_PRIO once the connection is up
     if (backup.has(0)) conn.setBackup(0, true);
@@ -138,6 +158,15 @@ export class MptcpStack {
         const conn = this.byToken.get(join.receiverToken);
         if (!conn || conn.fallback) {
           this.counters.increment('MPJoinNoTokenFound');
+          return false;
+        }
+        // RFC 8684 §3.2: "If the token is unknown or the host wants to refuse subflow
+        // establishment ..., the receiver will send back a reset (RST) signal". Until the third
+        // ACK of the MP_CAPABLE handshake the listener has no key of the initiator and can
+        // compute no HMAC for the join: refused (the initiator joins only once it saw a DSS
+        // from us, which we send only with its key, so only a stray or crafted SYN comes here)
+        if (conn.remoteKey === null) {
+          this.counters.increment('MPJoinNotEstablished');
           return false;
         }
         this.counters.increment('joinsAccepted');
@@ -206,6 +235,13 @@ export class MptcpStack {
     const p = this.paths.get(conn);
     if (!p || conn.fallback || !conn.fullyEstablished || conn.remoteKey === null) return;
     const live = () => conn.subflows.filter((s) => !s.closed).length;
+    if (p.fullmesh) {
+      for (const [id, a] of conn.remoteAddresses) {
+        if (p.otherFamily.has(id) || p.localAddrs.some((l) => sameFamily(l, a.addr))) continue;
+        p.otherFamily.add(id);
+        this.counters.increment('addAddrOtherFamily');
+      }
+    }
     for (let i = 0; i < p.localAddrs.length; i++) {
       if (p.removed.has(i)) continue;
       const targets: Array<{ key: number | string; remote: Endpoint }> = [{ key: i, remote: p.remote }];
@@ -216,7 +252,8 @@ export class MptcpStack {
         }
       }
       for (const target of targets) {
-        if (p.opened.has(target.key)) continue;
+        // a subflow joins two addresses of one family: the others are no pair
+        if (p.opened.has(target.key) || !sameFamily(p.localAddrs[i]!, target.remote.addr)) continue;
         if (live() >= p.maxSubflows) {
           this.counters.increment('subflowLimit');
           return;

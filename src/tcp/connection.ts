@@ -16,6 +16,7 @@ import { CounterSet } from '../ip/counters.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax } from './seq.js';
 import { TcpTimer, TimerTable } from './timers.js';
 import type { TcpOptions, TcpRepr } from './segment.js';
+import { TCP_MAX_OPTIONS_LEN, TCP_OPTLEN_SACK_ALIGNED_BASE, TCP_OPTLEN_TIMESTAMPS_ALIGNED, type SackBlock } from './options.js';
 import { TCP_FLAG_ACK, TCP_FLAG_FIN, TCP_FLAG_PSH, TCP_FLAG_RST, TCP_FLAG_SYN, TCP_FLAG_URG } from './segment.js';
 import { ChunkQueue, SendBuffer, CHUNK_QUEUE_COUNTER_NAMES, type ChunkQueueCounter } from './sendbuf.js';
 import { Reassembler, REASSEMBLY_COUNTER_NAMES, type ReassemblyCounter } from './reassembly.js';
@@ -160,6 +161,8 @@ const DUP_THRESH = 3;
 const CHALLENGE_ACK_LIMIT = 1000;
 const MAX_SACK_BLOCKS_WITH_TS = 3;
 const MAX_SACK_BLOCKS = 4;
+/** RFC 2018 §3: each SACK block is two 32-bit sequence numbers. */
+const TCP_OPTLEN_SACK_BLOCK = 8;
 
 export interface Endpoint {
   /** 4 or 16 bytes */
@@ -1147,7 +1150,29 @@ export class TcpConnection {
     return (Math.floor(now) + this.tsOffset) >>> 0;
   }
 
-  private baseOptions(now: Instant, syn: boolean): TcpOptions {
+  /**
+   * The SACK blocks to report (a D-SACK first), at most `max`: RFC 2018 §4 "the first SACK
+   * block ... MUST specify the contiguous block of data containing the segment which triggered
+   * this ACK"; the reassembler lists the most recent first.
+   */
+  private sackBlocksToSend(max: number): SackBlock[] {
+    const blocks = this.dsack && max > 0 ? [this.dsack] : [];
+    if (this.reasm.bytesQueued > 0 && blocks.length < max) for (const b of this.reasm.sackBlocks(max - blocks.length)) blocks.push(b);
+    return blocks;
+  }
+
+  /**
+   * How many SACK blocks a data segment may carry: RFC 9293 §3.7.1, the payload and all the
+   * options fit the MSS the peer announced. Of the 40 bytes of options, the timestamps and what
+   * MPTCP reserves for its own (`optionReserve`) come first; SACK blocks take what is left
+   * (RFC 2018 §3: 2 + 8 per block, aligned to 4 with two NOPs).
+   */
+  private dataSackBlocks(): number {
+    const left = TCP_MAX_OPTIONS_LEN - (this.tsOk ? TCP_OPTLEN_TIMESTAMPS_ALIGNED : 0) - this.optionReserve - TCP_OPTLEN_SACK_ALIGNED_BASE;
+    return Math.max(0, Math.min(this.tsOk ? MAX_SACK_BLOCKS_WITH_TS : MAX_SACK_BLOCKS, Math.floor(left / TCP_OPTLEN_SACK_BLOCK)));
+  }
+
+  private baseOptions(now: Instant, syn: boolean, sack?: SackBlock[]): TcpOptions {
     const opts: TcpOptions = {};
     if (syn) {
       opts.mss = this.config.mss;
@@ -1162,15 +1187,13 @@ export class TcpConnection {
     }
     if (this.tsOk) opts.timestamps = { tsVal: this.tsNow(now), tsEcr: this.tsRecent };
     if (this.sackOk) {
-      const max = this.tsOk ? MAX_SACK_BLOCKS_WITH_TS : MAX_SACK_BLOCKS;
-      const blocks = this.dsack ? [this.dsack] : [];
-      if (this.reasm.bytesQueued > 0) for (const b of this.reasm.sackBlocks(max - blocks.length)) blocks.push(b);
+      const blocks = sack ?? this.sackBlocksToSend(this.tsOk ? MAX_SACK_BLOCKS_WITH_TS : MAX_SACK_BLOCKS);
       if (blocks.length > 0) opts.sackBlocks = blocks;
     }
     return opts;
   }
 
-  private segment(now: Instant, seq: number, flags: number, payload: Buffer, syn: boolean): OutSegment {
+  private segment(now: Instant, seq: number, flags: number, payload: Buffer, syn: boolean, sack?: SackBlock[]): OutSegment {
     const wnd = this.windowToAnnounce();
     // RFC 7323 §2.2: the window in a SYN is never scaled
     const raw = syn ? Math.min(wnd, MAX_WINDOW_UNSCALED) : Math.min(wnd >>> this.rcvWscale, MAX_WINDOW_UNSCALED);
@@ -1188,7 +1211,7 @@ export class TcpConnection {
       flags,
       window: raw,
       urgent: 0,
-      options: this.baseOptions(now, syn),
+      options: this.baseOptions(now, syn, sack),
       payload,
       gsoSize: 0,
     };
@@ -1392,6 +1415,12 @@ export class TcpConnection {
     const off = seqDiff(seq, bufStart);
     if (off < 0 || off >= this.sendBuf.length) return null;
     len = Math.min(len, this.sendBuf.length - off);
+    // the SACK blocks this segment carries take room from its payload (RFC 9293 §3.7.1: the
+    // MSS counts the data, not the options; the MSS here counts the timestamps and MPTCP's
+    // reserve already): a segment with them is one segment, never a super-segment
+    const sack = this.sackOk ? this.sackBlocksToSend(this.dataSackBlocks()) : undefined;
+    const segMss = sack && sack.length > 0 ? this.sendMss - TCP_OPTLEN_SACK_ALIGNED_BASE - TCP_OPTLEN_SACK_BLOCK * sack.length : this.sendMss;
+    if (segMss < this.sendMss) len = Math.min(len, segMss);
     if (this.segmentLimit) len = Math.min(len, Math.max(1, this.segmentLimit(this.sentOffsetBase + off)));
     const payload = this.sendBuf.peek(off, len);
     const end = seqAdd(seq, len);
@@ -1419,7 +1448,7 @@ export class TcpConnection {
     // RFC 8985 §7.2: the PTO is (re)started whenever new data goes out
     if (!retransmit) this.armTlp(now);
     const pushed = seqDiff(end, bufStart) === this.sendBuf.length;
-    const seg = this.segment(now, seq, TCP_FLAG_ACK | (pushed ? TCP_FLAG_PSH : 0), payload, false);
+    const seg = this.segment(now, seq, TCP_FLAG_ACK | (pushed ? TCP_FLAG_PSH : 0), payload, false, sack);
     if (len > this.sendMss) seg.gsoSize = this.sendMss;
     return seg;
   }

@@ -51,6 +51,11 @@ export interface TcpStackOptions {
   synBacklog?: number;
   /** RFC 6528 secret; give a random one in production, a fixed one in the simulator. */
   isnSecret?: Buffer;
+  /**
+   * Tests only: the initial sequence number of each connection instead of RFC 6528's (e.g. near
+   * 2^32, so that the sequence numbers wrap early in a run). Null: RFC 6528.
+   */
+  initialSequence?: ((local: Endpoint, remote: Endpoint) => number) | null;
   ttl?: number;
   /** Whether segments are checksummed in full or left partial for the device (vnet_hdr offload). */
   checksumOffload?: boolean;
@@ -93,6 +98,7 @@ export class TcpStack implements SansIoNode {
       tcp: options.tcp ?? {},
       synBacklog: options.synBacklog ?? 1024,
       isnSecret: options.isnSecret ?? Buffer.alloc(16),
+      initialSequence: options.initialSequence ?? null,
       ttl: options.ttl ?? 64,
       checksumOffload: options.checksumOffload ?? false,
       trustChecksums: options.trustChecksums ?? false,
@@ -145,6 +151,7 @@ export class TcpStack implements SansIoNode {
 
   /** RFC 6528: ISN = M + F(localip, localport, remoteip, remoteport, secretkey), M a 4 µs clock. */
   private isn(now: Instant, local: Endpoint, remote: Endpoint): number {
+    if (this.opts.initialSequence) return this.opts.initialSequence(local, remote) >>> 0;
     const h = createHash('sha256').update(this.opts.isnSecret).update(local.addr).update(remote.addr);
     const ports = Buffer.alloc(4);
     ports.writeUInt16BE(local.port, 0);

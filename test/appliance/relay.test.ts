@@ -188,3 +188,24 @@ test('an MPTCP destination: the MP_CAPABLE SYN/ACK completes the upstream handsh
   t.is(r.counters.get('flowsEstablished'), 1);
   t.is(r.counters.get('flowsFallback'), 0);
 });
+
+// Fuzz finding: an IPv6 SYN from the host with IPv4 paths only opened an upstream subflow from
+// an IPv4 path to the IPv6 destination, whose every segment threw when emitted, at every later
+// poll. Now the relay opens upstream only from a path of the destination's family; with none,
+// the app's SYN is refused with a RST at once and counted.
+test('an IPv6 SYN with IPv4 paths only: a RST at once, counted, nothing upstream, and the relay goes on', (t) => {
+  const r = relay();
+  const app6 = parseIpAddress('fd00:1::1').bytes;
+  const dst6 = parseIpAddress('2001:db8::10').bytes;
+  const syn6 = craftSegment(app6, dst6, { srcPort: APP_PORT, dstPort: 80, seq: APP_ISN, flags: TCP_FLAG_SYN, options: { mss: 1440 } as TcpRepr['options'] });
+  const out = feed(r, 0, syn6);
+  t.is(upstream(out).length, 0, 'nothing upstream');
+  const rst = out.filter((s) => s.dst === 'fd00:1::1');
+  t.is(rst.length, 1);
+  t.true((rst[0]!.tcp.flags & TCP_FLAG_RST) !== 0);
+  t.is(r.counters.get('flowsNoPathOfFamily'), 1);
+  t.is(r.flowCount, 0);
+  for (let now = 1; now < 5000; now += 500) t.notThrows(() => feed(r, now, null));
+  // an IPv4 flow still opens
+  t.is(upstream(feed(r, 6000, appSyn())).length, 1);
+});

@@ -15,9 +15,11 @@ import { test, useSeed, type SimContext } from '../sim/helpers.js';
 import { Forwarder, PacketSink, Simulator, type Duplex, type ForwardHook, type LinkOptions } from '../sim/index.js';
 import {
   MptcpHost, MptcpSender, MptcpSink, addr, carriesDataFin, craftSegment, dropMatching, lagDataAck, parseSegment, randomBytes, sha256,
-  stripMptcpFromSyns, type WireSegment,
+  stripMptcpFromSyns, type MptcpHostOptions, type WireSegment,
 } from './simhost.js';
-import type { MptcpConnection } from '../../src/mptcp/connection.js';
+import type { MptcpConfig, MptcpConnection } from '../../src/mptcp/connection.js';
+import type { ConnectOptions } from '../../src/mptcp/stack.js';
+import { addAddrHmac } from '../../src/mptcp/crypto.js';
 import type { TcpConfig } from '../../src/tcp/connection.js';
 import { TCP_FLAG_ACK, TCP_FLAG_RST, TCP_FLAG_SYN } from '../../src/tcp/segment.js';
 
@@ -46,6 +48,12 @@ interface Scenario {
   /** The client's local addresses for `connect`, by path index; default every path. */
   use?: number[];
   tcp?: Partial<TcpConfig>;
+  /** MPTCP configuration of both hosts. */
+  mptcp?: Partial<MptcpConfig>;
+  /** The client's path manager options (fullmesh ...). */
+  connect?: ConnectOptions;
+  /** Initial sequence numbers of both hosts instead of RFC 6528's. */
+  initialSequence?: MptcpHostOptions['initialSequence'];
   maxTime?: number;
   /** Acts on the world during the run (a link going down, a crafted segment ...). */
   during?: (w: World) => void;
@@ -76,13 +84,13 @@ interface Result extends World {
 }
 
 function run(sc: Scenario): Result {
-  const sim = new Simulator({ seed: sc.seed });
+  const sim = new Simulator({ seed: sc.seed, checkDeadlines: true });
   const n = sc.paths.length;
   const clientAddrs = A.slice(0, n).map(addr);
-  const client = sim.addNode(new MptcpHost({ seed: sc.seed * 2 + 1, addrs: clientAddrs, route: 'source', tcp: sc.tcp ?? {} }), 'client');
+  const client = sim.addNode(new MptcpHost({ seed: sc.seed * 2 + 1, addrs: clientAddrs, route: 'source', tcp: sc.tcp ?? {}, mptcp: sc.mptcp ?? {}, ...(sc.initialSequence ? { initialSequence: sc.initialSequence } : {}) }), 'client');
   const routes = new Map([...A.slice(0, n).map((a, i) => [a, i] as const), [PROBE, n] as const]);
   const serverAddrs = [S1, S2, S2, S2].slice(0, n + 1).map(addr);
-  const server = sim.addNode(new MptcpHost({ seed: sc.seed * 2 + 2, addrs: serverAddrs, route: routes, tcp: sc.tcp ?? {} }), 'server');
+  const server = sim.addNode(new MptcpHost({ seed: sc.seed * 2 + 2, addrs: serverAddrs, route: routes, tcp: sc.tcp ?? {}, mptcp: sc.mptcp ?? {}, ...(sc.initialSequence ? { initialSequence: sc.initialSequence } : {}) }), 'server');
   const links: Duplex[] = [];
   sc.paths.forEach((p, i) => {
     if (p.middlebox) {
@@ -123,7 +131,7 @@ function run(sc: Scenario): Result {
   });
   sim.at(0, (now) => {
     const local = (sc.use ?? sc.paths.map((_, i) => i)).map((i) => clientAddrs[i]!);
-    conn = client.connect(now, local, { addr: addr(S1), port: PORT });
+    conn = client.connect(now, local, { addr: addr(S1), port: PORT }, sc.connect ?? {});
     client.tick(now);
   });
   const world: World = { sim, client, server, links, probe, probeIface: n, conn: () => conn };
@@ -670,4 +678,141 @@ test('the stacks\' process-wide totals keep the counters of connections that clo
   // read mid-transfer (an open connection, open subflows): below the end, never above
   t.not(during, null, 'read during the transfer');
   t.true(during!.mptcp.MPCapableSYNTX === 1 && tcpDuring > 0 && tcpDuring <= sent, `mid-transfer ${tcpDuring} of ${sent} bytes`);
+});
+
+// RFC 8684 §3.3: "Subflow Sequence Number (4 octets)" — the relative subflow sequence number of
+// a mapping is 32 bits, and so is TCP's: both wrap after a subflow has carried 2^32 bytes, while
+// the data sequence number is 64 bits.
+//
+// Regression (found with a 12 GB upload through `mptun up`, fixed): the sending side found a
+// segment's mapping by its offset taken modulo 2^32 from the TCP sequence number, against a
+// table of offsets that kept counting past 2^32 (and was never pruned): past the wrap it found an
+// old mapping or none, the receiver took the mapping as 'old' and the data as unmapped, and the
+// connection stalled for good while the subflows went on. The receiving side compared the
+// 32-bit relative sequence number with its 64-bit read offset. Now both sides expand the 32
+// bits against the offset they know (mapping.ts expandOffset), and the send mappings are
+// forgotten once acknowledged at both levels.
+//
+// The subflows start as if each had already carried 2^32 - 768 KiB each way
+// (MptcpConfig.subflowOffsetBase, both ends), and the TCP sequence numbers start 4 KiB below
+// 2^32, so that the run crosses both wraps with a few MB instead of 4 GB.
+test('wrap: every subflow crosses 2^32 bytes (relative subflow sequence and TCP sequence) both ways, every byte arrives, mapping tables stay small', (t) => {
+  const seed = useSeed(t, 21);
+  const base = 2 ** 32 - 768 * 1024;
+  const maxSize = { tx: 0, rx: 0 };
+  let mappings = 0;
+  // every send mapping seen in a table at a sample: fewer than were made
+  const seen = new Set<object>();
+  const sample = (w: World) => {
+    for (const conn of [w.conn(), ...w.server.stack.connections]) {
+      for (const sf of conn?.subflows ?? []) {
+        for (const m of sf.tx.all()) seen.add(m);
+        maxSize.tx = Math.max(maxSize.tx, sf.tx.size);
+        maxSize.rx = Math.max(maxSize.rx, sf.rx.size);
+      }
+    }
+  };
+  const r = run({
+    seed, upload: 8 << 20, download: 8 << 20, tcp: WIDE, paths: [{ up: FAST }, { up: SLOW }],
+    mptcp: { subflowOffsetBase: base, mappingSize: 16 * 1024 },
+    initialSequence: (local) => 0xffffffff - 4096 + (local.port % 256),
+    during: (w) => {
+      for (let at = 50; at < 5000; at += 50) w.sim.at(at, () => sample(w));
+    },
+  });
+  assertDelivered(t, r);
+  const c = clientConn(r);
+  const s = serverConn(r);
+  for (const conn of [c, s]) {
+    t.like(conn.counters.snapshot(), { UnmappedData: 0, DSSNotMatching: 0 });
+    t.is(conn.mappingVerdicts.get('conflict'), 0);
+    t.is(conn.subflows.length, 2);
+    for (const sf of conn.subflows) {
+      t.true(sf.writeOffset > 2 ** 32 && sf.readOffset > 2 ** 32, `subflow ${sf.id} wrote up to ${sf.writeOffset - base} and read up to ${sf.readOffset - base} bytes past the base, crossing 2^32`);
+      mappings += sf.tx.size;
+    }
+  }
+  // the tables hold the mappings in flight (a congestion window's worth), not every one made
+  t.true(maxSize.tx > 0 && seen.size >= 4 * maxSize.tx, `at most ${maxSize.tx} send mappings held at once, of ${seen.size} or more made`);
+  t.true(maxSize.rx <= maxSize.tx, `at most ${maxSize.rx} receive mappings held at once`);
+  t.true(mappings <= 8, `${mappings} send mappings left at the end`);
+});
+
+/**
+ * A middlebox hook (server to client) that turns the first pure ACK the server sends once
+ * `armed()` says so into one that carries only an ADD_ADDR of `address` (id `id`), with the
+ * HMAC the server's keys give (RFC 8684 §3.4.1): the server announcing an address.
+ */
+function announceAddress(world: () => World | null, address: Buffer, id: number): ForwardHook & { sent: number } {
+  const hook = (_now: number, from: number, packet: Buffer): Buffer => {
+    const w = world();
+    const s = w ? [...w.server.stack.connections][0] : undefined;
+    if (from !== 1 || hook.sent > 0 || !s || s.remoteKey === null || !s.fullyEstablished) return packet;
+    const seg = parseSegment(packet);
+    if (!seg || seg.tcp.payload.length > 0 || (seg.tcp.flags & (TCP_FLAG_SYN | TCP_FLAG_RST)) !== 0) return packet;
+    hook.sent++;
+    const hmac = addAddrHmac(s.localKey, s.remoteKey, id, address);
+    return craftSegment(addr(seg.src), addr(seg.dst), { ...seg.tcp }, [{ type: 'add_addr', echo: false, addressId: id, address, hmac }]);
+  };
+  hook.sent = 0;
+  return hook;
+}
+
+// Fuzz finding: a subflow opened between address families. Under fullmesh the path manager
+// opened a subflow from every local path to every address the peer announced: an IPv6 address
+// announced to a client whose paths are IPv4 made an IPv4-to-IPv6 subflow whose every segment
+// threw when emitted, at every later poll. Now an announced address of a family that no local
+// path has is ignored and counted (MptcpStack 'addAddrOtherFamily').
+test('fullmesh: an IPv6 address announced to a client with IPv4 paths only is ignored and counted, the transfer goes on', (t) => {
+  const seed = useSeed(t, 22);
+  let world: World | null = null;
+  const announce = announceAddress(() => world, addr('fd00:9::1'), 5);
+  const r = run({
+    seed, upload: 2 << 20, tcp: WIDE, paths: [{ up: FAST, middlebox: announce }, { up: SLOW }], connect: { fullmesh: true },
+    during: (w) => {
+      world = w;
+    },
+  });
+  t.is(announce.sent, 1, 'the server announced fd00:9::1');
+  assertDelivered(t, r);
+  assertClosed(t, r);
+  const c = clientConn(r);
+  t.is(c.counters.get('AddAddr'), 1, 'the announcement was taken (its HMAC is right)');
+  t.is(r.client.stack.counters.get('addAddrOtherFamily'), 1);
+  t.true(c.info().subflows.every((s) => !s.remote.includes(':')), 'no subflow to the IPv6 address');
+});
+
+// RFC 8684 §3.2: "If the token is unknown or the host wants to refuse subflow establishment ...,
+// the receiver will send back a reset (RST) signal". Before the third ACK of the MP_CAPABLE
+// handshake the listener has no key of the initiator (v1: the SYN carries none), so it can
+// compute no HMAC for a join.
+//
+// Fuzz finding: an MP_JOIN SYN with the right token that reached the listener before that third
+// ACK was accepted, and the SYN/ACK's HMAC mixed a BigInt with the missing key: a TypeError at
+// every poll. Now such a join is refused with a RST and counted (MPJoinNotEstablished).
+test('a join that reaches the listener before the third ACK of the MP_CAPABLE handshake is refused with a RST and counted', (t) => {
+  const seed = useSeed(t, 23);
+  let injected = false;
+  const r = run({
+    // the third ACK reaches the server at 30 ms: the join comes at 15 ms, between the SYN and it
+    seed, upload: 1 << 20, paths: [{ up: { rateBps: 50e6, delayMs: 10 } }], use: [0],
+    during: (w) => w.sim.at(15, (now) => {
+      const s = [...w.server.stack.connections][0];
+      if (!s || s.remoteKey !== null) return;
+      injected = true;
+      const syn = craftSegment(addr(PROBE), addr(S1), { srcPort: 40004, dstPort: PORT, seq: 9999, flags: TCP_FLAG_SYN }, [
+        { type: 'mp_join_syn', backup: false, addressId: 6, receiverToken: s.localToken, senderNonce: 0x0a0b0c0d },
+      ]);
+      w.server.handleInput(now, w.probeIface, syn);
+    }),
+  });
+  t.true(injected, 'the join came while the listener had no key of the initiator');
+  assertDelivered(t, r);
+  assertClosed(t, r);
+  t.like(r.server.stack.counters.snapshot(), { MPJoinNotEstablished: 1, joinsAccepted: 0, connectionsAccepted: 1 });
+  const answers = probeSegments(r);
+  t.is(answers.length, 1, 'one answer');
+  t.is(answers[0]!.tcp.flags, TCP_FLAG_RST | TCP_FLAG_ACK);
+  t.is(answers[0]!.tcp.ack, 10000);
+  t.is(serverConn(r).subflows.length, 1, 'the refused join added no subflow');
 });

@@ -29,7 +29,7 @@ import {
 import { emitMptcpOptionBuffer, parseMptcpOption, type MptcpOption } from '../../src/mptcp/options.js';
 import type { TcpConfig } from '../../src/tcp/connection.js';
 import type { Endpoint } from '../../src/tcp/connection.js';
-import { MptcpStack, type MptcpStackEvent } from '../../src/mptcp/stack.js';
+import { MptcpStack, type ConnectOptions, type MptcpStackEvent } from '../../src/mptcp/stack.js';
 import type { MptcpConfig, MptcpConnection } from '../../src/mptcp/connection.js';
 import { Rng } from '../sim/rng.js';
 import type { ForwardHook } from '../sim/nodes.js';
@@ -51,6 +51,8 @@ export interface MptcpHostOptions {
   tcp?: Partial<TcpConfig>;
   mptcp?: Partial<MptcpConfig>;
   mtu?: number;
+  /** Initial sequence numbers instead of RFC 6528's (TcpStackOptions.initialSequence). */
+  initialSequence?: (local: Endpoint, remote: Endpoint) => number;
 }
 
 export interface LoggedEvent extends MptcpStackEvent {
@@ -84,6 +86,7 @@ export class MptcpHost implements SansIoNode {
       tcp: options.tcp ?? {},
       mptcp: options.mptcp ?? {},
       mtu: options.mtu ?? 1500,
+      initialSequence: options.initialSequence ?? null,
     });
   }
 
@@ -92,8 +95,8 @@ export class MptcpHost implements SansIoNode {
   }
 
   /** Opens an MPTCP connection from `local` (the first is the initial subflow's) to `remote`, at `now`. */
-  connect(now: Instant, local: Buffer[], remote: Endpoint): MptcpConnection {
-    const conn = this.stack.connect(now, local, remote);
+  connect(now: Instant, local: Buffer[], remote: Endpoint, options: ConnectOptions = {}): MptcpConnection {
+    const conn = this.stack.connect(now, local, remote, options);
     this.tick(now);
     return conn;
   }
@@ -246,12 +249,13 @@ export function stripMptcpFromSyns(fromIface: number): ForwardHook & { stripped:
   return hook;
 }
 
-/** An IPv4 + TCP packet from `src` to `dst` for `seg` (a template with overrides), checksummed: a segment crafted by hand. */
+/** An IPv4 (or IPv6, by the addresses) + TCP packet from `src` to `dst` for `seg` (a template with overrides), checksummed: a segment crafted by hand. */
 export function craftSegment(src: Buffer, dst: Buffer, seg: Partial<TcpRepr>, mptcp: MptcpOption[] = []): Buffer {
   const repr: TcpRepr = { ...newTcpRepr(), window: 65535, ...seg };
   repr.options = { ...repr.options, mptcp: mptcp.map((o) => emitMptcpOptionBuffer(o)) };
-  const buf = Buffer.alloc(tcpPacketLen(repr, 4));
-  emitIpTcp(buf, 0, { ipVersion: 4, src, dst, ttl: 64 }, repr, { checksum: 'full' });
+  const ipVersion = src.length === 16 ? 6 : 4;
+  const buf = Buffer.alloc(tcpPacketLen(repr, ipVersion));
+  emitIpTcp(buf, 0, { ipVersion, src, dst, ttl: 64 }, repr, { checksum: 'full' });
   return buf;
 }
 

@@ -14,6 +14,7 @@
 import type { Instant, SansIoNode } from '../../src/ip/sansio.js';
 import { duplex, type Duplex, type Flight, type Link, type LinkOptions, type TraceHook } from './link.js';
 import { Rng } from './rng.js';
+import { deadlineViolation } from '../helpers/invariants.js';
 
 export interface SimulatorOptions {
   /** Seed of every random draw of the run. */
@@ -27,6 +28,12 @@ export interface SimulatorOptions {
   maxEventsPerInstant?: number;
   /** Livelock guard: a node that returns more packets than this from one poll round throws. */
   maxTransmitsPerPoll?: number;
+  /**
+   * Throw when a node's deadline is at or before `now` after its timer fired and its output was
+   * drained (test/helpers/invariants.ts deadlineViolation): a deadline that neither fires work
+   * nor is cleared.
+   */
+  checkDeadlines?: boolean;
 }
 
 export interface RunOptions {
@@ -140,6 +147,7 @@ export class Simulator {
   private readonly trace: TraceHook | null;
   private readonly maxEventsPerInstant: number;
   private readonly maxTransmitsPerPoll: number;
+  private readonly checkDeadlines: boolean;
   private eventsThisInstant = 0;
   private lastEventTime: Instant = -Infinity;
 
@@ -149,6 +157,7 @@ export class Simulator {
     this.trace = options.trace ?? null;
     this.maxEventsPerInstant = options.maxEventsPerInstant ?? 1_000_000;
     this.maxTransmitsPerPoll = options.maxTransmitsPerPoll ?? 1_000_000;
+    this.checkDeadlines = options.checkDeadlines ?? false;
   }
 
   /** Current virtual time, ms. Starts at 0. */
@@ -255,6 +264,10 @@ export class Simulator {
       this.dispatch(next);
       events++;
       this.pollAll();
+      if (this.checkDeadlines && next.kind === 'timer') {
+        const v = deadlineViolation(next.entry.node, this.clock);
+        if (v) throw new Error(`${next.entry.name}: ${v} (seed ${this.seed})`);
+      }
     }
   }
 

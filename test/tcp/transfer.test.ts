@@ -4,6 +4,7 @@ import { test, useSeed, type SimContext } from '../sim/helpers.js';
 import { Simulator } from '../sim/index.js';
 import type { LinkOptions } from '../sim/index.js';
 import { TcpHost, BulkSender, Sink, addr, randomBytes, sha256 } from './harness.js';
+import { parseSegment } from '../mptcp/simhost.js';
 import type { TcpConnection } from '../../src/tcp/connection.js';
 import type { TcpConfig } from '../../src/tcp/connection.js';
 
@@ -137,4 +138,60 @@ test('receive-buffer auto-tuning opens the window on a long fat path', (t) => {
   // with the buffer stuck at 256 KiB the transfer would take 30 MiB / (256 KiB / 0.2 s) = 24 s
   const done = r.server.log.find((e) => e.event.type === 'peerClosed')!.time;
   t.true(done < 10_000, `30 MiB took ${(done / 1000).toFixed(1)} s of virtual time`);
+});
+
+// RFC 9293 §3.7.1: the MSS "does not include the TCP header and options": a segment's payload
+// and every option it carries must together fit the path MTU (with DF set, a router drops what
+// does not). RFC 2018 §3: SACK blocks take 8 octets each (+2): up to 28 octets beside timestamps.
+//
+// Fuzz finding: the payload limit counted the timestamps and MPTCP's reserve but not the SACK
+// blocks a data segment carries when the sender is also a receiver with holes to report: full
+// data segments with SACK blocks were 12-28 bytes over the MTU. Now the payload is what is left
+// of the MSS after the options the segment actually carries.
+test('both ways at once with loss: every segment, SACK blocks included, fits the 1500-byte MTU', (t) => {
+  const seed = useSeed(t, 31);
+  const mtu = 1500;
+  let largest = 0;
+  let withSack = 0;
+  const sim = new Simulator({
+    seed,
+    trace: (rec) => {
+      if (rec.event !== 'send') return;
+      largest = Math.max(largest, rec.bytes);
+      const seg = parseSegment(rec.packet);
+      if (seg && seg.tcp.payload.length > 0 && (seg.tcp.options.sackBlocks?.length ?? 0) > 0) withSack++;
+    },
+  });
+  const client = new TcpHost({ mtu });
+  const server = new TcpHost({ mtu });
+  sim.addNode(client, 'client');
+  sim.addNode(server, 'server');
+  const link: LinkOptions = { rateBps: 50e6, delayMs: 10, loss: 0.02, queueLimitBytes: 256 * 1024 };
+  sim.connect(client, 0, server, 0, link, link);
+  const up = randomBytes(2 << 20, seed);
+  const down = randomBytes(2 << 20, seed + 1);
+  let clientConn: TcpConnection | null = null;
+  let clientEnd: { sender: BulkSender; sink: Sink } | null = null;
+  let serverEnd: { sender: BulkSender; sink: Sink } | null = null;
+  server.stack.listen(() => true);
+  server.addApp((_now, host) => {
+    if (!serverEnd) for (const c of host.stack.all()) serverEnd = { sender: new BulkSender(c, down), sink: new Sink(c, false) };
+    serverEnd?.sender.pump(host);
+    serverEnd?.sink.pump(host);
+  });
+  client.addApp((_now, host) => {
+    if (clientConn && !clientEnd) clientEnd = { sender: new BulkSender(clientConn, up), sink: new Sink(clientConn, false) };
+    clientEnd?.sender.pump(host);
+    clientEnd?.sink.pump(host);
+  });
+  sim.at(0, (now) => {
+    clientConn = client.stack.connect(now, { addr: addr('10.0.0.1'), port: 40000 }, { addr: addr('10.0.0.2'), port: 80 });
+  });
+  sim.runUntilIdle({ maxTime: 120_000 });
+  const c = clientEnd as { sink: Sink } | null;
+  const s = serverEnd as { sink: Sink } | null;
+  t.is(s?.sink.digest(), sha256(up), 'the upload arrived');
+  t.is(c?.sink.digest(), sha256(down), 'the download arrived');
+  t.true(withSack > 0, `${withSack} data segments carried SACK blocks`);
+  t.true(largest <= mtu, `the largest packet was ${largest} bytes`);
 });
