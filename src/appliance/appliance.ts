@@ -17,6 +17,7 @@ import { Engine } from './engine.js';
 import { Relay } from './relay.js';
 import { MetricsServer, pathStatus, renderMetrics, statusCounters } from './metrics.js';
 import { metricsEndpoint, type ApplianceConfig } from '../cli/config.js';
+import { output } from './output.js';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 const LEVELS: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
@@ -28,8 +29,8 @@ export interface Logger {
   debug(msg: string): void;
 }
 
-/** Lines on stderr: `2026-11-25T23:40:01.123Z mptun info: ...`. */
-export function makeLogger(level: LogLevel, write: (line: string) => void = (l) => process.stderr.write(l)): Logger {
+/** Lines on stderr (a file once stderr is closed, see output.ts): `2026-11-25T23:40:01.123Z mptun info: ...`. */
+export function makeLogger(level: LogLevel, write: (line: string) => void = (l) => output.writeLog(l)): Logger {
   const at = LEVELS[level];
   const line = (l: LogLevel) => (msg: string) => {
     if (LEVELS[l] <= at) write(`${new Date().toISOString()} mptun ${l}: ${msg}\n`);

@@ -1,6 +1,7 @@
 // The `mptun` command.
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
+import { output } from '../appliance/output.js';
 
 const USAGE = `mptun — userspace Multipath TCP (RFC 8684) for Linux
 
@@ -36,6 +37,8 @@ Needs root (CAP_NET_ADMIN) for the TUN device and the routing.`;
 
 export async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  // a closed stdout or stderr (`mptun status | head -1`) is noticed, never fatal
+  output.install();
   try {
     switch (command) {
       case 'up': {

@@ -3,6 +3,8 @@ import { parseArgs } from 'node:util';
 import { Appliance, down, makeLogger, queryStatus, type PathStatus } from '../appliance/appliance.js';
 import { COUNTER_GROUP_TITLES } from '../appliance/metrics.js';
 import { ConfigError, DEFAULT_CONFIG, loadConfig, type CliFlags } from './config.js';
+import { join } from 'node:path';
+import { output } from '../appliance/output.js';
 
 const UP_OPTIONS = {
   config: { type: 'string', short: 'c' },
@@ -53,6 +55,8 @@ export async function runUp(argv: string[]): Promise<number> {
   if (values.metrics !== undefined) flags.metrics = values.metrics;
   // a bad config is refused before anything is touched
   const config = await loadConfig(flags);
+  // a closed stderr (`mptun up | head -1`): log lines go on in the state directory
+  output.setLogFile(join(config.stateDir, 'mptun.log'));
   const log = makeLogger(config.logLevel);
   const app = await Appliance.start(config, log);
   const onSignal = (sig: NodeJS.Signals) => {

@@ -17,7 +17,16 @@ export const MPTCP_STACK_COUNTER_NAMES = [
   'addAddrOtherFamily',
   // an MP_JOIN for a connection whose MP_CAPABLE handshake has not brought the initiator's key
   'MPJoinNotEstablished',
+  // a join that failed (refused, timed out, reset before it carried data) opened again after a back-off
+  'joinRetries',
+  // a failed join not tried again: the connection's retries are spent
+  'joinRetriesExhausted',
 ] as const;
+
+/** The back-off of a failed join: 1 s, doubling, at most 60 s; at most this many retries per connection. */
+export const JOIN_RETRY_FIRST_MS = 1000;
+export const JOIN_RETRY_MAX_MS = 60_000;
+export const JOIN_RETRIES_PER_CONNECTION = 16;
 
 /** True when two addresses are of one family (a subflow joins two addresses of one family). */
 function sameFamily(a: Uint8Array, b: Uint8Array): boolean {
@@ -50,6 +59,14 @@ interface PathState {
   opened: Set<number | string>;
   /** Announced address ids ignored (and counted once) for want of a local path of their family. */
   otherFamily: Set<number>;
+  /** The join subflows opened, by pair, until they carry data or fail. */
+  joins: Map<number | string, { sf: Subflow; local: number }>;
+  /** Failed pairs waiting for their retry: when. */
+  retryAt: Map<number | string, Instant>;
+  /** Failures of each pair so far (the back-off's exponent). */
+  failures: Map<number | string, number>;
+  /** Retries this connection made. */
+  retries: number;
   backup: Set<number>;
   removed: Set<number>;
   fullmesh: boolean;
@@ -130,7 +147,7 @@ export class MptcpStack {
     this.connections.add(conn);
     const backup = new Set(options.backup ?? []);
     this.paths.set(conn, {
-      localAddrs, remote, opened: new Set([0]), otherFamily: new Set(), backup, removed: new Set((options.down ?? []).filter((i) => i !== 0)), fullmesh: options.fullmesh ?? false, maxSubflows: options.maxSubflows ?? 8,
+      localAddrs, remote, opened: new Set([0]), otherFamily: new Set(), joins: new Map(), retryAt: new Map(), failures: new Map(), retries: 0, backup, removed: new Set((options.down ?? []).filter((i) => i !== 0)), fullmesh: options.fullmesh ?? false, maxSubflows: options.maxSubflows ?? 8,
     });
     // the first path as a backup: said with MP_PRIO once the connection is up
     if (backup.has(0)) conn.setBackup(0, true);
@@ -233,8 +250,12 @@ export class MptcpStack {
   /** Fullmesh over the local paths: one subflow per local path, once the peer has our key. */
   private pathManager(now: Instant, conn: MptcpConnection): void {
     const p = this.paths.get(conn);
-    if (!p || conn.fallback || !conn.fullyEstablished || conn.remoteKey === null) return;
+    if (!p) return;
+    // plain TCP now: no join, and no retry deadline left behind
+    if (conn.fallback) p.retryAt.clear();
+    if (conn.fallback || !conn.fullyEstablished || conn.remoteKey === null) return;
     const live = () => conn.subflows.filter((s) => !s.closed).length;
+    this.joinRetries(now, p);
     if (p.fullmesh) {
       for (const [id, a] of conn.remoteAddresses) {
         if (p.otherFamily.has(id) || p.localAddrs.some((l) => sameFamily(l, a.addr))) continue;
@@ -263,8 +284,46 @@ export class MptcpStack {
         const sf = conn.attach(tcp, false, i);
         sf.localBackup = p.backup.has(i);
         this.bySubflow.set(tcp, sf);
+        p.joins.set(target.key, { sf, local: i });
         this.counters.increment('joinsOpened');
       }
+    }
+  }
+
+  /**
+   * A join that failed — refused (a RST to its SYN), timed out, or reset before it carried a
+   * byte (a busy server, a middlebox, a route not there yet) — is tried again while the
+   * connection lives, after a back-off that doubles from 1 s to 60 s, at most
+   * JOIN_RETRIES_PER_CONNECTION times per connection. A subflow that carried data and then
+   * went is the business of pathDown/pathUp, not of this.
+   */
+  private joinRetries(now: Instant, p: PathState): void {
+    for (const [key, j] of p.joins) {
+      const sf = j.sf;
+      if (sf.usable && !sf.closed && sf.tcp.counters.get('bytesIn') + sf.tcp.counters.get('bytesOut') > 0) {
+        // it works: forget it, and its failures
+        p.joins.delete(key);
+        p.failures.delete(key);
+        continue;
+      }
+      if (!sf.closed) continue;
+      p.joins.delete(key);
+      if (sf.tcp.counters.get('bytesIn') + sf.tcp.counters.get('bytesOut') > 0 || p.removed.has(j.local)) continue;
+      if (p.retries >= JOIN_RETRIES_PER_CONNECTION) {
+        this.counters.increment('joinRetriesExhausted');
+        continue;
+      }
+      const n = p.failures.get(key) ?? 0;
+      p.failures.set(key, n + 1);
+      p.retryAt.set(key, now + Math.min(JOIN_RETRY_FIRST_MS * 2 ** n, JOIN_RETRY_MAX_MS));
+    }
+    for (const [key, at] of p.retryAt) {
+      if (now < at) continue;
+      p.retryAt.delete(key);
+      p.retries++;
+      this.counters.increment('joinRetries');
+      // the path manager opens the pair again (below), unless its path is down by now
+      p.opened.delete(key);
     }
   }
 
@@ -287,7 +346,13 @@ export class MptcpStack {
       const i = p.localAddrs.findIndex((a) => a.equals(addr));
       if (i < 0 || !p.removed.has(i)) continue;
       p.removed.delete(i);
-      for (const key of [...p.opened]) if (key === i || (typeof key === 'string' && key.startsWith(`${i}/`))) p.opened.delete(key);
+      for (const key of [...p.opened]) {
+        if (key === i || (typeof key === 'string' && key.startsWith(`${i}/`))) {
+          p.opened.delete(key);
+          p.retryAt.delete(key);
+          p.failures.delete(key);
+        }
+      }
     }
   }
 
@@ -312,6 +377,8 @@ export class MptcpStack {
       const c = conn.pollTimeout();
       if (c !== null && (t === null || c < t)) t = c;
     }
+    // joins waiting for their retry
+    for (const p of this.paths.values()) for (const at of p.retryAt.values()) if (t === null || at < t) t = at;
     return t;
   }
 

@@ -532,13 +532,17 @@ test('join: a middlebox strips MP_JOIN from the join SYN: the join subflow is re
   // the server answers each connection with data: the stray plain connection too, so the join
   // subflow sees ACKs and data from the plain-TCP peer
   const r = run({ seed, upload: 8 << 20, download: 64 << 10, tcp: WIDE, paths: [{ up: FAST }, { up: SLOW, middlebox: strip }], maxTime: 60_000 });
-  t.is(strip.stripped, 1, 'the middlebox stripped the join SYN');
+  // the path manager tries the join again while the connection lives (1 s, 2 s ... later): the
+  // middlebox strips every one
+  t.true(strip.stripped >= 1, 'the middlebox stripped the join SYN');
   const c = clientConn(r);
   t.false(c.fallback);
   t.is(c.counters.get('MPJoinSynAckRx'), 0, 'no MP_JOIN SYN/ACK came back');
-  t.is(c.counters.get('MPJoinAckAcked'), 0, 'the join subflow never became usable');
-  t.true(c.subflows[1]!.closed, 'the join subflow was closed');
-  t.is(c.subflows[1]!.tcp.counters.get('bytesOut'), 0, 'no data went to the plain-TCP subflow');
+  t.is(c.counters.get('MPJoinAckAcked'), 0, 'no join subflow became usable');
+  t.is(c.counters.get('MPJoinSynAckMissing'), strip.stripped, 'each join answered as plain TCP was reset');
+  t.is(r.client.stack.counters.get('joinRetries'), strip.stripped - 1, 'each join after the first was a retry');
+  t.true(c.subflows.slice(1).every((s) => s.closed), 'the join subflows were closed');
+  t.true(c.subflows.slice(1).every((s) => s.tcp.counters.get('bytesOut') === 0), 'no data went to a plain-TCP subflow');
   t.is(c.counters.get('UnmappedData'), 0, 'no bytes were taken from a subflow that never joined');
   const mptcpConns = [...r.sinks.entries()].filter(([conn]) => !conn.fallback);
   t.is(mptcpConns.length, 1);
@@ -815,4 +819,29 @@ test('a join that reaches the listener before the third ACK of the MP_CAPABLE ha
   t.is(answers[0]!.tcp.flags, TCP_FLAG_RST | TCP_FLAG_ACK);
   t.is(answers[0]!.tcp.ack, 10000);
   t.is(serverConn(r).subflows.length, 1, 'the refused join added no subflow');
+});
+
+// A failed join is tried again while the connection lives (issue 12: "a join refused once (a
+// busy server, a middlebox, a route not yet there) leaves that connection on one path for its
+// whole life"). Here a middlebox on the second path strips MP_JOIN from the first two join
+// SYNs: the server takes each for a plain TCP connection, its SYN/ACK has no MP_JOIN, the client
+// resets the subflow (MPJoinSynAckMissing) before it carried a byte. The path manager opens the
+// pair again after 1 s, then 2 s; the third join goes through.
+test('join retry: a join refused twice by a middlebox, then accepted: the connection ends with two subflows', (t) => {
+  const seed = useSeed(t, 24);
+  const strip = stripMptcpFromSyns(0);
+  const twice: ForwardHook = (now, from, packet) => (strip.stripped < 2 ? strip(now, from, packet) : packet);
+  const slow: LinkOptions = { rateBps: 10e6, delayMs: 10, queueLimitBytes: QUEUE };
+  const r = run({ seed, upload: 8 << 20, tcp: WIDE, paths: [{ up: slow }, { up: slow, middlebox: twice }] });
+  t.is(strip.stripped, 2, 'two join SYNs lost their MP_JOIN');
+  const c = clientConn(r);
+  t.like(r.client.stack.counters.snapshot(), { joinsOpened: 3, joinRetries: 2, joinRetriesExhausted: 0 });
+  t.is(c.counters.get('MPJoinSynAckMissing'), 2, 'the client reset the two joins answered as plain TCP');
+  t.is(c.counters.get('MPJoinAckAcked'), 1, 'the third join completed');
+  const used = c.info().subflows.filter((s) => s.bytesOut > 0);
+  t.deepEqual(used.map((s) => s.local), [A[0], A[1]], 'both paths carried data');
+  const mptcp = [...r.sinks.entries()].filter(([conn]) => !conn.fallback);
+  t.is(mptcp.length, 1);
+  t.is(mptcp[0]![1].sink.digest(), sha256(r.up), 'every byte of the upload arrived');
+  t.is(mptcp[0]![0].info().subflows.length, 2, 'the server has two subflows on the connection');
 });

@@ -21,7 +21,7 @@ interface Scenario {
 }
 
 function transfer(sc: Scenario) {
-  const sim = new Simulator({ seed: sc.seed });
+  const sim = new Simulator({ seed: sc.seed, checkDeadlines: true });
   const client = new TcpHost({ tcp: sc.tcp ?? {} });
   const server = new TcpHost({ tcp: sc.serverTcp ?? sc.tcp ?? {} });
   sim.addNode(client, 'client');
