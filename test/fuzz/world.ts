@@ -406,12 +406,28 @@ export function runCase(opts: CaseOptions): CaseResult {
     }
     toNode(packet, now + delay());
   };
-  const drainPeers = () => {
-    for (const p of peers) for (let b = p.pollOutput(now); b; b = p.pollOutput(now)) fromPeer(Buffer.from(b));
+  const drainPeers = (): boolean => {
+    try {
+      for (const p of peers) for (let b = p.pollOutput(now); b; b = p.pollOutput(now)) fromPeer(Buffer.from(b));
+      return true;
+    } catch (e) {
+      fail('peer-exception', `a peer's pollOutput threw: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      return false;
+    }
+  };
+  const pollNode = (): DeviceOutput | null | false => {
+    try {
+      return target.pollOutput(now);
+    } catch (e) {
+      fail('exception', `pollOutput threw: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      return false;
+    }
   };
   /** Drains the node's output, checking every packet. */
   const drainNode = (): boolean => {
-    for (let o = target.pollOutput(now); o; o = target.pollOutput(now)) {
+    for (let o = pollNode(); ; o = pollNode()) {
+      if (o === false) return false;
+      if (o === null) return true;
       const bad = checker.check(o);
       if (bad) {
         fail('output', bad);
@@ -425,7 +441,6 @@ export function runCase(opts: CaseOptions): CaseResult {
       if (to < 0 || mrng.chance(0.01)) continue;
       inflight.push({ at: now + delay(), order: order++, to, packet: pkt });
     }
-    return true;
   };
   const guard = (what: string, fn: () => void, kind: Finding['kind'] = 'exception'): boolean => {
     try {
@@ -513,7 +528,7 @@ export function runCase(opts: CaseOptions): CaseResult {
         log('client opens a connection');
       }
       if (!guard('a peer', () => peers.forEach((p) => p.tick(now)), 'peer-exception')) break;
-      drainPeers();
+      if (!drainPeers()) break;
       continue;
     }
     if (now >= nextInject) {
@@ -546,7 +561,7 @@ export function runCase(opts: CaseOptions): CaseResult {
           p.handleInput(now, f.packet);
           p.tick(now);
         }, 'peer-exception')) break;
-        drainPeers();
+        if (!drainPeers()) break;
       }
       const b = target.bounds();
       if (b) {
@@ -582,7 +597,7 @@ export function runCase(opts: CaseOptions): CaseResult {
       }
     }
     if (finding) break;
-    drainPeers();
+    if (!drainPeers()) break;
   }
   return { seed, world, packets, mutated, steps: step, states: target.states(), finding };
 }
