@@ -135,13 +135,21 @@ const DST6 = [addr('2001:db8::10'), addr('2001:db8::11')];
 
 class RelayTarget implements FuzzTarget {
   readonly mtu = MTU;
-  readonly headroom = 0;
+  readonly headroom: number;
   readonly relay: Relay;
-  constructor(rng: Rng, fullmesh: boolean, v6: boolean) {
+  /**
+   * `offload`: as `mptun up` runs with the device's offloads (appliance.ts): a virtio-net
+   * header's headroom, checksums left partial, TSO super-segments of up to 64000 bytes.
+   */
+  constructor(rng: Rng, fullmesh: boolean, v6: boolean, offload: boolean) {
+    this.headroom = offload ? 10 : 0;
     const paths = [{ address: addr('198.18.1.2'), backup: false, up: true }, { address: addr('198.18.2.2'), backup: rng.chance(0.3), up: true }];
     if (v6) paths.push({ address: addr('fd00:1::2'), backup: false, up: true });
     this.relay = new Relay({
-      stack: stackOptions(rng, MTU, { mptcp: { checksum: rng.chance(0.3) } }),
+      stack: stackOptions(rng, MTU, {
+        mptcp: { checksum: rng.chance(0.3) },
+        ...(offload ? { headroom: 10, checksumOffload: true, tcp: { tsoMaxPayload: 64000 } } : {}),
+      }),
       paths, fullmesh, maxSubflows: 4, maxPending: 16,
     });
   }
@@ -183,8 +191,8 @@ class RelayTarget implements FuzzTarget {
 class AppPeer implements Peer {
   readonly stack: TcpStack;
   readonly conns: Array<{ tcp: TcpConnection; left: number; abortAt: number | null; done: boolean }> = [];
-  constructor(private readonly rng: Rng) {
-    this.stack = new TcpStack(stackOptions(rng, MTU));
+  constructor(private readonly rng: Rng, trustChecksums = false) {
+    this.stack = new TcpStack(stackOptions(rng, MTU, { trustChecksums }));
   }
   owns(dst: Buffer): boolean {
     return dst.equals(APP4) || dst.equals(APP6);
@@ -236,8 +244,8 @@ class AppPeer implements Peer {
 class MptcpPeer implements Peer {
   readonly stack: MptcpStack;
   private readonly apps = new Map<MptcpConnection, { extra: number; pending: Buffer[]; abortAt: number | null; shut: boolean }>();
-  constructor(private readonly rng: Rng, private readonly addrs: Buffer[], listen: boolean) {
-    this.stack = new MptcpStack(stackOptions(rng, MTU, { mptcp: { checksum: rng.chance(0.3) } }));
+  constructor(private readonly rng: Rng, private readonly addrs: Buffer[], listen: boolean, trustChecksums = false) {
+    this.stack = new MptcpStack(stackOptions(rng, MTU, { mptcp: { checksum: rng.chance(0.3) }, trustChecksums }));
     if (listen) this.stack.listen(() => true);
   }
   owns(dst: Buffer): boolean {
@@ -360,10 +368,12 @@ export function runCase(opts: CaseOptions): CaseResult {
   let relayTarget: RelayTarget | null = null;
   const v6 = rng.chance(0.3);
   if (world === 'relay') {
-    relayTarget = new RelayTarget(rng.fork(), rng.chance(0.5), v6);
+    const offload = rng.chance(0.3);
+    relayTarget = new RelayTarget(rng.fork(), rng.chance(0.5), v6, offload);
     target = relayTarget;
-    app = new AppPeer(rng.fork());
-    peers.push(app, new MptcpPeer(rng.fork(), [...DST4, ...DST6], true));
+    // the node's checksums are partial with offloads: its peers take them as the device would
+    app = new AppPeer(rng.fork(), offload);
+    peers.push(app, new MptcpPeer(rng.fork(), [...DST4, ...DST6], true, offload));
     knowledge.addresses = [...DST4, ...(v6 ? DST6 : [])];
   } else {
     target = new ListenerTarget(rng.fork());
