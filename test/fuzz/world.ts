@@ -134,19 +134,18 @@ const DST4 = [addr('192.0.2.10'), addr('192.0.2.11')];
 const DST6 = [addr('2001:db8::10'), addr('2001:db8::11')];
 
 class RelayTarget implements FuzzTarget {
-  readonly mtu = MTU;
   readonly headroom: number;
   readonly relay: Relay;
   /**
    * `offload`: as `mptun up` runs with the device's offloads (appliance.ts): a virtio-net
    * header's headroom, checksums left partial, TSO super-segments of up to 64000 bytes.
    */
-  constructor(rng: Rng, fullmesh: boolean, v6: boolean, offload: boolean) {
+  constructor(rng: Rng, fullmesh: boolean, v6: boolean, offload: boolean, readonly mtu: number) {
     this.headroom = offload ? 10 : 0;
     const paths = [{ address: addr('198.18.1.2'), backup: false, up: true }, { address: addr('198.18.2.2'), backup: rng.chance(0.3), up: true }];
     if (v6) paths.push({ address: addr('fd00:1::2'), backup: false, up: true });
     this.relay = new Relay({
-      stack: stackOptions(rng, MTU, {
+      stack: stackOptions(rng, mtu, {
         mptcp: { checksum: rng.chance(0.3) },
         ...(offload ? { headroom: 10, checksumOffload: true, tcp: { tsoMaxPayload: 64000 } } : {}),
       }),
@@ -244,8 +243,8 @@ class AppPeer implements Peer {
 class MptcpPeer implements Peer {
   readonly stack: MptcpStack;
   private readonly apps = new Map<MptcpConnection, { extra: number; pending: Buffer[]; abortAt: number | null; shut: boolean }>();
-  constructor(private readonly rng: Rng, private readonly addrs: Buffer[], listen: boolean, trustChecksums = false) {
-    this.stack = new MptcpStack(stackOptions(rng, MTU, { mptcp: { checksum: rng.chance(0.3) }, trustChecksums }));
+  constructor(private readonly rng: Rng, private readonly addrs: Buffer[], listen: boolean, trustChecksums = false, mtu = MTU) {
+    this.stack = new MptcpStack(stackOptions(rng, mtu, { mptcp: { checksum: rng.chance(0.3) }, trustChecksums }));
     if (listen) this.stack.listen(() => true);
   }
   owns(dst: Buffer): boolean {
@@ -305,13 +304,14 @@ class MptcpPeer implements Peer {
 
 const SRV = [addr('10.0.0.1'), addr('10.0.1.1')];
 const CLI = [addr('10.1.0.2'), addr('10.1.1.2')];
+const SRV6 = [addr('fd00:10::1'), addr('fd00:11::1')];
+const CLI6 = [addr('fd00:20::2'), addr('fd00:21::2')];
 
 class ListenerTarget implements FuzzTarget {
-  readonly mtu = MTU;
   readonly headroom = 0;
   readonly node: MptcpPeer;
-  constructor(rng: Rng) {
-    this.node = new MptcpPeer(rng, SRV, true);
+  constructor(rng: Rng, readonly mtu: number) {
+    this.node = new MptcpPeer(rng, [...SRV, ...SRV6], true, false, mtu);
   }
   handleInput(now: Instant, packet: Buffer): void {
     this.node.handleInput(now, packet);
@@ -367,19 +367,23 @@ export function runCase(opts: CaseOptions): CaseResult {
   let client: MptcpPeer | null = null;
   let relayTarget: RelayTarget | null = null;
   const v6 = rng.chance(0.3);
+  // the node's MTU: its output must fit it whatever the peers' MSS says
+  const mtu = pick(rng, [MTU, MTU, MTU, 1400, 1280, 576]);
+  const srv = world === 'listener' && v6 ? SRV6 : SRV;
+  const cli = world === 'listener' && v6 ? CLI6 : CLI;
   if (world === 'relay') {
     const offload = rng.chance(0.3);
-    relayTarget = new RelayTarget(rng.fork(), rng.chance(0.5), v6, offload);
+    relayTarget = new RelayTarget(rng.fork(), rng.chance(0.5), v6, offload, mtu);
     target = relayTarget;
     // the node's checksums are partial with offloads: its peers take them as the device would
     app = new AppPeer(rng.fork(), offload);
     peers.push(app, new MptcpPeer(rng.fork(), [...DST4, ...DST6], true, offload));
     knowledge.addresses = [...DST4, ...(v6 ? DST6 : [])];
   } else {
-    target = new ListenerTarget(rng.fork());
-    client = new MptcpPeer(rng.fork(), CLI, false);
+    target = new ListenerTarget(rng.fork(), mtu);
+    client = new MptcpPeer(rng.fork(), [...CLI, ...CLI6], false);
     peers.push(client);
-    knowledge.addresses = [...CLI, ...SRV];
+    knowledge.addresses = [...cli, ...srv];
   }
   if (opts.wrapTarget) target = opts.wrapTarget(target);
   const checker = new OutputChecker(target.mtu, target.headroom);
@@ -477,8 +481,8 @@ export function runCase(opts: CaseOptions): CaseResult {
         dst = p;
       }
     } else {
-      src = pick(mrng, CLI);
-      dst = pick(mrng, SRV);
+      src = pick(mrng, cli);
+      dst = pick(mrng, srv);
     }
     const ports = knowledge.seqs.length > 0 && mrng.chance(0.5);
     const opt = [randomMptcpOption(mrng, knowledge, { syn })];
@@ -532,8 +536,8 @@ export function runCase(opts: CaseOptions): CaseResult {
         app.open(now, v6 && mrng.chance(0.4));
         log('app opens a connection');
       } else if (client) {
-        const remote = { addr: SRV[0]!, port: 80 };
-        const conn = client.stack.connect(now, mrng.chance(0.5) ? CLI : [CLI[0]!], remote, { fullmesh: mrng.chance(0.5), maxSubflows: 4 });
+        const remote = { addr: srv[0]!, port: 80 };
+        const conn = client.stack.connect(now, mrng.chance(0.5) ? cli : [cli[0]!], remote, { fullmesh: mrng.chance(0.5), maxSubflows: 4 });
         client.adopt(conn, now);
         log('client opens a connection');
       }
