@@ -308,7 +308,10 @@ export class MptcpStack {
       }
       if (!sf.closed) continue;
       p.joins.delete(key);
-      if (sf.tcp.counters.get('bytesIn') + sf.tcp.counters.get('bytesOut') > 0 || p.removed.has(j.local)) continue;
+      // a failure: reset (by the peer, a refused SYN, a timeout, or by us for want of an
+      // MP_JOIN answer) before a byte went either way; a FIN close is the connection ending
+      const failed = sf.tcpResetReason !== null || sf.resetReason !== null;
+      if (!failed || sf.tcp.counters.get('bytesIn') + sf.tcp.counters.get('bytesOut') > 0 || p.removed.has(j.local)) continue;
       if (p.retries >= JOIN_RETRIES_PER_CONNECTION) {
         this.counters.increment('joinRetriesExhausted');
         continue;
