@@ -264,6 +264,11 @@ export function mutate(rng: Rng, k: Knowledge, packet: Buffer): MutationResult {
           const o = randomMptcpOption(rng, k, { syn: (repr.flags & TCP_FLAG_SYN) !== 0 });
           if (rng.chance(0.3)) opts = [o];
           else opts.push(o);
+          // RFC 8684 §3.6: MP_TCPRST rides on a RST; an in-window one reaches the logic
+          if (o.type === 'mp_tcprst' && rng.chance(0.7)) {
+            repr.flags = TCP_FLAG_RST | TCP_FLAG_ACK;
+            repr.payload = Buffer.alloc(0);
+          }
           done.push(`opt:${o.type}`);
           break;
         }
