@@ -488,6 +488,9 @@ export class Appliance {
       if (e.dst !== 'default' || e.protocol === RTPROT_MPTUN || (e.type !== undefined && e.type !== RTN_UNICAST)) return;
       touched = e.oif === undefined ? this.paths : this.paths.filter((p) => this.ifindexOf.get(p.iface) === e.oif);
     } else {
+      // a link-local or host address (IPv6 link-local addresses finish DAD a second or two
+      // after a link comes up) is never a path's: nothing to read again
+      if (e.kind === 'address' && (e.scope ?? 0) !== 0) return;
       touched = this.paths.filter((p) => p.iface === e.iface);
       // the route events that follow name the interface by this index (a device re-created
       // under the same name has a new one)
