@@ -1,7 +1,11 @@
 #!/bin/bash
 # Entry point of the demo's containers (installed in the image as /usr/local/bin/mptun-demo).
 #
-#   mptun-demo server            kernel MPTCP iperf3 server on both links
+#   mptun-demo server            kernel MPTCP iperf3 server on both links; with MPTUN_KEY also
+#                                the concentrator, `mptun server` on port 7443 (log in
+#                                /var/log/mptun-server.log), allowed to connect to
+#                                CONCENTRATOR_ALLOW only
+#   mptun-demo dest              a plain-TCP iperf3 server (no MPTCP) on LINK3_ADDR
 #   mptun-demo client            shapes the links, then runs `mptun up` over both (foreground)
 #   mptun-demo client CMD...     shapes the links, then runs CMD instead of mptun
 #   mptun-demo measure CMD...    runs CMD (e.g. iperf3 -J) and prints one JSON object:
@@ -13,6 +17,8 @@
 # eth0): LINK1_ADDR and LINK2_ADDR are this container's addresses on link1 and link2. The
 # client's paths go to the server's address on the same link (SERVER1, SERVER2) as gateway.
 # RATE (default 100mbit) shapes every link's egress with tbf; RATE=0 turns shaping off.
+# MPTUN_KEY (64 hex digits): the key the concentrator and the client share, written to
+# /run/mptun-demo.key (mode 0600) for their --key.
 set -euo pipefail
 
 RATE=${RATE:-100mbit}
@@ -54,6 +60,13 @@ setup_links() {
   log "link1 $LINK1_ADDR on $IF1, link2 $LINK2_ADDR on $IF2, egress ${RATE/#0/unshaped}"
 }
 
+KEY_FILE=/run/mptun-demo.key
+write_key() {
+  [ -n "${MPTUN_KEY:-}" ] || return 1
+  [[ $MPTUN_KEY =~ ^[0-9a-fA-F]{64}$ ]] || die "MPTUN_KEY must be 64 hex digits"
+  (umask 077 && printf '%s\n' "$MPTUN_KEY" > "$KEY_FILE")
+}
+
 mode=${1:-}
 [ $# -gt 0 ] && shift
 case "$mode" in
@@ -64,12 +77,25 @@ case "$mode" in
     ip mptcp endpoint flush
     ip mptcp endpoint add "$LINK2_ADDR" dev "$IF2" signal
     log "kernel MPTCP iperf3 server: $(ip mptcp limits show | tr '\n' ' ')/ $(ip mptcp endpoint show | tr '\n' ' ')"
+    if write_key; then
+      # the concentrator: the kernel is already as it needs it (compose's sysctls, the limits
+      # and the link2 endpoint above), so --no-system-setup; it would also announce link3
+      mptun server --listen 7443 --key "$KEY_FILE" --allow "${CONCENTRATOR_ALLOW:?}" --no-system-setup \
+        --control-socket /run/mptun/server.sock > /var/log/mptun-server.log 2>&1 &
+      log "concentrator: mptun server on port 7443 (pid $!), --allow $CONCENTRATOR_ALLOW"
+    fi
     exec mptcpize run iperf3 -s
+    ;;
+  dest)
+    dev=$(iface_of "${LINK3_ADDR:?LINK3_ADDR is not set}")
+    log "plain-TCP iperf3 server on $LINK3_ADDR ($dev), no MPTCP"
+    exec iperf3 -s
     ;;
   client)
     setup_links
     # for the kernel-MPTCP reference run (mptcpize) without mptun: joins to announced addresses
     ip mptcp limits set subflows 4 add_addr_accepted 4
+    write_key || true
     if [ $# -gt 0 ]; then exec "$@"; fi
     # shellcheck disable=SC2086 # MPTUN_ARGS: several options, split on purpose
     exec mptun up --path "$IF1:${SERVER1:?}" --path "$IF2:${SERVER2:?}" ${MPTUN_ARGS:-}
@@ -99,7 +125,7 @@ case "$mode" in
     links_json
     ;;
   *)
-    sed -n '2,16p' "$0" >&2
+    sed -n '2,23p' "$0" >&2
     exit 2
     ;;
 esac

@@ -7,8 +7,14 @@
 #      plain TCP over link1 alone, and the kernel's own MPTCP over both links (mptcpize);
 #   5. the client with mptun (`mptun up` over both links) and a plain `iperf3 -c` inside it,
 #      which mptun captures and carries over MPTCP; then `iperf3 -R` (server to client);
-#   6. a JSON summary on stdout; exit 1 unless mptun relayed the flows and each run through it
-#      used both links (each > MIN_SHARE of the bytes) and beat one link alone by MIN_GAIN;
+#   6. the concentrator: the client again, now `mptun up --server 172.31.1.3:7443` (the
+#      server container's `mptun server`), and a plain `iperf3 -c` (then -R) inside it to `dest`,
+#      a plain-TCP iperf3 server (no MPTCP) behind the concentrator on link3, which the client
+#      cannot reach any other way (the host does not forward);
+#   7. a JSON summary on stdout; exit 1 unless mptun relayed the flows and each run through it
+#      (directly to the MPTCP server, and through the concentrator to the plain server) used
+#      both links (each > MIN_SHARE of the bytes) and beat one link alone by MIN_GAIN, and the
+#      concentrator connected to the destination and answered the client's Convert messages;
 #      the containers and networks are always removed, on failure and on a signal too
 #      (dockerd keeps running).
 #
@@ -20,7 +26,8 @@
 #   iperf3 -R run through mptun),
 #   KERNEL_REF=0 (skip the kernel MPTCP reference), MPTUN_ARGS (more `mptun up` options),
 #   MPTUN=0 (no mptun run: the checks then apply to the kernel MPTCP reference, which
-#   validates the links and the shaping).
+#   validates the links and the shaping), CONCENTRATOR=0 (no concentrator run), MPTUN_KEY (the
+#   key the concentrator and the client share; default: a new random one).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -33,10 +40,19 @@ MIN_GAIN=${MIN_GAIN:-1.3}
 MIN_SHARE=${MIN_SHARE:-0.2}
 export RATE=${RATE:-100mbit}
 SERVER=172.31.1.3
+CON_PORT=7443
+DEST=172.31.3.2
 cmd=${1:-run}
 
 MPTUN=${MPTUN:-1}
 [ "$MPTUN" = 1 ] || KERNEL_REF=1
+CONCENTRATOR=${CONCENTRATOR:-1}
+[ "$MPTUN" = 1 ] || CONCENTRATOR=0
+# the key of the concentrator and its client (compose hands it to both containers)
+if [ "$CONCENTRATOR" = 1 ] && [ -z "${MPTUN_KEY:-}" ]; then
+  MPTUN_KEY=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+fi
+export MPTUN_KEY=${MPTUN_KEY:-}
 ctx=
 project_started=0
 cleanup() {
@@ -112,6 +128,9 @@ if [ "$cmd" = build ]; then exit 0; fi
 teardown
 project_started=1
 compose up -d server >/dev/null 2>&1 || { compose logs server >&2 || true; die "compose up server failed"; }
+if [ "$CONCENTRATOR" = 1 ]; then
+  compose up -d dest >/dev/null 2>&1 || { compose logs dest >&2 || true; die "compose up dest failed"; }
+fi
 
 wait_for() { # wait_for SECONDS DESCRIPTION CMD...
   local t=$1 what=$2; shift 2
@@ -141,15 +160,18 @@ mib_snapshot() { # the server's MPTCP counters, "name value" lines
   compose exec -T server sh -c 'nstat -az 2>/dev/null | awk "/^MPTcpExt/ {print \$1, \$2}"' || true
 }
 mptun_run=null mptun_rev=null status_after=null client_logs='' mib_before='' client_restarts=null
-if [ "$MPTUN" = 1 ]; then
-  log "starting the client with mptun (mptun up --path LINK1:$SERVER --path LINK2:172.31.2.3)"
-  compose up -d client >/dev/null 2>&1 || die "compose up client failed"
-  mptun_ready() { compose exec -T client mptun status --json 2>/dev/null | node -e 'JSON.parse(require("fs").readFileSync(0, "utf8"))'; }
+mptun_ready() { compose exec -T client mptun status --json 2>/dev/null | node -e 'JSON.parse(require("fs").readFileSync(0, "utf8"))'; }
+wait_mptun() {
   for _ in $(seq 1 150); do mptun_ready >/dev/null 2>&1 && break; sleep 0.2; done
   if ! mptun_ready >/dev/null 2>&1; then
     compose logs --no-color --tail 40 client >&2 || true
     die "mptun did not come up in the client (no answer to mptun status --json after 30 s)"
   fi
+}
+if [ "$MPTUN" = 1 ]; then
+  log "starting the client with mptun (mptun up --path LINK1:$SERVER --path LINK2:172.31.2.3)"
+  compose up -d client >/dev/null 2>&1 || die "compose up client failed"
+  wait_mptun
   mib_before=$(mib_snapshot)
   log "mptun is up; iperf3 -c $SERVER inside the client, captured by mptun (${SECONDS_PER_RUN}s)"
   mptun_run=$(compose exec -T client mptun-demo measure iperf3 "${iperf_args[@]}") || {
@@ -173,10 +195,44 @@ if [ "$MPTUN" = 1 ]; then
 fi
 mib_after=$(mib_snapshot)
 
-# --- 6. the summary --------------------------------------------------------------------------
+# --- 6. the concentrator ---------------------------------------------------------------------
+conc_run=null conc_rev=null conc_status=null server_status=null conc_restarts=null
+if [ "$CONCENTRATOR" = 1 ]; then
+  wait_for 30 "the plain iperf3 server (dest)" compose exec -T dest sh -c 'ss -Hltn "sport = :5201" | grep -q .'
+  wait_for 30 "the concentrator (mptun server in the server container)" \
+    compose exec -T server sh -c "ss -Hltn 'sport = :$CON_PORT' | grep -q ."
+  log "the client again, now with mptun up --server $SERVER:$CON_PORT (the concentrator)"
+  MPTUN_ARGS="--server $SERVER:$CON_PORT --key /run/mptun-demo.key ${MPTUN_ARGS:-}" \
+    compose up -d --force-recreate client >/dev/null 2>&1 || die "compose up client (with --server) failed"
+  wait_mptun
+  log "iperf3 -c $DEST (plain TCP server behind the concentrator) inside the client (${SECONDS_PER_RUN}s)"
+  conc_run=$(compose exec -T client mptun-demo measure iperf3 -c "$DEST" -t "$SECONDS_PER_RUN" -J) || {
+    compose logs --no-color --tail 40 client >&2 || true
+    compose exec -T server tail -n 20 /var/log/mptun-server.log >&2 || true
+    die "iperf3 through the concentrator failed: $conc_run"
+  }
+  if [ "${REVERSE:-1}" = 1 ]; then
+    log "and the reverse direction through the concentrator (iperf3 -R, ${SECONDS_PER_RUN}s)"
+    conc_rev=$(compose exec -T client mptun-demo measure iperf3 -c "$DEST" -t "$SECONDS_PER_RUN" -J -R) || {
+      compose logs --no-color --tail 40 client >&2 || true
+      die "iperf3 -R through the concentrator failed: $conc_rev"
+    }
+  fi
+  conc_status=$(compose exec -T client mptun status --json 2>/dev/null || echo null)
+  server_status=$(compose exec -T server mptun server status --json --control-socket /run/mptun/server.sock 2>/dev/null || echo null)
+  conc_restarts=$(docker inspect -f '{{.RestartCount}}' "$(compose ps -q client)" 2>/dev/null || echo null)
+  if [ "$conc_restarts" != 0 ]; then
+    compose logs --no-color --tail 40 client >&2 || true
+    die "the client container (with --server) restarted $conc_restarts time(s): mptun died (see its logs above)"
+  fi
+fi
+
+# --- 7. the summary --------------------------------------------------------------------------
 REF_TCP=$ref_tcp REF_MPTCP=$ref_mptcp MPTUN_RUN=$mptun_run MPTUN_REV=$mptun_rev \
 STATUS_AFTER=$status_after MIB_BEFORE=$mib_before MIB_AFTER=$mib_after MIN_GAIN=$MIN_GAIN MIN_SHARE=$MIN_SHARE \
-RATE=$RATE MPTUN=$MPTUN CLIENT_RESTARTS=$client_restarts CLIENT_LOGS=$client_logs node - <<'EOF'
+RATE=$RATE MPTUN=$MPTUN CLIENT_RESTARTS=$client_restarts CLIENT_LOGS=$client_logs \
+CONCENTRATOR=$CONCENTRATOR CONC_RUN=$conc_run CONC_REV=$conc_rev CONC_STATUS=$conc_status SERVER_STATUS=$server_status \
+node - <<'EOF'
 const parse = (s) => { try { return JSON.parse(s); } catch { return s || null; } };
 const env = process.env;
 const minGain = Number(env.MIN_GAIN), minShare = Number(env.MIN_SHARE);
@@ -210,6 +266,10 @@ const tcp = run(parse(env.REF_TCP));
 const kernel = run(parse(env.REF_MPTCP));
 const mptun = run(parse(env.MPTUN_RUN));
 const mptunReverse = run(parse(env.MPTUN_REV), true);
+const concentrator = run(parse(env.CONC_RUN));
+const concentratorReverse = run(parse(env.CONC_REV), true);
+const concStatus = parse(env.CONC_STATUS);
+const serverStatus = parse(env.SERVER_STATUS);
 const status = parse(env.STATUS_AFTER);
 const mptunStatus = status && typeof status === 'object'
   ? { version: status.version, containerRestarts: Number(env.CLIENT_RESTARTS), tun: status.tun, paths: status.paths, flowsOpen: status.flows?.length, counters: status.counters }
@@ -217,6 +277,7 @@ const mptunStatus = status && typeof status === 'object'
 
 // what the checks judge: mptun's runs, or the kernel's MPTCP when mptun was not run (MPTUN=0)
 const judged = env.MPTUN === '1' ? { mptunTwoLinks: mptun, mptunTwoLinksReverse: mptunReverse } : { kernelMptcpTwoLinks: kernel };
+if (env.CONCENTRATOR === '1') Object.assign(judged, { concentratorTwoLinks: concentrator, concentratorTwoLinksReverse: concentratorReverse });
 const checks = { minShare, minGain, oneLinkMbit: tcp?.mbit ?? null };
 let ok = Boolean(tcp && tcp.mbit > 0);
 if (env.MPTUN === '1') {
@@ -224,8 +285,15 @@ if (env.MPTUN === '1') {
   checks.mptunRelayedFlows = mptunStatus?.counters?.relay?.flowsEstablished ?? 0;
   ok &&= checks.mptunRelayedFlows > 0;
 }
+if (env.CONCENTRATOR === '1') {
+  // the concentrator connected to the plain server, and the client's Convert messages were answered
+  checks.concentratorConnected = serverStatus?.counters?.connected ?? 0;
+  checks.concentratorConvertAccepted = concStatus?.counters?.concentrator?.convertAccepted ?? 0;
+  checks.concentratorConvertInSyn = concStatus?.counters?.concentrator?.convertInSyn ?? 0;
+  ok &&= checks.concentratorConnected > 0 && checks.concentratorConvertAccepted > 0;
+}
 for (const [name, r] of Object.entries(judged)) {
-  if (r === null && name === 'mptunTwoLinksReverse') continue; // REVERSE=0
+  if (r === null && name.endsWith('Reverse')) continue; // REVERSE=0
   const gain = r && tcp?.mbit ? Number((r.mbit / tcp.mbit).toFixed(2)) : null;
   const c = {
     mbit: r?.mbit ?? null,
@@ -238,7 +306,8 @@ for (const [name, r] of Object.entries(judged)) {
   checks[name] = c;
 }
 const summary = {
-  scenario: 'docker compose mptun-demo: client (mptun up over link1, link2) -> server (kernel MPTCP, mptcpize iperf3 -s)',
+  scenario: 'docker compose mptun-demo: client (mptun up over link1, link2) -> server (kernel MPTCP, mptcpize iperf3 -s); '
+    + 'then client (mptun up --server) -> server (mptun server) -> link3 -> dest (plain-TCP iperf3 -s)',
   ratePerLink: env.RATE,
   oneLinkTcp: tcp,
   kernelMptcpTwoLinks: kernel,
@@ -246,6 +315,12 @@ const summary = {
   mptunTwoLinksReverse: mptunReverse,
   serverMptcpMibDelta: env.MPTUN === '1' ? serverMib : undefined,
   mptunStatus,
+  concentratorTwoLinks: concentrator,
+  concentratorTwoLinksReverse: concentratorReverse,
+  concentratorServer: serverStatus && typeof serverStatus === 'object'
+    ? { counters: serverStatus.counters, errorsByCode: serverStatus.errorsByCode, bytesUp: serverStatus.bytesUp, bytesDown: serverStatus.bytesDown }
+    : serverStatus,
+  concentratorClientCounters: concStatus?.counters?.concentrator ?? null,
   checks,
   ok,
 };

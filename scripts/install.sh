@@ -17,6 +17,11 @@
 #                                  /usr/local/lib/mptun/bin/mptun.js "$@"
 #   /etc/systemd/system/mptun.service   the unit: `mptun up --config /etc/mptun/mptun.yaml` in
 #                                  the foreground, `mptun down` after every stop
+#   /etc/systemd/system/mptun-server.service   the concentrator's unit (for a VPS): `mptun server
+#                                  --listen 7443 --key /etc/mptun/key`, or the arguments in
+#                                  MPTUN_SERVER_ARGS of /etc/mptun/server.env when that file is
+#                                  there; not enabled by install (`mptun server --genkey
+#                                  /etc/mptun/key && systemctl enable --now mptun-server`)
 #   /etc/mptun/mptun.yaml          the config, only when there is none: the full example
 #                                  (docs/mptun.example.yaml) with every setting commented out,
 #                                  so that the defaults apply until it is edited
@@ -72,9 +77,11 @@ UNIT_DIR=/etc/systemd/system
 ETC=/etc/mptun
 CONFIG=$ETC/mptun.yaml
 MANIFEST=$LIB/install-manifest
-# The units install puts there: one line each. mptun-server.service joins this list when the
-# concentrator exists (its unit text in unit_text below).
-UNITS='mptun.service'
+# The units install puts there (their texts in unit_text below).
+UNITS='mptun.service mptun-server.service'
+# the concentrator's key and its optional arguments file (mptun-server.service reads both)
+SERVER_KEY=$ETC/key
+SERVER_ENV=$ETC/server.env
 
 # systemd manages units only on a running system installed to /
 systemd_running() { [ -z "$R" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; }
@@ -230,6 +237,64 @@ UMask=0077
 WantedBy=multi-user.target
 EOF
     ;;
+    mptun-server.service) cat <<EOF
+# Installed by mptun's scripts/install.sh; removed by \`scripts/install.sh --uninstall\`.
+# The concentrator (\`mptun server\`) for a VPS: clients run \`mptun up --server THIS_HOST:7443
+# --key FILE\` with a copy of $SERVER_KEY. Once: \`mptun server --genkey $SERVER_KEY\`, then
+# \`systemctl enable --now mptun-server\`. Other arguments (--listen, --allow, --max-open ...):
+# MPTUN_SERVER_ARGS=... in $SERVER_ENV (all of them: it replaces the default below), or
+# \`systemctl edit mptun-server\`.
+[Unit]
+Description=mptun server: the concentrator (RFC 8803 Convert over the kernel's Multipath TCP)
+Documentation=file:$LIB/README.md
+# it announces the host's addresses to clients (MPTCP signal endpoints): wait for them
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=exec
+Environment="MPTUN_SERVER_ARGS=--listen 7443 --key $SERVER_KEY"
+EnvironmentFile=-$SERVER_ENV
+# \$MPTUN_SERVER_ARGS unbraced: systemd splits it into words
+ExecStart=$BIN server \$MPTUN_SERVER_ARGS
+# SIGTERM: it closes the connections and puts back what it changed in the kernel (MPTCP on,
+# the TCP Fast Open server bit, MPTCP limits, its signal endpoints)
+Restart=on-failure
+RestartSec=5s
+KillMode=mixed
+TimeoutStopSec=20s
+# the control socket (/run/mptun/server.sock) for \`mptun server status\`
+RuntimeDirectory=mptun
+RuntimeDirectoryMode=0700
+RuntimeDirectoryPreserve=yes
+
+# Hardening. The concentrator needs CAP_NET_ADMIN (net sysctls, \`ip mptcp\` limits and
+# endpoints) and CAP_NET_BIND_SERVICE (a --listen port below 1024), no device at all.
+CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_BIND_SERVICE
+NoNewPrivileges=yes
+PrivateDevices=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_INET AF_INET6
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+SystemCallArchitectures=native
+UMask=0077
+# Not set, on purpose: ProtectKernelTunables (it writes net sysctls), PrivateNetwork (it is the
+# host's network), MemoryDenyWriteExecute (Node's JIT).
+
+[Install]
+WantedBy=multi-user.target
+EOF
+    ;;
     *) die "no unit text for $1" ;;
   esac
 }
@@ -374,13 +439,16 @@ EOF
     grep -qxF "f	$f" "$R$MANIFEST" || { rm -f "$R$f"; log "removed $f (no longer installed)"; }
   done
 
-  log "installed mptun $(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$SRC/package.json" | head -n1) into $ROOT: $BIN -> $LIB (node $node), $UNIT_DIR/$UNITS, config $CONFIG"
+  log "installed mptun $(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$SRC/package.json" | head -n1) into $ROOT: $BIN -> $LIB (node $node), units $UNITS in $UNIT_DIR, config $CONFIG"
   if systemd_running; then
     systemctl daemon-reload
     if systemctl is-active --quiet mptun.service; then
       log "mptun.service is running the earlier copy: \`systemctl restart mptun\` to use this one"
     else
       log "start it: \`systemctl enable --now mptun\` (now and at boot), or by hand: \`sudo mptun up\`"
+    fi
+    if ! systemctl is-active --quiet mptun-server.service; then
+      log "or, on a VPS, the concentrator: \`mptun server --genkey $SERVER_KEY && systemctl enable --now mptun-server\` (port 7443; other arguments: MPTUN_SERVER_ARGS in $SERVER_ENV)"
     fi
   elif [ -z "$R" ]; then
     log "systemd is not running here: \`sudo mptun up\` starts it by hand"
