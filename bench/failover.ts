@@ -13,8 +13,16 @@
 // --blackhole: the link stays up and drops everything (`testbed.sh link-down 1 --blackhole`): a
 // silent failure that only timeouts (or mptun's stale-subflow rule) tell.
 //
-//   sudo node dist/bench/failover.js [--rate 100] [--bytes 120000000] [--runs 2] [--blackhole]
-import { spawn } from 'node:child_process';
+// --concentrator: a third sender in each run, `mptun up --server` through the concentrator
+// (`mptun server` in the server namespace) to a plain-TCP sink on an address of that
+// namespace's own (on lo, so the concentrator's own leg is unshaped): does a pulled link stall
+// the app through the concentrator longer than mptun to an MPTCP server (issue 9)?
+//
+//   sudo node dist/bench/failover.js [--rate 100] [--bytes 120000000] [--runs 2] [--blackhole] [--concentrator]
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { median, TestBed } from '../src/cli/bedrun.js';
@@ -26,6 +34,7 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '2' },
     prefix: { type: 'string', default: 'mptbfo' },
     blackhole: { type: 'boolean', default: false },
+    concentrator: { type: 'boolean', default: false },
   },
 });
 const rate = Number(values.rate);
@@ -34,6 +43,10 @@ const runs = Number(values.runs);
 const SINK = fileURLToPath(new URL('./rate-sink.js', import.meta.url));
 const PEER = fileURLToPath(new URL('../test/tcp/kernel-peer.js', import.meta.url));
 const PULL_AFTER_MS = 2000;
+const MPTUN = fileURLToPath(new URL('../../bin/mptun.js', import.meta.url));
+/** The plain-TCP destination behind the concentrator (an address on the server namespace's lo). */
+const DEST = '10.219.9.1';
+const CON_PORT = 7443;
 const bed = new TestBed(values.prefix!);
 const log = (s: string) => process.stderr.write(`bench/failover: ${s}\n`);
 
@@ -49,14 +62,20 @@ function inNs(ns: string, argv: string[]) {
   return { child, exited, out: () => out, err: () => err };
 }
 
-async function one(who: 'kernel' | 'mptun', port: number) {
-  const sink = inNs(bed.topo.TESTBED_NS_SERVER, ['mptcpize', 'run', process.execPath, SINK, '--port', String(port)]);
+type Who = 'kernel' | 'mptun' | 'concentrator';
+let keyFile = '';
+
+async function one(who: Who, port: number) {
+  // through the concentrator the sink is plain TCP (no MPTCP: the concentrator's destination)
+  const sink = inNs(bed.topo.TESTBED_NS_SERVER, [...(who === 'concentrator' ? [] : ['mptcpize', 'run']), process.execPath, SINK, '--port', String(port)]);
   while (!sink.err().includes('listening')) {
     if (sink.child.exitCode !== null) throw new Error(`sink: ${sink.err()}`);
     await new Promise((r) => setTimeout(r, 20));
   }
   if (who === 'mptun') await bed.startMptun();
-  const sender = inNs(bed.topo.TESTBED_NS_CLIENT, [...(who === 'kernel' ? ['mptcpize', 'run'] : []), process.execPath, PEER, '--mode', 'send', '--connect', `${bed.topo.TESTBED_SRV_ADDR1}:${port}`, '--bytes', String(bytes)]);
+  if (who === 'concentrator') await bed.startMptun(['--server', `${bed.topo.TESTBED_SRV_ADDR1}:${CON_PORT}`, '--key', keyFile]);
+  const target = who === 'concentrator' ? DEST : bed.topo.TESTBED_SRV_ADDR1;
+  const sender = inNs(bed.topo.TESTBED_NS_CLIENT, [...(who === 'kernel' ? ['mptcpize', 'run'] : []), process.execPath, PEER, '--mode', 'send', '--connect', `${target}:${port}`, '--bytes', String(bytes)]);
   const started = Date.now();
   await new Promise((r) => setTimeout(r, PULL_AFTER_MS));
   const pulledAt = Date.now();
@@ -64,7 +83,7 @@ async function one(who: 'kernel' | 'mptun', port: number) {
   const code = await Promise.race([sender.exited, new Promise<null>((r) => setTimeout(() => r(null), 90_000))]);
   const done = Date.now();
   await bed.run('link-up', '1');
-  if (who === 'mptun') await bed.stopMptun();
+  if (who !== 'kernel') await bed.stopMptun();
   if (code === null) sender.child.kill('SIGKILL');
   await Promise.race([sink.exited, new Promise((r) => setTimeout(r, 3000))]);
   sink.child.kill();
@@ -101,13 +120,37 @@ async function one(who: 'kernel' | 'mptun', port: number) {
   };
 }
 
-process.once('SIGINT', () => void bed.down().finally(() => process.exit(130)));
+let concentrator: ReturnType<typeof inNs> | null = null;
+let keyDir = '';
+const stopConcentrator = async () => {
+  if (concentrator && concentrator.child.exitCode === null) {
+    concentrator.child.kill('SIGTERM');
+    await Promise.race([concentrator.exited, new Promise((r) => setTimeout(r, 10_000))]);
+  }
+  if (keyDir) await rm(keyDir, { recursive: true, force: true });
+};
+process.once('SIGINT', () => void stopConcentrator().then(() => bed.down()).finally(() => process.exit(130)));
+const whos: Who[] = values.concentrator ? ['kernel', 'mptun', 'concentrator'] : ['kernel', 'mptun'];
 try {
   await bed.up(rate);
+  if (values.concentrator) {
+    keyDir = await mkdtemp(join(tmpdir(), 'mptbfo-'));
+    keyFile = join(keyDir, 'key');
+    await new Promise<void>((resolve, reject) => execFile(process.execPath, [MPTUN, 'server', '--genkey', keyFile], (e) => (e ? reject(e) : resolve())));
+    const ns = bed.topo.TESTBED_NS_SERVER;
+    await new Promise<void>((resolve, reject) => execFile('ip', ['-n', ns, 'addr', 'add', `${DEST}/32`, 'dev', 'lo'], (e) => (e ? reject(e) : resolve())));
+    concentrator = inNs(ns, [process.execPath, MPTUN, 'server', '--listen', String(CON_PORT), '--key', keyFile, '--allow', `${DEST}/32`,
+      '--control-socket', `/run/${values.prefix!}-server.sock`]);
+    const c = concentrator;
+    while (!c.err().includes('listening on')) {
+      if (c.child.exitCode !== null) throw new Error(`mptun server: ${c.err()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
   const all: Array<Awaited<ReturnType<typeof one>>> = [];
   let port = 5010;
   for (let i = 0; i < runs; i++) {
-    for (const who of ['kernel', 'mptun'] as const) {
+    for (const who of whos) {
       log(`run ${i + 1}/${runs}: ${who}`);
       all.push(await one(who, port++));
     }
@@ -121,13 +164,12 @@ try {
     rateMbitPerLink: rate,
     bytes,
     pullAfterMs: PULL_AFTER_MS,
-    median: {
-      kernel: Object.fromEntries((['beforePullMbit', 'stallMs', 'firstSecondAfterPullMbit', 'recoveryMs', 'transferS'] as const).map((k) => [k, med('kernel', k)])),
-      mptun: Object.fromEntries((['beforePullMbit', 'stallMs', 'firstSecondAfterPullMbit', 'recoveryMs', 'transferS'] as const).map((k) => [k, med('mptun', k)])),
-    },
+    median: Object.fromEntries(whos.map((who) => [who,
+      Object.fromEntries((['beforePullMbit', 'stallMs', 'firstSecondAfterPullMbit', 'recoveryMs', 'transferS'] as const).map((k) => [k, med(who, k)]))])),
     runs: all,
   };
   console.log(JSON.stringify(result, null, 2));
 } finally {
+  await stopConcentrator();
   await bed.down();
 }

@@ -376,6 +376,7 @@ export class Appliance {
       const priority = config.rulePriority;
       // the concentrator's own address is never captured (its connections would go into itself)
       if (convert && convert.server.addr.length === 4) exclude.push(`${formatIpAddress(convert.server.addr)}/32`);
+      if (convert && convert.server.addr.length === 16 && ipv6) exclude6.push(`${formatIpAddress(convert.server.addr)}/128`);
       if (config.excludeLan) {
         for (const p of paths) {
           for (const c of (await interfaceState(p.iface))?.connected ?? []) {

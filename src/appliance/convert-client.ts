@@ -29,11 +29,15 @@ import {
 } from '../convert/message.js';
 import { COOKIE_NONCE_LEN, makeCookie } from '../convert/cookie.js';
 import type { Endpoint } from '../tcp/connection.js';
-import { internetChecksum } from '../ip/checksum.js';
+import { internetChecksum, pseudoHeaderSumV6 } from '../ip/checksum.js';
 import {
   IPPROTO_ICMP, IPV4_DEFAULT_TTL, IPV4_MIN_HEADER_LEN, IPV4_OFF_CHECKSUM, IPV4_OFF_DST, IPV4_OFF_PROTOCOL, IPV4_OFF_SRC,
   IPV4_OFF_TOTAL_LEN, IPV4_OFF_TTL, IPV4_OFF_VER_IHL,
 } from '../ip/ipv4.js';
+import {
+  IPPROTO_ICMPV6, IPV6_ADDRESS_LEN, IPV6_DEFAULT_HOP_LIMIT, IPV6_HEADER_LEN, IPV6_OFF_DST, IPV6_OFF_HOP_LIMIT, IPV6_OFF_NEXT_HEADER,
+  IPV6_OFF_PAYLOAD_LEN, IPV6_OFF_SRC, IPV6_OFF_VER_TC_FLOW, IPV6_VERSION,
+} from '../ip/ipv6.js';
 
 /** The concentrator's port when `--server HOST` names none (mptun's choice, not an IANA port). */
 export const DEFAULT_CONCENTRATOR_PORT = 7443;
@@ -215,11 +219,35 @@ export const ICMPV4_DEST_UNREACHABLE = 3;
 const ICMP_UNREACH_HEADER_LEN = 8;
 const ORIGINAL_DATA_LEN = 8;
 
+// RFC 4443 §3.1, Destination Unreachable Message (ICMPv6):
+//
+//    0                   1                   2                   3
+//    0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//   +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//   |     Type      |     Code      |          Checksum             |
+//   +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//   |                             Unused                            |
+//   +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//   |                    As much of invoking packet                 |
+//   +                as possible without the ICMPv6 packet          +
+//   |                exceeding the minimum IPv6 MTU [IPv6]          |
+//
+// "Type 1"; "Code 0 - No route to destination, 1 - Communication with destination
+// administratively prohibited, ... 3 - Address unreachable, 4 - Port unreachable". Its checksum
+// covers the IPv6 pseudo-header (§2.3, Next Header 58). Linux fails a connect() in SYN-SENT at
+// once on it (tcp_v6_err: ENETUNREACH for 0, EACCES for 1, EHOSTUNREACH for 3). The concentrator
+// sends the ICMPv6 code for an IPv6 destination (src/server/concentrator.ts `unreachableCode`).
+export const ICMPV6_DEST_UNREACHABLE = 1;
+/** RFC 8200 §5: "IPv6 requires that every link in the Internet have an MTU of 1280 octets or greater." */
+const IPV6_MIN_MTU = 1280;
+
 /**
- * An ICMPv4 Destination Unreachable for the app's SYN `syn` (an IPv4 packet), from the address
- * the SYN went to, after `headroom` zero bytes; null for an IPv6 SYN (not built here).
+ * A Destination Unreachable for the app's SYN `syn` (an IPv4 or IPv6 packet, answered in its
+ * own version: ICMPv4 type 3 or ICMPv6 type 1), from the address the SYN went to, after
+ * `headroom` zero bytes; null for anything else.
  */
 export function icmpUnreachableForSyn(syn: Buffer, code: number, headroom: number): Buffer | null {
+  if (syn.length >= IPV6_HEADER_LEN && syn[IPV6_OFF_VER_TC_FLOW]! >>> 4 === 6) return icmp6UnreachableForSyn(syn, code, headroom);
   if (syn.length < IPV4_MIN_HEADER_LEN || syn[IPV4_OFF_VER_IHL]! >>> 4 !== 4) return null;
   const ihl = (syn[IPV4_OFF_VER_IHL]! & 0xf) * 4;
   const quoted = syn.subarray(0, Math.min(syn.length, ihl + ORIGINAL_DATA_LEN));
@@ -238,5 +266,25 @@ export function icmpUnreachableForSyn(syn: Buffer, code: number, headroom: numbe
   icmp[1] = code;
   quoted.copy(icmp, ICMP_UNREACH_HEADER_LEN);
   icmp.writeUInt16BE(internetChecksum(icmp), 2);
+  return out;
+}
+
+function icmp6UnreachableForSyn(syn: Buffer, code: number, headroom: number): Buffer {
+  const quoted = syn.subarray(0, Math.min(syn.length, IPV6_MIN_MTU - IPV6_HEADER_LEN - ICMP_UNREACH_HEADER_LEN));
+  const icmpLen = ICMP_UNREACH_HEADER_LEN + quoted.length;
+  const out = Buffer.alloc(headroom + IPV6_HEADER_LEN + icmpLen);
+  const ip = out.subarray(headroom);
+  ip[IPV6_OFF_VER_TC_FLOW] = IPV6_VERSION << 4;
+  ip.writeUInt16BE(icmpLen, IPV6_OFF_PAYLOAD_LEN);
+  ip[IPV6_OFF_NEXT_HEADER] = IPPROTO_ICMPV6;
+  ip[IPV6_OFF_HOP_LIMIT] = IPV6_DEFAULT_HOP_LIMIT;
+  syn.copy(ip, IPV6_OFF_SRC, IPV6_OFF_DST, IPV6_OFF_DST + IPV6_ADDRESS_LEN);
+  syn.copy(ip, IPV6_OFF_DST, IPV6_OFF_SRC, IPV6_OFF_SRC + IPV6_ADDRESS_LEN);
+  const icmp = ip.subarray(IPV6_HEADER_LEN);
+  icmp[0] = ICMPV6_DEST_UNREACHABLE;
+  icmp[1] = code;
+  quoted.copy(icmp, ICMP_UNREACH_HEADER_LEN);
+  const pseudo = pseudoHeaderSumV6(ip, ip, IPPROTO_ICMPV6, icmpLen, IPV6_OFF_SRC, IPV6_OFF_DST);
+  icmp.writeUInt16BE(internetChecksum(icmp, 0, icmp.length, pseudo), 2);
   return out;
 }

@@ -490,7 +490,8 @@ export class Relay {
     this.counters.increment('flowsRefused');
     const icmp = outcome.kind === 'unreachable' && f.syn ? icmpUnreachableForSyn(f.syn, outcome.icmpCode, this.headroom) : null;
     if (icmp) {
-      this.icmpOut.push({ buffer: icmp, l4Offset: 20, headerLen: icmp.length - this.headroom, gsoSize: 0, ipVersion: 4, checksumPartial: false });
+      const v6 = icmp[this.headroom]! >>> 4 === 6;
+      this.icmpOut.push({ buffer: icmp, l4Offset: v6 ? 40 : 20, headerLen: icmp.length - this.headroom, gsoSize: 0, ipVersion: v6 ? 6 : 4, checksumPartial: false });
       this.forgetFlow(f);
       return;
     }

@@ -4,7 +4,8 @@
 // concentrator 203.0.113.5:7443.
 import test from 'ava';
 import { Relay } from '../../src/appliance/relay.js';
-import { ConvertClient, ICMPV4_DEST_UNREACHABLE } from '../../src/appliance/convert-client.js';
+import { ConvertClient, ICMPV4_DEST_UNREACHABLE, ICMPV6_DEST_UNREACHABLE, icmpUnreachableForSyn } from '../../src/appliance/convert-client.js';
+import { pseudoHeaderSumV6, verifyChecksum } from '../../src/ip/checksum.js';
 import { IpPrefix, parseIpAddress } from '../../src/ip/address.js';
 import { CookieVerifier } from '../../src/convert/cookie.js';
 import { CONVERT_ERR_CONNECTION_RESET, CONVERT_ERR_DESTINATION_UNREACHABLE, CONVERT_ERR_NOT_AUTHORIZED, CONVERT_TLV_CONNECT, connectRequest, encodeReply, parseConvert } from '../../src/convert/message.js';
@@ -168,4 +169,28 @@ test('--direct destinations and the concentrator itself are not sent to the conc
   t.is(self.dst, '203.0.113.5');
   t.is(self.tcp.dstPort, 80, 'to the app\'s own port, not the concentrator\'s service');
   t.like(convert.counters.snapshot(), { convertDirect: 1, convertSelf: 1, convertFlows: 0 });
+});
+
+test('Error 97 for an IPv6 app: an ICMPv6 Destination Unreachable (RFC 4443 §3.1) from the destination, quoting the whole SYN, checksum over the pseudo-header', (t) => {
+  const app6 = parseIpAddress('fd6d:7074:756e:1::2').bytes;
+  const dst6 = parseIpAddress('2001:db8::10').bytes;
+  const syn = craftSegment(Buffer.from(app6), Buffer.from(dst6), { srcPort: APP_PORT, dstPort: 80, seq: APP_ISN, flags: TCP_FLAG_SYN, options: { mss: 1440 } as TcpRepr['options'] });
+  const headroom = 10;
+  const out = icmpUnreachableForSyn(syn, 3, headroom)!;
+  t.truthy(out);
+  t.deepEqual([...out.subarray(0, headroom)], new Array<number>(headroom).fill(0), 'the headroom is left zero');
+  const ip = out.subarray(headroom);
+  t.is(ip[0]! >>> 4, 6);
+  t.is(ip[6], 58, 'Next Header: ICMPv6');
+  t.is(ip[7], 64, 'Hop Limit');
+  t.deepEqual(ip.subarray(8, 24), Buffer.from(dst6), 'from the destination');
+  t.deepEqual(ip.subarray(24, 40), Buffer.from(app6), 'to the app');
+  const icmp = ip.subarray(40);
+  t.is(ip.readUInt16BE(4), icmp.length, 'Payload Length');
+  t.is(icmp[0], ICMPV6_DEST_UNREACHABLE);
+  t.is(icmp[1], 3, 'address unreachable');
+  t.is(icmp.readUInt32BE(4), 0, 'Unused');
+  t.deepEqual(icmp.subarray(8), syn, 'the whole SYN (it is far below the minimum MTU)');
+  t.true(verifyChecksum(icmp, 0, icmp.length, pseudoHeaderSumV6(ip, ip, 58, icmp.length, 8, 24)), 'the checksum covers the pseudo-header');
+  t.is(icmpUnreachableForSyn(Buffer.from([0x50, 0, 0, 0]), 1, 0), null, 'not an IP packet: nothing');
 });
