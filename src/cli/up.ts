@@ -199,7 +199,7 @@ export async function runStatus(argv: string[]): Promise<number> {
 
 /**
  * `--server HOST[:PORT] --key FILE`: the concentrator client, with the key read (mode 0600 or
- * refused) and the host resolved (IPv4: the paths are IPv4) before anything is touched.
+ * refused) and the host resolved (IPv4 first, else IPv6) before anything is touched.
  */
 async function concentratorClient(config: ApplianceConfig, log: ReturnType<typeof makeLogger>): Promise<ConvertClient | null> {
   if (config.server === null) return null;
@@ -213,11 +213,13 @@ async function concentratorClient(config: ApplianceConfig, log: ReturnType<typeo
     if (e instanceof KeyFileError) throw new ConfigError(COMMAND_OR_FILE, 'key', e.message);
     throw e;
   }
+  // an address as given; a name: its IPv4 address, else its IPv6 one (the upstream connections
+  // then go over the paths' IPv6)
   let address: string;
   try {
-    address = (await lookup(host, { family: 4 })).address;
+    address = await lookup(host, { family: 4 }).then((a) => a.address, () => lookup(host, { family: 6 }).then((a) => a.address));
   } catch (e) {
-    throw new ConfigError(COMMAND_OR_FILE, 'server', `${host}: no IPv4 address (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); the concentrator is reached over the paths' IPv4`);
+    throw new ConfigError(COMMAND_OR_FILE, 'server', `${host}: no IPv4 or IPv6 address (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   const client = new ConvertClient({
     server: { addr: parseIpAddress(address).bytes, port },

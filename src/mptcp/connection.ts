@@ -446,7 +446,11 @@ export class MptcpConnection {
       dss.mapping = { dsn: mapping.dsn, dsn8: true, subflowSeq: offsetLow32(mapping.ssn), dataLen: mapping.len };
       if (this.checksum) dss.mapping.checksum = mapping.csum ?? 0;
     }
-    put(dss);
+    // RFC 8684 §3.3: "a = Data ACK is 8 octets (if not set, Data ACK is 4 octets)": the 4-octet
+    // one when the 8-octet one does not fit, as on the third ACK after timestamps and MP_CAPABLE
+    // (8 bytes left): Linux pushes a listener's pending data (a concentrator's reply to SYN data)
+    // on a DATA_ACK, not on the MP_CAPABLE ACK alone (a round trip later without it)
+    if (!put(dss) && !mapping) put({ ...dss, dataAck8: false });
     // RFC 8684 §3.3.8: "MP_PRIO ... to change the priority of the subflow on which it is sent"
     if (sf.prioPending && put({ type: 'mp_prio', backup: sf.localBackup })) {
       sf.prioPending = false;
