@@ -176,7 +176,10 @@ export class ConvertClient {
       case CONVERT_ERR_NOT_AUTHORIZED:
       case CONVERT_ERR_MISSING_COOKIE:
         this.counters.increment('convertNotAuthorized');
-        this.options.log?.('warn', `concentrator ${formatIpAddress(this.server.addr)}:${this.server.port} refused our key (${convertErrorName(r.code)}) for ${dst}: is --key the server's key, and are the clocks within 30 s?`);
+        // Not Authorized is also the concentrator's answer for a destination it does not serve
+        // (a private range not --allow'ed, its own address): its log says which
+        this.options.log?.('warn', `concentrator ${formatIpAddress(this.server.addr)}:${this.server.port} refused our key (${convertErrorName(r.code)}) for ${dst}: is --key the server's key, and are the clocks within 30 s?`
+          + (r.code === CONVERT_ERR_NOT_AUTHORIZED ? ' (or the concentrator does not serve this destination: a private range it does not --allow, its own address; its log says which)' : ''));
         return { kind: 'refused', code: r.code };
       case CONVERT_ERR_RESOURCE_EXCEEDED:
         this.counters.increment('convertResourceExceeded');

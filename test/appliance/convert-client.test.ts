@@ -194,3 +194,24 @@ test('Error 97 for an IPv6 app: an ICMPv6 Destination Unreachable (RFC 4443 §3.
   t.true(verifyChecksum(icmp, 0, icmp.length, pseudoHeaderSumV6(ip, ip, 58, icmp.length, 8, 24)), 'the checksum covers the pseudo-header');
   t.is(icmpUnreachableForSyn(Buffer.from([0x50, 0, 0, 0]), 1, 0), null, 'not an IP packet: nothing');
 });
+
+test('an MPTCP concentrator: the third ACK carries both keys and a DATA_ACK, a 4-octet one beside timestamps (Linux pushes its reply to the SYN data on a DATA_ACK only)', (t) => {
+  const { r } = relay();
+  const syn = upstream(feed(r, 0, appSyn()).segs)[0]!;
+  const ts = syn.tcp.options.timestamps;
+  t.truthy(ts, 'the SYN offers timestamps');
+  const synAck = craftSegment(CON, parseIpAddress(syn.src).bytes, {
+    srcPort: CON_PORT, dstPort: syn.tcp.srcPort, seq: CON_ISN, ack: (syn.tcp.seq + 1 + syn.tcp.payload.length) >>> 0, flags: TCP_FLAG_SYN | TCP_FLAG_ACK, window: 65535,
+    options: { mss: 1460, timestamps: { tsVal: 77, tsEcr: ts!.tsVal } } as TcpRepr['options'],
+  }, [{ type: 'mp_capable', version: 1, flags: { checksumRequired: false, extensibility: false, noMoreSubflowAddr: false, hmacSha256: true, unassigned: 0 }, senderKey: 0x1122334455667788n }]);
+  const third = upstream(feed(r, 40, synAck).segs);
+  t.is(third.length, 1);
+  t.is(third[0]!.tcp.flags, TCP_FLAG_ACK);
+  t.truthy(third[0]!.tcp.options.timestamps, 'with timestamps');
+  const mpc = third[0]!.mptcp.find((o) => o.type === 'mp_capable');
+  t.like(mpc, { receiverKey: 0x1122334455667788n }, 'MP_CAPABLE with the concentrator\'s key');
+  t.true(mpc?.type === 'mp_capable' && mpc.senderKey !== undefined, 'and ours');
+  const dss = third[0]!.mptcp.find((o) => o.type === 'dss');
+  t.truthy(dss, 'and a DSS');
+  t.like(dss, { dataAck8: false }, 'whose DATA_ACK is 4 octets: 12 (timestamps) + 20 (MP_CAPABLE) + 8 = 40');
+});
