@@ -195,7 +195,8 @@ test.serial(`mptc2: with ${DELAY_MS} ms each way, connect() through the concentr
   // (1.5 RTT) and reaches the client at 2 RTT. (Without SYN data it would be 2 RTT plus the
   // concentrator's connect, serial.) It was 3 RTT until the third ACK carried a DATA_ACK: Linux
   // pushes the pending reply on a DATA_ACK, not on the MP_CAPABLE ACK alone.
-  t.true(via.connectMsMedian < 2.5 * rtt4, `connect ${via.connectMsMedian} ms: more than 2.5 round trips of ${rtt4} ms`);
+  // (2.5 RTT and 10 ms: mptun's own per-packet latency on a loaded machine; the 3 RTT of before stay out)
+  t.true(via.connectMsMedian < 2.5 * rtt4 + 10, `connect ${via.connectMsMedian} ms: more than 2.5 round trips of ${rtt4} ms (+ 10 ms)`);
   t.true(via.ttfbMsMedian - via.connectMsMedian < 1.5 * rtt4, `the first byte one round trip after connect: ${via.ttfbMsMedian} - ${via.connectMsMedian} ms`);
 });
 
