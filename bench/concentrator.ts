@@ -8,7 +8,9 @@
 // sequential connect/echo/close, through the concentrator and direct (kernel TCP, one link).
 // Prints JSON (medians, every run, ratios; the machine is shared and noisy: compare within a run).
 //
-//   sudo node dist/bench/concentrator.js [--rate 100] [--seconds 8] [--runs 3] [--connects 200]
+// --reverse: the throughput parts the other way (iperf3 -R: the destination sends).
+//
+//   sudo node dist/bench/concentrator.js [--rate 100] [--seconds 8] [--runs 3] [--connects 200] [--reverse]
 import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -26,12 +28,14 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
     connects: { type: 'string', default: '200' },
     prefix: { type: 'string', default: 'mptcb' },
+    reverse: { type: 'boolean', default: false },
   },
 });
 const rate = Number(values.rate);
 const seconds = Number(values.seconds);
 const runs = Number(values.runs);
 const connects = Number(values.connects);
+const reverse = values.reverse === true;
 const bed = new TestBed(values.prefix!);
 const log = (s: string) => process.stderr.write(`bench/concentrator: ${s}\n`);
 const MPTUN = fileURLToPath(new URL('../../bin/mptun.js', import.meta.url));
@@ -60,7 +64,7 @@ const until = async (what: string, probe: () => boolean) => {
 };
 
 async function iperfTo(host: string, port: number): Promise<number> {
-  const out = await inNs('c', 'iperf3', ['-c', host, '-p', String(port), '-t', String(seconds), '-J'], (seconds + 30) * 1000);
+  const out = await inNs('c', 'iperf3', ['-c', host, '-p', String(port), '-t', String(seconds), '-J', ...(reverse ? ['-R'] : [])], (seconds + 30) * 1000);
   return +((JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e6).toFixed(1);
 }
 async function echo(host: string): Promise<{ connectMsMedian: number; ttfbMsMedian: number; perSecond: number }> {
@@ -85,8 +89,8 @@ try {
   const kernel: Throughput[] = [];
   for (let i = 0; i < runs; i++) {
     log(`run ${i + 1}/${runs}: one link, kernel MPTCP`);
-    one.push(await bed.iperf(seconds));
-    kernel.push(await bed.iperf(seconds, { mptcp: true }));
+    one.push(await bed.iperf(seconds, { reverse }));
+    kernel.push(await bed.iperf(seconds, { mptcp: true, reverse }));
   }
   log('direct: connect/echo/close');
   const direct = await echo(DEST);
@@ -115,6 +119,7 @@ try {
   const throughM = m(through);
   const result = {
     bench: 'concentrator',
+    direction: reverse ? 'destination→client' : 'client→destination',
     links: 2,
     rateMbitPerLink: rate,
     seconds,
