@@ -575,8 +575,10 @@ export class TcpConnection {
   /** RFC 6675 pipe when SACK recovery runs, the flight size otherwise. */
   private inFlight(): number {
     // after an RTO everything outstanding is deemed lost and sent again from SND.UNA (go-back):
-    // what is in the network is what went out since
-    if (this.rtoRecovery) return seqDiff(this.sndNxt, this.sndUna);
+    // what is in the network is what went out since, less what the peer SACKed of it and what
+    // RACK deemed lost again (a lost retransmission must not hold the window shut until the
+    // next RTO: RFC 8985 §6.2 step 5 marks it, RFC 6675 §4 SetPipe leaves lost octets out)
+    if (this.rtoRecovery) return this.sackOk ? this.scoreboard.inFlightBelow(this.sndUna, this.sndNxt) : seqDiff(this.sndNxt, this.sndUna);
     // RFC 6675 pipe whenever the peer has SACKed something: SACKed segments have left the
     // network, so new data may go out on duplicate ACKs before recovery starts (the effect of
     // RFC 3042 limited transmit), which lets small windows reach three duplicate ACKs
@@ -1699,7 +1701,8 @@ export class TcpConnection {
 
     // 2. RFC 6675 NextSeg during SACK recovery: lost segments first
     if (this.sackOk && (this.inRecovery || this.rtoRecovery)) {
-      const cwndRoom = this.cc.cwnd - this.scoreboard.pipe(this.sndUna, this.sndMax, mss);
+      // after an RTO, above SND.NXT nothing is in the network (it is to be sent again)
+      const cwndRoom = this.cc.cwnd - (this.rtoRecovery ? this.inFlight() : this.scoreboard.pipe(this.sndUna, this.sndMax, mss));
       const force = this.forceRetransmit;
       this.forceRetransmit = false;
       if (force || cwndRoom >= mss || (cwndRoom > 0 && this.flightSize() < mss)) {

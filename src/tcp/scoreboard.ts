@@ -307,6 +307,15 @@ export class Scoreboard {
     return this.sacked.bytes;
   }
 
+  /**
+   * The octets of [start, end) still in the network after an RTO sent them again from SND.UNA
+   * (go-back-N up to SND.NXT): neither SACKed nor deemed lost by RACK since.
+   */
+  inFlightBelow(start: Seq, end: Seq): number {
+    if (!seqLt(start, end)) return 0;
+    return seqDiff(end, start) - this.sacked.overlap(start, end) - this.lost.overlap(start, end);
+  }
+
   /** Number of disjoint SACKed ranges. */
   get sackedRangeCount(): number {
     return this.sacked.count;
