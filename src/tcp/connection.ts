@@ -898,6 +898,10 @@ export class TcpConnection {
       });
       this.logRttSample = rackOut.rttSample;
     }
+    // RFC 8985 §7.2 schedules a probe only while "The connection has no SACKed sequences in the
+    // SACK scoreboard": one armed before the first SACK came is cancelled (RACK's reordering
+    // timer detects the losses now; as Linux, whose probe needs the Open state)
+    if (rackOn && newlySacked > 0 && !advanced) this.timers.stop(TcpTimer.Tlp);
 
     if (advanced) {
       const acked = this.ackAdvance(now, ack, seg);
