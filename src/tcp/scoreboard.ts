@@ -21,11 +21,9 @@
 import { CounterSet } from '../ip/counters.js';
 import { type Seq, seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax, seqMin } from './seq.js';
 
-/** A block of sequence space [start, end), as in the SACK option (RFC 2018 §3: left edge, right edge). */
-export interface SackBlock {
-  start: Seq;
-  end: Seq;
-}
+import type { SackBlock } from './options.js';
+
+export type { SackBlock };
 
 /**
  * A set of disjoint, non-adjacent ranges [start, end) of 32-bit sequence space, kept sorted.
