@@ -4,12 +4,13 @@
 // lo, so the concentrator's own leg is unshaped), reached by the client's apps only through
 // the concentrator. In the same run: one link alone (plain kernel TCP to the kernel's MPTCP
 // iperf3 server), the kernel's own MPTCP client to it (`mptcpize run iperf3`), and plain iperf3
-// through `mptun up --server` to a plain iperf3 server, each both ways (upload, and download with
-// iperf3 -R); then time to first byte and the rate of sequential connect/echo/close, through the
-// concentrator and direct (kernel TCP, one link).
+// through `mptun up --server` to a plain iperf3 server; then time to first byte and the rate of
+// sequential connect/echo/close, through the concentrator and direct (kernel TCP, one link).
 // Prints JSON (medians, every run, ratios; the machine is shared and noisy: compare within a run).
 //
-//   sudo node dist/bench/concentrator.js [--rate 100] [--seconds 8] [--runs 3] [--connects 200]
+// --reverse: the throughput parts the other way (iperf3 -R: the destination sends).
+//
+//   sudo node dist/bench/concentrator.js [--rate 100] [--seconds 8] [--runs 3] [--connects 200] [--reverse]
 import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -27,12 +28,14 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
     connects: { type: 'string', default: '200' },
     prefix: { type: 'string', default: 'mptcb' },
+    reverse: { type: 'boolean', default: false },
   },
 });
 const rate = Number(values.rate);
 const seconds = Number(values.seconds);
 const runs = Number(values.runs);
 const connects = Number(values.connects);
+const reverse = values.reverse === true;
 const bed = new TestBed(values.prefix!);
 const log = (s: string) => process.stderr.write(`bench/concentrator: ${s}\n`);
 const MPTUN = fileURLToPath(new URL('../../bin/mptun.js', import.meta.url));
@@ -60,7 +63,7 @@ const until = async (what: string, probe: () => boolean) => {
   }
 };
 
-async function iperfTo(host: string, port: number, reverse = false): Promise<number> {
+async function iperfTo(host: string, port: number): Promise<number> {
   const out = await inNs('c', 'iperf3', ['-c', host, '-p', String(port), '-t', String(seconds), '-J', ...(reverse ? ['-R'] : [])], (seconds + 30) * 1000);
   return +((JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e6).toFixed(1);
 }
@@ -84,14 +87,10 @@ try {
 
   const one: Throughput[] = [];
   const kernel: Throughput[] = [];
-  const oneDown: Throughput[] = [];
-  const kernelDown: Throughput[] = [];
   for (let i = 0; i < runs; i++) {
-    log(`run ${i + 1}/${runs}: one link, kernel MPTCP (up, then down)`);
-    one.push(await bed.iperf(seconds));
-    kernel.push(await bed.iperf(seconds, { mptcp: true }));
-    oneDown.push(await bed.iperf(seconds, { reverse: true }));
-    kernelDown.push(await bed.iperf(seconds, { mptcp: true, reverse: true }));
+    log(`run ${i + 1}/${runs}: one link, kernel MPTCP`);
+    one.push(await bed.iperf(seconds, { reverse }));
+    kernel.push(await bed.iperf(seconds, { mptcp: true, reverse }));
   }
   log('direct: connect/echo/close');
   const direct = await echo(DEST);
@@ -103,13 +102,11 @@ try {
   await until('mptun server', () => server.out().includes('listening on') || server.child.exitCode !== null);
   await bed.startMptun(['--server', `${bed.topo.TESTBED_SRV_ADDR1}:${CON_PORT}`, '--key', keyFile]);
   const through: number[] = [];
-  const throughDown: number[] = [];
   let via: { connectMsMedian: number; ttfbMsMedian: number; perSecond: number };
   try {
     for (let i = 0; i < runs; i++) {
       log(`run ${i + 1}/${runs}: through the concentrator`);
       through.push(await iperfTo(DEST, PLAIN_IPERF));
-      throughDown.push(await iperfTo(DEST, PLAIN_IPERF, true));
     }
     log('through the concentrator: connect/echo/close');
     via = await echo(DEST);
@@ -120,27 +117,21 @@ try {
   const oneM = m(one.map((x) => x.mbit));
   const kernelM = m(kernel.map((x) => x.mbit));
   const throughM = m(through);
-  const oneDownM = m(oneDown.map((x) => x.mbit));
-  const kernelDownM = m(kernelDown.map((x) => x.mbit));
-  const throughDownM = m(throughDown);
   const result = {
     bench: 'concentrator',
+    direction: reverse ? 'destination→client' : 'client→destination',
     links: 2,
     rateMbitPerLink: rate,
     seconds,
     runs,
     medianMbit: { oneLinkKernelTcp: oneM, kernelMptcpToMptcpServer: kernelM, mptunThroughConcentratorToPlainServer: throughM },
-    medianMbitDownload: { oneLinkKernelTcp: oneDownM, kernelMptcpToMptcpServer: kernelDownM, mptunThroughConcentratorToPlainServer: throughDownM },
     ratios: {
       concentratorOfLinkSum: +(throughM / (2 * rate)).toFixed(3),
       concentratorVsOneLink: +(throughM / oneM).toFixed(2),
       concentratorVsKernelMptcp: +(throughM / kernelM).toFixed(3),
-      downloadConcentratorOfLinkSum: +(throughDownM / (2 * rate)).toFixed(3),
-      downloadConcentratorVsKernelMptcp: +(throughDownM / kernelDownM).toFixed(3),
     },
     connects: { n: connects, direct, throughConcentrator: via },
     runsMbit: { oneLink: one.map((x) => x.mbit), kernelMptcp: kernel.map((x) => x.mbit), throughConcentrator: through },
-    runsMbitDownload: { oneLink: oneDown.map((x) => x.mbit), kernelMptcp: kernelDown.map((x) => x.mbit), throughConcentrator: throughDown },
   };
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
 } finally {

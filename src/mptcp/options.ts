@@ -33,7 +33,7 @@
 
 import { readU16, readU32, writeU16, writeU32 } from '../ip/bytes.js';
 import { CounterSet } from '../ip/counters.js';
-import { TCP_OPT_MPTCP } from '../tcp/options.js';
+import { TCP_MAX_OPTIONS_LEN, TCP_OPT_MPTCP } from '../tcp/options.js';
 
 // Subtypes (RFC 8684 §8, "MPTCP Option Subtypes" registry).
 
@@ -74,7 +74,7 @@ export const MPTCP_OFF_BYTE3 = 3;
 /** Kind, length and subtype octets: the least an MPTCP option can be. */
 export const MPTCP_OPTLEN_MIN = 3;
 /** The option-length octet is one octet, and the TCP options area is 40 bytes: no MPTCP option is longer. */
-export const MPTCP_OPTLEN_MAX = 40;
+export const MPTCP_OPTLEN_MAX = TCP_MAX_OPTIONS_LEN;
 
 // MP_CAPABLE (RFC 8684 §3.1).
 //

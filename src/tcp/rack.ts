@@ -13,7 +13,7 @@
 // Sequence numbers are compared only through src/tcp/seq.ts (CONVENTIONS.md 7).
 
 import { CounterSet } from '../ip/counters.js';
-import type { SackBlock } from './scoreboard.js';
+import type { SackBlock } from './options.js';
 import { type Seq, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
 
 /** RFC 6675 DupThresh, used by RACK §6.2 step 4 before reordering is seen. */
@@ -292,7 +292,12 @@ export class Rack {
     const rtt = now - xmitTs;
     // Step 2: "If Segment.retransmitted is TRUE: If ACK.ts_option.echo_reply < Segment.xmit_ts:
     // Return; If rtt < RACK.min_RTT: Return" — the ACK may be for the original transmission.
-    if (rtx && ((a.tsEcrTime !== null && a.tsEcrTime < Math.floor(xmitTs)) || rtt < this.minRtt)) {
+    // The echo test only for a cumulative ACK: an ACK that SACKs data above a hole echoes an old
+    // TSval (RFC 7323 §4.3: TS.Recent moves only with in-order data), so it would call every
+    // SACKed retransmission ambiguous — a tail loss probe that repaired the tail among them, and
+    // the losses below it then wait for the RTO. Linux (tcp_rack_advance) uses the min_RTT test alone.
+    const staleEcho = d.cum && a.tsEcrTime !== null && a.tsEcrTime < Math.floor(xmitTs);
+    if (rtx && (staleEcho || rtt < this.minRtt)) {
       this.counters.increment('rackAmbiguousDelivery');
     } else {
       // Step 1: "Use the RTT measurements obtained via [RFC6298] or [RFC7323] to update the

@@ -21,11 +21,9 @@
 import { CounterSet } from '../ip/counters.js';
 import { type Seq, seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax, seqMin } from './seq.js';
 
-/** A block of sequence space [start, end), as in the SACK option (RFC 2018 §3: left edge, right edge). */
-export interface SackBlock {
-  start: Seq;
-  end: Seq;
-}
+import type { SackBlock } from './options.js';
+
+export type { SackBlock };
 
 /**
  * A set of disjoint, non-adjacent ranges [start, end) of 32-bit sequence space, kept sorted.
@@ -290,6 +288,12 @@ export class Scoreboard {
   private readonly rtx = new SeqRangeSet();
   /** Ranges deemed lost by RACK (RFC 8985), not yet retransmitted nor SACKed: `markLost`. */
   private readonly lost = new SeqRangeSet();
+  /**
+   * Ranges retransmitted after RACK deemed them lost: their originals have left the network, so
+   * `pipe` counts only the retransmission (as Linux's packets_out - lost_out + retrans_out),
+   * not the original as well as SetPipe's (a) and (b) would for an octet not IsLost.
+   */
+  private readonly lostResent = new SeqRangeSet();
   private lastNewSack: number | undefined;
 
   constructor(opts: { smss?: number; dupThresh?: number } = {}) {
@@ -305,6 +309,15 @@ export class Scoreboard {
   /** Bytes SACKed above SND.UNA. */
   get sackedBytes(): number {
     return this.sacked.bytes;
+  }
+
+  /**
+   * The octets of [start, end) still in the network after an RTO sent them again from SND.UNA
+   * (go-back-N up to SND.NXT): neither SACKed nor deemed lost by RACK since.
+   */
+  inFlightBelow(start: Seq, end: Seq): number {
+    if (!seqLt(start, end)) return 0;
+    return seqDiff(end, start) - this.sacked.overlap(start, end) - this.lost.overlap(start, end);
   }
 
   /** Number of disjoint SACKed ranges. */
@@ -360,6 +373,7 @@ export class Scoreboard {
    */
   markLost(start: Seq, end: Seq): void {
     this.rtx.remove(start, end);
+    this.lostResent.remove(start, end);
     this.lost.add(start, end);
     // never what the peer holds
     for (const b of this.sacked.toArray()) if (seqLt(b.start, end) && seqGt(b.end, start)) this.lost.remove(b.start, b.end);
@@ -368,6 +382,7 @@ export class Scoreboard {
   /** Forgets RACK's lost marks (the loss proved spurious: undo). */
   clearLost(): void {
     this.lost.clear();
+    this.lostResent.clear();
   }
 
   isRetransmitted(seq: Seq): boolean {
@@ -413,6 +428,7 @@ export class Scoreboard {
     }
     this.sacked.trimFront(una);
     this.lost.trimFront(una);
+    this.lostResent.trimFront(una);
 
     // RFC 2883 §4: only the first block can be a D-SACK. It is not SACK information: skipped by
     // Update (). The retransmitted ranges are looked at before this ACK trims them; a D-SACK of
@@ -477,6 +493,11 @@ export class Scoreboard {
    */
   markRetransmitted(start: Seq, end: Seq): void {
     this.rtx.add(start, end);
+    for (const b of this.lost.toArray()) {
+      const s = seqMax(b.start, start);
+      const e = seqLt(b.end, end) ? b.end : end;
+      if (seqLt(s, e)) this.lostResent.add(s, e);
+    }
     this.lost.remove(start, end);
   }
 
@@ -537,7 +558,7 @@ export class Scoreboard {
       const lost = rangesAbove >= this.dupThresh || bytesAbove > byteLimit;
       if (seqLt(holeStart, holeEnd)) {
         // RACK's lost ranges are out of the network as IsLost's are
-        if (!lost) pipe += seqDiff(holeEnd, holeStart) - this.lost.overlap(holeStart, holeEnd);
+        if (!lost) pipe += seqDiff(holeEnd, holeStart) - this.lost.overlap(holeStart, holeEnd) - this.lostResent.overlap(holeStart, holeEnd);
         pipe += this.rtx.overlap(holeStart, holeEnd);
       }
       if (k > 0) {
@@ -659,6 +680,7 @@ export class Scoreboard {
     this.counters.increment('rto');
     this.rtx.clear();
     this.lost.clear();
+    this.lostResent.clear();
     if (opts.keepSack === false) this.sacked.clear();
   }
 
@@ -667,6 +689,7 @@ export class Scoreboard {
     this.sacked.clear();
     this.rtx.clear();
     this.lost.clear();
+    this.lostResent.clear();
     this.lastNewSack = undefined;
   }
 }
