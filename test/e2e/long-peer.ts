@@ -2,8 +2,9 @@
 //   --listen ADDR:PORT    the server: a listening socket of the kernel's MPTCP (IPPROTO_MPTCP,
 //                         through mptun's addon, no mptcpize), one connection taken
 //   --connect ADDR:PORT   the client: a plain node:net TCP socket (mptun carries it)
-//   --send N              this end sends N bytes, then half-closes; without it, this end
-//                         receives until the peer's FIN
+//   --send N              this end sends N bytes (fewer if SIGUSR2 comes first: it stops at
+//                         the end of the chunk being written), then half-closes; without it,
+//                         this end receives until the peer's FIN
 //   --seed S              the stream: the AES-256-CTR keystream (key sha256("mptun long S"),
 //                         IV 0) over zeros, in chunks of 1 MiB: pseudo-random, cheap (AES-NI)
 // Each end hashes what it sent or received (sha256) and prints one JSON line when its half
@@ -57,10 +58,21 @@ function run(sock: Socket): void {
     print({ event: 'error', message: e.message, bytes });
     process.exit(1);
   });
-  sock.on('close', () => process.exit(done ? 0 : 1));
+  // a socket whose read side has ended and that writes nothing keeps no libuv handle active:
+  // this timer keeps the process (and the half-closed connection) until the socket closes
+  const keep = setInterval(() => undefined, 1 << 30);
+  sock.on('close', (hadError) => {
+    clearInterval(keep);
+    print({ event: 'closed', hadError, done });
+    process.exit(done ? 0 : 1);
+  });
   process.on('SIGUSR1', () => sock.end());
   if (values.send !== undefined) {
-    const total = Number(values.send);
+    // SIGUSR2: stop at the end of the chunk being written (the test has seen what it wanted)
+    let total = Number(values.send);
+    process.on('SIGUSR2', () => {
+      total = Math.min(total, bytes);
+    });
     const key = createHash('sha256').update(`mptun long ${values.seed}`).digest();
     const keystream = createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
     const zeros = Buffer.alloc(CHUNK);
@@ -70,16 +82,12 @@ function run(sock: Socket): void {
         const chunk = keystream.update(n === CHUNK ? zeros : zeros.subarray(0, n));
         hash.update(chunk);
         bytes += n;
-        if (bytes === total) {
-          // the last write's callback: everything is in the kernel's send buffer
-          sock.end(chunk, () => report('sent'));
-          return;
-        }
         if (!sock.write(chunk)) {
           sock.once('drain', pump);
           return;
         }
       }
+      // the callback: everything is in the kernel's send buffer
       sock.end(() => report('sent'));
     };
     pump();
