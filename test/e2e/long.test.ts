@@ -20,7 +20,7 @@
 // made by queues in mptun itself (20/80 seen at 6.6 GB), which takes more bytes to cross the
 // wrap on the lesser subflow. The download's split is the kernel's (49/51 seen).
 import test, { type ExecutionContext } from 'ava';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
   inNetns, parseEnvLines, requireRootOrSkip, run, spawnInNetns, systemEnv, waitFor, type RunOptions, type Spawned,
@@ -117,10 +117,12 @@ test.before(async (t) => {
 });
 
 test.after.always(async () => {
-  if (mptun) await mptun.stop('SIGKILL', 10_000);
+  // SIGTERM: mptun undoes its routing and removes its socket (SIGKILL after 10 s, and `down`)
+  if (mptun) await mptun.stop('SIGTERM', 10_000);
   mptun = null;
   if (topo.TESTBED_NS_CLIENT) await inNetns(cli(), process.execPath, [MPTUN, 'down', '--state-dir', STATE_DIR], { check: false });
   await bed(['down'], { check: false });
+  rmSync(STATE_DIR, { recursive: true, force: true });
 });
 
 interface PeerLine { event: string; bytes: number; sha256: string; seconds: number; message?: string; mptcp?: { subflows: number; fallback: boolean } | null }
