@@ -9,7 +9,7 @@ import type { Endpoint, TcpConnection } from '../tcp/connection.js';
 import {
   MptcpConnection, subflowCongestionControl, newMptcpCounterGroups, DEFAULT_MPTCP_CONFIG, type MptcpConfig, type MptcpCounterGroups, type MptcpEvent,
   type Subflow,
-} from './connection.js';
+} from './protocol.js';
 
 export const MPTCP_STACK_COUNTER_NAMES = [
   'connectionsOpened', 'joinsOpened', 'portCollisions', 'connectionsAccepted', 'plainTcpAccepted', 'joinsAccepted', 'MPJoinNoTokenFound', 'subflowLimit',

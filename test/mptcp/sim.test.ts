@@ -17,7 +17,7 @@ import {
   MptcpHost, MptcpSender, MptcpSink, addr, carriesDataFin, craftSegment, dropMatching, lagDataAck, parseSegment, randomBytes, sha256,
   stripMptcpFromSyns, type MptcpHostOptions, type WireSegment,
 } from './simhost.js';
-import type { MptcpConfig, MptcpConnection } from '../../src/mptcp/connection.js';
+import type { MptcpConfig, MptcpConnection } from '../../src/mptcp/protocol.js';
 import type { ConnectOptions } from '../../src/mptcp/stack.js';
 import { addAddrHmac } from '../../src/mptcp/crypto.js';
 import type { TcpConfig } from '../../src/tcp/connection.js';
