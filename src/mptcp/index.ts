@@ -5,5 +5,6 @@ export * from './lia.js';
 export * from './scheduler.js';
 export * from './policy.js';
 export * from './mapping.js';
+export * from './subflow.js';
 export * from './protocol.js';
 export * from './stack.js';

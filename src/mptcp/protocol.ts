@@ -14,21 +14,18 @@ import type { TcpRepr } from '../tcp/segment.js';
 import { TCP_FLAG_SYN, TCP_FLAG_ACK, TCP_FLAG_RST } from '../tcp/segment.js';
 import { ChunkQueue, SendBuffer, CHUNK_QUEUE_COUNTER_NAMES, type ChunkQueueCounter } from '../tcp/sendbuf.js';
 import { Reassembler, REASSEMBLY_COUNTER_NAMES, type ReassemblyCounter } from '../tcp/reassembly.js';
-import { dsnAdd, dsnDiff, expandDsn, expandOffset, offsetLow32, MappingTable, type Mapping } from './mapping.js';
-import { createScheduler, room as schedulerRoom, type Scheduler, type SchedulerSubflow } from './scheduler.js';
+import { dsnAdd, dsnDiff, expandDsn, expandOffset, offsetLow32, type Mapping } from './mapping.js';
+import { createScheduler, room as schedulerRoom, type Scheduler } from './scheduler.js';
 import { LiaGroup, LIA_COUNTER_NAMES, type LiaCounterName } from './lia.js';
 import {
   emitMptcpOptionBuffer, parseMptcpOption, MptcpOptionCounters, type MptcpOptionCounterName, MPTCP_VERSION, MPTCP_RST_MPTCP_ERROR, MPTCP_RST_MIDDLEBOX_INTERFERENCE,
   type MptcpOption, type Dss,
 } from './options.js';
-import { addAddrHmac, dssChecksum, joinAckHmac, joinSynAckHmac, keyToIdsn, keyToToken, verifyDssChecksum } from './crypto.js';
+import { addAddrHmac, dssChecksum, joinAckHmac, joinSynAckHmac, keyToIdsn, keyToToken } from './crypto.js';
+import { Subflow, MAPPING_VERDICTS, type MappingVerdict } from './subflow.js';
 
 const DSS_RESERVE = 28;
 const EMPTY = Buffer.alloc(0);
-
-/** The verdict on a received DSS mapping (CONVENTIONS.md 6: a reason, not a boolean). */
-export const MAPPING_VERDICTS = ['ok', 'duplicate', 'old', 'infinite', 'conflict'] as const;
-export type MappingVerdict = (typeof MAPPING_VERDICTS)[number];
 
 export const MPTCP_COUNTER_NAMES = [
   // named after the kernel's MIB (MPTcpExt...) where one matches
@@ -124,110 +121,6 @@ export function subflowCongestionControl(cc: MptcpConfig['congestionControl']): 
   return cc === 'lia' ? 'newreno' : 'cubic';
 }
 
-/**
- * Linux's stale subflows (net/mptcp/pm.c mptcp_pm_subflows_chk_stale, protocol.c
- * mptcp_subflow_set_active; read, not copied): a subflow with data outstanding that hears
- * nothing from its peer for several retransmission intervals is stale: the scheduler leaves it
- * and its data is reinjected at once elsewhere; it is used again as soon as a segment arrives on
- * it. Linux counts RTOs (net.mptcp.stale_loss_cnt = 4); here the interval is the RFC 6298 one
- * without its floor, SRTT + 4·RTTVAR, so that a path of a few ms is given up in tens of ms, not
- * in 4 × 200 ms.
- */
-export const STALE_INTERVALS = 4;
-/** Never stale sooner than this (ms): above a loaded event loop's jitter. */
-export const STALE_MIN_MS = 50;
-
-export class Subflow implements SchedulerSubflow {
-  readonly tx = new MappingTable();
-  readonly rx = new MappingTable();
-  /** Stream offset (bytes since the SYN) of the next byte written into the subflow. */
-  writeOffset = 0;
-  /** Stream offset of the next byte read from the subflow. */
-  readOffset = 0;
-  /** MPTCP handshake done (MP_CAPABLE or MP_JOIN), the subflow may carry data. */
-  usable = false;
-  /** Our wish (MP_JOIN's B flag, MP_PRIO we send): we send on it only when no other subflow is usable. */
-  localBackup = false;
-  /** The peer's wish (its B flag or MP_PRIO): "the sender would prefer the receiver not send on it". */
-  remoteBackup = false;
-  closed = false;
-  /** MP_JOIN state */
-  localNonce = 0;
-  remoteNonce = 0;
-  joinAckSent = false;
-  mpcAckSent = false;
-  lastRtos = 0;
-  /** MP_TCPRST reason to put on this subflow's reset (RFC 8684 §3.6), if we reset it. */
-  resetReason: number | null = null;
-  /** An MP_PRIO is due on this subflow (its backup flag changed). */
-  prioPending = false;
-  /** With DSS checksums: the part of the current mapping received so far. */
-  held: { mapping: Mapping; chunks: Buffer[]; got: number; start: number } | null = null;
-  /** MP_FAIL's DSN for this subflow's reset, after a checksum failure. */
-  failDsn: bigint | null = null;
-  sawJoinSynAck = false;
-  /** Why the subflow's TCP connection was reset (peer's RST, refused SYN, retransmission timeout). */
-  tcpResetReason: 'peerReset' | 'timeout' | 'refused' | null = null;
-  /** Stale (see STALE_INTERVALS): left by the scheduler until a segment arrives on it. */
-  stale = false;
-  /** Since when the subflow has had data outstanding and heard nothing (ms), and what it had heard then. */
-  silentSince = 0;
-  heardMark = -1;
-  constructor(
-    readonly conn: MptcpConnection,
-    readonly tcp: TcpConnection,
-    readonly id: number,
-    readonly initial: boolean,
-    readonly localId: number,
-  ) {}
-
-  /** Backup for the scheduler (RFC 8684 §3.3.8): by our wish or the peer's. */
-  get backup(): boolean {
-    return this.localBackup || this.remoteBackup;
-  }
-
-  get rtt(): number {
-    return this.tcp.rtt.srtt ?? 1000;
-  }
-
-  get cwnd(): number {
-    return this.tcp.cc.cwnd;
-  }
-
-  get unacknowledged(): number {
-    return this.tcp.unacknowledged;
-  }
-
-  get rttvar(): number {
-    return this.tcp.rtt.rttvar ?? this.rtt / 2;
-  }
-
-  get mss(): number {
-    return this.tcp.mss;
-  }
-
-  get inFlight(): number {
-    return Math.min(this.tcp.bytesInFlight, this.tcp.unacknowledged);
-  }
-
-  get queued(): number {
-    return Math.max(0, this.tcp.unacknowledged - this.inFlight);
-  }
-
-  get pacingRate(): number {
-    // Linux tcp_update_pacing_rate: cwnd·mss / srtt, × 200 % in slow start, × 120 % after
-    const cc = this.tcp.cc;
-    return ((cc.cwnd < cc.ssthresh ? 2 : 1.2) * cc.cwnd) / Math.max(this.rtt, 0.01);
-  }
-
-  /** How long (ms) the subflow may stay silent with data outstanding before it is stale. */
-  staleAfter(): number {
-    const t = Math.max(STALE_MIN_MS, STALE_INTERVALS * (this.rtt + 4 * this.rttvar));
-    // with less than two segments out the peer may be delaying its ACK (RFC 9293 §3.8.6.3): the RTO decides
-    return this.inFlight < 2 * this.mss ? Math.max(t, this.tcp.rtt.rto) : t;
-  }
-}
-
 /** The pieces a connection needs from its stack. */
 export interface MptcpHost {
   random32(): number;
@@ -304,10 +197,8 @@ export class MptcpConnection {
 
   /** Attaches a TCP connection as a subflow and installs the MPTCP hooks on it. */
   attach(tcp: TcpConnection, initial: boolean, localId: number, remoteKeyFromSyn?: bigint): Subflow {
-    const sf = new Subflow(this, tcp, this.nextSubflowId++, initial, localId);
     const base = this.config.subflowOffsetBase;
-    sf.writeOffset = base;
-    sf.readOffset = base;
+    const sf = new Subflow(tcp, this.nextSubflowId++, initial, localId, base);
     this.subflows.push(sf);
     this.counters.increment('SubflowsOpened');
     if (!initial) sf.localNonce = this.host.random32();
@@ -422,7 +313,7 @@ export class MptcpConnection {
     // DSS: DATA_ACK always; a mapping when the segment carries data; DATA_FIN when due
     let mapping: { dsn: bigint; ssn: number; len: number; csum?: number } | null = null;
     if (seg.payload.length > 0) {
-      const offset = this.streamOffset(sf, seg.seq);
+      const offset = sf.streamOffset(seg.seq);
       const m = sf.tx.find(offset);
       if (m) mapping = { dsn: m.dsn, ssn: m.ssn + 1, len: m.len, ...(m.csum !== undefined ? { csum: m.csum } : {}) };
     }
@@ -519,14 +410,6 @@ export class MptcpConnection {
     this.isInitiator = true;
   }
 
-  /**
-   * The stream offset of sequence number `seq` on our side of `sf`: 32 bits from the TCP, expanded
-   * against what was written (a segment sent is at most a window behind it).
-   */
-  private streamOffset(sf: Subflow, seq: number): number {
-    return expandOffset((seq - sf.tcp.initialSendSeq - 1 + this.config.subflowOffsetBase) >>> 0, sf.writeOffset);
-  }
-
   private allMappedDataOut(): boolean {
     return this.sendBuf.length === dsnDiff(this.sndNxt, this.sndUna) && this.reinject.length === 0;
   }
@@ -591,7 +474,7 @@ export class MptcpConnection {
             if (this.remoteKey === null) this.setRemoteKey(opt.senderKey);
             this.fullyEstablished = true;
             if (opt.dataLen !== undefined && seg.payload.length > 0) {
-              sf.rx.add({ ssn: this.recvOffset(sf, seg.seq), dsn: this.rcvNxt, len: opt.dataLen, ...(opt.checksum !== undefined ? { csum: opt.checksum } : {}) });
+              sf.rx.add({ ssn: sf.recvOffset(seg.seq), dsn: this.rcvNxt, len: opt.dataLen, ...(opt.checksum !== undefined ? { csum: opt.checksum } : {}) });
             }
           }
         }
@@ -601,11 +484,8 @@ export class MptcpConnection {
           this.counters.increment('MPJoinUnexpected');
           return;
         }
-        sf.sawJoinSynAck = true;
         // RFC 8684 §3.2: check HMAC-B (truncated) before the third ACK
-        sf.remoteNonce = opt.senderNonce;
-        const expect = joinSynAckHmac(this.remoteKey!, this.localKey, opt.senderNonce, sf.localNonce);
-        if (expect !== opt.truncatedHmac) {
+        if (!sf.joinSynAckValid(this.localKey, this.remoteKey, opt)) {
           this.counters.increment('MPJoinSynAckHMacFailure');
           sf.tcp.abort(0);
           return;
@@ -619,8 +499,7 @@ export class MptcpConnection {
           this.counters.increment('MPJoinUnexpected');
           return;
         }
-        const expect = joinAckHmac(this.remoteKey!, this.localKey, sf.remoteNonce, sf.localNonce);
-        if (!expect.equals(opt.hmac)) {
+        if (!sf.joinAckValid(this.localKey, this.remoteKey, opt)) {
           this.counters.increment('MPJoinAckHMacFailure');
           sf.tcp.abort(0);
           return;
@@ -696,11 +575,6 @@ export class MptcpConnection {
   /** Set when the peer announced an address: the path manager looks. */
   addrAnnounced = false;
 
-  /** The stream offset of received sequence number `seq` on `sf`, expanded against what was read. */
-  private recvOffset(sf: Subflow, seq: number): number {
-    return expandOffset((seq - sf.tcp.initialRecvSeq - 1 + this.config.subflowOffsetBase) >>> 0, sf.readOffset);
-  }
-
   private handleDss(sf: Subflow, opt: Dss, seg: TcpRepr): void {
     if (opt.dataAck !== undefined) {
       const ack = opt.dataAck8 ? opt.dataAck : expandDsn(Number(opt.dataAck & 0xffffffffn), this.sndUna);
@@ -726,7 +600,7 @@ export class MptcpConnection {
       // the 32-bit relative subflow sequence number, expanded against what the subflow has
       // delivered: a mapping is never more than a window away from it
       const ssn = expandOffset((m.subflowSeq - 1) >>> 0, sf.readOffset);
-      const verdict = this.checkMapping(sf, ssn, dsn, m.dataLen);
+      const verdict = sf.checkMapping(ssn, dsn, m.dataLen);
       this.mappingVerdicts.increment(verdict);
       switch (verdict) {
         case 'ok':
@@ -756,21 +630,6 @@ export class MptcpConnection {
 
   /** Why a received mapping is taken or not (counted per reason). */
   readonly mappingVerdicts = new CounterSet(MAPPING_VERDICTS);
-
-  /** `ssn`: the mapping's first byte as a stream offset (expanded). */
-  private checkMapping(sf: Subflow, ssn: number, dsn: bigint, dataLen: number): MappingVerdict {
-    if (dataLen === 0) return 'infinite';
-    // wholly below what the subflow has delivered: a retransmitted DSS
-    if (ssn + dataLen <= sf.readOffset) return 'old';
-    const existing = sf.rx.find(ssn);
-    if (existing) {
-      if (existing.ssn === ssn && existing.dsn === dsn && existing.len >= dataLen) return 'duplicate';
-      // the same bytes mapped elsewhere in the data sequence space
-      if (dsnDiff(dsnAdd(existing.dsn, ssn - existing.ssn), dsn) !== 0) return 'conflict';
-      return 'duplicate';
-    }
-    return 'ok';
-  }
 
   private onDataAck(ack: bigint): void {
     const acked = dsnDiff(ack, this.sndUna);
@@ -988,7 +847,17 @@ export class MptcpConnection {
           if (this.checksum && m.csum !== undefined) {
             // RFC 8684 §3.3.1: the data of a mapping is held until the whole mapping is there
             // and its checksum verifies; only then does it reach the connection
-            this.holdForChecksum(sf, m, off, piece);
+            const held = sf.holdForChecksum(m, off, piece);
+            if (held?.valid === false) {
+              // RFC 8684 §3.7: "a checksum failure ... the receiver MUST ... send an MP_FAIL": the subflow
+              // is reset with MP_FAIL naming the mapping's DSN, its data dropped (the sender reinjects it)
+              this.counters.increment('DataCsumErr');
+              sf.failDsn = m.dsn;
+              sf.resetReason = MPTCP_RST_MIDDLEBOX_INTERFERENCE;
+              sf.tcp.abort(0);
+            } else if (held) {
+              this.insert(held.dsn, held.data);
+            }
           } else {
             this.insert(dsnAdd(m.dsn, off - m.ssn), piece);
           }
@@ -1039,29 +908,6 @@ export class MptcpConnection {
     this.recvQueue.append(data);
     this.rcvNxt = dsnAdd(this.rcvNxt, data.length);
     if (wasEmpty) this.events.push({ type: 'readable' });
-  }
-
-  private holdForChecksum(sf: Subflow, m: Mapping, off: number, piece: Buffer): void {
-    let h = sf.held;
-    if (!h || h.mapping !== m) {
-      h = sf.held = { mapping: m, chunks: [], got: 0, start: off };
-    }
-    h.chunks.push(piece);
-    h.got += piece.length;
-    if (h.start + h.got < m.ssn + m.len) return;
-    sf.held = null;
-    const data = h.chunks.length === 1 ? h.chunks[0]! : Buffer.concat(h.chunks);
-    const whole = h.start === m.ssn;
-    if (whole && !verifyDssChecksum(m.dsn, m.ssn + 1, m.len, m.csum!, data)) {
-      // RFC 8684 §3.7: "a checksum failure ... the receiver MUST ... send an MP_FAIL": the subflow
-      // is reset with MP_FAIL naming the mapping's DSN, its data dropped (the sender reinjects it)
-      this.counters.increment('DataCsumErr');
-      sf.failDsn = m.dsn;
-      sf.resetReason = MPTCP_RST_MIDDLEBOX_INTERFERENCE;
-      sf.tcp.abort(0);
-      return;
-    }
-    this.insert(dsnAdd(m.dsn, h.start - m.ssn), data);
   }
 
   private insert(dsn: bigint, data: Buffer): void {

@@ -8,8 +8,8 @@ import { parseMptcpOption, type MpJoinSyn } from './options.js';
 import type { Endpoint, TcpConnection } from '../tcp/connection.js';
 import {
   MptcpConnection, subflowCongestionControl, newMptcpCounterGroups, DEFAULT_MPTCP_CONFIG, type MptcpConfig, type MptcpCounterGroups, type MptcpEvent,
-  type Subflow,
 } from './protocol.js';
+import type { Subflow } from './subflow.js';
 
 export const MPTCP_STACK_COUNTER_NAMES = [
   'connectionsOpened', 'joinsOpened', 'portCollisions', 'connectionsAccepted', 'plainTcpAccepted', 'joinsAccepted', 'MPJoinNoTokenFound', 'subflowLimit',
@@ -100,7 +100,8 @@ export class MptcpStack {
   readonly counters = new CounterSet(MPTCP_STACK_COUNTER_NAMES);
   /** The counters of the connections that closed, folded in as each leaves `connections` (see `connectionCounters`). */
   readonly closedTotals = new CounterTotals<MptcpCounterGroups>(newMptcpCounterGroups);
-  private readonly bySubflow = new Map<TcpConnection, Subflow>();
+  /** Each subflow's TCP connection: the subflow and its MPTCP connection. */
+  private readonly bySubflow = new Map<TcpConnection, { conn: MptcpConnection; sf: Subflow }>();
   readonly connections = new Set<MptcpConnection>();
   private readonly paths = new Map<MptcpConnection, PathState>();
   /** Connections by our token, for MP_JOIN (RFC 8684 §3.2). */
@@ -154,7 +155,7 @@ export class MptcpStack {
     conn.markInitiator();
     const tcp = this.openSubflow(now, localAddrs[0]!, remote);
     const sf = conn.attach(tcp, true, 0);
-    this.bySubflow.set(tcp, sf);
+    this.bySubflow.set(tcp, { conn, sf });
     this.connections.add(conn);
     const backup = new Set(options.backup ?? []);
     this.paths.set(conn, {
@@ -202,7 +203,7 @@ export class MptcpStack {
           config: { congestionControl: this.subflowCc() },
           setup: (tcp: TcpConnection) => {
             const sf = conn.attach(tcp, false, 0);
-            this.bySubflow.set(tcp, sf);
+            this.bySubflow.set(tcp, { conn, sf });
           },
         };
       }
@@ -218,7 +219,7 @@ export class MptcpStack {
         config: { congestionControl: conn.fallback ? 'cubic' : this.subflowCc() },
         setup: (tcp: TcpConnection) => {
           const sf = conn.attach(tcp, true, 0);
-          this.bySubflow.set(tcp, sf);
+          this.bySubflow.set(tcp, { conn, sf });
           this.connections.add(conn);
         },
       };
@@ -237,10 +238,11 @@ export class MptcpStack {
   /** Runs the connections: subflow events, data movement, the path manager. Call after input and timers. */
   process(now: Instant): void {
     for (let e = this.tcp.pollEvent(); e; e = this.tcp.pollEvent()) {
-      const sf = this.bySubflow.get(e.conn);
-      if (!sf) continue;
+      const sub = this.bySubflow.get(e.conn);
+      if (!sub) continue;
+      const sf = sub.sf;
       if (e.event.type === 'reset') sf.tcpResetReason = e.event.reason;
-      sf.conn.onSubflowEvent(sf, e.event.type);
+      sub.conn.onSubflowEvent(sf, e.event.type);
       if (e.event.type === 'closed') this.bySubflow.delete(e.conn);
     }
     for (const conn of this.connections) {
@@ -298,7 +300,7 @@ export class MptcpStack {
         const tcp = this.openSubflow(now, p.localAddrs[i]!, target.remote);
         const sf = conn.attach(tcp, false, p.ids[i]!);
         sf.localBackup = p.backup.has(i);
-        this.bySubflow.set(tcp, sf);
+        this.bySubflow.set(tcp, { conn, sf });
         p.joins.set(target.key, { sf, local: i });
         this.counters.increment('joinsOpened');
       }
