@@ -21,25 +21,13 @@ import {
   emitMptcpOptionBuffer, parseMptcpOption, MptcpOptionCounters, type MptcpOptionCounterName, MPTCP_VERSION, MPTCP_RST_MPTCP_ERROR, MPTCP_RST_MIDDLEBOX_INTERFERENCE,
   type MptcpOption, type Dss,
 } from './options.js';
-import { addAddrHmac, dssChecksum, joinAckHmac, joinSynAckHmac, keyToIdsn, keyToToken } from './crypto.js';
+import { dssChecksum, joinAckHmac, joinSynAckHmac, keyToIdsn, keyToToken } from './crypto.js';
 import { Subflow, MAPPING_VERDICTS, type MappingVerdict } from './subflow.js';
+import { MPTCP_COUNTER_NAMES, type MptcpCounterName } from './mib.js';
+import { ConnectionPm } from './pm.js';
 
 const DSS_RESERVE = 28;
 const EMPTY = Buffer.alloc(0);
-
-export const MPTCP_COUNTER_NAMES = [
-  // named after the kernel's MIB (MPTcpExt...) where one matches
-  'MPCapableSYNTX', 'MPCapableSYNACKRX', 'MPCapableACKTX', 'MPCapableFallbackSYNACK', 'MPJoinSynTx', 'MPJoinSynAckRx',
-  'MPJoinSynAckHMacFailure', 'MPJoinAckTx', 'MPJoinSynRx', 'MPJoinAckRx', 'MPJoinAckHMacFailure',
-  'DSSNotMatching', 'DataCsumErr', 'OFOQueue', 'DuplicateData', 'AddAddr', 'EchoAdd', 'RmAddr',
-  'MPPrioRx', 'MPFastcloseRx', 'MPRstRx', 'Reinjections', 'ReinjectedBytes', 'DataFinRx', 'DataFinTx', 'InfiniteMapRx',
-  'UnmappedData', 'SubflowsOpened', 'SubflowsClosed', 'MPJoinAckAcked', 'MPFastcloseBadKey', 'MPPrioTx', 'RmAddrTx', 'AddAddrDrop', 'EchoAddTx', 'MPJoinUnexpected', 'MPJoinSynAckMissing', 'FallbackLate', 'InfiniteMapTx', 'MPFailRx',
-  'DataAckTimeouts',
-  // the scheduler (src/mptcp/scheduler.ts): stale subflows as Linux's MPTcpExtSubflowStale /
-  // SubflowRecover, reinjections when a slow path holds the window, redundant copies, waits
-  'SubflowStale', 'SubflowRecover', 'ReinjectOpportunistic', 'RedundantMappings', 'RedundantBytes', 'SchedulerWaits',
-] as const;
-export type MptcpCounterName = (typeof MPTCP_COUNTER_NAMES)[number];
 
 /**
  * The counters of an MPTCP connection and of its parts, by group: what the stack folds into
@@ -141,8 +129,8 @@ export class MptcpConnection {
   /** The peer sent a DSS with a DATA_ACK: it has our key (RFC 8684 §3.1 "fully established"). */
   fullyEstablished = false;
   checksum = false;
-  /** Peer addresses announced with ADD_ADDR: id → address. */
-  readonly remoteAddresses = new Map<number, { addr: Buffer; port: number }>();
+  /** The path manager's part of the connection: addresses announced, signals due (pm.ts). */
+  readonly pm = new ConnectionPm(this.counters);
 
   // send side: DSN space
   private readonly sendBuf: SendBuffer;
@@ -338,29 +326,9 @@ export class MptcpConnection {
       if (this.checksum) dss.mapping.checksum = mapping.csum ?? 0;
     }
     put(dss);
-    // RFC 8684 §3.3.8: "MP_PRIO ... to change the priority of the subflow on which it is sent"
-    if (sf.prioPending && put({ type: 'mp_prio', backup: sf.localBackup })) {
-      sf.prioPending = false;
-      this.counters.increment('MPPrioTx');
-    }
-    // ADD_ADDR echoes (RFC 8684 §3.4.1), on segments without data: they are large
-    while (this.echoPending.length > 0 && seg.payload.length === 0) {
-      const e = this.echoPending[0]!;
-      const echo: MptcpOption = { type: 'add_addr', echo: true, addressId: e.addressId, address: e.address };
-      if (e.port !== undefined) echo.port = e.port;
-      if (!put(echo)) break;
-      this.echoPending.shift();
-      this.counters.increment('EchoAddTx');
-    }
-    // RFC 8684 §3.4.2: REMOVE_ADDR names the address IDs that are gone
-    if (this.removeAddrPending.length > 0 && seg.payload.length === 0 && put({ type: 'remove_addr', addressIds: this.removeAddrPending.slice(0, 8) })) {
-      this.counters.increment('RmAddrTx');
-      this.removeAddrPending.splice(0, 8);
-    }
+    // what the path manager marked: MP_PRIO, ADD_ADDR echoes, REMOVE_ADDR
+    this.pm.writeSignals(sf, seg.payload.length, put);
   }
-
-  private readonly removeAddrPending: number[] = [];
-  private readonly echoPending: Array<{ addressId: number; address: Buffer; port: number | undefined }> = [];
 
   /** Marks the subflows of local address `localId` as backup (or not) and signals it with MP_PRIO. */
   setBackup(localId: number, backup: boolean): void {
@@ -388,7 +356,7 @@ export class MptcpConnection {
       this.host.touch(sf.tcp);
     }
     if (removed) {
-      this.removeAddrPending.push(localId);
+      this.pm.localAddressRemoved(localId);
       for (const o of this.usableSubflows()) {
         o.tcp.requestAck();
         this.host.touch(o.tcp);
@@ -519,34 +487,18 @@ export class MptcpConnection {
       case 'dss':
         this.handleDss(sf, opt, seg);
         return;
-      case 'add_addr': {
-        if (opt.echo) {
-          this.counters.increment('EchoAdd');
-          return;
+      case 'add_addr':
+        // the echo is due: an ACK carries it
+        if (this.pm.addAddrReceived(opt, this.localKey, this.remoteKey)) {
+          sf.tcp.requestAck();
+          this.host.touch(sf.tcp);
         }
-        // RFC 8684 §3.4.1: the HMAC (Key-A + Key-B, A the announcer) proves the announcer knows
-        // both keys; a wrong one is dropped and counted
-        if (this.remoteKey === null || opt.hmac === undefined || opt.hmac !== addAddrHmac(this.remoteKey, this.localKey, opt.addressId, opt.address, opt.port)) {
-          this.counters.increment('AddAddrDrop');
-          return;
-        }
-        this.counters.increment('AddAddr');
-        this.remoteAddresses.set(opt.addressId, { addr: opt.address, port: opt.port ?? 0 });
-        this.addrAnnounced = true;
-        // "the receiver ... MUST respond with the same option, with the E (echo) flag set": the
-        // announcer retransmits until it sees the echo
-        this.echoPending.push({ addressId: opt.addressId, address: opt.address, port: opt.port });
-        sf.tcp.requestAck();
-        this.host.touch(sf.tcp);
         return;
-      }
       case 'remove_addr':
-        this.counters.increment('RmAddr');
-        for (const id of opt.addressIds) this.remoteAddresses.delete(id);
+        this.pm.removeAddrReceived(opt);
         return;
       case 'mp_prio':
-        this.counters.increment('MPPrioRx');
-        sf.remoteBackup = opt.backup;
+        this.pm.prioReceived(sf, opt);
         return;
       case 'mp_fastclose':
         // RFC 8684 §3.5: the option carries the receiver's key: ours, or it is not for us
@@ -571,9 +523,6 @@ export class MptcpConnection {
         return;
     }
   }
-
-  /** Set when the peer announced an address: the path manager looks. */
-  addrAnnounced = false;
 
   private handleDss(sf: Subflow, opt: Dss, seg: TcpRepr): void {
     if (opt.dataAck !== undefined) {
