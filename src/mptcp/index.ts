@@ -9,5 +9,6 @@ export * from './mib.js';
 export * from './subflow.js';
 export * from './pm.js';
 export * from './pm-paths.js';
+export * from './segment-options.js';
 export * from './protocol.js';
 export * from './stack.js';

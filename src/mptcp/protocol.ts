@@ -1,33 +1,34 @@
 // An MPTCP connection (RFC 8684 v1), sans-IO: the data sequence space over several subflows.
 //
-// The split follows Linux's net/mptcp (CONVENTIONS.md 6): subflows are ordinary TCP
-// connections (src/tcp) with MPTCP hooks; this object owns the connection-level send buffer
-// (DSN space, freed by DATA_ACK), the connection-level reassembly (DSN space, shared receive
-// window), the keys, the scheduler's decisions and reinjection. The path manager decides which
-// subflows to open (src/mptcp/stack.ts).
+// The split follows Linux's net/mptcp (CONVENTIONS.md 6). This file is protocol.c: the
+// connection level, which owns the connection-level send buffer (DSN space, freed by
+// DATA_ACK), the connection-level reassembly (DSN space, shared receive window), DATA_FIN, the
+// keys, the scheduler's decisions, reinjection and the fallback. Its parts: the subflows,
+// ordinary TCP connections (src/tcp) with MPTCP hooks (subflow.ts: their state, join HMACs,
+// mappings and their validation); the options of each segment, written and dispatched
+// (segment-options.ts); the path manager's part of the connection (pm.ts); the counter names
+// (mib.ts). The stack's path manager decides which subflows to open (pm-paths.ts).
 import type { Instant } from '../ip/sansio.js';
 import { CounterSet } from '../ip/counters.js';
 import { formatIpAddress } from '../ip/address.js';
-import type { TcpConnection, OutSegment } from '../tcp/connection.js';
+import type { TcpConnection } from '../tcp/connection.js';
 import { TcpState } from '../tcp/connection.js';
 import type { TcpRepr } from '../tcp/segment.js';
-import { TCP_FLAG_SYN, TCP_FLAG_ACK, TCP_FLAG_RST } from '../tcp/segment.js';
 import { ChunkQueue, SendBuffer, CHUNK_QUEUE_COUNTER_NAMES, type ChunkQueueCounter } from '../tcp/sendbuf.js';
 import { Reassembler, REASSEMBLY_COUNTER_NAMES, type ReassemblyCounter } from '../tcp/reassembly.js';
-import { dsnAdd, dsnDiff, expandDsn, expandOffset, offsetLow32, type Mapping } from './mapping.js';
+import { dsnAdd, dsnDiff, expandDsn, expandOffset, type Mapping } from './mapping.js';
 import { createScheduler, room as schedulerRoom, type Scheduler } from './scheduler.js';
 import { LiaGroup, LIA_COUNTER_NAMES, type LiaCounterName } from './lia.js';
 import {
-  emitMptcpOptionBuffer, parseMptcpOption, MptcpOptionCounters, type MptcpOptionCounterName, MPTCP_VERSION, MPTCP_RST_MPTCP_ERROR, MPTCP_RST_MIDDLEBOX_INTERFERENCE,
-  type MptcpOption, type Dss,
+  MptcpOptionCounters, type MptcpOptionCounterName, MPTCP_RST_MPTCP_ERROR, MPTCP_RST_MIDDLEBOX_INTERFERENCE, type Dss,
 } from './options.js';
-import { dssChecksum, joinAckHmac, joinSynAckHmac, keyToIdsn, keyToToken } from './crypto.js';
+import { dssChecksum, keyToIdsn, keyToToken } from './crypto.js';
 import { Subflow, MAPPING_VERDICTS, type MappingVerdict } from './subflow.js';
 import { MPTCP_COUNTER_NAMES, type MptcpCounterName } from './mib.js';
 import { ConnectionPm } from './pm.js';
+import { readSubflowOptions, writeSubflowOptions } from './segment-options.js';
 
 const DSS_RESERVE = 28;
-const EMPTY = Buffer.alloc(0);
 
 /**
  * The counters of an MPTCP connection and of its parts, by group: what the stack folds into
@@ -175,7 +176,7 @@ export class MptcpConnection {
     this.reasm = new Reassembler({ limit: this.config.recvBufferSize, dsack: false });
   }
 
-  private setRemoteKey(key: bigint): void {
+  setRemoteKey(key: bigint): void {
     this.remoteKey = key;
     this.remoteToken = keyToToken(key);
     this.rcvNxt = dsnAdd(keyToIdsn(key), 1);
@@ -191,8 +192,8 @@ export class MptcpConnection {
     this.counters.increment('SubflowsOpened');
     if (!initial) sf.localNonce = this.host.random32();
     if (remoteKeyFromSyn !== undefined) this.setRemoteKey(remoteKeyFromSyn);
-    tcp.optionWriter = (seg, space) => this.writeOptions(sf, seg, space);
-    tcp.optionReader = (seg) => this.readOptions(sf, seg);
+    tcp.optionWriter = (seg, space) => writeSubflowOptions(this, sf, seg, space);
+    tcp.optionReader = (seg) => readSubflowOptions(this, sf, seg);
     tcp.segmentLimit = (offset) => {
       if (this.fallback) return Infinity;
       // the initiator's first data segment carries MP_CAPABLE with the data-level length: one
@@ -214,120 +215,6 @@ export class MptcpConnection {
   /** RFC 8684 §3.3.5: the receive window is shared: it is what the connection-level buffer has free. */
   private connectionWindow(): number {
     return Math.max(0, this.config.recvBufferSize - this.recvQueue.length - this.reasm.bytesQueued);
-  }
-
-  // ------------------------------------------------------------ options out
-
-  private writeOptions(sf: Subflow, seg: OutSegment, space: number): void {
-    const syn = (seg.flags & TCP_FLAG_SYN) !== 0;
-    const ack = (seg.flags & TCP_FLAG_ACK) !== 0;
-    const put = (opt: MptcpOption) => {
-      const raw = emitMptcpOptionBuffer(opt);
-      if (raw.length > space) return false;
-      (seg.options.mptcp ??= []).push(raw);
-      space -= raw.length + ((4 - (raw.length % 4)) % 4);
-      return true;
-    };
-    if (seg.flags & TCP_FLAG_RST) {
-      // RFC 8684 §3.5: MP_FASTCLOSE with the peer's key when the whole connection is aborted;
-      // §3.6: MP_TCPRST with the reason when one subflow is reset
-      if (this.fastClosing && this.remoteKey !== null) put({ type: 'mp_fastclose', receiverKey: this.remoteKey });
-      else if (sf.resetReason !== null) put({ type: 'mp_tcprst', reason: sf.resetReason, transient: false, flags: 0 });
-      if (sf.failDsn !== null) put({ type: 'mp_fail', dsn: sf.failDsn });
-      return;
-    }
-    if (sf.initial) {
-      if (syn && !ack) {
-        // RFC 8684 §3.1: "The SYN ... MP_CAPABLE ... with no key" (v1)
-        this.counters.increment('MPCapableSYNTX');
-        put({ type: 'mp_capable', version: MPTCP_VERSION, flags: this.capableFlags() });
-        return;
-      }
-      if (syn && ack) {
-        // the listener's SYN/ACK carries its own key — unless the SYN had no MP_CAPABLE (§3.7)
-        if (this.fallback) return;
-        put({ type: 'mp_capable', version: MPTCP_VERSION, flags: this.capableFlags(), senderKey: this.localKey });
-        return;
-      }
-      if (this.fallback) {
-        // RFC 8684 §3.7: "an infinite mapping ... data-level length 0" says where the plain TCP
-        // stream starts in the data sequence space; sent once
-        if (this.infiniteMapping && !syn) {
-          const im = this.infiniteMapping;
-          if (put({ type: 'dss', dataFin: false, mapping: { dsn: im.dsn, dsn8: true, subflowSeq: offsetLow32(im.ssn), dataLen: 0 } })) {
-            this.infiniteMapping = null;
-            this.counters.increment('InfiniteMapTx');
-          }
-        }
-        return;
-      }
-      // RFC 8684 §3.1: the third ACK carries both keys; and the initiator's first data packet
-      // carries MP_CAPABLE with the data-level length, until the listener has shown (with a
-      // DSS) that it got the keys
-      if (sf.tcp.initialSendSeq !== undefined && !this.fullyEstablished && this.isInitiator && this.remoteKey !== null) {
-        const firstData = seg.payload.length > 0 && seg.seq === ((sf.tcp.initialSendSeq + 1) >>> 0);
-        if (!sf.mpcAckSent || firstData) {
-          sf.mpcAckSent = true;
-          this.counters.increment('MPCapableACKTX');
-          const m = firstData ? sf.tx.find(this.config.subflowOffsetBase) : undefined;
-          const opt: MptcpOption = { type: 'mp_capable', version: MPTCP_VERSION, flags: this.capableFlags(), senderKey: this.localKey, receiverKey: this.remoteKey };
-          if (m) opt.dataLen = m.len;
-          if (m && this.checksum) opt.checksum = m.csum ?? 0;
-          put(opt);
-          if (firstData) return;
-        }
-      }
-    } else {
-      if (syn && !ack) {
-        this.counters.increment('MPJoinSynTx');
-        put({ type: 'mp_join_syn', backup: sf.localBackup, addressId: sf.localId, receiverToken: this.remoteToken, senderNonce: sf.localNonce });
-        return;
-      }
-      if (syn && ack) {
-        // listener side of a join: truncated HMAC-B
-        const mac = joinSynAckHmac(this.localKey, this.remoteKey!, sf.localNonce, sf.remoteNonce);
-        put({ type: 'mp_join_synack', backup: sf.localBackup, addressId: sf.localId, truncatedHmac: mac, senderNonce: sf.localNonce });
-        return;
-      }
-      if (!sf.joinAckSent && this.isInitiator) {
-        // RFC 8684 §3.2: the third ACK carries the full HMAC-A (160 bits)
-        sf.joinAckSent = true;
-        this.counters.increment('MPJoinAckTx');
-        put({ type: 'mp_join_ack', hmac: joinAckHmac(this.localKey, this.remoteKey!, sf.localNonce, sf.remoteNonce) });
-        return;
-      }
-    }
-    if (this.fallback || this.remoteKey === null) return;
-    // DSS: DATA_ACK always; a mapping when the segment carries data; DATA_FIN when due
-    let mapping: { dsn: bigint; ssn: number; len: number; csum?: number } | null = null;
-    if (seg.payload.length > 0) {
-      const offset = sf.streamOffset(seg.seq);
-      const m = sf.tx.find(offset);
-      if (m) mapping = { dsn: m.dsn, ssn: m.ssn + 1, len: m.len, ...(m.csum !== undefined ? { csum: m.csum } : {}) };
-    }
-    let dataFin = false;
-    if (this.dataFinSeq !== null && !this.dataFinAcked && dsnDiff(this.sndNxt, this.dataFinSeq) === 0 && this.allMappedDataOut()) {
-      dataFin = true;
-      if (!mapping) {
-        mapping = { dsn: this.dataFinSeq, ssn: 0, len: 1 };
-        if (this.checksum) mapping.csum = dssChecksum(this.dataFinSeq, 0, 1, EMPTY);
-      } else if (!this.checksum && dsnAdd(mapping.dsn, mapping.len) === this.dataFinSeq) {
-        mapping = { ...mapping, len: mapping.len + 1 };
-      } else {
-        // with checksums the DATA_FIN goes alone (its length would change the data's checksum)
-        dataFin = false;
-      }
-      if (dataFin) this.counters.increment('DataFinTx');
-    }
-    const dss: Dss = { type: 'dss', dataAck: this.rcvNxt, dataAck8: true, dataFin };
-    if (mapping) {
-      // RFC 8684 §3.3: the relative subflow sequence number is 32 bits: it wraps as the TCP one does
-      dss.mapping = { dsn: mapping.dsn, dsn8: true, subflowSeq: offsetLow32(mapping.ssn), dataLen: mapping.len };
-      if (this.checksum) dss.mapping.checksum = mapping.csum ?? 0;
-    }
-    put(dss);
-    // what the path manager marked: MP_PRIO, ADD_ADDR echoes, REMOVE_ADDR
-    this.pm.writeSignals(sf, seg.payload.length, put);
   }
 
   /** Marks the subflows of local address `localId` as backup (or not) and signals it with MP_PRIO. */
@@ -364,11 +251,6 @@ export class MptcpConnection {
     }
   }
 
-  private capableFlags() {
-    // RFC 8684 §3.1: "H: ... HMAC-SHA256 ... MUST be set"; A: checksums (off, as Linux's default)
-    return { checksumRequired: this.checksum, extensibility: false, noMoreSubflowAddr: false, hmacSha256: true };
-  }
-
   readonly optionCounters = new MptcpOptionCounters();
 
   private isInitiator = false;
@@ -378,153 +260,26 @@ export class MptcpConnection {
     this.isInitiator = true;
   }
 
+  /** This side sent the first SYN. */
+  get initiator(): boolean {
+    return this.isInitiator;
+  }
+
+  /** The DATA_ACK we send: the next DSN we expect. */
+  get dataAck(): bigint {
+    return this.rcvNxt;
+  }
+
+  /** The DSN of our DATA_FIN when it is due on the next segment (all data handed out), else null. */
+  dataFinDue(): bigint | null {
+    return this.dataFinSeq !== null && !this.dataFinAcked && dsnDiff(this.sndNxt, this.dataFinSeq) === 0 && this.allMappedDataOut() ? this.dataFinSeq : null;
+  }
+
   private allMappedDataOut(): boolean {
     return this.sendBuf.length === dsnDiff(this.sndNxt, this.sndUna) && this.reinject.length === 0;
   }
 
-  // ------------------------------------------------------------ options in
-
-  private readOptions(sf: Subflow, seg: TcpRepr): void {
-    const syn = (seg.flags & TCP_FLAG_SYN) !== 0;
-    const ack = (seg.flags & TCP_FLAG_ACK) !== 0;
-    const raws = seg.options.mptcp;
-    let sawCapable = false;
-    if (raws) {
-      for (const raw of raws) {
-        const opt = parseMptcpOption(raw, { syn, ack, rst: (seg.flags & TCP_FLAG_RST) !== 0 }, this.optionCounters);
-        if (!opt) continue;
-        if (opt.type === 'mp_capable') sawCapable = true;
-        this.handleOption(sf, opt, seg);
-      }
-    }
-    // a join whose SYN/ACK has no MP_JOIN (stripped on the way, or a peer that took it for a new
-    // TCP connection) is no subflow of ours: reset it (Linux: MP_TCPRST "MPTCP-specific error")
-    if (!sf.initial && this.isInitiator && syn && ack && !sf.sawJoinSynAck) {
-      this.counters.increment('MPJoinSynAckMissing');
-      sf.resetReason = MPTCP_RST_MPTCP_ERROR;
-      sf.tcp.reset(0);
-      this.host.touch(sf.tcp);
-      return;
-    }
-    // RFC 8684 §3.2: "the initiator ... MUST wait for the ACK of its third ACK (the fourth
-    // packet of the handshake) before it can use the subflow"
-    if (!sf.initial && this.isInitiator && sf.joinAckSent && !sf.usable && !syn && ack && !sf.closed) {
-      sf.usable = true;
-      this.counters.increment('MPJoinAckAcked');
-    }
-    // RFC 8684 §3.7: the listener took our third ACK without its MP_CAPABLE (a middlebox
-    // stripped it) and answers as plain TCP: an ACK of our data with no MPTCP option at all
-    // before any DSS has come back means the connection fell back
-    if (sf.initial && this.isInitiator && !this.fullyEstablished && !this.fallback && !syn && ack && (!raws || raws.length === 0) &&
-      ((seg.ack - sf.tcp.initialSendSeq) >>> 0) > 1) {
-      this.fallBackLate(sf, seg);
-      return;
-    }
-    if (sf.initial && syn && ack && this.isInitiator && !sawCapable && !this.established) {
-      // RFC 8684 §3.7: "If the SYN/ACK ... does not contain an MP_CAPABLE option, the initiator
-      // MUST fall back to regular TCP"
-      this.counters.increment('MPCapableFallbackSYNACK');
-      this.fallback = true;
-    }
-  }
-
-  private handleOption(sf: Subflow, opt: MptcpOption, seg: TcpRepr): void {
-    switch (opt.type) {
-      case 'mp_capable':
-        // RFC 8684 §3.1: "if the checksum flag is set by either host, checksums MUST be used"
-        if (sf.initial && opt.flags.checksumRequired) this.checksum = true;
-        if (sf.initial && opt.senderKey !== undefined) {
-          if (this.isInitiator && this.remoteKey === null) {
-            this.counters.increment('MPCapableSYNACKRX');
-            this.setRemoteKey(opt.senderKey);
-          } else if (!this.isInitiator && opt.receiverKey !== undefined) {
-            // third ACK at the listener: the initiator's key
-            if (this.remoteKey === null) this.setRemoteKey(opt.senderKey);
-            this.fullyEstablished = true;
-            if (opt.dataLen !== undefined && seg.payload.length > 0) {
-              sf.rx.add({ ssn: sf.recvOffset(seg.seq), dsn: this.rcvNxt, len: opt.dataLen, ...(opt.checksum !== undefined ? { csum: opt.checksum } : {}) });
-            }
-          }
-        }
-        return;
-      case 'mp_join_synack': {
-        if (sf.initial || this.remoteKey === null || !this.isInitiator) {
-          this.counters.increment('MPJoinUnexpected');
-          return;
-        }
-        // RFC 8684 §3.2: check HMAC-B (truncated) before the third ACK
-        if (!sf.joinSynAckValid(this.localKey, this.remoteKey, opt)) {
-          this.counters.increment('MPJoinSynAckHMacFailure');
-          sf.tcp.abort(0);
-          return;
-        }
-        this.counters.increment('MPJoinSynAckRx');
-        sf.remoteBackup = opt.backup;
-        return;
-      }
-      case 'mp_join_ack': {
-        if (sf.initial || this.remoteKey === null || this.isInitiator || sf.usable) {
-          this.counters.increment('MPJoinUnexpected');
-          return;
-        }
-        if (!sf.joinAckValid(this.localKey, this.remoteKey, opt)) {
-          this.counters.increment('MPJoinAckHMacFailure');
-          sf.tcp.abort(0);
-          return;
-        }
-        this.counters.increment('MPJoinAckRx');
-        sf.usable = true;
-        // RFC 8684 §3.2: the initiator waits for the ACK of its third ACK: send it at once
-        sf.tcp.requestAck();
-        this.host.touch(sf.tcp);
-        return;
-      }
-      case 'mp_join_syn':
-        this.counters.increment('MPJoinSynRx');
-        sf.remoteNonce = opt.senderNonce;
-        sf.remoteBackup = opt.backup;
-        return;
-      case 'dss':
-        this.handleDss(sf, opt, seg);
-        return;
-      case 'add_addr':
-        // the echo is due: an ACK carries it
-        if (this.pm.addAddrReceived(opt, this.localKey, this.remoteKey)) {
-          sf.tcp.requestAck();
-          this.host.touch(sf.tcp);
-        }
-        return;
-      case 'remove_addr':
-        this.pm.removeAddrReceived(opt);
-        return;
-      case 'mp_prio':
-        this.pm.prioReceived(sf, opt);
-        return;
-      case 'mp_fastclose':
-        // RFC 8684 §3.5: the option carries the receiver's key: ours, or it is not for us
-        if (opt.receiverKey !== this.localKey) {
-          this.counters.increment('MPFastcloseBadKey');
-          return;
-        }
-        this.counters.increment('MPFastcloseRx');
-        this.resetAll('fastclose');
-        return;
-      case 'mp_tcprst':
-        this.counters.increment('MPRstRx');
-        return;
-      case 'mp_fail':
-        // RFC 8684 §3.7: the peer saw a checksum failure. With one subflow, fall back to TCP
-        // on it (the infinite mapping follows); with several, the peer resets that subflow
-        // and its data is reinjected when it closes
-        this.counters.increment('MPFailRx');
-        if (this.subflows.filter((o) => !o.closed).length === 1) this.fallBackLate(sf, seg);
-        return;
-      default:
-        return;
-    }
-  }
-
-  private handleDss(sf: Subflow, opt: Dss, seg: TcpRepr): void {
+  handleDss(sf: Subflow, opt: Dss, seg: TcpRepr): void {
     if (opt.dataAck !== undefined) {
       const ack = opt.dataAck8 ? opt.dataAck : expandDsn(Number(opt.dataAck & 0xffffffffn), this.sndUna);
       // RFC 8684 §3.3.4: "the receive window is relative to the DATA_ACK": the right edge of the
@@ -826,7 +581,7 @@ export class MptcpConnection {
    * the plain TCP connection; what was handed to it stays its own to deliver, the rest of the
    * connection-level buffer follows in order, and an infinite mapping tells the peer.
    */
-  private fallBackLate(sf: Subflow, _seg: TcpRepr | null): void {
+  fallBackLate(sf: Subflow, _seg: TcpRepr | null): void {
     if (this.fallback) return;
     const open = this.subflows.filter((o) => !o.closed);
     if (open.length !== 1 || open[0] !== sf) {
@@ -850,7 +605,8 @@ export class MptcpConnection {
     this.host.touch(sf.tcp);
   }
 
-  private infiniteMapping: { dsn: bigint; ssn: number } | null = null;
+  /** After a late fallback: the infinite mapping still to send, once (segment-options.ts). */
+  infiniteMapping: { dsn: bigint; ssn: number } | null = null;
 
   private deliverInOrder(data: Buffer): void {
     const wasEmpty = this.recvQueue.length === 0;
@@ -1159,9 +915,10 @@ export class MptcpConnection {
     this.resetAll('aborted', now);
   }
 
-  private fastClosing = false;
+  /** The connection is being aborted: its resets carry MP_FASTCLOSE. */
+  fastClosing = false;
 
-  private resetAll(reason: string, now: Instant = 0): void {
+  resetAll(reason: string, now: Instant = 0): void {
     for (const sf of this.subflows) {
       if (!sf.closed) {
         sf.tcp.abort(now);
