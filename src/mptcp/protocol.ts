@@ -11,7 +11,7 @@
 import type { Instant } from '../ip/sansio.js';
 import { CounterSet } from '../ip/counters.js';
 import { formatIpAddress } from '../ip/address.js';
-import type { TcpConnection } from '../tcp/connection.js';
+import type { TcpConnection, TcpUpperLayer } from '../tcp/connection.js';
 import { TcpState } from '../tcp/connection.js';
 import type { TcpRepr } from '../tcp/segment.js';
 import { ChunkQueue, SendBuffer, CHUNK_QUEUE_COUNTER_NAMES, type ChunkQueueCounter } from '../tcp/sendbuf.js';
@@ -110,6 +110,11 @@ export function subflowCongestionControl(cc: MptcpConfig['congestionControl']): 
   return cc === 'lia' ? 'newreno' : 'cubic';
 }
 
+/** A subflow's MPTCP upper layer (the hooks its TCP connection calls), and the subflow. */
+export interface SubflowLayer extends TcpUpperLayer {
+  readonly subflow: Subflow;
+}
+
 /** The pieces a connection needs from its stack. */
 export interface MptcpHost {
   random32(): number;
@@ -184,32 +189,39 @@ export class MptcpConnection {
 
   // ------------------------------------------------------------ subflows
 
-  /** Attaches a TCP connection as a subflow and installs the MPTCP hooks on it. */
-  attach(tcp: TcpConnection, initial: boolean, localId: number, remoteKeyFromSyn?: bigint): Subflow {
+  /**
+   * Makes a TCP connection a subflow of this connection: its Subflow, and the MPTCP upper layer
+   * the TCP connection runs (src/tcp/connection.ts TcpUpperLayer). Called by the TCP
+   * connection's TcpUpperLayerInit as it is made.
+   */
+  attach(tcp: TcpConnection, initial: boolean, localId: number, remoteKeyFromSyn?: bigint): SubflowLayer {
     const base = this.config.subflowOffsetBase;
     const sf = new Subflow(tcp, this.nextSubflowId++, initial, localId, base);
     this.subflows.push(sf);
     this.counters.increment('SubflowsOpened');
     if (!initial) sf.localNonce = this.host.random32();
     if (remoteKeyFromSyn !== undefined) this.setRemoteKey(remoteKeyFromSyn);
-    tcp.optionWriter = (seg, space) => writeSubflowOptions(this, sf, seg, space);
-    tcp.optionReader = (seg) => readSubflowOptions(this, sf, seg);
-    tcp.segmentLimit = (offset) => {
-      if (this.fallback) return Infinity;
-      // the initiator's first data segment carries MP_CAPABLE with the data-level length: one
-      // segment, never a TSO super-segment whose copies would each repeat it
-      if (initial && this.isInitiator && !this.fullyEstablished && offset === 0) return tcp.mss;
-      // the TCP's offset counts from its SYN; ours from the (test) base
-      const m = sf.tx.find(base + offset);
-      return m ? m.ssn + m.len - (base + offset) : Infinity;
-    };
-    tcp.windowLimit = () => this.connectionWindow();
-    // RFC 8684 §3.3: a DSS with an 8-octet DATA_ACK and an 8-octet mapping is 26 octets (28 with
-    // padding); segments must stay within the path MTU with it
-    tcp.optionReserve = DSS_RESERVE;
     // RFC 6356: the subflows' increases are coupled
     if (this.config.congestionControl === 'lia') tcp.cc.coupling = this.lia.add(tcp.cc, tcp.rtt);
-    return sf;
+    return {
+      subflow: sf,
+      // RFC 8684 §3.3: a DSS with an 8-octet DATA_ACK and an 8-octet mapping is 26 octets (28 with
+      // padding); segments must stay within the path MTU with it
+      optionReserve: DSS_RESERVE,
+      writeOptions: (seg, space) => writeSubflowOptions(this, sf, seg, space),
+      readOptions: (seg) => readSubflowOptions(this, sf, seg),
+      segmentLimit: (offset) => {
+        if (this.fallback) return Infinity;
+        // the initiator's first data segment carries MP_CAPABLE with the data-level length: one
+        // segment, never a TSO super-segment whose copies would each repeat it
+        if (initial && this.isInitiator && !this.fullyEstablished && offset === 0) return tcp.mss;
+        // the TCP's offset counts from its SYN; ours from the (test) base
+        const m = sf.tx.find(base + offset);
+        return m ? m.ssn + m.len - (base + offset) : Infinity;
+      },
+      // RFC 8684 §3.3.4: the subflows offer the connection-level window, shared
+      receiveBuffer: () => this.connectionWindow(),
+    };
   }
 
   /** RFC 8684 §3.3.5: the receive window is shared: it is what the connection-level buffer has free. */

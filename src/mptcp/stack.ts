@@ -6,7 +6,7 @@ import type { DeviceOutput, Instant } from '../ip/sansio.js';
 import { CounterSet, CounterTotals, type CounterGroupValues } from '../ip/counters.js';
 import { TcpStack, type TcpStackOptions, type ListenRequest } from '../tcp/stack.js';
 import { parseMptcpOption, type MpJoinSyn } from './options.js';
-import type { Endpoint, TcpConnection } from '../tcp/connection.js';
+import type { Endpoint, TcpConnection, TcpUpperLayerInit } from '../tcp/connection.js';
 import {
   MptcpConnection, subflowCongestionControl, newMptcpCounterGroups, DEFAULT_MPTCP_CONFIG, type MptcpConfig, type MptcpCounterGroups, type MptcpEvent,
 } from './protocol.js';
@@ -76,10 +76,25 @@ export class MptcpStack {
     return 32768 + (this.options.random(2).readUInt16BE(0) % 28000);
   }
 
-  private openSubflow(now: Instant, local: Buffer, remote: Endpoint): TcpConnection {
+  /**
+   * The MPTCP upper layer of a new TCP connection: a subflow of `conn`, known to the stack from
+   * the moment its TCP connection is made.
+   */
+  private subflowLayer(conn: MptcpConnection, initial: boolean, localId: number): TcpUpperLayerInit {
+    return (tcp) => {
+      const layer = conn.attach(tcp, initial, localId);
+      this.bySubflow.set(tcp, { conn, sf: layer.subflow });
+      return layer;
+    };
+  }
+
+  /** Opens a subflow of `conn` from `local` to `remote` (its SYN goes at the next poll). */
+  private openSubflow(now: Instant, conn: MptcpConnection, local: Buffer, remote: Endpoint, initial: boolean, localId: number): Subflow {
+    const layer = this.subflowLayer(conn, initial, localId);
     for (let i = 0; ; i++) {
       try {
-        return this.tcp.connect(now, { addr: local, port: this.ephemeralPort() }, remote, { congestionControl: this.subflowCc() });
+        const tcp = this.tcp.connect(now, { addr: local, port: this.ephemeralPort() }, remote, { congestionControl: this.subflowCc() }, layer);
+        return this.bySubflow.get(tcp)!.sf;
       } catch (e) {
         this.counters.increment('portCollisions');
         if (i > 16) throw e;
@@ -89,10 +104,7 @@ export class MptcpStack {
 
   /** A join subflow (MP_JOIN) of `conn`, for the path manager. */
   private openJoin(now: Instant, conn: MptcpConnection, local: Buffer, remote: Endpoint, localId: number): Subflow {
-    const tcp = this.openSubflow(now, local, remote);
-    const sf = conn.attach(tcp, false, localId);
-    this.bySubflow.set(tcp, { conn, sf });
-    return sf;
+    return this.openSubflow(now, conn, local, remote, false, localId);
   }
 
   /**
@@ -104,9 +116,7 @@ export class MptcpStack {
     const mptcp = options.scheduler === undefined ? this.options.mptcp ?? {} : { ...this.options.mptcp, scheduler: options.scheduler };
     const conn = new MptcpConnection(this.host, this.randomKey(), mptcp);
     conn.markInitiator();
-    const tcp = this.openSubflow(now, localAddrs[0]!, remote);
-    const sf = conn.attach(tcp, true, 0);
-    this.bySubflow.set(tcp, { conn, sf });
+    this.openSubflow(now, conn, localAddrs[0]!, remote, true, 0);
     this.connections.add(conn);
     this.pm.add(conn, localAddrs, remote, options);
     this.counters.increment('connectionsOpened');
@@ -145,13 +155,7 @@ export class MptcpStack {
           return false;
         }
         this.counters.increment('joinsAccepted');
-        return {
-          config: { congestionControl: this.subflowCc() },
-          setup: (tcp: TcpConnection) => {
-            const sf = conn.attach(tcp, false, 0);
-            this.bySubflow.set(tcp, { conn, sf });
-          },
-        };
+        return { config: { congestionControl: this.subflowCc() }, upperLayer: this.subflowLayer(conn, false, 0) };
       }
       const conn = new MptcpConnection(this.host, this.randomKey(), this.options.mptcp ?? {});
       if (capable) {
@@ -163,9 +167,8 @@ export class MptcpStack {
       }
       return {
         config: { congestionControl: conn.fallback ? 'cubic' : this.subflowCc() },
-        setup: (tcp: TcpConnection) => {
-          const sf = conn.attach(tcp, true, 0);
-          this.bySubflow.set(tcp, { conn, sf });
+        upperLayer: this.subflowLayer(conn, true, 0),
+        setup: () => {
           this.connections.add(conn);
         },
       };

@@ -216,7 +216,7 @@ const WIDE: Partial<TcpConfig> = { recvBufferSize: 8 << 20 };
 // some subflows while others would not use up their window."
 //
 // Regression (found by this test, fixed): the window a subflow announces is min(the subflow's own TCP receive buffer, the
-// connection's free space) (src/tcp/connection.ts receiveWindow with windowLimit =
+// connection's free space) (src/tcp/connection.ts receiveWindow with receiveBuffer =
 // MptcpConnection.connectionWindow). The subflow's own buffer is always empty (the connection
 // drains it at every tick) but its capacity is the TCP default, 256 KiB (TcpConfig
 // recvBufferSize; auto-tuning does not grow it while one path keeps up), so the connection-level
