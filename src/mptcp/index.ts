@@ -7,6 +7,7 @@ export * from './policy.js';
 export * from './mapping.js';
 export * from './mib.js';
 export * from './subflow.js';
+export * from './events.js';
 export * from './pm.js';
 export * from './pm-paths.js';
 export * from './segment-options.js';

@@ -11,7 +11,7 @@
 import type { Instant } from '../ip/sansio.js';
 import { CounterSet } from '../ip/counters.js';
 import { formatIpAddress } from '../ip/address.js';
-import type { TcpConnection, TcpUpperLayer } from '../tcp/connection.js';
+import type { TcpConnection, TcpEvent, TcpUpperLayer } from '../tcp/connection.js';
 import { TcpState } from '../tcp/connection.js';
 import type { TcpRepr } from '../tcp/segment.js';
 import { ChunkQueue, SendBuffer, CHUNK_QUEUE_COUNTER_NAMES, type ChunkQueueCounter } from '../tcp/sendbuf.js';
@@ -20,12 +20,13 @@ import { dsnAdd, dsnDiff, expandDsn, expandOffset, type Mapping } from './mappin
 import { createScheduler, room as schedulerRoom, type Scheduler } from './scheduler.js';
 import { LiaGroup, LIA_COUNTER_NAMES, type LiaCounterName } from './lia.js';
 import {
-  MptcpOptionCounters, type MptcpOptionCounterName, MPTCP_RST_MPTCP_ERROR, MPTCP_RST_MIDDLEBOX_INTERFERENCE, type Dss,
+  MptcpOptionCounters, type MptcpOptionCounterName, MptcpRstReason, type Dss,
 } from './options.js';
 import { dssChecksum, keyToIdsn, keyToToken } from './crypto.js';
 import { Subflow, MAPPING_VERDICTS, type MappingVerdict } from './subflow.js';
 import { MPTCP_COUNTER_NAMES, type MptcpCounterName } from './mib.js';
 import { ConnectionPm } from './pm.js';
+import { MptcpResetCause, type MptcpEvent } from './events.js';
 import { readSubflowOptions, writeSubflowOptions } from './segment-options.js';
 
 const DSS_RESERVE = 28;
@@ -58,15 +59,6 @@ export function newMptcpCounterGroups(): MptcpCounterGroups {
     reassembly: new CounterSet(REASSEMBLY_COUNTER_NAMES),
   };
 }
-
-export type MptcpEvent =
-  | { type: 'connected'; fallback: boolean }
-  | { type: 'readable' }
-  | { type: 'writable' }
-  | { type: 'peerClosed' }
-  | { type: 'reset'; reason: string }
-  | { type: 'closed' }
-  | { type: 'subflow'; subflow: Subflow; change: 'established' | 'closed' };
 
 export interface MptcpConfig {
   sendBufferSize: number;
@@ -335,7 +327,7 @@ export class MptcpConnection {
           // RFC 8684 §3.3.1: a mapping that disagrees with one already in force for the same
           // subflow bytes is a protocol error: the subflow is reset (MP_TCPRST "MPTCP-specific error")
           this.counters.increment('DSSNotMatching');
-          sf.resetReason = MPTCP_RST_MPTCP_ERROR;
+          sf.resetReason = MptcpRstReason.MptcpError;
           sf.tcp.abort(0);
           return;
       }
@@ -482,7 +474,10 @@ export class MptcpConnection {
     return at.length === 0 ? null : Math.min(...at);
   }
 
-  onSubflowEvent(sf: Subflow, type: string): void {
+  /** An event of a subflow's TCP connection. */
+  onSubflowEvent(sf: Subflow, event: TcpEvent): void {
+    const type = event.type;
+    if (type === 'reset') sf.tcpResetReason = event.reason;
     if (type === 'connected') {
       if (sf.initial) {
         this.established = true;
@@ -523,7 +518,7 @@ export class MptcpConnection {
       }
       if (this.subflows.every((s) => s.closed) && !this.closedEmitted) {
         this.closedEmitted = true;
-        if (type === 'reset' && !(this.dataFinAcked && this.peerFinDone) && !this.fallback) this.events.push({ type: 'reset', reason: 'all subflows reset' });
+        if (type === 'reset' && !(this.dataFinAcked && this.peerFinDone) && !this.fallback) this.events.push({ type: 'reset', reason: MptcpResetCause.AllSubflowsReset });
         this.events.push({ type: 'closed' });
       }
     }
@@ -569,7 +564,7 @@ export class MptcpConnection {
               // is reset with MP_FAIL naming the mapping's DSN, its data dropped (the sender reinjects it)
               this.counters.increment('DataCsumErr');
               sf.failDsn = m.dsn;
-              sf.resetReason = MPTCP_RST_MIDDLEBOX_INTERFERENCE;
+              sf.resetReason = MptcpRstReason.MiddleboxInterference;
               sf.tcp.abort(0);
             } else if (held) {
               this.insert(held.dsn, held.data);
@@ -597,7 +592,7 @@ export class MptcpConnection {
     if (this.fallback) return;
     const open = this.subflows.filter((o) => !o.closed);
     if (open.length !== 1 || open[0] !== sf) {
-      sf.resetReason = MPTCP_RST_MIDDLEBOX_INTERFERENCE;
+      sf.resetReason = MptcpRstReason.MiddleboxInterference;
       sf.tcp.reset(0);
       this.host.touch(sf.tcp);
       return;
@@ -924,13 +919,13 @@ export class MptcpConnection {
       return;
     }
     this.fastClosing = true;
-    this.resetAll('aborted', now);
+    this.resetAll(MptcpResetCause.LocalAbort, now);
   }
 
   /** The connection is being aborted: its resets carry MP_FASTCLOSE. */
   fastClosing = false;
 
-  resetAll(reason: string, now: Instant = 0): void {
+  resetAll(reason: MptcpResetCause, now: Instant = 0): void {
     for (const sf of this.subflows) {
       if (!sf.closed) {
         sf.tcp.abort(now);

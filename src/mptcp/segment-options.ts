@@ -10,13 +10,14 @@ import type { TcpRepr } from '../tcp/segment.js';
 import { TCP_FLAG_SYN, TCP_FLAG_ACK, TCP_FLAG_RST } from '../tcp/segment.js';
 import { dsnAdd, offsetLow32 } from './mapping.js';
 import {
-  emitMptcpOptionBuffer, parseMptcpOption, MPTCP_VERSION, MPTCP_RST_MPTCP_ERROR,
+  emitMptcpOptionBuffer, parseMptcpOption, MPTCP_VERSION, MptcpRstReason,
   type MptcpOption, type MptcpOptionCounters, type MpCapableFlags, type Dss,
 } from './options.js';
 import { dssChecksum, joinAckHmac, joinSynAckHmac } from './crypto.js';
 import type { MptcpCounterName } from './mib.js';
 import type { ConnectionPm } from './pm.js';
 import type { Subflow } from './subflow.js';
+import { MptcpResetCause } from './events.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -49,7 +50,7 @@ export interface OptionsConnection {
   /** The connection-level part of a DSS: DATA_ACK, the mapping, DATA_FIN. */
   handleDss(sf: Subflow, opt: Dss, seg: TcpRepr): void;
   fallBackLate(sf: Subflow, seg: TcpRepr | null): void;
-  resetAll(reason: string, now?: Instant): void;
+  resetAll(reason: MptcpResetCause, now?: Instant): void;
 }
 
 /**
@@ -196,7 +197,7 @@ export function readSubflowOptions(c: OptionsConnection, sf: Subflow, seg: TcpRe
   // TCP connection) is no subflow of ours: reset it (Linux: MP_TCPRST "MPTCP-specific error")
   if (!sf.initial && c.initiator && syn && ack && !sf.sawJoinSynAck) {
     c.counters.increment('MPJoinSynAckMissing');
-    sf.resetReason = MPTCP_RST_MPTCP_ERROR;
+    sf.resetReason = MptcpRstReason.MptcpError;
     sf.tcp.reset(0);
     c.host.touch(sf.tcp);
     return;
@@ -302,7 +303,7 @@ function handleOption(c: OptionsConnection, sf: Subflow, opt: MptcpOption, seg: 
         return;
       }
       c.counters.increment('MPFastcloseRx');
-      c.resetAll('fastclose');
+      c.resetAll(MptcpResetCause.PeerFastclose);
       return;
     case 'mp_tcprst':
       c.counters.increment('MPRstRx');

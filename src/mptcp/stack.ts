@@ -8,9 +8,10 @@ import { TcpStack, type TcpStackOptions, type ListenRequest } from '../tcp/stack
 import { parseMptcpOption, type MpJoinSyn } from './options.js';
 import type { Endpoint, TcpConnection, TcpUpperLayerInit } from '../tcp/connection.js';
 import {
-  MptcpConnection, subflowCongestionControl, newMptcpCounterGroups, DEFAULT_MPTCP_CONFIG, type MptcpConfig, type MptcpCounterGroups, type MptcpEvent,
+  MptcpConnection, subflowCongestionControl, newMptcpCounterGroups, DEFAULT_MPTCP_CONFIG, type MptcpConfig, type MptcpCounterGroups,
 } from './protocol.js';
 import type { Subflow } from './subflow.js';
+import type { MptcpEvent } from './events.js';
 import { MPTCP_STACK_COUNTER_NAMES } from './mib.js';
 import { PathManager, sameFamily, type PathOptions } from './pm-paths.js';
 
@@ -189,9 +190,7 @@ export class MptcpStack {
     for (let e = this.tcp.pollEvent(); e; e = this.tcp.pollEvent()) {
       const sub = this.bySubflow.get(e.conn);
       if (!sub) continue;
-      const sf = sub.sf;
-      if (e.event.type === 'reset') sf.tcpResetReason = e.event.reason;
-      sub.conn.onSubflowEvent(sf, e.event.type);
+      sub.conn.onSubflowEvent(sub.sf, e.event);
       if (e.event.type === 'closed') this.bySubflow.delete(e.conn);
     }
     for (const conn of this.connections) {

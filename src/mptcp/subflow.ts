@@ -6,7 +6,7 @@
 import type { TcpConnection } from '../tcp/connection.js';
 import { dsnAdd, dsnDiff, expandOffset, MappingTable, type Mapping } from './mapping.js';
 import type { SchedulerSubflow } from './scheduler.js';
-import type { MpJoinAck, MpJoinSynAck } from './options.js';
+import type { MpJoinAck, MpJoinSynAck, MptcpRstReason } from './options.js';
 import { joinAckHmac, joinSynAckHmac, verifyDssChecksum } from './crypto.js';
 
 /** The verdict on a received DSS mapping (CONVENTIONS.md 6: a reason, not a boolean). */
@@ -47,7 +47,7 @@ export class Subflow implements SchedulerSubflow {
   mpcAckSent = false;
   lastRtos = 0;
   /** MP_TCPRST reason to put on this subflow's reset (RFC 8684 §3.6), if we reset it. */
-  resetReason: number | null = null;
+  resetReason: MptcpRstReason | null = null;
   /** An MP_PRIO is due on this subflow (its backup flag changed). */
   prioPending = false;
   /** With DSS checksums: the part of the current mapping received so far. */

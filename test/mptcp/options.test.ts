@@ -31,7 +31,7 @@ import {
   isMptcpOptionDropReason,
   MPTCP_OPTION_COUNTER_NAMES,
   MPTCP_OPTION_DROP_REASONS,
-  MPTCP_RST_ADMINISTRATIVELY_PROHIBITED,
+  MptcpRstReason,
   MPTCP_SUB_ADD_ADDR,
   MPTCP_SUB_CAPABLE,
   MPTCP_SUB_DSS,
@@ -301,7 +301,7 @@ const FORMS: Array<{ name: string; opt: MptcpOption; ctx: MptcpParseContext; len
   { name: 'MP_PRIO with Address ID (RFC 6824)', opt: { type: 'mp_prio', backup: true, addressId: 9 }, ctx: ACK, len: 4 },
   { name: 'MP_FAIL', opt: { type: 'mp_fail', dsn: 0x0123456789abcdefn }, ctx: ACK, len: 12 },
   { name: 'MP_FASTCLOSE', opt: { type: 'mp_fastclose', receiverKey: 0xdeadbeefcafef00dn }, ctx: ACK, len: 12 },
-  { name: 'MP_TCPRST transient', opt: { type: 'mp_tcprst', reason: MPTCP_RST_ADMINISTRATIVELY_PROHIBITED, transient: true, flags: 0 }, ctx: RST, len: 4 },
+  { name: 'MP_TCPRST transient', opt: { type: 'mp_tcprst', reason: MptcpRstReason.AdministrativelyProhibited, transient: true, flags: 0 }, ctx: RST, len: 4 },
   { name: 'MP_TCPRST unassigned flags', opt: { type: 'mp_tcprst', reason: 0xff, transient: false, flags: 0x0e }, ctx: RST, len: 4 },
 ];
 
