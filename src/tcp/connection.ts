@@ -16,8 +16,8 @@ import { CounterSet } from '../ip/counters.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax } from './seq.js';
 import { TcpTimer, TimerTable } from './timers.js';
 import type { TcpOptions, TcpRepr } from './segment.js';
-import { TCP_MAX_OPTIONS_LEN, TCP_OPTLEN_SACK_ALIGNED_BASE, TCP_OPTLEN_TIMESTAMPS_ALIGNED, type SackBlock } from './options.js';
-import { TCP_FLAG_ACK, TCP_FLAG_FIN, TCP_FLAG_PSH, TCP_FLAG_RST, TCP_FLAG_SYN, TCP_FLAG_URG } from './segment.js';
+import { TCP_MAX_OPTIONS_LEN, TCP_MAX_WINDOW_SCALE, TCP_OPTLEN_SACK_ALIGNED_BASE, TCP_OPTLEN_TIMESTAMPS_ALIGNED, type SackBlock } from './options.js';
+import { TCP_DEFAULT_MSS_V4, TCP_DEFAULT_MSS_V6, TCP_FLAG_ACK, TCP_FLAG_FIN, TCP_FLAG_PSH, TCP_FLAG_RST, TCP_FLAG_SYN, TCP_FLAG_URG } from './segment.js';
 import { ChunkQueue, SendBuffer, CHUNK_QUEUE_COUNTER_NAMES, type ChunkQueueCounter } from './sendbuf.js';
 import { Reassembler, REASSEMBLY_COUNTER_NAMES, type ReassemblyCounter } from './reassembly.js';
 import { Scoreboard, SeqRangeSet, SCOREBOARD_COUNTER_NAMES, type ScoreboardCounter } from './scoreboard.js';
@@ -170,14 +170,6 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = {
   spuriousUndo: true,
 };
 
-/** RFC 7323 §2.3: "the shift count ... MUST be limited to 14". */
-const MAX_WSCALE = 14;
-/**
- * RFC 9293 §3.7.1: "the default send MSS ... 536 for IPv4 or 1220 for IPv6" when the peer
- * announces none (RFC 8200 §5: IPv6's minimum MTU 1280, less 40 and 20).
- */
-const DEFAULT_MSS_V4 = 536;
-const DEFAULT_MSS_V6 = 1220;
 const MAX_WINDOW_UNSCALED = 0xffff;
 /** RFC 7323 §5.5: tsRecent goes stale after 24 days of idleness. */
 const PAWS_IDLE_MS = 24 * 24 * 3600 * 1000;
@@ -281,8 +273,8 @@ export class TcpConnection {
   private tsRecentAge = 0;
   private tsOffset = 0;
   /** Payload bytes per segment we send: min(our MSS, the peer's), less the options we always carry. */
-  private sendMss = DEFAULT_MSS_V4;
-  private peerMss = DEFAULT_MSS_V4;
+  private sendMss = TCP_DEFAULT_MSS_V4;
+  private peerMss = TCP_DEFAULT_MSS_V4;
 
   private readonly sendBuf: SendBuffer;
   /** Stream offset (bytes since the SYN) of the first byte in the send buffer. */
@@ -376,7 +368,7 @@ export class TcpConnection {
     this.tsOffset = (isn * 2654435761) >>> 0;
     // our receive window scale: enough for the largest receive buffer (RFC 7323 §2.2)
     let shift = 0;
-    while (shift < MAX_WSCALE && this.config.recvBufferMax >>> shift > MAX_WINDOW_UNSCALED) shift++;
+    while (shift < TCP_MAX_WINDOW_SCALE && this.config.recvBufferMax >>> shift > MAX_WINDOW_UNSCALED) shift++;
     this.rcvWscale = this.config.windowScaling ? shift : 0;
     // last: the upper layer sees a connection whole
     this.upper = upperLayer ? upperLayer(this) : PLAIN_TCP;
@@ -428,10 +420,10 @@ export class TcpConnection {
 
   private negotiate(opts: TcpOptions, fromSyn: boolean): void {
     if (!fromSyn) return;
-    this.peerMss = opts.mss ?? (this.local.addr.length === 4 ? DEFAULT_MSS_V4 : DEFAULT_MSS_V6);
+    this.peerMss = opts.mss ?? (this.local.addr.length === 4 ? TCP_DEFAULT_MSS_V4 : TCP_DEFAULT_MSS_V6);
     // RFC 7323 §2.2: window scaling only if both sides sent the option
     if (this.config.windowScaling && opts.windowScale !== undefined) {
-      this.sndWscale = Math.min(opts.windowScale, MAX_WSCALE);
+      this.sndWscale = Math.min(opts.windowScale, TCP_MAX_WINDOW_SCALE);
     } else {
       this.sndWscale = 0;
       this.rcvWscale = 0;
