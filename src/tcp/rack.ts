@@ -13,7 +13,7 @@
 // Sequence numbers are compared only through src/tcp/seq.ts (CONVENTIONS.md 7).
 
 import { CounterSet } from '../ip/counters.js';
-import type { SackBlock } from './scoreboard.js';
+import type { SackBlock } from './options.js';
 import { type Seq, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
 
 /** RFC 6675 DupThresh, used by RACK §6.2 step 4 before reordering is seen. */
