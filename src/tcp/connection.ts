@@ -16,7 +16,7 @@ import { CounterSet } from '../ip/counters.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax } from './seq.js';
 import { TcpTimer, TimerTable } from './timers.js';
 import type { TcpOptions, TcpRepr } from './segment.js';
-import { TCP_MAX_OPTIONS_LEN, TCP_MAX_WINDOW_SCALE, TCP_OPTLEN_SACK_ALIGNED_BASE, TCP_OPTLEN_TIMESTAMPS_ALIGNED, type SackBlock } from './options.js';
+import { optionSpaceLeft, TCP_MAX_OPTIONS_LEN, TCP_MAX_WINDOW_SCALE, TCP_OPTLEN_SACK_ALIGNED_BASE, TCP_OPTLEN_TIMESTAMPS_ALIGNED, type SackBlock } from './options.js';
 import { TCP_DEFAULT_MSS_V4, TCP_DEFAULT_MSS_V6, TCP_FLAG_ACK, TCP_FLAG_FIN, TCP_FLAG_PSH, TCP_FLAG_RST, TCP_FLAG_SYN, TCP_FLAG_URG } from './segment.js';
 import { ChunkQueue, SendBuffer, CHUNK_QUEUE_COUNTER_NAMES, type ChunkQueueCounter } from './sendbuf.js';
 import { Reassembler, REASSEMBLY_COUNTER_NAMES, type ReassemblyCounter } from './reassembly.js';
@@ -1617,20 +1617,10 @@ export class TcpConnection {
     };
     // a D-SACK is reported once (RFC 2883 §4 (2))
     if (flags & TCP_FLAG_ACK) this.dsack = null;
-    this.upper.writeOptions(seg, this.optionSpaceLeft(seg.options));
+    // SACK blocks give way to MPTCP options (the codec trims them), as in Linux
+    this.upper.writeOptions(seg, optionSpaceLeft(seg.options));
     this.counters.increment('segmentsOut');
     return seg;
-  }
-
-  private optionSpaceLeft(opts: TcpOptions): number {
-    let used = 0;
-    if (opts.mss !== undefined) used += 4;
-    if (opts.windowScale !== undefined) used += 3;
-    if (opts.sackPermitted) used += 2;
-    if (opts.timestamps) used += 10;
-    // SACK blocks give way to MPTCP options (the codec trims them), as in Linux
-    used = (used + 3) & ~3;
-    return 40 - used;
   }
 
   /** The next segment to send, or null. Call until null after every input and timeout. */
