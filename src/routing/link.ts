@@ -1,10 +1,8 @@
 // Links and addresses through rtnetlink: what the TUN device needs to carry traffic
 // (address, MTU, txqueuelen, link state), set without running `ip`.
 import type { RtNetlinkSocket } from 'netlink';
-import { parseInterfaceAddress, routingError, withRtnl } from './netlink.js';
+import { AF_INET, AF_INET6, parseInterfaceAddress, routingError, withRtnl } from './netlink.js';
 
-const AF_INET = 2;
-const AF_INET6 = 10;
 const NLM_F_REPLACE = 0x100;
 const NLM_F_CREATE = 0x400;
 

@@ -15,11 +15,8 @@
 import { endianness } from 'node:os';
 import { createNetlink, Protocol, rt, type NetlinkMessage, type NetlinkSocket, type RtNetlinkSocket } from 'netlink';
 import { formatIpAddress, IpPrefix } from '../ip/address.js';
-import { routingError, withRtnl, type RoutingError } from './netlink.js';
+import { AF_INET, AF_INET6, routingError, withRtnl, type RoutingError } from './netlink.js';
 import { RT_TABLE_MAIN, RTPROT_MPTUN } from './route.js';
-
-const AF_INET = 2;
-const AF_INET6 = 10;
 
 // rtnetlink multicast groups (enum rtnetlink_groups, include/uapi/linux/rtnetlink.h)
 const RTNLGRP_LINK = 1;

@@ -3,6 +3,10 @@
 import { createRtNetlink, type RtNetlinkSocket } from 'netlink';
 import { IpPrefix, parseIpAddress, type IpFamily } from '../ip/address.js';
 
+/** Linux's address families (include/linux/socket.h), as rtnetlink messages carry them. */
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+
 export class RoutingError extends Error {
   constructor(readonly operation: string, readonly errno: string, message: string) {
     super(`${operation}: ${message}`);

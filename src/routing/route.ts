@@ -1,14 +1,12 @@
 // Routes through rtnetlink. Every route mptun makes carries mptun's own routing-protocol id
 // (rtm_protocol), so that leftovers of a dead instance are easy to find and remove.
-import { parseInterfaceAddress, routingError, withRtnl } from './netlink.js';
+import { AF_INET, AF_INET6, parseInterfaceAddress, routingError, withRtnl } from './netlink.js';
 import { getLink } from './link.js';
 
 /** mptun's rtm_protocol: not used by any routing daemon in /etc/iproute2/rt_protos. */
 export const RTPROT_MPTUN = 0xfa;
 export const RT_TABLE_MAIN = 254;
 
-const AF_INET = 2;
-const AF_INET6 = 10;
 const NLM_F_REPLACE = 0x100;
 const NLM_F_EXCL = 0x200;
 const NLM_F_CREATE = 0x400;

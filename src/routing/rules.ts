@@ -2,11 +2,9 @@
 // id (FRA_PROTOCOL = RTPROT_MPTUN), so that leftovers of a dead instance are easy to find.
 import type { RtNetlinkSocket } from 'netlink';
 import { formatIpAddress } from '../ip/address.js';
-import { parseInterfaceAddress, routingError, withRtnl } from './netlink.js';
+import { AF_INET, AF_INET6, parseInterfaceAddress, routingError, withRtnl } from './netlink.js';
 import { RTPROT_MPTUN } from './route.js';
 
-const AF_INET = 2;
-const AF_INET6 = 10;
 const NLM_F_EXCL = 0x200;
 const NLM_F_CREATE = 0x400;
 const FR_ACT_TO_TBL = 1;

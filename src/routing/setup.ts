@@ -4,15 +4,12 @@
 // applyPlan() records every step (JSON-serializable); undo() reverses the record;
 // cleanupLeftovers() finds what a killed instance left by its RTPROT_MPTUN tag.
 import type { RtNetlinkSocket } from 'netlink';
-import { RoutingError, routingError, withRtnl } from './netlink.js';
+import { IPPROTO_TCP } from '../ip/ipv4.js';
+import { AF_INET, AF_INET6, RoutingError, routingError, withRtnl } from './netlink.js';
 import { addRoute, deleteRoute, replaceRoute, RT_TABLE_MAIN, RTPROT_MPTUN, type RouteSpec } from './route.js';
 import { addRule, deleteRule, listRules, type RuleSpec } from './rules.js';
 import { createNftTable, deleteNftTable, REPLY_MARK, tableExists, type ForwardFence, type Masquerade } from './nft.js';
 import { acceptRaKey, forceForwarding6Key, forwarding6Key, forwardingKey, readSysctl, rpFilterKey, sysctlExists, writeSysctl } from './sysctl.js';
-
-const IPPROTO_TCP = 6;
-const AF_INET = 2;
-const AF_INET6 = 10;
 
 export interface PathPlan {
   /** Uplink interface of the path. */
