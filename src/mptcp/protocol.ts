@@ -13,6 +13,7 @@ import { CounterSet } from '../ip/counters.js';
 import { formatIpAddress } from '../ip/address.js';
 import type { TcpConnection, TcpEvent, TcpUpperLayer } from '../tcp/connection.js';
 import { TcpState } from '../tcp/connection.js';
+import { align4 } from '../tcp/options.js';
 import type { TcpRepr } from '../tcp/segment.js';
 import { ChunkQueue, SendBuffer, CHUNK_QUEUE_COUNTER_NAMES, type ChunkQueueCounter } from '../tcp/sendbuf.js';
 import { Reassembler, REASSEMBLY_COUNTER_NAMES, type ReassemblyCounter } from '../tcp/reassembly.js';
@@ -20,7 +21,7 @@ import { dsnAdd, dsnDiff, expandDsn, expandOffset, type Mapping } from './mappin
 import { createScheduler, room as schedulerRoom, type Scheduler } from './scheduler.js';
 import { LiaGroup, LIA_COUNTER_NAMES, type LiaCounterName } from './lia.js';
 import {
-  MptcpOptionCounters, type MptcpOptionCounterName, MptcpRstReason, type Dss,
+  MptcpOptionCounters, type MptcpOptionCounterName, MptcpRstReason, type Dss, DSS_LEN_BASE, DSS_LEN_ACK64, DSS_LEN_MAP64,
 } from './options.js';
 import { dssChecksum, keyToIdsn, keyToToken } from './crypto.js';
 import { Subflow, MAPPING_VERDICTS, type MappingVerdict } from './subflow.js';
@@ -29,7 +30,11 @@ import { ConnectionPm } from './pm.js';
 import { MptcpResetCause, type MptcpEvent } from './events.js';
 import { readSubflowOptions, writeSubflowOptions } from './segment-options.js';
 
-const DSS_RESERVE = 28;
+/**
+ * RFC 8684 §3.3: a DSS with an 8-octet DATA_ACK and an 8-octet mapping (and its checksum) is
+ * 26 octets, 28 with the checksum or the padding: segments stay within the path MTU with it.
+ */
+const DSS_RESERVE = align4(DSS_LEN_BASE + DSS_LEN_ACK64 + DSS_LEN_MAP64);
 
 /**
  * The counters of an MPTCP connection and of its parts, by group: what the stack folds into
@@ -197,8 +202,6 @@ export class MptcpConnection {
     if (this.config.congestionControl === 'lia') tcp.cc.coupling = this.lia.add(tcp.cc, tcp.rtt);
     return {
       subflow: sf,
-      // RFC 8684 §3.3: a DSS with an 8-octet DATA_ACK and an 8-octet mapping is 26 octets (28 with
-      // padding); segments must stay within the path MTU with it
       optionReserve: DSS_RESERVE,
       writeOptions: (seg, space) => writeSubflowOptions(this, sf, seg, space),
       readOptions: (seg) => readSubflowOptions(this, sf, seg),

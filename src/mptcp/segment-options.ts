@@ -7,6 +7,7 @@ import type { Instant } from '../ip/sansio.js';
 import type { CounterSet } from '../ip/counters.js';
 import type { OutSegment, TcpConnection } from '../tcp/connection.js';
 import type { TcpRepr } from '../tcp/segment.js';
+import { align4 } from '../tcp/options.js';
 import { TCP_FLAG_SYN, TCP_FLAG_ACK, TCP_FLAG_RST } from '../tcp/segment.js';
 import { dsnAdd, offsetLow32 } from './mapping.js';
 import {
@@ -64,7 +65,7 @@ export function writeSubflowOptions(c: OptionsConnection, sf: Subflow, seg: OutS
     const raw = emitMptcpOptionBuffer(opt);
     if (raw.length > space) return false;
     (seg.options.mptcp ??= []).push(raw);
-    space -= raw.length + ((4 - (raw.length % 4)) % 4);
+    space -= align4(raw.length);
     return true;
   };
   if (seg.flags & TCP_FLAG_RST) {
