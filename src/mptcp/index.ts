@@ -1,4 +1,6 @@
-// The MPTCP layer (RFC 8684 v1): the option codec and the cryptography.
+// The MPTCP layer (RFC 8684 v1), split as Linux's net/mptcp: the option codec (options) and the
+// cryptography; the counter names (mib); the subflow (subflow), the options of each segment
+// (segment-options), the path manager (pm, pm-paths), the connection (protocol); the stack.
 export * from './options.js';
 export * from './crypto.js';
 export * from './lia.js';
