@@ -19,7 +19,7 @@ import { formatIpAddress } from '../ip/address.js';
 import { TcpStack, type ListenVerdict, type ListenRequest } from '../tcp/stack.js';
 import { TcpCounters, TcpState, type Endpoint, type TcpConnection, type TcpCounterName } from '../tcp/connection.js';
 import { MptcpStack, type MptcpStackOptions } from '../mptcp/stack.js';
-import type { MptcpConnection } from '../mptcp/connection.js';
+import type { MptcpConnection } from '../mptcp/protocol.js';
 import { ConvertClient, PendingReply, SYN_DATA_MAX, icmpUnreachableForSyn, type ReplyOutcome } from './convert-client.js';
 
 export const RELAY_COUNTER_NAMES = [

@@ -234,14 +234,23 @@ export const MP_TCPRST_FLAGS_UNASSIGNED = 0x0e;
 export const MP_TCPRST_LEN = 4;
 export const MP_TCPRST_OFF_REASON = 3;
 
-/** RFC 8684 §3.6, "MPTCP MP_TCPRST Reason Codes" (Linux: MPTCP_RST_E*). */
-export const MPTCP_RST_UNSPECIFIED = 0x00;
-export const MPTCP_RST_MPTCP_ERROR = 0x01;
-export const MPTCP_RST_LACK_OF_RESOURCES = 0x02;
-export const MPTCP_RST_ADMINISTRATIVELY_PROHIBITED = 0x03;
-export const MPTCP_RST_TOO_MUCH_OUTSTANDING_DATA = 0x04;
-export const MPTCP_RST_UNACCEPTABLE_PERFORMANCE = 0x05;
-export const MPTCP_RST_MIDDLEBOX_INTERFERENCE = 0x06;
+/** RFC 8684 §3.6, "MPTCP MP_TCPRST Reason Codes" (Linux: MPTCP_RST_E*): why we reset a subflow, on the wire. */
+export const enum MptcpRstReason {
+  /** "Unspecified error" (Linux MPTCP_RST_EUNSPEC). */
+  Unspecified = 0x00,
+  /** "MPTCP-specific error": "an error has been detected in the processing of MPTCP options" (MPTCP_RST_EMPTCP). */
+  MptcpError = 0x01,
+  /** "Lack of resources" (MPTCP_RST_ERESOURCE). */
+  LackOfResources = 0x02,
+  /** "Administratively prohibited" (MPTCP_RST_EPROHIBIT). */
+  AdministrativelyProhibited = 0x03,
+  /** "Too much outstanding data" (MPTCP_RST_EWQ2BIG). */
+  TooMuchOutstandingData = 0x04,
+  /** "Unacceptable performance" (MPTCP_RST_EBADPERF). */
+  UnacceptablePerformance = 0x05,
+  /** "Middlebox interference": a middlebox changed what MPTCP relies on (MPTCP_RST_EMIDDLEBOX). */
+  MiddleboxInterference = 0x06,
+}
 
 const MASK32 = 0xffffffffn;
 const MASK64 = (1n << 64n) - 1n;
@@ -428,8 +437,8 @@ export interface MpFastclose {
 /** MP_TCPRST (RFC 8684 §3.6): on a RST, why the subflow is reset. */
 export interface MpTcpRst {
   type: 'mp_tcprst';
-  /** `MPTCP_RST_*`. */
-  reason: number;
+  /** A MptcpRstReason, or a code RFC 8684 does not assign (received; kept as it came). */
+  reason: MptcpRstReason | number;
   /** T: the error is transient; the subflow may be tried again. */
   transient: boolean;
   /** The unassigned bits U, V, W as they sit in the nibble (mask 0x0e), kept for round trips. Send 0. */

@@ -1,38 +1,19 @@
 // The MPTCP stack: MPTCP connections over a TCP stack whose connections are their subflows,
-// and the path manager (fullmesh over the local paths: one subflow per local path to the
-// peer's address, like the kernel's `subflow` endpoints). Sans-IO; the engine drives it.
+// the listener (MP_CAPABLE, MP_JOIN by token), and the path manager that opens the joins
+// (pm-paths.ts: one subflow per local path to the peer's address, like the kernel's `subflow`
+// endpoints). Sans-IO; the engine drives it.
 import type { DeviceOutput, Instant } from '../ip/sansio.js';
 import { CounterSet, CounterTotals, type CounterGroupValues } from '../ip/counters.js';
 import { TcpStack, type TcpStackOptions, type ListenRequest } from '../tcp/stack.js';
 import { parseMptcpOption, type MpJoinSyn } from './options.js';
-import type { Endpoint, TcpConnection } from '../tcp/connection.js';
+import type { Endpoint, TcpConnection, TcpUpperLayerInit } from '../tcp/connection.js';
 import {
-  MptcpConnection, subflowCongestionControl, newMptcpCounterGroups, DEFAULT_MPTCP_CONFIG, type MptcpConfig, type MptcpCounterGroups, type MptcpEvent,
-  type Subflow,
-} from './connection.js';
-
-export const MPTCP_STACK_COUNTER_NAMES = [
-  'connectionsOpened', 'joinsOpened', 'portCollisions', 'connectionsAccepted', 'plainTcpAccepted', 'joinsAccepted', 'MPJoinNoTokenFound', 'subflowLimit',
-  'addressIdsRenumbered', 'addressIdsExhausted',
-  // an address the peer announced (ADD_ADDR) of a family no local path has: no subflow to it
-  'addAddrOtherFamily',
-  // an MP_JOIN for a connection whose MP_CAPABLE handshake has not brought the initiator's key
-  'MPJoinNotEstablished',
-  // a join that failed (refused, timed out, reset before it carried data) opened again after a back-off
-  'joinRetries',
-  // a failed join not tried again: the connection's retries are spent
-  'joinRetriesExhausted',
-] as const;
-
-/** The back-off of a failed join: 1 s, doubling, at most 60 s; at most this many retries per connection. */
-export const JOIN_RETRY_FIRST_MS = 1000;
-export const JOIN_RETRY_MAX_MS = 60_000;
-export const JOIN_RETRIES_PER_CONNECTION = 16;
-
-/** True when two addresses are of one family (a subflow joins two addresses of one family). */
-function sameFamily(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length;
-}
+  MptcpConnection, subflowCongestionControl, newMptcpCounterGroups, DEFAULT_MPTCP_CONFIG, type MptcpConfig, type MptcpCounterGroups,
+} from './protocol.js';
+import type { Subflow } from './subflow.js';
+import type { MptcpEvent } from './events.js';
+import { MPTCP_STACK_COUNTER_NAMES } from './mib.js';
+import { PathManager, sameFamily, type PathOptions } from './pm-paths.js';
 
 /** connect() asked for a first subflow between two address families: a caller's error. */
 export class AddressFamilyError extends Error {
@@ -48,51 +29,14 @@ export interface MptcpStackOptions extends TcpStackOptions {
   random: (n: number) => Buffer;
 }
 
+export interface ConnectOptions extends PathOptions {
+  /** This connection's scheduler (the config's schedulerPolicy); default the stack's MPTCP config's. */
+  scheduler?: string;
+}
+
 export interface MptcpStackEvent {
   conn: MptcpConnection;
   event: MptcpEvent;
-}
-
-interface PathState {
-  localAddrs: Buffer[];
-  /**
-   * The address ID of each local path (RFC 8684 §3.2: "an identifier for the source IP address
-   * of this packet"): its index at first; a path that went down gets a fresh one (renumber()).
-   */
-  ids: number[];
-  remote: Endpoint;
-  /** Pairs opened: `${local index}` for the peer's primary address, `${local}/${remote id}` for announced ones. */
-  opened: Set<number | string>;
-  /** Announced address ids ignored (and counted once) for want of a local path of their family. */
-  otherFamily: Set<number>;
-  /** The join subflows opened, by pair, until they carry data or fail. */
-  joins: Map<number | string, { sf: Subflow; local: number }>;
-  /** Failed pairs waiting for their retry: when. */
-  retryAt: Map<number | string, Instant>;
-  /** Failures of each pair so far (the back-off's exponent). */
-  failures: Map<number | string, number>;
-  /** Retries this connection made. */
-  retries: number;
-  backup: Set<number>;
-  removed: Set<number>;
-  fullmesh: boolean;
-  maxSubflows: number;
-}
-
-export interface ConnectOptions {
-  /** Indexes of the local paths that are backups (MP_JOIN B flag / MP_PRIO): used only when the others are gone. */
-  backup?: number[];
-  /**
-   * Fullmesh: a subflow from every local path to every address of the peer (its own and those it
-   * announces with ADD_ADDR). Off: one subflow per local path, to the peer's address.
-   */
-  fullmesh?: boolean;
-  /** Subflows per connection at most (the initial one included). Default 8. */
-  maxSubflows?: number;
-  /** Indexes of local paths that are down now: no subflow until pathUp() (never the first). */
-  down?: number[];
-  /** This connection's scheduler (the config's schedulerPolicy); default the stack's MPTCP config's. */
-  scheduler?: string;
 }
 
 export class MptcpStack {
@@ -100,16 +44,16 @@ export class MptcpStack {
   readonly counters = new CounterSet(MPTCP_STACK_COUNTER_NAMES);
   /** The counters of the connections that closed, folded in as each leaves `connections` (see `connectionCounters`). */
   readonly closedTotals = new CounterTotals<MptcpCounterGroups>(newMptcpCounterGroups);
-  private readonly bySubflow = new Map<TcpConnection, Subflow>();
+  /** Each subflow's TCP connection: the subflow and its MPTCP connection. */
+  private readonly bySubflow = new Map<TcpConnection, { conn: MptcpConnection; sf: Subflow }>();
   readonly connections = new Set<MptcpConnection>();
-  private readonly paths = new Map<MptcpConnection, PathState>();
+  /** Which joins each connection opens (pm-paths.ts). */
+  private readonly pm: PathManager;
   /** Connections by our token, for MP_JOIN (RFC 8684 §3.2). */
   private readonly byToken = new Map<number, MptcpConnection>();
   private readonly events: MptcpStackEvent[] = [];
   private readonly options: MptcpStackOptions;
   private readonly host: { random32(): number; touch(tcp: TcpConnection): void };
-  /** The last address ID given by freshId(). */
-  private lastId = 0;
 
   constructor(options: MptcpStackOptions) {
     this.options = options;
@@ -118,6 +62,7 @@ export class MptcpStack {
       random32: () => options.random(4).readUInt32BE(0),
       touch: (tcp) => this.tcp.touch(tcp),
     };
+    this.pm = new PathManager({ openJoin: (now, conn, local, remote, localId) => this.openJoin(now, conn, local, remote, localId) }, this.counters);
   }
 
   private subflowCc(): string {
@@ -132,15 +77,35 @@ export class MptcpStack {
     return 32768 + (this.options.random(2).readUInt16BE(0) % 28000);
   }
 
-  private openSubflow(now: Instant, local: Buffer, remote: Endpoint): TcpConnection {
+  /**
+   * The MPTCP upper layer of a new TCP connection: a subflow of `conn`, known to the stack from
+   * the moment its TCP connection is made.
+   */
+  private subflowLayer(conn: MptcpConnection, initial: boolean, localId: number): TcpUpperLayerInit {
+    return (tcp) => {
+      const layer = conn.attach(tcp, initial, localId);
+      this.bySubflow.set(tcp, { conn, sf: layer.subflow });
+      return layer;
+    };
+  }
+
+  /** Opens a subflow of `conn` from `local` to `remote` (its SYN goes at the next poll). */
+  private openSubflow(now: Instant, conn: MptcpConnection, local: Buffer, remote: Endpoint, initial: boolean, localId: number): Subflow {
+    const layer = this.subflowLayer(conn, initial, localId);
     for (let i = 0; ; i++) {
       try {
-        return this.tcp.connect(now, { addr: local, port: this.ephemeralPort() }, remote, { congestionControl: this.subflowCc() });
+        const tcp = this.tcp.connect(now, { addr: local, port: this.ephemeralPort() }, remote, { congestionControl: this.subflowCc() }, layer);
+        return this.bySubflow.get(tcp)!.sf;
       } catch (e) {
         this.counters.increment('portCollisions');
         if (i > 16) throw e;
       }
     }
+  }
+
+  /** A join subflow (MP_JOIN) of `conn`, for the path manager. */
+  private openJoin(now: Instant, conn: MptcpConnection, local: Buffer, remote: Endpoint, localId: number): Subflow {
+    return this.openSubflow(now, conn, local, remote, false, localId);
   }
 
   /**
@@ -152,16 +117,9 @@ export class MptcpStack {
     const mptcp = options.scheduler === undefined ? this.options.mptcp ?? {} : { ...this.options.mptcp, scheduler: options.scheduler };
     const conn = new MptcpConnection(this.host, this.randomKey(), mptcp);
     conn.markInitiator();
-    const tcp = this.openSubflow(now, localAddrs[0]!, remote);
-    const sf = conn.attach(tcp, true, 0);
-    this.bySubflow.set(tcp, sf);
+    this.openSubflow(now, conn, localAddrs[0]!, remote, true, 0);
     this.connections.add(conn);
-    const backup = new Set(options.backup ?? []);
-    this.paths.set(conn, {
-      localAddrs, ids: localAddrs.map((_, i) => i), remote, opened: new Set([0]), otherFamily: new Set(), joins: new Map(), retryAt: new Map(), failures: new Map(), retries: 0, backup, removed: new Set((options.down ?? []).filter((i) => i !== 0)), fullmesh: options.fullmesh ?? false, maxSubflows: options.maxSubflows ?? 8,
-    });
-    // the first path as a backup: said with MP_PRIO once the connection is up
-    if (backup.has(0)) conn.setBackup(0, true);
+    this.pm.add(conn, localAddrs, remote, options);
     this.counters.increment('connectionsOpened');
     return conn;
   }
@@ -198,13 +156,7 @@ export class MptcpStack {
           return false;
         }
         this.counters.increment('joinsAccepted');
-        return {
-          config: { congestionControl: this.subflowCc() },
-          setup: (tcp: TcpConnection) => {
-            const sf = conn.attach(tcp, false, 0);
-            this.bySubflow.set(tcp, sf);
-          },
-        };
+        return { config: { congestionControl: this.subflowCc() }, upperLayer: this.subflowLayer(conn, false, 0) };
       }
       const conn = new MptcpConnection(this.host, this.randomKey(), this.options.mptcp ?? {});
       if (capable) {
@@ -216,9 +168,8 @@ export class MptcpStack {
       }
       return {
         config: { congestionControl: conn.fallback ? 'cubic' : this.subflowCc() },
-        setup: (tcp: TcpConnection) => {
-          const sf = conn.attach(tcp, true, 0);
-          this.bySubflow.set(tcp, sf);
+        upperLayer: this.subflowLayer(conn, true, 0),
+        setup: () => {
           this.connections.add(conn);
         },
       };
@@ -237,147 +188,39 @@ export class MptcpStack {
   /** Runs the connections: subflow events, data movement, the path manager. Call after input and timers. */
   process(now: Instant): void {
     for (let e = this.tcp.pollEvent(); e; e = this.tcp.pollEvent()) {
-      const sf = this.bySubflow.get(e.conn);
-      if (!sf) continue;
-      if (e.event.type === 'reset') sf.tcpResetReason = e.event.reason;
-      sf.conn.onSubflowEvent(sf, e.event.type);
+      const sub = this.bySubflow.get(e.conn);
+      if (!sub) continue;
+      sub.conn.onSubflowEvent(sub.sf, e.event);
       if (e.event.type === 'closed') this.bySubflow.delete(e.conn);
     }
     for (const conn of this.connections) {
       conn.tick(now);
-      this.pathManager(now, conn);
+      this.pm.run(now, conn);
       for (let ev = conn.pollEvent(); ev; ev = conn.pollEvent()) {
         this.events.push({ conn, event: ev });
         if (ev.type === 'closed') {
           this.connections.delete(conn);
           this.closedTotals.fold(conn.counterGroups());
-          this.paths.delete(conn);
+          this.pm.forget(conn);
           this.byToken.delete(conn.localToken);
         }
       }
     }
   }
 
-  /** Fullmesh over the local paths: one subflow per local path, once the peer has our key. */
-  private pathManager(now: Instant, conn: MptcpConnection): void {
-    const p = this.paths.get(conn);
-    if (!p) return;
-    // plain TCP now: no join, and no retry deadline left behind
-    if (conn.fallback) p.retryAt.clear();
-    if (conn.fallback || !conn.fullyEstablished || conn.remoteKey === null) return;
-    const live = () => conn.subflows.filter((s) => !s.closed).length;
-    this.joinRetries(now, p);
-    if (p.fullmesh) {
-      for (const [id, a] of conn.remoteAddresses) {
-        if (p.otherFamily.has(id) || p.localAddrs.some((l) => sameFamily(l, a.addr))) continue;
-        p.otherFamily.add(id);
-        this.counters.increment('addAddrOtherFamily');
-      }
-    }
-    for (let i = 0; i < p.localAddrs.length; i++) {
-      if (p.removed.has(i)) continue;
-      const targets: Array<{ key: number | string; remote: Endpoint }> = [{ key: i, remote: p.remote }];
-      if (p.fullmesh) {
-        for (const [id, a] of conn.remoteAddresses) {
-          if (a.addr.equals(p.remote.addr)) continue;
-          // a subflow's two ends are of one IP version: a peer announcing its IPv4 address on
-          // an IPv6 connection (or the reverse) is reached from the paths of that version only
-          // by a connection of that version (counted once above: addAddrOtherFamily)
-          if (a.addr.length !== p.localAddrs[i]!.length) continue;
-          targets.push({ key: `${i}/${id}`, remote: { addr: a.addr, port: a.port || p.remote.port } });
-        }
-      }
-      for (const target of targets) {
-        // a subflow joins two addresses of one family: the others are no pair
-        if (p.opened.has(target.key) || !sameFamily(p.localAddrs[i]!, target.remote.addr)) continue;
-        if (live() >= p.maxSubflows) {
-          this.counters.increment('subflowLimit');
-          return;
-        }
-        p.opened.add(target.key);
-        const tcp = this.openSubflow(now, p.localAddrs[i]!, target.remote);
-        const sf = conn.attach(tcp, false, p.ids[i]!);
-        sf.localBackup = p.backup.has(i);
-        this.bySubflow.set(tcp, sf);
-        p.joins.set(target.key, { sf, local: i });
-        this.counters.increment('joinsOpened');
-      }
-    }
-  }
-
-  /**
-   * A join that failed — refused (a RST to its SYN), timed out, or reset before it carried a
-   * byte (a busy server, a middlebox, a route not there yet) — is tried again while the
-   * connection lives, after a back-off that doubles from 1 s to 60 s, at most
-   * JOIN_RETRIES_PER_CONNECTION times per connection. A subflow that carried data and then
-   * went is the business of pathDown/pathUp, not of this.
-   */
-  private joinRetries(now: Instant, p: PathState): void {
-    for (const [key, j] of p.joins) {
-      const sf = j.sf;
-      if (sf.usable && !sf.closed && sf.tcp.counters.get('bytesIn') + sf.tcp.counters.get('bytesOut') > 0) {
-        // it works: forget it, and its failures
-        p.joins.delete(key);
-        p.failures.delete(key);
-        continue;
-      }
-      if (!sf.closed) continue;
-      p.joins.delete(key);
-      // a failure: reset (by the peer, a refused SYN, a timeout, or by us for want of an
-      // MP_JOIN answer) before a byte went either way; a FIN close is the connection ending
-      const failed = sf.tcpResetReason !== null || sf.resetReason !== null;
-      if (!failed || sf.tcp.counters.get('bytesIn') + sf.tcp.counters.get('bytesOut') > 0 || p.removed.has(j.local)) continue;
-      if (p.retries >= JOIN_RETRIES_PER_CONNECTION) {
-        this.counters.increment('joinRetriesExhausted');
-        continue;
-      }
-      const n = p.failures.get(key) ?? 0;
-      p.failures.set(key, n + 1);
-      p.retryAt.set(key, now + Math.min(JOIN_RETRY_FIRST_MS * 2 ** n, JOIN_RETRY_MAX_MS));
-    }
-    for (const [key, at] of p.retryAt) {
-      if (now < at) continue;
-      p.retryAt.delete(key);
-      p.retries++;
-      this.counters.increment('joinRetries');
-      // the path manager opens the pair again (below), unless its path is down by now
-      p.opened.delete(key);
-    }
-  }
-
-  /**
-   * A local path went away (link down, or its address changed): every connection resets its
-   * subflows on that path at once, reinjects their data on the others, and sends REMOVE_ADDR.
-   * The path gets a fresh address ID for the subflows it opens when it comes back: the peer may
-   * read the REMOVE_ADDR after a new MP_JOIN has arrived (it is sent on another, possibly slower,
-   * path), and RFC 8684 §3.4.2 has it close every subflow of the removed ID ("the receiver MUST
-   * close any existing subflows that are using the removed address").
-   */
+  /** A local path went away (link down, or its address changed): see PathManager.pathDown. */
   pathDown(now: Instant, addr: Buffer): void {
-    for (const [conn, p] of this.paths) {
-      const i = p.localAddrs.findIndex((a) => a.equals(addr));
-      if (i < 0 || p.removed.has(i)) continue;
-      p.removed.add(i);
-      conn.removeLocalAddress(p.ids[i]!, now);
-      p.ids[i] = this.freshId(conn, p);
-      this.counters.increment('addressIdsRenumbered');
-    }
+    this.pm.pathDown(now, addr);
   }
 
   /** A local path came back: the path manager opens its subflows again for the open connections. */
   pathUp(addr: Buffer): void {
-    for (const p of this.paths.values()) {
-      const i = p.localAddrs.findIndex((a) => a.equals(addr));
-      if (i < 0 || !p.removed.has(i)) continue;
-      p.removed.delete(i);
-      for (const key of [...p.opened]) {
-        if (key === i || (typeof key === 'string' && key.startsWith(`${i}/`))) {
-          p.opened.delete(key);
-          p.retryAt.delete(key);
-          p.failures.delete(key);
-        }
-      }
-    }
+    this.pm.pathUp(addr);
+  }
+
+  /** A local path added at run time (an interface that appeared): see PathManager.addPath. */
+  addPath(addr: Buffer, options: { backup?: boolean; up?: boolean } = {}): void {
+    this.pm.addPath(addr, options);
   }
 
   /**
@@ -391,42 +234,6 @@ export class MptcpStack {
     return this.closedTotals.total(open);
   }
 
-  /**
-   * A local path added at run time (an interface that appeared): the open connections get a
-   * subflow on it (unless it is down), with an address ID of its own.
-   */
-  addPath(addr: Buffer, options: { backup?: boolean; up?: boolean } = {}): void {
-    for (const [conn, p] of this.paths) {
-      // a connection's subflows leave from addresses of its own IP version (a dual-stack path
-      // adds its two addresses: each to the connections of its version)
-      if (!sameFamily(addr, p.remote.addr) || p.localAddrs.some((a) => a.equals(addr))) continue;
-      const i = p.localAddrs.length;
-      p.localAddrs.push(addr);
-      p.ids.push(this.freshId(conn, p));
-      if (options.backup) p.backup.add(i);
-      if (options.up === false) p.removed.add(i);
-    }
-  }
-
-  /**
-   * An address ID (1..255; 0 is the initial subflow's, RFC 8684 §3.2) that neither a local path
-   * of the connection nor one of its open subflows holds; the next after the last given, so IDs
-   * are not reused soon.
-   */
-  private freshId(conn: MptcpConnection, p: PathState): number {
-    const held = new Set(p.ids);
-    for (const sf of conn.subflows) if (!sf.closed) held.add(sf.localId);
-    for (let k = 0; k < 255; k++) {
-      const id = ((this.lastId + k) % 255) + 1;
-      if (!held.has(id)) {
-        this.lastId = id;
-        return id;
-      }
-    }
-    this.counters.increment('addressIdsExhausted');
-    return p.ids[0]!;
-  }
-
   pollOutput(now: Instant): DeviceOutput | null {
     return this.tcp.pollOutput(now);
   }
@@ -438,7 +245,8 @@ export class MptcpStack {
       if (c !== null && (t === null || c < t)) t = c;
     }
     // joins waiting for their retry
-    for (const p of this.paths.values()) for (const at of p.retryAt.values()) if (t === null || at < t) t = at;
+    const retry = this.pm.pollTimeout();
+    if (retry !== null && (t === null || retry < t)) t = retry;
     return t;
   }
 

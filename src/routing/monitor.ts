@@ -18,7 +18,6 @@ import { formatIpAddress, IpPrefix } from '../ip/address.js';
 import { AF_INET, AF_INET6, routingError, withRtnl, type RoutingError } from './netlink.js';
 import { RT_TABLE_MAIN, RTPROT_MPTUN } from './route.js';
 
-
 // rtnetlink multicast groups (enum rtnetlink_groups, include/uapi/linux/rtnetlink.h)
 const RTNLGRP_LINK = 1;
 const RTNLGRP_IPV4_IFADDR = 5;

@@ -11,7 +11,6 @@ import { addRule, deleteRule, listRules, type RuleSpec } from './rules.js';
 import { createNftTable, deleteNftTable, REPLY_MARK, tableExists, type ForwardFence, type Masquerade } from './nft.js';
 import { acceptRaKey, forceForwarding6Key, forwarding6Key, forwardingKey, readSysctl, rpFilterKey, sysctlExists, writeSysctl } from './sysctl.js';
 
-
 export interface PathPlan {
   /** Uplink interface of the path. */
   iface: string;

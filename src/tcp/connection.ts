@@ -16,7 +16,7 @@ import { CounterSet } from '../ip/counters.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax } from './seq.js';
 import { TcpTimer, TimerTable } from './timers.js';
 import type { TcpOptions, TcpRepr } from './segment.js';
-import { TCP_MAX_OPTIONS_LEN, TCP_MAX_WINDOW_SCALE, TCP_OPTLEN_SACK_ALIGNED_BASE, TCP_OPTLEN_TIMESTAMPS_ALIGNED, type SackBlock } from './options.js';
+import { optionSpaceLeft, TCP_MAX_OPTIONS_LEN, TCP_MAX_WINDOW_SCALE, TCP_OPTLEN_SACK_ALIGNED_BASE, TCP_OPTLEN_TIMESTAMPS_ALIGNED, type SackBlock } from './options.js';
 import { TCP_DEFAULT_MSS_V4, TCP_DEFAULT_MSS_V6, TCP_FLAG_ACK, TCP_FLAG_FIN, TCP_FLAG_PSH, TCP_FLAG_RST, TCP_FLAG_SYN, TCP_FLAG_URG } from './segment.js';
 import { ChunkQueue, SendBuffer, CHUNK_QUEUE_COUNTER_NAMES, type ChunkQueueCounter } from './sendbuf.js';
 import { Reassembler, REASSEMBLY_COUNTER_NAMES, type ReassemblyCounter } from './reassembly.js';
@@ -208,6 +208,40 @@ export interface OutSegment extends TcpRepr {
   gsoSize: number;
 }
 
+/**
+ * What a protocol running over this connection changes in it: Linux's upper layer protocols
+ * (`tcp_ulp_ops`), as an MPTCP subflow is one (src/mptcp/protocol.ts). Given when the
+ * connection is made (`TcpUpperLayerInit` to the constructor, TcpStack.connect or a listener's
+ * ListenAccept), never assigned after; plain TCP has PLAIN_TCP, which changes nothing.
+ */
+export interface TcpUpperLayer {
+  /** Option bytes every data segment carries besides timestamps (MPTCP's DSS): taken off the MSS and the SACK blocks' room. */
+  readonly optionReserve: number;
+  /** Adds options to an outgoing segment (a reset too) within `spaceLeft` bytes. */
+  writeOptions(seg: OutSegment, spaceLeft: number): void;
+  /** Reads the options of an incoming segment (the SYN of a passive open too). */
+  readOptions(seg: TcpRepr): void;
+  /** How many bytes from stream offset `offset` one segment may carry (MPTCP: a DSS mapping covers whole segments); Infinity: any. */
+  segmentLimit(offset: number): number;
+  /**
+   * The buffer the receive window is offered from, given the connection's own (MPTCP: the
+   * connection-level one, shared by the subflows: RFC 8684 §3.3.4 "unique receive window").
+   */
+  receiveBuffer(own: number): number;
+}
+
+/** Plain TCP: no upper layer. */
+export const PLAIN_TCP: TcpUpperLayer = {
+  optionReserve: 0,
+  writeOptions: () => undefined,
+  readOptions: () => undefined,
+  segmentLimit: () => Infinity,
+  receiveBuffer: (own) => own,
+};
+
+/** Makes the upper layer of a connection (Linux's `tcp_ulp_ops.init`): run once, as the connection is made. */
+export type TcpUpperLayerInit = (tcp: TcpConnection) => TcpUpperLayer;
+
 export class TcpConnection {
   readonly local: Endpoint;
   readonly remote: Endpoint;
@@ -311,17 +345,11 @@ export class TcpConnection {
   private activeOpen = false;
   private writableWanted = false;
 
-  /** MPTCP hooks: add options to an outgoing segment within `spaceLeft` bytes; read options of incoming ones. */
-  optionWriter: ((seg: OutSegment, spaceLeft: number) => void) | null = null;
-  optionReader: ((seg: TcpRepr) => void) | null = null;
-  /** Option bytes every data segment carries besides timestamps (MPTCP's DSS): taken off the MSS. */
-  optionReserve = 0;
-  /** MPTCP hook: how many bytes from stream offset `offset` one segment may carry (a DSS mapping must cover a whole segment). */
-  segmentLimit: ((offset: number) => number) | null = null;
-  /** MPTCP hook: the connection-level receive window, shared by the subflows (RFC 8684 §3.3.5). */
-  windowLimit: (() => number) | null = null;
+  /** The protocol over this connection (an MPTCP subflow's), or PLAIN_TCP. */
+  private readonly upper: TcpUpperLayer;
 
-  constructor(local: Endpoint, remote: Endpoint, config: Partial<TcpConfig>, isn: number) {
+  /** `upperLayer`: makes the protocol that runs over this connection (MPTCP); none for plain TCP. */
+  constructor(local: Endpoint, remote: Endpoint, config: Partial<TcpConfig>, isn: number, upperLayer: TcpUpperLayerInit | null = null) {
     this.local = local;
     this.remote = remote;
     this.config = { ...DEFAULT_TCP_CONFIG, ...config };
@@ -342,6 +370,8 @@ export class TcpConnection {
     let shift = 0;
     while (shift < TCP_MAX_WINDOW_SCALE && this.config.recvBufferMax >>> shift > MAX_WINDOW_UNSCALED) shift++;
     this.rcvWscale = this.config.windowScaling ? shift : 0;
+    // last: the upper layer sees a connection whole
+    this.upper = upperLayer ? upperLayer(this) : PLAIN_TCP;
   }
 
   // ---------------------------------------------------------------- opening
@@ -385,7 +415,7 @@ export class TcpConnection {
     this.updateSendWindowRaw(syn.window, syn.seq, syn.ack, false);
     this.rcvAdvertised = this.rcvNxt;
     this.timers.set(TcpTimer.Rto, now + this.rtt.rto);
-    this.optionReader?.(syn);
+    this.upper.readOptions(syn);
   }
 
   private negotiate(opts: TcpOptions, fromSyn: boolean): void {
@@ -405,7 +435,7 @@ export class TcpConnection {
   }
 
   private updateMss(): void {
-    const optionBytes = (this.tsOk ? 12 : 0) + this.optionReserve;
+    const optionBytes = (this.tsOk ? 12 : 0) + this.upper.optionReserve;
     this.sendMss = Math.max(64, Math.min(this.config.mss, this.peerMss) - optionBytes);
     this.cc.setMss(this.sendMss);
   }
@@ -509,8 +539,7 @@ export class TcpConnection {
   private receiveWindow(): number {
     // an MPTCP subflow announces the connection's shared window (RFC 8684 §3.3.4: "unique
     // receive window, shared between the subflows"), less what it holds itself
-    if (this.windowLimit) return Math.max(0, this.windowLimit() - this.recvQueue.length - this.reasm.bytesQueued);
-    return Math.max(0, this.recvCapacity - this.recvQueue.length - this.reasm.bytesQueued);
+    return Math.max(0, this.upper.receiveBuffer(this.recvCapacity) - this.recvQueue.length - this.reasm.bytesQueued);
   }
 
   /** Bytes sent and not yet acknowledged (SND.MAX − SND.UNA; read by the MPTCP scheduler). */
@@ -617,7 +646,7 @@ export class TcpConnection {
     this.irs = seg.seq;
     this.rcvNxt = seqAdd(seg.seq, 1);
     this.negotiate(seg.options, true);
-    this.optionReader?.(seg);
+    this.upper.readOptions(seg);
     // the MPTCP layer may have reset the connection on what it read
     if (this.isClosed()) return;
     if (hasAck) {
@@ -782,7 +811,7 @@ export class TcpConnection {
       this.tsRecentAge = now;
     }
 
-    this.optionReader?.(seg);
+    this.upper.readOptions(seg);
     // the MPTCP layer may have reset the connection on what it read
     if (this.isClosed()) return;
 
@@ -1541,11 +1570,11 @@ export class TcpConnection {
   /**
    * How many SACK blocks a data segment may carry: RFC 9293 §3.7.1, the payload and all the
    * options fit the MSS the peer announced. Of the 40 bytes of options, the timestamps and what
-   * MPTCP reserves for its own (`optionReserve`) come first; SACK blocks take what is left
+   * MPTCP reserves for its own (the upper layer's `optionReserve`) come first; SACK blocks take what is left
    * (RFC 2018 §3: 2 + 8 per block, aligned to 4 with two NOPs).
    */
   private dataSackBlocks(): number {
-    const left = TCP_MAX_OPTIONS_LEN - (this.tsOk ? TCP_OPTLEN_TIMESTAMPS_ALIGNED : 0) - this.optionReserve - TCP_OPTLEN_SACK_ALIGNED_BASE;
+    const left = TCP_MAX_OPTIONS_LEN - (this.tsOk ? TCP_OPTLEN_TIMESTAMPS_ALIGNED : 0) - this.upper.optionReserve - TCP_OPTLEN_SACK_ALIGNED_BASE;
     return Math.max(0, Math.min(this.tsOk ? MAX_SACK_BLOCKS_WITH_TS : MAX_SACK_BLOCKS, Math.floor(left / TCP_OPTLEN_SACK_BLOCK)));
   }
 
@@ -1594,20 +1623,10 @@ export class TcpConnection {
     };
     // a D-SACK is reported once (RFC 2883 §4 (2))
     if (flags & TCP_FLAG_ACK) this.dsack = null;
-    if (this.optionWriter) this.optionWriter(seg, this.optionSpaceLeft(seg.options));
+    // SACK blocks give way to MPTCP options (the codec trims them), as in Linux
+    this.upper.writeOptions(seg, optionSpaceLeft(seg.options));
     this.counters.increment('segmentsOut');
     return seg;
-  }
-
-  private optionSpaceLeft(opts: TcpOptions): number {
-    let used = 0;
-    if (opts.mss !== undefined) used += 4;
-    if (opts.windowScale !== undefined) used += 3;
-    if (opts.sackPermitted) used += 2;
-    if (opts.timestamps) used += 10;
-    // SACK blocks give way to MPTCP options (the codec trims them), as in Linux
-    used = (used + 3) & ~3;
-    return 40 - used;
   }
 
   /** The next segment to send, or null. Call until null after every input and timeout. */
@@ -1621,7 +1640,7 @@ export class TcpConnection {
         flags: TCP_FLAG_RST | (r.withAck ? TCP_FLAG_ACK : 0), window: 0, urgent: 0, options: {}, payload: EMPTY, gsoSize: 0,
       };
       // MPTCP may add MP_TCPRST or MP_FASTCLOSE to a reset (RFC 8684 §3.6, §3.5)
-      this.optionWriter?.(seg, 40);
+      this.upper.writeOptions(seg, 40);
       return seg;
     }
     switch (this.state) {
@@ -1814,7 +1833,7 @@ export class TcpConnection {
     const sack = this.sackOk ? this.sackBlocksToSend(this.dataSackBlocks()) : undefined;
     const segMss = sack && sack.length > 0 ? this.sendMss - TCP_OPTLEN_SACK_ALIGNED_BASE - TCP_OPTLEN_SACK_BLOCK * sack.length : this.sendMss;
     if (segMss < this.sendMss) len = Math.min(len, segMss);
-    if (this.segmentLimit) len = Math.min(len, Math.max(1, this.segmentLimit(this.sentOffsetBase + off)));
+    len = Math.min(len, Math.max(1, this.upper.segmentLimit(this.sentOffsetBase + off)));
     const payload = this.sendBuf.peek(off, len);
     const end = seqAdd(seq, len);
     if (retransmit) {

@@ -295,7 +295,8 @@ export function parseOptions(area: Buffer, out: TcpOptions, counters?: TcpCodecC
 
 // Sizing.
 
-function align4(n: number): number {
+/** An option's length with the NOPs that pad it to a 32-bit word, as Linux writes options (see above). */
+export function align4(n: number): number {
   return (n + 3) & ~3;
 }
 

@@ -29,11 +29,9 @@
 // The bytes are meant to be identical anyway; RFC 9293 does not say which copy wins.
 
 import { CounterSet } from '../ip/counters.js';
-import { SeqRangeSet } from './scoreboard.js';
 import type { SackBlock } from './options.js';
+import { SeqRangeSet } from './scoreboard.js';
 import { type Seq, seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
-
-export type { SackBlock } from './options.js';
 
 const EMPTY = Buffer.alloc(0);
 

@@ -19,11 +19,9 @@
 // lies in [SND.UNA, SND.MAX), less than 2**31 wide, so the order of seqLt is a total order on it.
 
 import { CounterSet } from '../ip/counters.js';
+import type { SackBlock } from './options.js';
 import { type Seq, seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax, seqMin } from './seq.js';
 
-import type { SackBlock } from './options.js';
-
-export type { SackBlock };
 
 /**
  * A set of disjoint, non-adjacent ranges [start, end) of 32-bit sequence space, kept sorted.

@@ -12,7 +12,7 @@ import {
   formatIpv4, isUnicastAddress,
 } from '../ip/address.js';
 import {
-  TcpConnection, TcpState, newTcpCounterGroups, type Endpoint, type OutSegment, type TcpConfig, type TcpCounterGroups, type TcpEvent,
+  TcpConnection, TcpState, newTcpCounterGroups, type Endpoint, type OutSegment, type TcpConfig, type TcpCounterGroups, type TcpEvent, type TcpUpperLayerInit,
 } from './connection.js';
 import {
   TCP_FLAG_ACK, TCP_FLAG_RST, TCP_FLAG_SYN, TCP_FLAG_FIN, TcpCodecCounters, emitIpTcp, parseTcp, tcpPacketLen,
@@ -28,8 +28,10 @@ export type StackCounterName = (typeof STACK_COUNTER_NAMES)[number];
 
 export interface ListenAccept {
   config?: Partial<TcpConfig>;
-  /** Runs on the new connection before it handles the SYN (to install MPTCP hooks). */
-  setup: (conn: TcpConnection) => void;
+  /** Makes the protocol over the new connection (an MPTCP subflow's), as the connection is made. */
+  upperLayer?: TcpUpperLayerInit;
+  /** Runs on the new connection before it handles the SYN. */
+  setup?: (conn: TcpConnection) => void;
 }
 
 /**
@@ -109,17 +111,17 @@ export class TcpStack implements SansIoNode {
 
   /**
    * Accepts SYNs: the callback says yes (true, a config for the connection, or a ListenAccept
-   * whose `setup` runs on the new connection before it sees the SYN) or no (false: RST).
+   * whose `upperLayer` is made with the new connection and whose `setup` runs on it before it sees the SYN) or no (false: RST).
    */
   listen(accept: (req: ListenRequest) => ListenVerdict): void {
     this.listener = accept;
   }
 
-  /** Opens a connection (active open). */
-  connect(now: Instant, local: Endpoint, remote: Endpoint, config: Partial<TcpConfig> = {}): TcpConnection {
+  /** Opens a connection (active open); `upperLayer`: the protocol over it (an MPTCP subflow's). */
+  connect(now: Instant, local: Endpoint, remote: Endpoint, config: Partial<TcpConfig> = {}, upperLayer: TcpUpperLayerInit | null = null): TcpConnection {
     const key = tupleKey(remote.addr, remote.port, local.addr, local.port);
     if (this.connections.has(key)) throw new Error(`connection ${key} exists`);
-    const conn = new TcpConnection(local, remote, this.connectionConfig(local, config), this.isn(now, local, remote));
+    const conn = new TcpConnection(local, remote, this.connectionConfig(local, config), this.isn(now, local, remote), upperLayer);
     this.connections.set(key, conn);
     conn.connect(now);
     this.counters.increment('connectionsOpened');
@@ -208,10 +210,10 @@ export class TcpStack implements SansIoNode {
         return;
       }
       if (verdict !== false) {
-        const accept = typeof verdict === 'object' && 'setup' in verdict ? (verdict as ListenAccept) : null;
+        const accept = typeof verdict === 'object' && ('setup' in verdict || 'upperLayer' in verdict) ? (verdict as ListenAccept) : null;
         const config = accept ? accept.config ?? {} : typeof verdict === 'object' ? (verdict as Partial<TcpConfig>) : {};
-        const c = new TcpConnection(local, remote, this.connectionConfig(local, config), this.isn(now, local, remote));
-        accept?.setup(c);
+        const c = new TcpConnection(local, remote, this.connectionConfig(local, config), this.isn(now, local, remote), accept?.upperLayer ?? null);
+        accept?.setup?.(c);
         this.connections.set(key, c);
         c.acceptSyn(now, seg);
         this.synReceived.add(c);

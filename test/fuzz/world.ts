@@ -13,7 +13,7 @@ import { TcpStack } from '../../src/tcp/stack.js';
 import type { TcpConnection } from '../../src/tcp/connection.js';
 import { TCP_FLAG_ACK, TCP_FLAG_SYN } from '../../src/tcp/segment.js';
 import { MptcpStack, type MptcpStackOptions } from '../../src/mptcp/stack.js';
-import type { MptcpConnection } from '../../src/mptcp/connection.js';
+import type { MptcpConnection } from '../../src/mptcp/protocol.js';
 import { Relay } from '../../src/appliance/relay.js';
 import { Rng } from '../sim/rng.js';
 import { craftSegment } from '../mptcp/simhost.js';

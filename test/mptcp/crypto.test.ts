@@ -1,9 +1,7 @@
 // MPTCP's keys, tokens, IDSNs, HMACs and DSS checksum, against what the Linux kernel put on the
 // wire (fixtures.ts): every expected value below was computed by the kernel, not by us.
 import test from 'ava';
-import { IpCounters } from '../../src/ip/counters.js';
-import { parseIpPacket } from '../../src/ip/packet.js';
-import { parseTcp, TcpCodecCounters, TCP_FLAG_SYN, TCP_FLAG_ACK, type TcpRepr } from '../../src/tcp/segment.js';
+import { TCP_FLAG_SYN, TCP_FLAG_ACK, type TcpRepr } from '../../src/tcp/segment.js';
 import { onesSum, finish } from '../../src/ip/checksum.js';
 import {
   addAddrHmac,
@@ -31,6 +29,7 @@ import {
 } from '../../src/mptcp/index.js';
 import * as F from './fixtures.js';
 import { bytes } from './fixtures.js';
+import { tcpOf } from '../helpers/segments.js';
 
 const SYN: MptcpParseContext = { syn: true, ack: false };
 const SYNACK: MptcpParseContext = { syn: true, ack: true };
@@ -47,15 +46,6 @@ function keysOf(mpcAckHex: string): { client: bigint; server: bigint } {
   const o = opt<MpCapable>(mpcAckHex, ACK, 'mp_capable');
   if (o.senderKey === undefined || o.receiverKey === undefined) throw new Error('no keys');
   return { client: o.senderKey, server: o.receiverKey };
-}
-
-/** A captured packet's TCP representation (checksums partial in the capture: skipped). */
-function tcpOf(hex: string): TcpRepr {
-  const ip = parseIpPacket(bytes(hex), new IpCounters());
-  if (ip === null) throw new Error('fixture rejected by the IP layer');
-  const repr = parseTcp(ip, new TcpCodecCounters(), { checksum: 'skip' });
-  if (repr === null) throw new Error('fixture dropped by the TCP codec');
-  return repr;
 }
 
 /** The first MPTCP option of a captured packet, parsed with the packet's flags. */

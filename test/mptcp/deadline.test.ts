@@ -3,7 +3,7 @@
 // stayed in the past for good — the engine's timer would then fire every millisecond.
 import test from 'ava';
 import { MptcpStack } from '../../src/mptcp/stack.js';
-import type { MptcpConnection } from '../../src/mptcp/connection.js';
+import type { MptcpConnection } from '../../src/mptcp/protocol.js';
 import type { MptcpOption } from '../../src/mptcp/options.js';
 import { keyToIdsn } from '../../src/mptcp/crypto.js';
 import { TCP_FLAG_ACK, TCP_FLAG_SYN } from '../../src/tcp/segment.js';

@@ -35,9 +35,7 @@
 // The option bytes were cut out of the captures with tshark (`-T fields -e tcp.options`).
 
 /** A fresh Buffer from hex (tests may mutate it; the fixtures stay intact). */
-export function bytes(...hex: string[]): Buffer {
-  return Buffer.from(hex.join('').replace(/\s+/g, ''), 'hex');
-}
+export { bytes } from '../helpers/segments.js';
 
 // Run 1, iperf3's control connection: 10.91.1.1.58162 > 10.91.1.2.5201.
 // Keys: client (Key-A) 0x2b39cb6291922135, server (Key-B) 0x01cb28f001b21b21.

@@ -14,7 +14,7 @@ import { configureLink, MIN_TXQUEUELEN } from '../../src/routing/link.js';
 import { addRoute } from '../../src/routing/route.js';
 import { Engine } from '../../src/appliance/engine.js';
 import { MptcpStack } from '../../src/mptcp/stack.js';
-import type { MptcpConnection } from '../../src/mptcp/connection.js';
+import type { MptcpConnection } from '../../src/mptcp/protocol.js';
 import { parseIpAddress } from '../../src/ip/address.js';
 import { StreamSource } from '../tcp/stream.js';
 

@@ -8,19 +8,15 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { IpCounters } from '../../src/ip/counters.js';
-import { type IpPacketInfo, parseIpPacket } from '../../src/ip/packet.js';
 import {
   emitIpTcp,
   emitOptions,
   newTcpOptions,
   optionsLen,
   parseOptions,
-  parseTcp,
   TCP_FLAG_ACK,
   TCP_FLAG_RST,
   TCP_FLAG_SYN,
-  TcpCodecCounters,
   tcpPacketLen,
   type IpTcpHeader,
   type TcpRepr,
@@ -31,7 +27,7 @@ import {
   isMptcpOptionDropReason,
   MPTCP_OPTION_COUNTER_NAMES,
   MPTCP_OPTION_DROP_REASONS,
-  MPTCP_RST_ADMINISTRATIVELY_PROHIBITED,
+  MptcpRstReason,
   MPTCP_SUB_ADD_ADDR,
   MPTCP_SUB_CAPABLE,
   MPTCP_SUB_DSS,
@@ -53,6 +49,7 @@ import {
 } from '../../src/mptcp/index.js';
 import * as F from './fixtures.js';
 import { bytes } from './fixtures.js';
+import { tcpOf } from '../helpers/segments.js';
 
 const SYN: MptcpParseContext = { syn: true, ack: false };
 const SYNACK: MptcpParseContext = { syn: true, ack: true };
@@ -75,20 +72,6 @@ function dropOf(raw: Buffer, ctx: MptcpParseContext): Partial<Record<string, num
   const c = new MptcpOptionCounters();
   const opt = parseMptcpOption(raw, ctx, c);
   return opt === null ? c.nonZero() : { parsed: 1 };
-}
-
-/** The IP layer's view of a captured packet. */
-function ipOf(hex: string): IpPacketInfo {
-  const info = parseIpPacket(bytes(hex), new IpCounters());
-  if (info === null) throw new Error('fixture rejected by the IP layer');
-  return info;
-}
-
-/** A captured packet down to its TCP representation (the veth capture's checksums are partial: skipped). */
-function tcpOf(hex: string): TcpRepr {
-  const repr = parseTcp(ipOf(hex), new TcpCodecCounters(), { checksum: 'skip' });
-  if (repr === null) throw new Error('fixture dropped by the TCP codec');
-  return repr;
 }
 
 function ctxOf(repr: TcpRepr): MptcpParseContext {
@@ -301,7 +284,7 @@ const FORMS: Array<{ name: string; opt: MptcpOption; ctx: MptcpParseContext; len
   { name: 'MP_PRIO with Address ID (RFC 6824)', opt: { type: 'mp_prio', backup: true, addressId: 9 }, ctx: ACK, len: 4 },
   { name: 'MP_FAIL', opt: { type: 'mp_fail', dsn: 0x0123456789abcdefn }, ctx: ACK, len: 12 },
   { name: 'MP_FASTCLOSE', opt: { type: 'mp_fastclose', receiverKey: 0xdeadbeefcafef00dn }, ctx: ACK, len: 12 },
-  { name: 'MP_TCPRST transient', opt: { type: 'mp_tcprst', reason: MPTCP_RST_ADMINISTRATIVELY_PROHIBITED, transient: true, flags: 0 }, ctx: RST, len: 4 },
+  { name: 'MP_TCPRST transient', opt: { type: 'mp_tcprst', reason: MptcpRstReason.AdministrativelyProhibited, transient: true, flags: 0 }, ctx: RST, len: 4 },
   { name: 'MP_TCPRST unassigned flags', opt: { type: 'mp_tcprst', reason: 0xff, transient: false, flags: 0x0e }, ctx: RST, len: 4 },
 ];
 

@@ -12,7 +12,7 @@ import { Simulator, type Duplex, type LinkOptions } from '../sim/index.js';
 import { MptcpHost, MptcpSender, addr, randomBytes, sha256 } from './simhost.js';
 import { createHash } from 'node:crypto';
 import type { Instant } from '../../src/ip/sansio.js';
-import type { MptcpConnection } from '../../src/mptcp/connection.js';
+import type { MptcpConnection } from '../../src/mptcp/protocol.js';
 import { SCHEDULER_NAMES } from '../../src/mptcp/scheduler.js';
 
 const A = ['10.1.0.2', '10.2.0.2'];

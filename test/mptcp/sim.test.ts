@@ -17,7 +17,7 @@ import {
   MptcpHost, MptcpSender, MptcpSink, addr, carriesDataFin, craftSegment, dropMatching, lagDataAck, parseSegment, randomBytes, sha256,
   stripMptcpFromSyns, type MptcpHostOptions, type WireSegment,
 } from './simhost.js';
-import type { MptcpConfig, MptcpConnection } from '../../src/mptcp/connection.js';
+import type { MptcpConfig, MptcpConnection } from '../../src/mptcp/protocol.js';
 import type { ConnectOptions } from '../../src/mptcp/stack.js';
 import { addAddrHmac } from '../../src/mptcp/crypto.js';
 import type { TcpConfig } from '../../src/tcp/connection.js';
@@ -216,7 +216,7 @@ const WIDE: Partial<TcpConfig> = { recvBufferSize: 8 << 20 };
 // some subflows while others would not use up their window."
 //
 // Regression (found by this test, fixed): the window a subflow announces is min(the subflow's own TCP receive buffer, the
-// connection's free space) (src/tcp/connection.ts receiveWindow with windowLimit =
+// connection's free space) (src/tcp/connection.ts receiveWindow with receiveBuffer =
 // MptcpConnection.connectionWindow). The subflow's own buffer is always empty (the connection
 // drains it at every tick) but its capacity is the TCP default, 256 KiB (TcpConfig
 // recvBufferSize; auto-tuning does not grow it while one path keeps up), so the connection-level

@@ -30,7 +30,7 @@ import { emitMptcpOptionBuffer, parseMptcpOption, type MptcpOption } from '../..
 import type { TcpConfig } from '../../src/tcp/connection.js';
 import type { Endpoint } from '../../src/tcp/connection.js';
 import { MptcpStack, type ConnectOptions, type MptcpStackEvent } from '../../src/mptcp/stack.js';
-import type { MptcpConfig, MptcpConnection } from '../../src/mptcp/connection.js';
+import type { MptcpConfig, MptcpConnection } from '../../src/mptcp/protocol.js';
 import { Rng } from '../sim/rng.js';
 import type { ForwardHook } from '../sim/nodes.js';
 

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import test from 'ava';
-import { Reassembler, type SackBlock } from '../../src/tcp/reassembly.js';
+import { Reassembler } from '../../src/tcp/reassembly.js';
+import type { SackBlock } from '../../src/tcp/options.js';
 import { ChunkQueue } from '../../src/tcp/sendbuf.js';
 import { seqAdd, seqDiff } from '../../src/tcp/seq.js';
 import { Rng } from '../sim/rng.js';

@@ -1,5 +1,6 @@
 import test from 'ava';
-import { Scoreboard, SeqRangeSet, type SackBlock } from '../../src/tcp/scoreboard.js';
+import { Scoreboard, SeqRangeSet } from '../../src/tcp/scoreboard.js';
+import type { SackBlock } from '../../src/tcp/options.js';
 import { seqAdd, seqDiff } from '../../src/tcp/seq.js';
 import { Rng } from '../sim/rng.js';
 import { test as seededTest, useSeed } from '../sim/helpers.js';

@@ -63,15 +63,9 @@ import {
 } from '../../src/ip/vnet.js';
 import * as K from './fixtures/kernel.js';
 import { bytes } from './fixtures/kernel.js';
+import { ipOf } from '../helpers/segments.js';
 
 // Helpers.
-
-/** The IP layer's view of a captured packet (the fixture must pass the IP checks). */
-function ipOf(hex: string): IpPacketInfo {
-  const info = parseIpPacket(bytes(hex), new IpCounters());
-  if (info === null) throw new Error('fixture rejected by the IP layer');
-  return info;
-}
 
 /** Parses a captured packet down to its TCP representation (checksum verified). */
 function parse(hex: string, checksum: 'verify' | 'skip' = 'verify'): { repr: TcpRepr; counters: TcpCodecCounters } {

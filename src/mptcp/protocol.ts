@@ -1,48 +1,40 @@
 // An MPTCP connection (RFC 8684 v1), sans-IO: the data sequence space over several subflows.
 //
-// The split follows Linux's net/mptcp (CONVENTIONS.md 6): subflows are ordinary TCP
-// connections (src/tcp) with MPTCP hooks; this object owns the connection-level send buffer
-// (DSN space, freed by DATA_ACK), the connection-level reassembly (DSN space, shared receive
-// window), the keys, the scheduler's decisions and reinjection. The path manager decides which
-// subflows to open (src/mptcp/stack.ts).
+// The split follows Linux's net/mptcp (CONVENTIONS.md 6). This file is protocol.c: the
+// connection level, which owns the connection-level send buffer (DSN space, freed by
+// DATA_ACK), the connection-level reassembly (DSN space, shared receive window), DATA_FIN, the
+// keys, the scheduler's decisions, reinjection and the fallback. Its parts: the subflows,
+// ordinary TCP connections (src/tcp) with MPTCP hooks (subflow.ts: their state, join HMACs,
+// mappings and their validation); the options of each segment, written and dispatched
+// (segment-options.ts); the path manager's part of the connection (pm.ts); the counter names
+// (mib.ts). The stack's path manager decides which subflows to open (pm-paths.ts).
 import type { Instant } from '../ip/sansio.js';
 import { CounterSet } from '../ip/counters.js';
 import { formatIpAddress } from '../ip/address.js';
-import type { TcpConnection, OutSegment } from '../tcp/connection.js';
+import type { TcpConnection, TcpEvent, TcpUpperLayer } from '../tcp/connection.js';
 import { TcpState } from '../tcp/connection.js';
+import { align4 } from '../tcp/options.js';
 import type { TcpRepr } from '../tcp/segment.js';
-import { TCP_FLAG_SYN, TCP_FLAG_ACK, TCP_FLAG_RST } from '../tcp/segment.js';
 import { ChunkQueue, SendBuffer, CHUNK_QUEUE_COUNTER_NAMES, type ChunkQueueCounter } from '../tcp/sendbuf.js';
 import { Reassembler, REASSEMBLY_COUNTER_NAMES, type ReassemblyCounter } from '../tcp/reassembly.js';
-import { dsnAdd, dsnDiff, expandDsn, expandOffset, offsetLow32, MappingTable, type Mapping } from './mapping.js';
-import { createScheduler, room as schedulerRoom, type Scheduler, type SchedulerSubflow } from './scheduler.js';
+import { dsnAdd, dsnDiff, expandDsn, expandOffset, type Mapping } from './mapping.js';
+import { createScheduler, room as schedulerRoom, type Scheduler } from './scheduler.js';
 import { LiaGroup, LIA_COUNTER_NAMES, type LiaCounterName } from './lia.js';
 import {
-  emitMptcpOptionBuffer, parseMptcpOption, MptcpOptionCounters, type MptcpOptionCounterName, MPTCP_VERSION, MPTCP_RST_MPTCP_ERROR, MPTCP_RST_MIDDLEBOX_INTERFERENCE,
-  type MptcpOption, type Dss,
+  MptcpOptionCounters, type MptcpOptionCounterName, MptcpRstReason, type Dss, DSS_LEN_BASE, DSS_LEN_ACK64, DSS_LEN_MAP64,
 } from './options.js';
-import { addAddrHmac, dssChecksum, joinAckHmac, joinSynAckHmac, keyToIdsn, keyToToken, verifyDssChecksum } from './crypto.js';
+import { dssChecksum, keyToIdsn, keyToToken } from './crypto.js';
+import { Subflow, MAPPING_VERDICTS, type MappingVerdict } from './subflow.js';
+import { MPTCP_COUNTER_NAMES, type MptcpCounterName } from './mib.js';
+import { ConnectionPm } from './pm.js';
+import { MptcpResetCause, type MptcpEvent } from './events.js';
+import { readSubflowOptions, writeSubflowOptions } from './segment-options.js';
 
-const DSS_RESERVE = 28;
-const EMPTY = Buffer.alloc(0);
-
-/** The verdict on a received DSS mapping (CONVENTIONS.md 6: a reason, not a boolean). */
-export const MAPPING_VERDICTS = ['ok', 'duplicate', 'old', 'infinite', 'conflict'] as const;
-export type MappingVerdict = (typeof MAPPING_VERDICTS)[number];
-
-export const MPTCP_COUNTER_NAMES = [
-  // named after the kernel's MIB (MPTcpExt...) where one matches
-  'MPCapableSYNTX', 'MPCapableSYNACKRX', 'MPCapableACKTX', 'MPCapableFallbackSYNACK', 'MPJoinSynTx', 'MPJoinSynAckRx',
-  'MPJoinSynAckHMacFailure', 'MPJoinAckTx', 'MPJoinSynRx', 'MPJoinAckRx', 'MPJoinAckHMacFailure',
-  'DSSNotMatching', 'DataCsumErr', 'OFOQueue', 'DuplicateData', 'AddAddr', 'EchoAdd', 'RmAddr',
-  'MPPrioRx', 'MPFastcloseRx', 'MPRstRx', 'Reinjections', 'ReinjectedBytes', 'DataFinRx', 'DataFinTx', 'InfiniteMapRx',
-  'UnmappedData', 'SubflowsOpened', 'SubflowsClosed', 'MPJoinAckAcked', 'MPFastcloseBadKey', 'MPPrioTx', 'RmAddrTx', 'AddAddrDrop', 'EchoAddTx', 'MPJoinUnexpected', 'MPJoinSynAckMissing', 'FallbackLate', 'InfiniteMapTx', 'MPFailRx',
-  'DataAckTimeouts',
-  // the scheduler (src/mptcp/scheduler.ts): stale subflows as Linux's MPTcpExtSubflowStale /
-  // SubflowRecover, reinjections when a slow path holds the window, redundant copies, waits
-  'SubflowStale', 'SubflowRecover', 'ReinjectOpportunistic', 'RedundantMappings', 'RedundantBytes', 'SchedulerWaits',
-] as const;
-export type MptcpCounterName = (typeof MPTCP_COUNTER_NAMES)[number];
+/**
+ * RFC 8684 §3.3: a DSS with an 8-octet DATA_ACK and an 8-octet mapping (and its checksum) is
+ * 26 octets, 28 with the checksum or the padding: segments stay within the path MTU with it.
+ */
+const DSS_RESERVE = align4(DSS_LEN_BASE + DSS_LEN_ACK64 + DSS_LEN_MAP64);
 
 /**
  * The counters of an MPTCP connection and of its parts, by group: what the stack folds into
@@ -72,15 +64,6 @@ export function newMptcpCounterGroups(): MptcpCounterGroups {
     reassembly: new CounterSet(REASSEMBLY_COUNTER_NAMES),
   };
 }
-
-export type MptcpEvent =
-  | { type: 'connected'; fallback: boolean }
-  | { type: 'readable' }
-  | { type: 'writable' }
-  | { type: 'peerClosed' }
-  | { type: 'reset'; reason: string }
-  | { type: 'closed' }
-  | { type: 'subflow'; subflow: Subflow; change: 'established' | 'closed' };
 
 export interface MptcpConfig {
   sendBufferSize: number;
@@ -124,108 +107,9 @@ export function subflowCongestionControl(cc: MptcpConfig['congestionControl']): 
   return cc === 'lia' ? 'newreno' : 'cubic';
 }
 
-/**
- * Linux's stale subflows (net/mptcp/pm.c mptcp_pm_subflows_chk_stale, protocol.c
- * mptcp_subflow_set_active; read, not copied): a subflow with data outstanding that hears
- * nothing from its peer for several retransmission intervals is stale: the scheduler leaves it
- * and its data is reinjected at once elsewhere; it is used again as soon as a segment arrives on
- * it. Linux counts RTOs (net.mptcp.stale_loss_cnt = 4); here the interval is the RFC 6298 one
- * without its floor, SRTT + 4·RTTVAR, so that a path of a few ms is given up in tens of ms, not
- * in 4 × 200 ms.
- */
-export const STALE_INTERVALS = 4;
-/** Never stale sooner than this (ms): above a loaded event loop's jitter. */
-export const STALE_MIN_MS = 50;
-
-export class Subflow implements SchedulerSubflow {
-  readonly tx = new MappingTable();
-  readonly rx = new MappingTable();
-  /** Stream offset (bytes since the SYN) of the next byte written into the subflow. */
-  writeOffset = 0;
-  /** Stream offset of the next byte read from the subflow. */
-  readOffset = 0;
-  /** MPTCP handshake done (MP_CAPABLE or MP_JOIN), the subflow may carry data. */
-  usable = false;
-  /** Our wish (MP_JOIN's B flag, MP_PRIO we send): we send on it only when no other subflow is usable. */
-  localBackup = false;
-  /** The peer's wish (its B flag or MP_PRIO): "the sender would prefer the receiver not send on it". */
-  remoteBackup = false;
-  closed = false;
-  /** MP_JOIN state */
-  localNonce = 0;
-  remoteNonce = 0;
-  joinAckSent = false;
-  mpcAckSent = false;
-  lastRtos = 0;
-  /** MP_TCPRST reason to put on this subflow's reset (RFC 8684 §3.6), if we reset it. */
-  resetReason: number | null = null;
-  /** An MP_PRIO is due on this subflow (its backup flag changed). */
-  prioPending = false;
-  /** With DSS checksums: the part of the current mapping received so far. */
-  held: { mapping: Mapping; chunks: Buffer[]; got: number; start: number } | null = null;
-  /** MP_FAIL's DSN for this subflow's reset, after a checksum failure. */
-  failDsn: bigint | null = null;
-  sawJoinSynAck = false;
-  /** Why the subflow's TCP connection was reset (peer's RST, refused SYN, retransmission timeout). */
-  tcpResetReason: 'peerReset' | 'timeout' | 'refused' | null = null;
-  /** Stale (see STALE_INTERVALS): left by the scheduler until a segment arrives on it. */
-  stale = false;
-  /** Since when the subflow has had data outstanding and heard nothing (ms), and what it had heard then. */
-  silentSince = 0;
-  heardMark = -1;
-  constructor(
-    readonly conn: MptcpConnection,
-    readonly tcp: TcpConnection,
-    readonly id: number,
-    readonly initial: boolean,
-    readonly localId: number,
-  ) {}
-
-  /** Backup for the scheduler (RFC 8684 §3.3.8): by our wish or the peer's. */
-  get backup(): boolean {
-    return this.localBackup || this.remoteBackup;
-  }
-
-  get rtt(): number {
-    return this.tcp.rtt.srtt ?? 1000;
-  }
-
-  get cwnd(): number {
-    return this.tcp.cc.cwnd;
-  }
-
-  get unacknowledged(): number {
-    return this.tcp.unacknowledged;
-  }
-
-  get rttvar(): number {
-    return this.tcp.rtt.rttvar ?? this.rtt / 2;
-  }
-
-  get mss(): number {
-    return this.tcp.mss;
-  }
-
-  get inFlight(): number {
-    return Math.min(this.tcp.bytesInFlight, this.tcp.unacknowledged);
-  }
-
-  get queued(): number {
-    return Math.max(0, this.tcp.unacknowledged - this.inFlight);
-  }
-
-  get pacingRate(): number {
-    // Linux tcp_update_pacing_rate: cwnd·mss / srtt, × 200 % in slow start, × 120 % after
-    const cc = this.tcp.cc;
-    return ((cc.cwnd < cc.ssthresh ? 2 : 1.2) * cc.cwnd) / Math.max(this.rtt, 0.01);
-  }
-
-  /** How long (ms) the subflow may stay silent with data outstanding before it is stale. */
-  staleAfter(): number {
-    const t = Math.max(STALE_MIN_MS, STALE_INTERVALS * (this.rtt + 4 * this.rttvar));
-    // with less than two segments out the peer may be delaying its ACK (RFC 9293 §3.8.6.3): the RTO decides
-    return this.inFlight < 2 * this.mss ? Math.max(t, this.tcp.rtt.rto) : t;
-  }
+/** A subflow's MPTCP upper layer (the hooks its TCP connection calls), and the subflow. */
+export interface SubflowLayer extends TcpUpperLayer {
+  readonly subflow: Subflow;
 }
 
 /** The pieces a connection needs from its stack. */
@@ -248,8 +132,8 @@ export class MptcpConnection {
   /** The peer sent a DSS with a DATA_ACK: it has our key (RFC 8684 §3.1 "fully established"). */
   fullyEstablished = false;
   checksum = false;
-  /** Peer addresses announced with ADD_ADDR: id → address. */
-  readonly remoteAddresses = new Map<number, { addr: Buffer; port: number }>();
+  /** The path manager's part of the connection: addresses announced, signals due (pm.ts). */
+  readonly pm = new ConnectionPm(this.counters);
 
   // send side: DSN space
   private readonly sendBuf: SendBuffer;
@@ -294,7 +178,7 @@ export class MptcpConnection {
     this.reasm = new Reassembler({ limit: this.config.recvBufferSize, dsack: false });
   }
 
-  private setRemoteKey(key: bigint): void {
+  setRemoteKey(key: bigint): void {
     this.remoteKey = key;
     this.remoteToken = keyToToken(key);
     this.rcvNxt = dsnAdd(keyToIdsn(key), 1);
@@ -302,178 +186,43 @@ export class MptcpConnection {
 
   // ------------------------------------------------------------ subflows
 
-  /** Attaches a TCP connection as a subflow and installs the MPTCP hooks on it. */
-  attach(tcp: TcpConnection, initial: boolean, localId: number, remoteKeyFromSyn?: bigint): Subflow {
-    const sf = new Subflow(this, tcp, this.nextSubflowId++, initial, localId);
+  /**
+   * Makes a TCP connection a subflow of this connection: its Subflow, and the MPTCP upper layer
+   * the TCP connection runs (src/tcp/connection.ts TcpUpperLayer). Called by the TCP
+   * connection's TcpUpperLayerInit as it is made.
+   */
+  attach(tcp: TcpConnection, initial: boolean, localId: number, remoteKeyFromSyn?: bigint): SubflowLayer {
     const base = this.config.subflowOffsetBase;
-    sf.writeOffset = base;
-    sf.readOffset = base;
+    const sf = new Subflow(tcp, this.nextSubflowId++, initial, localId, base);
     this.subflows.push(sf);
     this.counters.increment('SubflowsOpened');
     if (!initial) sf.localNonce = this.host.random32();
     if (remoteKeyFromSyn !== undefined) this.setRemoteKey(remoteKeyFromSyn);
-    tcp.optionWriter = (seg, space) => this.writeOptions(sf, seg, space);
-    tcp.optionReader = (seg) => this.readOptions(sf, seg);
-    tcp.segmentLimit = (offset) => {
-      if (this.fallback) return Infinity;
-      // the initiator's first data segment carries MP_CAPABLE with the data-level length: one
-      // segment, never a TSO super-segment whose copies would each repeat it
-      if (initial && this.isInitiator && !this.fullyEstablished && offset === 0) return tcp.mss;
-      // the TCP's offset counts from its SYN; ours from the (test) base
-      const m = sf.tx.find(base + offset);
-      return m ? m.ssn + m.len - (base + offset) : Infinity;
-    };
-    tcp.windowLimit = () => this.connectionWindow();
-    // RFC 8684 §3.3: a DSS with an 8-octet DATA_ACK and an 8-octet mapping is 26 octets (28 with
-    // padding); segments must stay within the path MTU with it
-    tcp.optionReserve = DSS_RESERVE;
     // RFC 6356: the subflows' increases are coupled
     if (this.config.congestionControl === 'lia') tcp.cc.coupling = this.lia.add(tcp.cc, tcp.rtt);
-    return sf;
+    return {
+      subflow: sf,
+      optionReserve: DSS_RESERVE,
+      writeOptions: (seg, space) => writeSubflowOptions(this, sf, seg, space),
+      readOptions: (seg) => readSubflowOptions(this, sf, seg),
+      segmentLimit: (offset) => {
+        if (this.fallback) return Infinity;
+        // the initiator's first data segment carries MP_CAPABLE with the data-level length: one
+        // segment, never a TSO super-segment whose copies would each repeat it
+        if (initial && this.isInitiator && !this.fullyEstablished && offset === 0) return tcp.mss;
+        // the TCP's offset counts from its SYN; ours from the (test) base
+        const m = sf.tx.find(base + offset);
+        return m ? m.ssn + m.len - (base + offset) : Infinity;
+      },
+      // RFC 8684 §3.3.4: the subflows offer the connection-level window, shared
+      receiveBuffer: () => this.connectionWindow(),
+    };
   }
 
   /** RFC 8684 §3.3.5: the receive window is shared: it is what the connection-level buffer has free. */
   private connectionWindow(): number {
     return Math.max(0, this.config.recvBufferSize - this.recvQueue.length - this.reasm.bytesQueued);
   }
-
-  // ------------------------------------------------------------ options out
-
-  private writeOptions(sf: Subflow, seg: OutSegment, space: number): void {
-    const syn = (seg.flags & TCP_FLAG_SYN) !== 0;
-    const ack = (seg.flags & TCP_FLAG_ACK) !== 0;
-    const put = (opt: MptcpOption) => {
-      const raw = emitMptcpOptionBuffer(opt);
-      if (raw.length > space) return false;
-      (seg.options.mptcp ??= []).push(raw);
-      space -= raw.length + ((4 - (raw.length % 4)) % 4);
-      return true;
-    };
-    if (seg.flags & TCP_FLAG_RST) {
-      // RFC 8684 §3.5: MP_FASTCLOSE with the peer's key when the whole connection is aborted;
-      // §3.6: MP_TCPRST with the reason when one subflow is reset
-      if (this.fastClosing && this.remoteKey !== null) put({ type: 'mp_fastclose', receiverKey: this.remoteKey });
-      else if (sf.resetReason !== null) put({ type: 'mp_tcprst', reason: sf.resetReason, transient: false, flags: 0 });
-      if (sf.failDsn !== null) put({ type: 'mp_fail', dsn: sf.failDsn });
-      return;
-    }
-    if (sf.initial) {
-      if (syn && !ack) {
-        // RFC 8684 §3.1: "The SYN ... MP_CAPABLE ... with no key" (v1)
-        this.counters.increment('MPCapableSYNTX');
-        put({ type: 'mp_capable', version: MPTCP_VERSION, flags: this.capableFlags() });
-        return;
-      }
-      if (syn && ack) {
-        // the listener's SYN/ACK carries its own key — unless the SYN had no MP_CAPABLE (§3.7)
-        if (this.fallback) return;
-        put({ type: 'mp_capable', version: MPTCP_VERSION, flags: this.capableFlags(), senderKey: this.localKey });
-        return;
-      }
-      if (this.fallback) {
-        // RFC 8684 §3.7: "an infinite mapping ... data-level length 0" says where the plain TCP
-        // stream starts in the data sequence space; sent once
-        if (this.infiniteMapping && !syn) {
-          const im = this.infiniteMapping;
-          if (put({ type: 'dss', dataFin: false, mapping: { dsn: im.dsn, dsn8: true, subflowSeq: offsetLow32(im.ssn), dataLen: 0 } })) {
-            this.infiniteMapping = null;
-            this.counters.increment('InfiniteMapTx');
-          }
-        }
-        return;
-      }
-      // RFC 8684 §3.1: the third ACK carries both keys; and the initiator's first data packet
-      // carries MP_CAPABLE with the data-level length, until the listener has shown (with a
-      // DSS) that it got the keys
-      if (sf.tcp.initialSendSeq !== undefined && !this.fullyEstablished && this.isInitiator && this.remoteKey !== null) {
-        const firstData = seg.payload.length > 0 && seg.seq === ((sf.tcp.initialSendSeq + 1) >>> 0);
-        if (!sf.mpcAckSent || firstData) {
-          sf.mpcAckSent = true;
-          this.counters.increment('MPCapableACKTX');
-          const m = firstData ? sf.tx.find(this.config.subflowOffsetBase) : undefined;
-          const opt: MptcpOption = { type: 'mp_capable', version: MPTCP_VERSION, flags: this.capableFlags(), senderKey: this.localKey, receiverKey: this.remoteKey };
-          if (m) opt.dataLen = m.len;
-          if (m && this.checksum) opt.checksum = m.csum ?? 0;
-          put(opt);
-          if (firstData) return;
-        }
-      }
-    } else {
-      if (syn && !ack) {
-        this.counters.increment('MPJoinSynTx');
-        put({ type: 'mp_join_syn', backup: sf.localBackup, addressId: sf.localId, receiverToken: this.remoteToken, senderNonce: sf.localNonce });
-        return;
-      }
-      if (syn && ack) {
-        // listener side of a join: truncated HMAC-B
-        const mac = joinSynAckHmac(this.localKey, this.remoteKey!, sf.localNonce, sf.remoteNonce);
-        put({ type: 'mp_join_synack', backup: sf.localBackup, addressId: sf.localId, truncatedHmac: mac, senderNonce: sf.localNonce });
-        return;
-      }
-      if (!sf.joinAckSent && this.isInitiator) {
-        // RFC 8684 §3.2: the third ACK carries the full HMAC-A (160 bits)
-        sf.joinAckSent = true;
-        this.counters.increment('MPJoinAckTx');
-        put({ type: 'mp_join_ack', hmac: joinAckHmac(this.localKey, this.remoteKey!, sf.localNonce, sf.remoteNonce) });
-        return;
-      }
-    }
-    if (this.fallback || this.remoteKey === null) return;
-    // DSS: DATA_ACK always; a mapping when the segment carries data; DATA_FIN when due
-    let mapping: { dsn: bigint; ssn: number; len: number; csum?: number } | null = null;
-    if (seg.payload.length > 0) {
-      const offset = this.streamOffset(sf, seg.seq);
-      const m = sf.tx.find(offset);
-      if (m) mapping = { dsn: m.dsn, ssn: m.ssn + 1, len: m.len, ...(m.csum !== undefined ? { csum: m.csum } : {}) };
-    }
-    let dataFin = false;
-    if (this.dataFinSeq !== null && !this.dataFinAcked && dsnDiff(this.sndNxt, this.dataFinSeq) === 0 && this.allMappedDataOut()) {
-      dataFin = true;
-      if (!mapping) {
-        mapping = { dsn: this.dataFinSeq, ssn: 0, len: 1 };
-        if (this.checksum) mapping.csum = dssChecksum(this.dataFinSeq, 0, 1, EMPTY);
-      } else if (!this.checksum && dsnAdd(mapping.dsn, mapping.len) === this.dataFinSeq) {
-        mapping = { ...mapping, len: mapping.len + 1 };
-      } else {
-        // with checksums the DATA_FIN goes alone (its length would change the data's checksum)
-        dataFin = false;
-      }
-      if (dataFin) this.counters.increment('DataFinTx');
-    }
-    const dss: Dss = { type: 'dss', dataAck: this.rcvNxt, dataAck8: true, dataFin };
-    if (mapping) {
-      // RFC 8684 §3.3: the relative subflow sequence number is 32 bits: it wraps as the TCP one does
-      dss.mapping = { dsn: mapping.dsn, dsn8: true, subflowSeq: offsetLow32(mapping.ssn), dataLen: mapping.len };
-      if (this.checksum) dss.mapping.checksum = mapping.csum ?? 0;
-    }
-    // RFC 8684 §3.3: "a = Data ACK is 8 octets (if not set, Data ACK is 4 octets)": the 4-octet
-    // one when the 8-octet one does not fit, as on the third ACK after timestamps and MP_CAPABLE
-    // (8 bytes left): Linux pushes a listener's pending data (a concentrator's reply to SYN data)
-    // on a DATA_ACK, not on the MP_CAPABLE ACK alone (a round trip later without it)
-    if (!put(dss) && !mapping) put({ ...dss, dataAck8: false });
-    // RFC 8684 §3.3.8: "MP_PRIO ... to change the priority of the subflow on which it is sent"
-    if (sf.prioPending && put({ type: 'mp_prio', backup: sf.localBackup })) {
-      sf.prioPending = false;
-      this.counters.increment('MPPrioTx');
-    }
-    // ADD_ADDR echoes (RFC 8684 §3.4.1), on segments without data: they are large
-    while (this.echoPending.length > 0 && seg.payload.length === 0) {
-      const e = this.echoPending[0]!;
-      const echo: MptcpOption = { type: 'add_addr', echo: true, addressId: e.addressId, address: e.address };
-      if (e.port !== undefined) echo.port = e.port;
-      if (!put(echo)) break;
-      this.echoPending.shift();
-      this.counters.increment('EchoAddTx');
-    }
-    // RFC 8684 §3.4.2: REMOVE_ADDR names the address IDs that are gone
-    if (this.removeAddrPending.length > 0 && seg.payload.length === 0 && put({ type: 'remove_addr', addressIds: this.removeAddrPending.slice(0, 8) })) {
-      this.counters.increment('RmAddrTx');
-      this.removeAddrPending.splice(0, 8);
-    }
-  }
-
-  private readonly removeAddrPending: number[] = [];
-  private readonly echoPending: Array<{ addressId: number; address: Buffer; port: number | undefined }> = [];
 
   /** Marks the subflows of local address `localId` as backup (or not) and signals it with MP_PRIO. */
   setBackup(localId: number, backup: boolean): void {
@@ -501,17 +250,12 @@ export class MptcpConnection {
       this.host.touch(sf.tcp);
     }
     if (removed) {
-      this.removeAddrPending.push(localId);
+      this.pm.localAddressRemoved(localId);
       for (const o of this.usableSubflows()) {
         o.tcp.requestAck();
         this.host.touch(o.tcp);
       }
     }
-  }
-
-  private capableFlags() {
-    // RFC 8684 §3.1: "H: ... HMAC-SHA256 ... MUST be set"; A: checksums (off, as Linux's default)
-    return { checksumRequired: this.checksum, extensibility: false, noMoreSubflowAddr: false, hmacSha256: true };
   }
 
   readonly optionCounters = new MptcpOptionCounters();
@@ -523,189 +267,26 @@ export class MptcpConnection {
     this.isInitiator = true;
   }
 
-  /**
-   * The stream offset of sequence number `seq` on our side of `sf`: 32 bits from the TCP, expanded
-   * against what was written (a segment sent is at most a window behind it).
-   */
-  private streamOffset(sf: Subflow, seq: number): number {
-    return expandOffset((seq - sf.tcp.initialSendSeq - 1 + this.config.subflowOffsetBase) >>> 0, sf.writeOffset);
+  /** This side sent the first SYN. */
+  get initiator(): boolean {
+    return this.isInitiator;
+  }
+
+  /** The DATA_ACK we send: the next DSN we expect. */
+  get dataAck(): bigint {
+    return this.rcvNxt;
+  }
+
+  /** The DSN of our DATA_FIN when it is due on the next segment (all data handed out), else null. */
+  dataFinDue(): bigint | null {
+    return this.dataFinSeq !== null && !this.dataFinAcked && dsnDiff(this.sndNxt, this.dataFinSeq) === 0 && this.allMappedDataOut() ? this.dataFinSeq : null;
   }
 
   private allMappedDataOut(): boolean {
     return this.sendBuf.length === dsnDiff(this.sndNxt, this.sndUna) && this.reinject.length === 0;
   }
 
-  // ------------------------------------------------------------ options in
-
-  private readOptions(sf: Subflow, seg: TcpRepr): void {
-    const syn = (seg.flags & TCP_FLAG_SYN) !== 0;
-    const ack = (seg.flags & TCP_FLAG_ACK) !== 0;
-    const raws = seg.options.mptcp;
-    let sawCapable = false;
-    if (raws) {
-      for (const raw of raws) {
-        const opt = parseMptcpOption(raw, { syn, ack, rst: (seg.flags & TCP_FLAG_RST) !== 0 }, this.optionCounters);
-        if (!opt) continue;
-        if (opt.type === 'mp_capable') sawCapable = true;
-        this.handleOption(sf, opt, seg);
-      }
-    }
-    // a join whose SYN/ACK has no MP_JOIN (stripped on the way, or a peer that took it for a new
-    // TCP connection) is no subflow of ours: reset it (Linux: MP_TCPRST "MPTCP-specific error")
-    if (!sf.initial && this.isInitiator && syn && ack && !sf.sawJoinSynAck) {
-      this.counters.increment('MPJoinSynAckMissing');
-      sf.resetReason = MPTCP_RST_MPTCP_ERROR;
-      sf.tcp.reset(0);
-      this.host.touch(sf.tcp);
-      return;
-    }
-    // RFC 8684 §3.2: "the initiator ... MUST wait for the ACK of its third ACK (the fourth
-    // packet of the handshake) before it can use the subflow"
-    if (!sf.initial && this.isInitiator && sf.joinAckSent && !sf.usable && !syn && ack && !sf.closed) {
-      sf.usable = true;
-      this.counters.increment('MPJoinAckAcked');
-    }
-    // RFC 8684 §3.7: the listener took our third ACK without its MP_CAPABLE (a middlebox
-    // stripped it) and answers as plain TCP: an ACK of our data with no MPTCP option at all
-    // before any DSS has come back means the connection fell back
-    if (sf.initial && this.isInitiator && !this.fullyEstablished && !this.fallback && !syn && ack && (!raws || raws.length === 0) &&
-      ((seg.ack - sf.tcp.initialSendSeq) >>> 0) > 1) {
-      this.fallBackLate(sf, seg);
-      return;
-    }
-    if (sf.initial && syn && ack && this.isInitiator && !sawCapable && !this.established) {
-      // RFC 8684 §3.7: "If the SYN/ACK ... does not contain an MP_CAPABLE option, the initiator
-      // MUST fall back to regular TCP"
-      this.counters.increment('MPCapableFallbackSYNACK');
-      this.fallback = true;
-    }
-  }
-
-  private handleOption(sf: Subflow, opt: MptcpOption, seg: TcpRepr): void {
-    switch (opt.type) {
-      case 'mp_capable':
-        // RFC 8684 §3.1: "if the checksum flag is set by either host, checksums MUST be used"
-        if (sf.initial && opt.flags.checksumRequired) this.checksum = true;
-        if (sf.initial && opt.senderKey !== undefined) {
-          if (this.isInitiator && this.remoteKey === null) {
-            this.counters.increment('MPCapableSYNACKRX');
-            this.setRemoteKey(opt.senderKey);
-          } else if (!this.isInitiator && opt.receiverKey !== undefined) {
-            // third ACK at the listener: the initiator's key
-            if (this.remoteKey === null) this.setRemoteKey(opt.senderKey);
-            this.fullyEstablished = true;
-            if (opt.dataLen !== undefined && seg.payload.length > 0) {
-              sf.rx.add({ ssn: this.recvOffset(sf, seg.seq), dsn: this.rcvNxt, len: opt.dataLen, ...(opt.checksum !== undefined ? { csum: opt.checksum } : {}) });
-            }
-          }
-        }
-        return;
-      case 'mp_join_synack': {
-        if (sf.initial || this.remoteKey === null || !this.isInitiator) {
-          this.counters.increment('MPJoinUnexpected');
-          return;
-        }
-        sf.sawJoinSynAck = true;
-        // RFC 8684 §3.2: check HMAC-B (truncated) before the third ACK
-        sf.remoteNonce = opt.senderNonce;
-        const expect = joinSynAckHmac(this.remoteKey!, this.localKey, opt.senderNonce, sf.localNonce);
-        if (expect !== opt.truncatedHmac) {
-          this.counters.increment('MPJoinSynAckHMacFailure');
-          sf.tcp.abort(0);
-          return;
-        }
-        this.counters.increment('MPJoinSynAckRx');
-        sf.remoteBackup = opt.backup;
-        return;
-      }
-      case 'mp_join_ack': {
-        if (sf.initial || this.remoteKey === null || this.isInitiator || sf.usable) {
-          this.counters.increment('MPJoinUnexpected');
-          return;
-        }
-        const expect = joinAckHmac(this.remoteKey!, this.localKey, sf.remoteNonce, sf.localNonce);
-        if (!expect.equals(opt.hmac)) {
-          this.counters.increment('MPJoinAckHMacFailure');
-          sf.tcp.abort(0);
-          return;
-        }
-        this.counters.increment('MPJoinAckRx');
-        sf.usable = true;
-        // RFC 8684 §3.2: the initiator waits for the ACK of its third ACK: send it at once
-        sf.tcp.requestAck();
-        this.host.touch(sf.tcp);
-        return;
-      }
-      case 'mp_join_syn':
-        this.counters.increment('MPJoinSynRx');
-        sf.remoteNonce = opt.senderNonce;
-        sf.remoteBackup = opt.backup;
-        return;
-      case 'dss':
-        this.handleDss(sf, opt, seg);
-        return;
-      case 'add_addr': {
-        if (opt.echo) {
-          this.counters.increment('EchoAdd');
-          return;
-        }
-        // RFC 8684 §3.4.1: the HMAC (Key-A + Key-B, A the announcer) proves the announcer knows
-        // both keys; a wrong one is dropped and counted
-        if (this.remoteKey === null || opt.hmac === undefined || opt.hmac !== addAddrHmac(this.remoteKey, this.localKey, opt.addressId, opt.address, opt.port)) {
-          this.counters.increment('AddAddrDrop');
-          return;
-        }
-        this.counters.increment('AddAddr');
-        this.remoteAddresses.set(opt.addressId, { addr: opt.address, port: opt.port ?? 0 });
-        this.addrAnnounced = true;
-        // "the receiver ... MUST respond with the same option, with the E (echo) flag set": the
-        // announcer retransmits until it sees the echo
-        this.echoPending.push({ addressId: opt.addressId, address: opt.address, port: opt.port });
-        sf.tcp.requestAck();
-        this.host.touch(sf.tcp);
-        return;
-      }
-      case 'remove_addr':
-        this.counters.increment('RmAddr');
-        for (const id of opt.addressIds) this.remoteAddresses.delete(id);
-        return;
-      case 'mp_prio':
-        this.counters.increment('MPPrioRx');
-        sf.remoteBackup = opt.backup;
-        return;
-      case 'mp_fastclose':
-        // RFC 8684 §3.5: the option carries the receiver's key: ours, or it is not for us
-        if (opt.receiverKey !== this.localKey) {
-          this.counters.increment('MPFastcloseBadKey');
-          return;
-        }
-        this.counters.increment('MPFastcloseRx');
-        this.resetAll('fastclose');
-        return;
-      case 'mp_tcprst':
-        this.counters.increment('MPRstRx');
-        return;
-      case 'mp_fail':
-        // RFC 8684 §3.7: the peer saw a checksum failure. With one subflow, fall back to TCP
-        // on it (the infinite mapping follows); with several, the peer resets that subflow
-        // and its data is reinjected when it closes
-        this.counters.increment('MPFailRx');
-        if (this.subflows.filter((o) => !o.closed).length === 1) this.fallBackLate(sf, seg);
-        return;
-      default:
-        return;
-    }
-  }
-
-  /** Set when the peer announced an address: the path manager looks. */
-  addrAnnounced = false;
-
-  /** The stream offset of received sequence number `seq` on `sf`, expanded against what was read. */
-  private recvOffset(sf: Subflow, seq: number): number {
-    return expandOffset((seq - sf.tcp.initialRecvSeq - 1 + this.config.subflowOffsetBase) >>> 0, sf.readOffset);
-  }
-
-  private handleDss(sf: Subflow, opt: Dss, seg: TcpRepr): void {
+  handleDss(sf: Subflow, opt: Dss, seg: TcpRepr): void {
     if (opt.dataAck !== undefined) {
       const ack = opt.dataAck8 ? opt.dataAck : expandDsn(Number(opt.dataAck & 0xffffffffn), this.sndUna);
       // RFC 8684 §3.3.4: "the receive window is relative to the DATA_ACK": the right edge of the
@@ -730,7 +311,7 @@ export class MptcpConnection {
       // the 32-bit relative subflow sequence number, expanded against what the subflow has
       // delivered: a mapping is never more than a window away from it
       const ssn = expandOffset((m.subflowSeq - 1) >>> 0, sf.readOffset);
-      const verdict = this.checkMapping(sf, ssn, dsn, m.dataLen);
+      const verdict = sf.checkMapping(ssn, dsn, m.dataLen);
       this.mappingVerdicts.increment(verdict);
       switch (verdict) {
         case 'ok':
@@ -749,7 +330,7 @@ export class MptcpConnection {
           // RFC 8684 §3.3.1: a mapping that disagrees with one already in force for the same
           // subflow bytes is a protocol error: the subflow is reset (MP_TCPRST "MPTCP-specific error")
           this.counters.increment('DSSNotMatching');
-          sf.resetReason = MPTCP_RST_MPTCP_ERROR;
+          sf.resetReason = MptcpRstReason.MptcpError;
           sf.tcp.abort(0);
           return;
       }
@@ -760,21 +341,6 @@ export class MptcpConnection {
 
   /** Why a received mapping is taken or not (counted per reason). */
   readonly mappingVerdicts = new CounterSet(MAPPING_VERDICTS);
-
-  /** `ssn`: the mapping's first byte as a stream offset (expanded). */
-  private checkMapping(sf: Subflow, ssn: number, dsn: bigint, dataLen: number): MappingVerdict {
-    if (dataLen === 0) return 'infinite';
-    // wholly below what the subflow has delivered: a retransmitted DSS
-    if (ssn + dataLen <= sf.readOffset) return 'old';
-    const existing = sf.rx.find(ssn);
-    if (existing) {
-      if (existing.ssn === ssn && existing.dsn === dsn && existing.len >= dataLen) return 'duplicate';
-      // the same bytes mapped elsewhere in the data sequence space
-      if (dsnDiff(dsnAdd(existing.dsn, ssn - existing.ssn), dsn) !== 0) return 'conflict';
-      return 'duplicate';
-    }
-    return 'ok';
-  }
 
   private onDataAck(ack: bigint): void {
     const acked = dsnDiff(ack, this.sndUna);
@@ -911,7 +477,10 @@ export class MptcpConnection {
     return at.length === 0 ? null : Math.min(...at);
   }
 
-  onSubflowEvent(sf: Subflow, type: string): void {
+  /** An event of a subflow's TCP connection. */
+  onSubflowEvent(sf: Subflow, event: TcpEvent): void {
+    const type = event.type;
+    if (type === 'reset') sf.tcpResetReason = event.reason;
     if (type === 'connected') {
       if (sf.initial) {
         this.established = true;
@@ -952,7 +521,7 @@ export class MptcpConnection {
       }
       if (this.subflows.every((s) => s.closed) && !this.closedEmitted) {
         this.closedEmitted = true;
-        if (type === 'reset' && !(this.dataFinAcked && this.peerFinDone) && !this.fallback) this.events.push({ type: 'reset', reason: 'all subflows reset' });
+        if (type === 'reset' && !(this.dataFinAcked && this.peerFinDone) && !this.fallback) this.events.push({ type: 'reset', reason: MptcpResetCause.AllSubflowsReset });
         this.events.push({ type: 'closed' });
       }
     }
@@ -992,7 +561,17 @@ export class MptcpConnection {
           if (this.checksum && m.csum !== undefined) {
             // RFC 8684 §3.3.1: the data of a mapping is held until the whole mapping is there
             // and its checksum verifies; only then does it reach the connection
-            this.holdForChecksum(sf, m, off, piece);
+            const held = sf.holdForChecksum(m, off, piece);
+            if (held?.valid === false) {
+              // RFC 8684 §3.7: "a checksum failure ... the receiver MUST ... send an MP_FAIL": the subflow
+              // is reset with MP_FAIL naming the mapping's DSN, its data dropped (the sender reinjects it)
+              this.counters.increment('DataCsumErr');
+              sf.failDsn = m.dsn;
+              sf.resetReason = MptcpRstReason.MiddleboxInterference;
+              sf.tcp.abort(0);
+            } else if (held) {
+              this.insert(held.dsn, held.data);
+            }
           } else {
             this.insert(dsnAdd(m.dsn, off - m.ssn), piece);
           }
@@ -1012,11 +591,11 @@ export class MptcpConnection {
    * the plain TCP connection; what was handed to it stays its own to deliver, the rest of the
    * connection-level buffer follows in order, and an infinite mapping tells the peer.
    */
-  private fallBackLate(sf: Subflow, _seg: TcpRepr | null): void {
+  fallBackLate(sf: Subflow, _seg: TcpRepr | null): void {
     if (this.fallback) return;
     const open = this.subflows.filter((o) => !o.closed);
     if (open.length !== 1 || open[0] !== sf) {
-      sf.resetReason = MPTCP_RST_MIDDLEBOX_INTERFERENCE;
+      sf.resetReason = MptcpRstReason.MiddleboxInterference;
       sf.tcp.reset(0);
       this.host.touch(sf.tcp);
       return;
@@ -1036,36 +615,14 @@ export class MptcpConnection {
     this.host.touch(sf.tcp);
   }
 
-  private infiniteMapping: { dsn: bigint; ssn: number } | null = null;
+  /** After a late fallback: the infinite mapping still to send, once (segment-options.ts). */
+  infiniteMapping: { dsn: bigint; ssn: number } | null = null;
 
   private deliverInOrder(data: Buffer): void {
     const wasEmpty = this.recvQueue.length === 0;
     this.recvQueue.append(data);
     this.rcvNxt = dsnAdd(this.rcvNxt, data.length);
     if (wasEmpty) this.events.push({ type: 'readable' });
-  }
-
-  private holdForChecksum(sf: Subflow, m: Mapping, off: number, piece: Buffer): void {
-    let h = sf.held;
-    if (!h || h.mapping !== m) {
-      h = sf.held = { mapping: m, chunks: [], got: 0, start: off };
-    }
-    h.chunks.push(piece);
-    h.got += piece.length;
-    if (h.start + h.got < m.ssn + m.len) return;
-    sf.held = null;
-    const data = h.chunks.length === 1 ? h.chunks[0]! : Buffer.concat(h.chunks);
-    const whole = h.start === m.ssn;
-    if (whole && !verifyDssChecksum(m.dsn, m.ssn + 1, m.len, m.csum!, data)) {
-      // RFC 8684 §3.7: "a checksum failure ... the receiver MUST ... send an MP_FAIL": the subflow
-      // is reset with MP_FAIL naming the mapping's DSN, its data dropped (the sender reinjects it)
-      this.counters.increment('DataCsumErr');
-      sf.failDsn = m.dsn;
-      sf.resetReason = MPTCP_RST_MIDDLEBOX_INTERFERENCE;
-      sf.tcp.abort(0);
-      return;
-    }
-    this.insert(dsnAdd(m.dsn, h.start - m.ssn), data);
   }
 
   private insert(dsn: bigint, data: Buffer): void {
@@ -1365,12 +922,13 @@ export class MptcpConnection {
       return;
     }
     this.fastClosing = true;
-    this.resetAll('aborted', now);
+    this.resetAll(MptcpResetCause.LocalAbort, now);
   }
 
-  private fastClosing = false;
+  /** The connection is being aborted: its resets carry MP_FASTCLOSE. */
+  fastClosing = false;
 
-  private resetAll(reason: string, now: Instant = 0): void {
+  resetAll(reason: MptcpResetCause, now: Instant = 0): void {
     for (const sf of this.subflows) {
       if (!sf.closed) {
         sf.tcp.abort(now);

@@ -1,0 +1,255 @@
+// The stack's path manager (Linux's in-kernel one, net/mptcp/pm_kernel.c, with `subflow`
+// endpoints; read, not copied), sans-IO: which joins each connection opens (one subflow per
+// local path to the peer's address, or fullmesh to the addresses it announces, of the same
+// address family), the retry of a failed join with a back-off, local paths that go down, come
+// back or appear, and their address IDs. What the peer announced and what we must signal is
+// each connection's own (pm.ts).
+import type { Instant } from '../ip/sansio.js';
+import type { CounterSet } from '../ip/counters.js';
+import type { Endpoint } from '../tcp/connection.js';
+import type { MptcpConnection } from './protocol.js';
+import type { Subflow } from './subflow.js';
+import type { MptcpStackCounterName } from './mib.js';
+
+/** The back-off of a failed join: 1 s, doubling, at most 60 s; at most this many retries per connection. */
+export const JOIN_RETRY_FIRST_MS = 1000;
+export const JOIN_RETRY_MAX_MS = 60_000;
+export const JOIN_RETRIES_PER_CONNECTION = 16;
+
+/** True when two addresses are of one family (a subflow joins two addresses of one family). */
+export function sameFamily(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length;
+}
+
+/** How a connection's subflows are laid over the local paths (the stack's ConnectOptions). */
+export interface PathOptions {
+  /** Indexes of the local paths that are backups (MP_JOIN B flag / MP_PRIO): used only when the others are gone. */
+  backup?: number[];
+  /**
+   * Fullmesh: a subflow from every local path to every address of the peer (its own and those it
+   * announces with ADD_ADDR). Off: one subflow per local path, to the peer's address.
+   */
+  fullmesh?: boolean;
+  /** Subflows per connection at most (the initial one included). Default 8. */
+  maxSubflows?: number;
+  /** Indexes of local paths that are down now: no subflow until pathUp() (never the first). */
+  down?: number[];
+}
+
+interface PathState {
+  localAddrs: Buffer[];
+  /**
+   * The address ID of each local path (RFC 8684 §3.2: "an identifier for the source IP address
+   * of this packet"): its index at first; a path that went down gets a fresh one (renumber()).
+   */
+  ids: number[];
+  remote: Endpoint;
+  /** Pairs opened: `${local index}` for the peer's primary address, `${local}/${remote id}` for announced ones. */
+  opened: Set<number | string>;
+  /** Announced address ids ignored (and counted once) for want of a local path of their family. */
+  otherFamily: Set<number>;
+  /** The join subflows opened, by pair, until they carry data or fail. */
+  joins: Map<number | string, { sf: Subflow; local: number }>;
+  /** Failed pairs waiting for their retry: when. */
+  retryAt: Map<number | string, Instant>;
+  /** Failures of each pair so far (the back-off's exponent). */
+  failures: Map<number | string, number>;
+  /** Retries this connection made. */
+  retries: number;
+  backup: Set<number>;
+  removed: Set<number>;
+  fullmesh: boolean;
+  maxSubflows: number;
+}
+
+/** What the path manager needs of its stack. */
+export interface PathManagerHost {
+  /** Opens a join subflow (MP_JOIN) of `conn` from `local` (address ID `localId`) to `remote`. */
+  openJoin(now: Instant, conn: MptcpConnection, local: Buffer, remote: Endpoint, localId: number): Subflow;
+}
+
+export class PathManager {
+  private readonly paths = new Map<MptcpConnection, PathState>();
+  /** The last address ID given by freshId(). */
+  private lastId = 0;
+
+  constructor(private readonly host: PathManagerHost, private readonly counters: CounterSet<MptcpStackCounterName>) {}
+
+  /** A connection we opened from the first of `localAddrs`: the others join it once it is established. */
+  add(conn: MptcpConnection, localAddrs: Buffer[], remote: Endpoint, options: PathOptions): void {
+    const backup = new Set(options.backup ?? []);
+    this.paths.set(conn, {
+      localAddrs, ids: localAddrs.map((_, i) => i), remote, opened: new Set([0]), otherFamily: new Set(), joins: new Map(), retryAt: new Map(), failures: new Map(), retries: 0, backup, removed: new Set((options.down ?? []).filter((i) => i !== 0)), fullmesh: options.fullmesh ?? false, maxSubflows: options.maxSubflows ?? 8,
+    });
+    // the first path as a backup: said with MP_PRIO once the connection is up
+    if (backup.has(0)) conn.setBackup(0, true);
+  }
+
+  /** The connection closed. */
+  forget(conn: MptcpConnection): void {
+    this.paths.delete(conn);
+  }
+
+  /** Opens what is missing for `conn` (after its input and timers): fullmesh over the local paths, once the peer has our key. */
+  run(now: Instant, conn: MptcpConnection): void {
+    const p = this.paths.get(conn);
+    if (!p) return;
+    // plain TCP now: no join, and no retry deadline left behind
+    if (conn.fallback) p.retryAt.clear();
+    if (conn.fallback || !conn.fullyEstablished || conn.remoteKey === null) return;
+    const live = () => conn.subflows.filter((s) => !s.closed).length;
+    this.joinRetries(now, p);
+    if (p.fullmesh) {
+      for (const [id, a] of conn.pm.remoteAddresses) {
+        if (p.otherFamily.has(id) || p.localAddrs.some((l) => sameFamily(l, a.addr))) continue;
+        p.otherFamily.add(id);
+        this.counters.increment('addAddrOtherFamily');
+      }
+    }
+    for (let i = 0; i < p.localAddrs.length; i++) {
+      if (p.removed.has(i)) continue;
+      const targets: Array<{ key: number | string; remote: Endpoint }> = [{ key: i, remote: p.remote }];
+      if (p.fullmesh) {
+        for (const [id, a] of conn.pm.remoteAddresses) {
+          if (a.addr.equals(p.remote.addr)) continue;
+          // a subflow's two ends are of one IP version: a peer announcing its IPv4 address on
+          // an IPv6 connection (or the reverse) is reached from the paths of that version only
+          // by a connection of that version (counted once above: addAddrOtherFamily)
+          if (a.addr.length !== p.localAddrs[i]!.length) continue;
+          targets.push({ key: `${i}/${id}`, remote: { addr: a.addr, port: a.port || p.remote.port } });
+        }
+      }
+      for (const target of targets) {
+        // a subflow joins two addresses of one family: the others are no pair
+        if (p.opened.has(target.key) || !sameFamily(p.localAddrs[i]!, target.remote.addr)) continue;
+        if (live() >= p.maxSubflows) {
+          this.counters.increment('subflowLimit');
+          return;
+        }
+        p.opened.add(target.key);
+        const sf = this.host.openJoin(now, conn, p.localAddrs[i]!, target.remote, p.ids[i]!);
+        sf.localBackup = p.backup.has(i);
+        p.joins.set(target.key, { sf, local: i });
+        this.counters.increment('joinsOpened');
+      }
+    }
+  }
+
+  /**
+   * A join that failed — refused (a RST to its SYN), timed out, or reset before it carried a
+   * byte (a busy server, a middlebox, a route not there yet) — is tried again while the
+   * connection lives, after a back-off that doubles from 1 s to 60 s, at most
+   * JOIN_RETRIES_PER_CONNECTION times per connection. A subflow that carried data and then
+   * went is the business of pathDown/pathUp, not of this.
+   */
+  private joinRetries(now: Instant, p: PathState): void {
+    for (const [key, j] of p.joins) {
+      const sf = j.sf;
+      if (sf.usable && !sf.closed && sf.tcp.counters.get('bytesIn') + sf.tcp.counters.get('bytesOut') > 0) {
+        // it works: forget it, and its failures
+        p.joins.delete(key);
+        p.failures.delete(key);
+        continue;
+      }
+      if (!sf.closed) continue;
+      p.joins.delete(key);
+      // a failure: reset (by the peer, a refused SYN, a timeout, or by us for want of an
+      // MP_JOIN answer) before a byte went either way; a FIN close is the connection ending
+      const failed = sf.tcpResetReason !== null || sf.resetReason !== null;
+      if (!failed || sf.tcp.counters.get('bytesIn') + sf.tcp.counters.get('bytesOut') > 0 || p.removed.has(j.local)) continue;
+      if (p.retries >= JOIN_RETRIES_PER_CONNECTION) {
+        this.counters.increment('joinRetriesExhausted');
+        continue;
+      }
+      const n = p.failures.get(key) ?? 0;
+      p.failures.set(key, n + 1);
+      p.retryAt.set(key, now + Math.min(JOIN_RETRY_FIRST_MS * 2 ** n, JOIN_RETRY_MAX_MS));
+    }
+    for (const [key, at] of p.retryAt) {
+      if (now < at) continue;
+      p.retryAt.delete(key);
+      p.retries++;
+      this.counters.increment('joinRetries');
+      // the path manager opens the pair again (below), unless its path is down by now
+      p.opened.delete(key);
+    }
+  }
+
+  /**
+   * A local path went away (link down, or its address changed): every connection resets its
+   * subflows on that path at once, reinjects their data on the others, and sends REMOVE_ADDR.
+   * The path gets a fresh address ID for the subflows it opens when it comes back: the peer may
+   * read the REMOVE_ADDR after a new MP_JOIN has arrived (it is sent on another, possibly slower,
+   * path), and RFC 8684 §3.4.2 has it close every subflow of the removed ID ("the receiver MUST
+   * close any existing subflows that are using the removed address").
+   */
+  pathDown(now: Instant, addr: Buffer): void {
+    for (const [conn, p] of this.paths) {
+      const i = p.localAddrs.findIndex((a) => a.equals(addr));
+      if (i < 0 || p.removed.has(i)) continue;
+      p.removed.add(i);
+      conn.removeLocalAddress(p.ids[i]!, now);
+      p.ids[i] = this.freshId(conn, p);
+      this.counters.increment('addressIdsRenumbered');
+    }
+  }
+
+  /** A local path came back: the path manager opens its subflows again for the open connections. */
+  pathUp(addr: Buffer): void {
+    for (const p of this.paths.values()) {
+      const i = p.localAddrs.findIndex((a) => a.equals(addr));
+      if (i < 0 || !p.removed.has(i)) continue;
+      p.removed.delete(i);
+      for (const key of [...p.opened]) {
+        if (key === i || (typeof key === 'string' && key.startsWith(`${i}/`))) {
+          p.opened.delete(key);
+          p.retryAt.delete(key);
+          p.failures.delete(key);
+        }
+      }
+    }
+  }
+
+  /**
+   * A local path added at run time (an interface that appeared): the open connections get a
+   * subflow on it (unless it is down), with an address ID of its own.
+   */
+  addPath(addr: Buffer, options: { backup?: boolean; up?: boolean } = {}): void {
+    for (const [conn, p] of this.paths) {
+      // a connection's subflows leave from addresses of its own IP version (a dual-stack path
+      // adds its two addresses: each to the connections of its version)
+      if (!sameFamily(addr, p.remote.addr) || p.localAddrs.some((a) => a.equals(addr))) continue;
+      const i = p.localAddrs.length;
+      p.localAddrs.push(addr);
+      p.ids.push(this.freshId(conn, p));
+      if (options.backup) p.backup.add(i);
+      if (options.up === false) p.removed.add(i);
+    }
+  }
+
+  /**
+   * An address ID (1..255; 0 is the initial subflow's, RFC 8684 §3.2) that neither a local path
+   * of the connection nor one of its open subflows holds; the next after the last given, so IDs
+   * are not reused soon.
+   */
+  private freshId(conn: MptcpConnection, p: PathState): number {
+    const held = new Set(p.ids);
+    for (const sf of conn.subflows) if (!sf.closed) held.add(sf.localId);
+    for (let k = 0; k < 255; k++) {
+      const id = ((this.lastId + k) % 255) + 1;
+      if (!held.has(id)) {
+        this.lastId = id;
+        return id;
+      }
+    }
+    this.counters.increment('addressIdsExhausted');
+    return p.ids[0]!;
+  }
+
+  /** The earliest join retry, or null. */
+  pollTimeout(): Instant | null {
+    let t: Instant | null = null;
+    for (const p of this.paths.values()) for (const at of p.retryAt.values()) if (t === null || at < t) t = at;
+    return t;
+  }
+}
