@@ -768,6 +768,10 @@ export class TcpConnection {
           this.events.push({ type: 'reset', reason: 'peerReset' });
         }
         this.enterClosed(now);
+        // an acceptable RST's options go up too, once this connection is closed (so nothing
+        // answers the RST): RFC 8684 §3.6 MP_TCPRST says why the subflow was reset, §3.5 "Option
+        // B" MP_FASTCLOSE on a RST closes the whole MPTCP connection
+        this.upper.readOptions(seg);
       } else {
         // "If the RST bit is set and the sequence number does not exactly match the next
         // expected sequence value, yet is within the current receive window, TCP MUST send an

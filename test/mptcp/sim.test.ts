@@ -17,6 +17,7 @@ import {
   MptcpHost, MptcpSender, MptcpSink, addr, carriesDataFin, craftSegment, dropMatching, lagDataAck, parseSegment, randomBytes, sha256,
   stripMptcpFromSyns, type MptcpHostOptions, type WireSegment,
 } from './simhost.js';
+import { MptcpRstReason, type MptcpOption } from '../../src/mptcp/options.js';
 import type { MptcpConfig, MptcpConnection } from '../../src/mptcp/protocol.js';
 import type { ConnectOptions } from '../../src/mptcp/stack.js';
 import { addAddrHmac } from '../../src/mptcp/crypto.js';
@@ -903,4 +904,61 @@ test('join retry: a join refused twice by a middlebox, then accepted: the connec
   t.is(mptcp.length, 1);
   t.is(mptcp[0]![1].sink.digest(), sha256(r.up), 'every byte of the upload arrived');
   t.is(mptcp[0]![0].info().subflows.length, 2, 'the server has two subflows on the connection');
+});
+
+/**
+ * At `at` ms, the client's side of the server's subflow `k` sends an in-window RST (its
+ * sequence number the server's RCV.NXT) with the MPTCP options `opts` makes: injected on the
+ * server's interface of that subflow.
+ */
+function rstOnSubflow(w: World, at: number, k: number, opts: (conn: MptcpConnection) => MptcpOption[]): { sent: boolean } {
+  const done = { sent: false };
+  w.sim.at(at, (now) => {
+    const conn = [...w.server.stack.connections][0];
+    const sf = conn?.subflows[k];
+    if (!conn || !sf) return;
+    const i = sf.tcp.info();
+    const pkt = craftSegment(sf.tcp.remote.addr, sf.tcp.local.addr, { srcPort: sf.tcp.remote.port, dstPort: sf.tcp.local.port, seq: i.rcvNxt, ack: i.sndNxt, flags: TCP_FLAG_RST | TCP_FLAG_ACK }, opts(conn));
+    w.server.handleInput(now, k, pkt);
+    done.sent = true;
+  });
+  return done;
+}
+
+test('a RST with MP_TCPRST resets that subflow only: the reason is read and counted, the data goes on the other path', (t) => {
+  const seed = useSeed(t, 31);
+  let rst = { sent: false };
+  const r = run({
+    seed, upload: 4 << 20, tcp: WIDE, paths: [{ up: FAST }, { up: FAST }],
+    during: (w) => {
+      rst = rstOnSubflow(w, 300, 1, () => [{ type: 'mp_tcprst', reason: MptcpRstReason.AdministrativelyProhibited, transient: false, flags: 0 }]);
+    },
+  });
+  t.true(rst.sent);
+  assertDelivered(t, r);
+  const s = serverConn(r);
+  t.is(s.subflows[1]!.tcp.counters.get('resetsReceived'), 1, 'the RST was accepted');
+  t.like(s.counters.snapshot(), { MPRstRx: 1 });
+  t.is(r.server.eventTime(s, 'reset'), null, 'the connection was not reset');
+});
+
+test('a RST with MP_FASTCLOSE and the receiver\'s key closes the whole connection (RFC 8684 §3.5 option B), and nothing answers the RST', (t) => {
+  const seed = useSeed(t, 32);
+  let rst = { sent: false };
+  const r = run({
+    seed, upload: 4 << 20, tcp: WIDE, maxTime: 20_000, paths: [{ up: FAST }, { up: FAST }],
+    during: (w) => {
+      rst = rstOnSubflow(w, 300, 0, (conn) => [{ type: 'mp_fastclose', receiverKey: conn.localKey }, { type: 'mp_tcprst', reason: MptcpRstReason.Unspecified, transient: false, flags: 0 }]);
+    },
+  });
+  t.true(rst.sent);
+  const s = serverConn(r);
+  t.like(s.counters.snapshot(), { MPFastcloseRx: 1, MPRstRx: 1 });
+  t.not(r.server.eventTime(s, 'reset'), null, "the server's connection was reset");
+  t.true(serverSink(r).bytes < r.up.length, 'the upload was cut short');
+  // the subflow that carried the RST took it and sent none back; the other one the server reset
+  const [first, second] = [s.subflows[0]!, s.subflows[1]!];
+  t.is(first.tcp.counters.get('resetsReceived'), 1, 'the RST was accepted on the first subflow');
+  t.is(first.tcp.counters.get('resetsSent'), 0, 'nothing answers a RST (RFC 9293 §3.10.7.4)');
+  t.is(second.tcp.counters.get('resetsSent'), 1, 'the other subflow is reset by the server');
 });
