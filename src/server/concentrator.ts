@@ -54,7 +54,7 @@ import { CounterSet } from '../ip/counters.js';
 import { type IpFamily, type IpPrefix, parseIpAddress } from '../ip/address.js';
 import { mptcpInfo, type MptcpInfo, mptcpListen } from '../tun/mptcp.js';
 import { ClientLimits, cookieError, DESTINATION_REFUSALS, destinationError, DestinationPolicy, LIMIT_REFUSALS, RETRY_DELAY_S } from './policy.js';
-import { globalAddresses } from './system.js';
+import { hostAddresses } from './system.js';
 
 /** TCP option Kind of MPTCP (RFC 8684): what the concentrator answers to an Info TLV. */
 const TCP_OPTION_MPTCP = 30;
@@ -198,7 +198,7 @@ export class Concentrator {
   private ownAddresses(): Array<{ family: IpFamily; bytes: Uint8Array }> {
     const now = Date.now();
     if (now - this.ownCache.at > 1000) {
-      const list = [...globalAddresses(), { address: '127.0.0.1' }, { address: '::1' }].map((a) => parseIpAddress(a.address));
+      const list = hostAddresses().map((a) => parseIpAddress(a));
       this.ownCache = { at: now, list };
     }
     return this.ownCache.list;

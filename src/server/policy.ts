@@ -49,7 +49,10 @@ const PRIVATE: Array<[IpPrefix, DestinationRefusal]> = ranges('dstPrivate', [
 export interface DestinationPolicyOptions {
   /** Prefixes the operator allows although they are private (`--allow CIDR`). */
   allow?: readonly IpPrefix[];
-  /** The server's own addresses (refused always: the concentrator is not a way into its host). */
+  /**
+   * The server's own addresses, of every interface, loopback's included (refused: the
+   * concentrator is not a way into its host), unless `allow` names one by itself (a /32, /128).
+   */
   ownAddresses?: () => Iterable<{ family: IpFamily; bytes: Uint8Array }>;
 }
 
@@ -61,7 +64,11 @@ export class DestinationPolicy {
     if (port === 0) return 'dstPortZero';
     for (const [p, r] of ALWAYS) if (p.contains(family, bytes)) return r;
     for (const own of this.options.ownAddresses?.() ?? []) {
-      if (own.family === family && Buffer.compare(Buffer.from(own.bytes), Buffer.from(bytes)) === 0) return 'dstOwnAddress';
+      if (own.family !== family || Buffer.compare(Buffer.from(own.bytes), Buffer.from(bytes)) !== 0) continue;
+      // only an --allow of that one address (a /32 or /128) lets an own address through: a
+      // service of the host's own that the administrator means to offer; a wider allow never does
+      const named = (this.options.allow ?? []).some((a) => a.length === (family === 4 ? 32 : 128) && a.contains(family, bytes));
+      if (!named) return 'dstOwnAddress';
     }
     for (const [p, r] of PRIVATE) {
       if (p.contains(family, bytes) && !(this.options.allow ?? []).some((a) => a.contains(family, bytes))) return r;

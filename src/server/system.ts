@@ -68,6 +68,16 @@ export async function listMptcpEndpoints(): Promise<MptcpEndpoint[]> {
   return eps;
 }
 
+/**
+ * Every address of every interface, loopback's and link-local ones included (an address put on
+ * `lo`, as anycast and direct-server-return set-ups do, is the host's as much as any).
+ */
+export function hostAddresses(): string[] {
+  const out = ['127.0.0.1', '::1'];
+  for (const addrs of Object.values(networkInterfaces())) for (const a of addrs ?? []) out.push(a.address.replace(/%.*$/, ''));
+  return out;
+}
+
 /** The host's global unicast addresses (no loopback, no link-local): the ones worth announcing. */
 export function globalAddresses(): Array<{ address: string; family: 4 | 6; dev: string }> {
   const out: Array<{ address: string; family: 4 | 6; dev: string }> = [];

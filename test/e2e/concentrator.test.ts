@@ -120,6 +120,8 @@ test.before(async (t) => {
   if (!requireRootOrSkip(t)) return;
   dir = await mkdtemp(join(tmpdir(), `${P}-`));
   await buildBed();
+  // an address of the concentrator's own on lo (anycast, direct server return): the host's too
+  await sh(CON, 'ip', ['addr', 'add', '203.0.113.77/32', 'dev', 'lo']);
   const keyFile = join(dir, 'key');
   await run(process.execPath, [MPTUN, 'server', '--genkey', keyFile]);
   key = Buffer.from((await readFile(keyFile, 'utf8')).trim(), 'hex');
@@ -236,6 +238,7 @@ test.serial('mptcv: refusals connect nothing, are counted by code, and the serve
   // the concentrator's own address, a private one not --allow'ed → Not Authorized (32)
   t.like((await client(goodMsg('127.0.0.1', DST_PORT))).reply, { kind: 'error', code: 1 });
   t.like((await client(goodMsg('10.211.3.1', DST_PORT))).reply, { kind: 'error', code: 32 });
+  t.like((await client(goodMsg('203.0.113.77', DST_PORT))).reply, { kind: 'error', code: 32 }, 'an address on lo is the host\'s own');
   t.like((await client(goodMsg('192.168.1.1', DST_PORT))).reply, { kind: 'error', code: 32 });
   // Total Length 0: RFC 8803 §4.1 "the connection MUST be reset" → a RST, no Error TLV
   const zero = await client(Buffer.from('01000000', 'hex'));
@@ -271,7 +274,7 @@ test.serial('mptcv: refusals connect nothing, are counted by code, and the serve
   const s = await status();
   const d = (k: string) => (s.errorsByCode[k] ?? 0) - (s0.errorsByCode[k] ?? 0);
   t.is(d('3 Missing Cookie'), 1);
-  t.is(d('32 Not Authorized'), 6);
+  t.is(d('32 Not Authorized'), 7);
   t.is(d('1 Malformed Message'), 2);
   const c = (k: string) => (s.counters[k] ?? 0) - (s0.counters[k] ?? 0);
   t.is(c('cookieMissing'), 1);
@@ -279,7 +282,7 @@ test.serial('mptcv: refusals connect nothing, are counted by code, and the serve
   t.is(c('cookieStale'), 1);
   t.is(c('cookieReplayed'), 1);
   t.is(c('dstLoopback'), 1);
-  t.is(c('dstOwnAddress'), 1);
+  t.is(c('dstOwnAddress'), 2);
   t.is(c('dstPrivate'), 1);
   t.is(c('convertZeroTotalLength'), 1);
   t.is(c('resetSent'), 1);

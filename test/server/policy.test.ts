@@ -31,7 +31,7 @@ test('a Connect to a multicast, broadcast or loopback address is Malformed Messa
   t.deepEqual(codes, { dstUnspecified: 32, dstLoopback: 1, dstLinkLocal: 32, dstMulticast: 1, dstOwnAddress: 32, dstPrivate: 32, dstPortZero: 32 });
 });
 
-test('private ranges are refused unless allowed; the server\'s own addresses always', (t) => {
+test('private ranges are refused unless allowed; the server\'s own addresses unless allowed by themselves (/32)', (t) => {
   const own = [parseIpAddress('203.0.113.5'), parseIpAddress('10.9.0.1')];
   const p = new DestinationPolicy({ allow: [IpPrefix.parse('10.9.0.0/16')], ownAddresses: () => own });
   t.is(check(p, '10.1.2.3'), 'dstPrivate');
@@ -43,6 +43,10 @@ test('private ranges are refused unless allowed; the server\'s own addresses alw
   t.is(check(p, '203.0.113.5'), 'dstOwnAddress');
   t.is(check(p, '203.0.113.6'), null);
   t.is(check(p, '2001:db8::1'), null);
+  // an --allow of exactly one own address (a service of the host the administrator offers)
+  const q = new DestinationPolicy({ allow: [IpPrefix.parse('10.9.0.0/16'), IpPrefix.parse('203.0.113.5/32')], ownAddresses: () => own });
+  t.is(check(q, '203.0.113.5'), null);
+  t.is(check(q, '10.9.0.1'), 'dstOwnAddress', 'a wider allow does not open an own address');
 });
 
 test('client limits: pending and open per client, released on close', (t) => {
