@@ -4,6 +4,7 @@
 import type { DeviceOutput, Instant } from '../ip/sansio.js';
 import { CounterSet, CounterTotals, type CounterGroupValues } from '../ip/counters.js';
 import { TcpStack, type TcpStackOptions, type ListenRequest } from '../tcp/stack.js';
+import { DeadlineHeap } from '../tcp/deadlines.js';
 import { parseMptcpOption, type MpJoinSyn } from './options.js';
 import type { Endpoint, TcpConnection } from '../tcp/connection.js';
 import {
@@ -22,6 +23,8 @@ export const MPTCP_STACK_COUNTER_NAMES = [
   'joinRetries',
   // a failed join not tried again: the connection's retries are spent
   'joinRetriesExhausted',
+  // connections run by process() (only those with something new: input, a timer, the user)
+  'connectionTicks',
 ] as const;
 
 /** The back-off of a failed join: 1 s, doubling, at most 60 s; at most this many retries per connection. */
@@ -105,9 +108,18 @@ export class MptcpStack {
   private readonly paths = new Map<MptcpConnection, PathState>();
   /** Connections by our token, for MP_JOIN (RFC 8684 §3.2). */
   private readonly byToken = new Map<number, MptcpConnection>();
-  private readonly events: MptcpStackEvent[] = [];
+  private events: MptcpStackEvent[] = [];
+  private eventsHead = 0;
   private readonly options: MptcpStackOptions;
-  private readonly host: { random32(): number; touch(tcp: TcpConnection): void };
+  private readonly host: { random32(): number; touch(tcp: TcpConnection): void; wake(conn: MptcpConnection): void };
+  /**
+   * The connections to run at the next process(): a subflow had input, a timer or sent
+   * something, the user acted, or the connection's own deadline came. The others are not
+   * looked at: a held idle connection costs nothing per tick.
+   */
+  private readonly dirty = new Set<MptcpConnection>();
+  /** Each connection's own earliest deadline (DATA_FIN and data retransmission, stale checks, join retries). */
+  private readonly deadlines = new DeadlineHeap<MptcpConnection>();
   /** The last address ID given by freshId(). */
   private lastId = 0;
 
@@ -117,7 +129,25 @@ export class MptcpStack {
     this.host = {
       random32: () => options.random(4).readUInt32BE(0),
       touch: (tcp) => this.tcp.touch(tcp),
+      wake: (conn) => this.dirty.add(conn),
     };
+    this.tcp.onWake = (tcp) => {
+      const sf = this.bySubflow.get(tcp);
+      if (sf) this.dirty.add(sf.conn);
+    };
+  }
+
+  /** The user acted on a connection: it runs at the next process(). */
+  touch(conn: MptcpConnection): void {
+    this.dirty.add(conn);
+  }
+
+  /** The connection's earliest deadline (its own, and its joins' retries) into the heap. */
+  private rearm(conn: MptcpConnection): void {
+    let t = conn.pollTimeout();
+    const p = this.paths.get(conn);
+    if (p) for (const at of p.retryAt.values()) if (t === null || at < t) t = at;
+    this.deadlines.set(conn, t);
   }
 
   private subflowCc(): string {
@@ -156,6 +186,7 @@ export class MptcpStack {
     const sf = conn.attach(tcp, true, 0);
     this.bySubflow.set(tcp, sf);
     this.connections.add(conn);
+    this.dirty.add(conn);
     const backup = new Set(options.backup ?? []);
     this.paths.set(conn, {
       localAddrs, ids: localAddrs.map((_, i) => i), remote, opened: new Set([0]), otherFamily: new Set(), joins: new Map(), retryAt: new Map(), failures: new Map(), retries: 0, backup, removed: new Set((options.down ?? []).filter((i) => i !== 0)), fullmesh: options.fullmesh ?? false, maxSubflows: options.maxSubflows ?? 8,
@@ -220,6 +251,7 @@ export class MptcpStack {
           const sf = conn.attach(tcp, true, 0);
           this.bySubflow.set(tcp, sf);
           this.connections.add(conn);
+          this.dirty.add(conn);
         },
       };
     });
@@ -232,6 +264,7 @@ export class MptcpStack {
   handleTimeout(now: Instant): void {
     this.tcp.handleTimeout(now);
     // the connections' own timers run in process(now), which the caller runs next
+    for (let conn = this.deadlines.popDue(now); conn; conn = this.deadlines.popDue(now)) this.dirty.add(conn);
   }
 
   /** Runs the connections: subflow events, data movement, the path manager. Call after input and timers. */
@@ -241,20 +274,32 @@ export class MptcpStack {
       if (!sf) continue;
       if (e.event.type === 'reset') sf.tcpResetReason = e.event.reason;
       sf.conn.onSubflowEvent(sf, e.event.type);
+      this.dirty.add(sf.conn);
       if (e.event.type === 'closed') this.bySubflow.delete(e.conn);
     }
-    for (const conn of this.connections) {
+    if (this.dirty.size === 0) return;
+    const run = [...this.dirty];
+    this.dirty.clear();
+    for (const conn of run) {
+      if (!this.connections.has(conn)) {
+        // closed before: only its last events (if any) to hand over
+        for (let ev = conn.pollEvent(); ev; ev = conn.pollEvent()) this.events.push({ conn, event: ev });
+        continue;
+      }
+      this.counters.increment('connectionTicks');
       conn.tick(now);
       this.pathManager(now, conn);
       for (let ev = conn.pollEvent(); ev; ev = conn.pollEvent()) {
         this.events.push({ conn, event: ev });
-        if (ev.type === 'closed') {
+        if (ev.type === 'closed' && this.connections.has(conn)) {
           this.connections.delete(conn);
           this.closedTotals.fold(conn.counterGroups());
           this.paths.delete(conn);
           this.byToken.delete(conn.localToken);
+          this.deadlines.delete(conn);
         }
       }
+      if (this.connections.has(conn)) this.rearm(conn);
     }
   }
 
@@ -358,6 +403,7 @@ export class MptcpStack {
       const i = p.localAddrs.findIndex((a) => a.equals(addr));
       if (i < 0 || p.removed.has(i)) continue;
       p.removed.add(i);
+      this.dirty.add(conn);
       conn.removeLocalAddress(p.ids[i]!, now);
       p.ids[i] = this.freshId(conn, p);
       this.counters.increment('addressIdsRenumbered');
@@ -366,10 +412,11 @@ export class MptcpStack {
 
   /** A local path came back: the path manager opens its subflows again for the open connections. */
   pathUp(addr: Buffer): void {
-    for (const p of this.paths.values()) {
+    for (const [conn, p] of this.paths) {
       const i = p.localAddrs.findIndex((a) => a.equals(addr));
       if (i < 0 || !p.removed.has(i)) continue;
       p.removed.delete(i);
+      this.dirty.add(conn);
       for (const key of [...p.opened]) {
         if (key === i || (typeof key === 'string' && key.startsWith(`${i}/`))) {
           p.opened.delete(key);
@@ -401,6 +448,7 @@ export class MptcpStack {
       // adds its two addresses: each to the connections of its version)
       if (!sameFamily(addr, p.remote.addr) || p.localAddrs.some((a) => a.equals(addr))) continue;
       const i = p.localAddrs.length;
+      this.dirty.add(conn);
       p.localAddrs.push(addr);
       p.ids.push(this.freshId(conn, p));
       if (options.backup) p.backup.add(i);
@@ -432,22 +480,26 @@ export class MptcpStack {
   }
 
   pollTimeout(): Instant | null {
-    let t = this.tcp.pollTimeout();
-    for (const conn of this.connections) {
-      const c = conn.pollTimeout();
-      if (c !== null && (t === null || c < t)) t = c;
-    }
-    // joins waiting for their retry
-    for (const p of this.paths.values()) for (const at of p.retryAt.values()) if (t === null || at < t) t = at;
-    return t;
+    // the connections to run next may have new deadlines already (a subflow sent data)
+    for (const conn of this.dirty) if (this.connections.has(conn)) this.rearm(conn);
+    const t = this.tcp.pollTimeout();
+    const c = this.deadlines.peek();
+    if (t === null) return c;
+    return c === null ? t : Math.min(t, c);
   }
 
   /** Something for process() or pollEvent() to do (subflow events surface while output is polled). */
   get hasEvents(): boolean {
-    return this.events.length > 0 || this.tcp.hasEvents;
+    return this.events.length > this.eventsHead || this.tcp.hasEvents;
   }
 
   pollEvent(): MptcpStackEvent | null {
-    return this.events.shift() ?? null;
+    if (this.eventsHead >= this.events.length) return null;
+    const e = this.events[this.eventsHead++]!;
+    if (this.eventsHead === this.events.length) {
+      this.events = [];
+      this.eventsHead = 0;
+    }
+    return e;
   }
 }

@@ -1,16 +1,17 @@
 // The TCP stack: many connections behind one interface (sans-IO, a SansIoNode).
 //
-// Demultiplexes segments by 4-tuple; a listener may accept a SYN to ANY destination (mptun
-// impersonates every destination routed into its device); a SYN backlog with a limit; RST for
-// segments that belong to no connection (RFC 9293 §3.10.7.1); ISNs per RFC 6528.
+// Demultiplexes segments by 4-tuple (a hash table, no string per packet: demux.ts); a listener
+// may accept a SYN to ANY destination (mptun impersonates every destination routed into its
+// device); a SYN backlog with a limit; RST for segments that belong to no connection (RFC 9293
+// §3.10.7.1); ISNs per RFC 6528. The connections' deadlines are in one heap (deadlines.ts), and
+// only the connections that had input, a timer or a user's action are polled: an idle
+// connection, or one in TIME-WAIT, costs nothing per packet or tick.
 import { createHash } from 'node:crypto';
 import type { DeviceOutput, Instant, SansIoNode, Transmit } from '../ip/sansio.js';
 import { IpCounters, CounterSet, CounterTotals, type CounterGroupValues } from '../ip/counters.js';
 import { IpPacketInfo, parseIpPacket } from '../ip/packet.js';
 import { IPPROTO_TCP } from '../ip/ipv4.js';
-import {
-  formatIpv4, isUnicastAddress,
-} from '../ip/address.js';
+import { isUnicastAddress } from '../ip/address.js';
 import {
   TcpConnection, TcpState, newTcpCounterGroups, type Endpoint, type OutSegment, type TcpConfig, type TcpCounterGroups, type TcpEvent,
 } from './connection.js';
@@ -19,6 +20,8 @@ import {
   type TcpRepr,
 } from './segment.js';
 import { seqAdd } from './seq.js';
+import { DeadlineHeap } from './deadlines.js';
+import { TupleTable } from './demux.js';
 
 export const STACK_COUNTER_NAMES = [
   'packetsIn', 'packetsOut', 'notTcp', 'noConnection', 'resetsSentNoConnection', 'synAccepted', 'synRefused',
@@ -83,9 +86,20 @@ export class TcpStack implements SansIoNode {
   readonly closedTotals = new CounterTotals<TcpCounterGroups>(newTcpCounterGroups);
   /** Called as a closed connection is forgotten, after its counters were folded into `closedTotals`. */
   onConnectionClosed: ((conn: TcpConnection) => void) | null = null;
-  private readonly connections = new Map<string, TcpConnection>();
+  /**
+   * Called for a connection that had input or a timer, or sent a segment (the MPTCP stack runs
+   * the connection-level protocol of the subflows so woken, and no other).
+   */
+  onWake: ((conn: TcpConnection) => void) | null = null;
+  private readonly connections: TupleTable<TcpConnection>;
+  /** Each connection's earliest deadline. */
+  private readonly deadlines = new DeadlineHeap<TcpConnection>();
+  /** Connections to poll for output. */
   private readonly active = new Set<TcpConnection>();
-  private readonly events: StackEvent[] = [];
+  /** Connections whose events have not been drained into `events`. */
+  private readonly eventful = new Set<TcpConnection>();
+  private events: StackEvent[] = [];
+  private eventsHead = 0;
   private readonly synReceived = new Set<TcpConnection>();
   private readonly rstQueue: Buffer[] = [];
   private listener: ((req: ListenRequest) => ListenVerdict) | null = null;
@@ -105,6 +119,7 @@ export class TcpStack implements SansIoNode {
       headroom: options.headroom ?? 0,
       mtu: options.mtu ?? 1500,
     };
+    this.connections = new TupleTable(this.opts.isnSecret.length >= 4 ? this.opts.isnSecret.readInt32LE(0) : 0);
   }
 
   /**
@@ -117,19 +132,25 @@ export class TcpStack implements SansIoNode {
 
   /** Opens a connection (active open). */
   connect(now: Instant, local: Endpoint, remote: Endpoint, config: Partial<TcpConfig> = {}): TcpConnection {
-    const key = tupleKey(remote.addr, remote.port, local.addr, local.port);
-    if (this.connections.has(key)) throw new Error(`connection ${key} exists`);
+    if (this.connections.get(remote, local)) throw new TupleInUseError(local, remote);
     const conn = new TcpConnection(local, remote, this.connectionConfig(local, config), this.isn(now, local, remote));
-    this.connections.set(key, conn);
+    this.connections.add(conn);
     conn.connect(now);
     this.counters.increment('connectionsOpened');
-    this.active.add(conn);
+    this.touch(conn);
+    this.rearm(conn);
     return conn;
   }
 
   /** Tells the stack that the user acted on a connection (wrote, read, closed): poll it. */
   touch(conn: TcpConnection): void {
     this.active.add(conn);
+    this.eventful.add(conn);
+  }
+
+  /** The connection's earliest deadline into the heap. */
+  private rearm(conn: TcpConnection): void {
+    this.deadlines.set(conn, conn.pollTimeout());
   }
 
   get size(): number {
@@ -138,6 +159,11 @@ export class TcpStack implements SansIoNode {
 
   *all(): IterableIterator<TcpConnection> {
     yield* this.connections.values();
+  }
+
+  /** Connections in SYN-RECEIVED now (the SYN backlog). */
+  get synBacklogLength(): number {
+    return this.synReceived.size;
   }
 
   /** The stack's defaults, the caller's config, and the MSS clamped to the path MTU. */
@@ -176,17 +202,18 @@ export class TcpStack implements SansIoNode {
 
   /** A TCP segment already parsed (the engine's path with GSO super-segments). */
   handleSegment(now: Instant, ip: IpPacketInfo, seg: TcpRepr): void {
-    const src = ip.src;
-    const dst = ip.dst;
-    const key = tupleKey(src, seg.srcPort, dst, seg.dstPort);
-    const conn = this.connections.get(key);
+    const conn = this.connections.lookup(ip.buffer, ip.srcOffset, ip.dstOffset, ip.addressLen, seg.srcPort, seg.dstPort);
     if (conn) {
       conn.handleSegment(now, seg);
-      this.active.add(conn);
-      if (this.synReceived.has(conn) && conn.state !== TcpState.SynReceived) this.synReceived.delete(conn);
+      this.touch(conn);
+      this.rearm(conn);
+      if (conn.state !== TcpState.SynReceived) this.synReceived.delete(conn);
+      this.onWake?.(conn);
       return;
     }
     this.counters.increment('noConnection');
+    const src = ip.src;
+    const dst = ip.dst;
     // RFC 9293 §3.9.2.3: "A TCP implementation MUST silently discard an incoming SYN segment that
     // is addressed to a broadcast or multicast address (MUST-57)"; "An incoming SYN with an
     // invalid source address MUST be ignored (MUST-63)" — and nothing else for no connection
@@ -212,10 +239,12 @@ export class TcpStack implements SansIoNode {
         const config = accept ? accept.config ?? {} : typeof verdict === 'object' ? (verdict as Partial<TcpConfig>) : {};
         const c = new TcpConnection(local, remote, this.connectionConfig(local, config), this.isn(now, local, remote));
         accept?.setup(c);
-        this.connections.set(key, c);
+        this.connections.add(c);
         c.acceptSyn(now, seg);
         this.synReceived.add(c);
-        this.active.add(c);
+        this.touch(c);
+        this.rearm(c);
+        this.onWake?.(c);
         this.counters.increment('synAccepted');
         this.counters.increment('connectionsOpened');
         return;
@@ -250,12 +279,14 @@ export class TcpStack implements SansIoNode {
   }
 
   handleTimeout(now: Instant): void {
-    for (const conn of this.connections.values()) {
+    for (let conn = this.deadlines.popDue(now); conn; conn = this.deadlines.popDue(now)) {
       const t = conn.pollTimeout();
       if (t !== null && t <= now) {
         conn.handleTimeout(now);
-        this.active.add(conn);
+        this.touch(conn);
+        this.onWake?.(conn);
       }
+      this.rearm(conn);
     }
   }
 
@@ -299,7 +330,9 @@ export class TcpStack implements SansIoNode {
       const conn = this.rr[this.rr.length - 1]!;
       const seg = conn.pollTransmit(now);
       this.drainEvents(conn);
+      this.rearm(conn);
       if (seg) {
+        this.onWake?.(conn);
         this.counters.increment('packetsOut');
         const version = conn.local.addr.length === 4 ? 4 : 6;
         return { packet: this.build(version, conn.local.addr, conn.remote.addr, seg), segment: seg };
@@ -314,10 +347,10 @@ export class TcpStack implements SansIoNode {
   }
 
   private forget(conn: TcpConnection): void {
-    const key = tupleKey(conn.remote.addr, conn.remote.port, conn.local.addr, conn.local.port);
-    if (this.connections.get(key) === conn) {
-      this.connections.delete(key);
+    if (this.connections.delete(conn)) {
+      this.deadlines.delete(conn);
       this.synReceived.delete(conn);
+      this.eventful.delete(conn);
       this.counters.increment('connectionsClosed');
       this.closedTotals.fold(conn.counterGroups());
       this.onConnectionClosed?.(conn);
@@ -336,33 +369,35 @@ export class TcpStack implements SansIoNode {
   }
 
   pollTimeout(): Instant | null {
-    let min: number | null = null;
-    for (const conn of this.connections.values()) {
-      const t = conn.pollTimeout();
-      if (t !== null && (min === null || t < min)) min = t;
-    }
-    return min;
+    return this.deadlines.peek();
   }
 
   /** Events are waiting for pollEvent() (some surface while output is polled). */
   get hasEvents(): boolean {
-    return this.events.length > 0;
+    return this.events.length > this.eventsHead;
   }
 
   pollEvent(): StackEvent | null {
-    for (const conn of this.active) this.drainEvents(conn);
-    const e = this.events.shift() ?? null;
+    if (this.eventful.size > 0) {
+      for (const conn of this.eventful) this.drainEvents(conn);
+      this.eventful.clear();
+    }
+    if (this.eventsHead >= this.events.length) return null;
+    const e = this.events[this.eventsHead++]!;
+    if (this.eventsHead === this.events.length) {
+      this.events = [];
+      this.eventsHead = 0;
+    }
     return e;
   }
 }
 
-/**
- * The demultiplexing key of a 4-tuple, made for every packet: IPv4 in dotted-quad text, IPv6 in
- * hex (its RFC 5952 text form, through ip-address, cost a sixth of the CPU of an IPv6 transfer).
- */
-function tupleKey(srcAddr: Buffer, srcPort: number, dstAddr: Buffer, dstPort: number): string {
-  if (srcAddr.length === 4) return `${formatIpv4(srcAddr)}:${srcPort}>${formatIpv4(dstAddr)}:${dstPort}`;
-  return `${srcAddr.toString('hex')}.${srcPort}>${dstAddr.toString('hex')}.${dstPort}`;
+/** connect() to a 4-tuple the stack has a connection of (the caller picks another port). */
+export class TupleInUseError extends Error {
+  constructor(readonly local: Endpoint, readonly remote: Endpoint) {
+    super(`a connection from port ${local.port} to port ${remote.port} between these addresses exists`);
+    this.name = 'TupleInUseError';
+  }
 }
 
 const EMPTY = Buffer.alloc(0);
