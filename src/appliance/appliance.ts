@@ -422,6 +422,7 @@ export class Appliance {
         checksumOffload: config.offload,
         tcp: { tsoMaxPayload: config.offload ? 64000 : 0 },
         mtu: config.mtu,
+        synBacklog: config.synBacklog,
         mptcp: { scheduler: config.scheduler, congestionControl: config.congestionControl },
       },
       paths: paths.map((p) => ({
@@ -430,6 +431,7 @@ export class Appliance {
       })),
       fullmesh: config.fullmesh,
       maxSubflows: config.maxSubflows,
+      maxPending: config.maxPendingOpens,
       ...(convert ? { convert } : {}),
       schedulerFor: compileSchedulerPolicy(config.schedulerPolicy),
     });

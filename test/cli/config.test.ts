@@ -58,6 +58,8 @@ schedulerPolicy:
 congestionControl: cubic
 fullmesh: true
 maxSubflows: 4
+synBacklog: 256
+maxPendingOpens: 512
 controlSocket: /var/run/mptun.sock
 stateDir: /var/lib/mptun
 logLevel: debug
@@ -89,6 +91,8 @@ const FULL_CONFIG: ApplianceConfig = {
   congestionControl: 'cubic',
   fullmesh: true,
   maxSubflows: 4,
+  synBacklog: 256,
+  maxPendingOpens: 512,
   controlSocket: '/var/run/mptun.sock',
   stateDir: '/var/lib/mptun',
   logLevel: 'debug',
@@ -116,6 +120,8 @@ test('defaults', (t) => {
     congestionControl: 'lia',
     fullmesh: false,
     maxSubflows: 8,
+    synBacklog: 1024,
+    maxPendingOpens: 1024,
     controlSocket: '/run/mptun/control.sock',
     stateDir: '/run/mptun',
     logLevel: 'info',
