@@ -329,7 +329,8 @@ export class TcpConnection {
   /** MPTCP hook: the connection-level receive window, shared by the subflows (RFC 8684 §3.3.5). */
   windowLimit: (() => number) | null = null;
 
-  constructor(local: Endpoint, remote: Endpoint, config: Partial<TcpConfig>, isn: number) {
+  /** `tsOffset`: the timestamp clock's offset (the stack gives one per address pair); by default one from the ISN. */
+  constructor(local: Endpoint, remote: Endpoint, config: Partial<TcpConfig>, isn: number, tsOffset?: number) {
     this.local = local;
     this.remote = remote;
     this.config = { ...DEFAULT_TCP_CONFIG, ...config };
@@ -345,7 +346,7 @@ export class TcpConnection {
     this.recvCapacity = this.config.recvBufferSize;
     this.rtt = new RttEstimator({ minRto: this.config.minRtoMs });
     this.cc = createCongestionController(this.config.congestionControl, this.config.mss);
-    this.tsOffset = (isn * 2654435761) >>> 0;
+    this.tsOffset = tsOffset ?? ((isn * 2654435761) >>> 0);
     // our receive window scale: enough for the largest receive buffer (RFC 7323 §2.2)
     let shift = 0;
     while (shift < MAX_WSCALE && this.config.recvBufferMax >>> shift > MAX_WINDOW_UNSCALED) shift++;

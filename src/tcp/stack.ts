@@ -133,7 +133,7 @@ export class TcpStack implements SansIoNode {
   /** Opens a connection (active open). */
   connect(now: Instant, local: Endpoint, remote: Endpoint, config: Partial<TcpConfig> = {}): TcpConnection {
     if (this.connections.get(remote, local)) throw new TupleInUseError(local, remote);
-    const conn = new TcpConnection(local, remote, this.connectionConfig(local, config), this.isn(now, local, remote));
+    const conn = new TcpConnection(local, remote, this.connectionConfig(local, config), this.isn(now, local, remote), this.tsOffset(local, remote));
     this.connections.add(conn);
     conn.connect(now);
     this.counters.increment('connectionsOpened');
@@ -184,6 +184,18 @@ export class TcpStack implements SansIoNode {
     ports.writeUInt16BE(remote.port, 2);
     const f = h.update(ports).digest().readUInt32BE(0);
     return (f + Math.floor(now * 250)) >>> 0;
+  }
+
+  /**
+   * The timestamp clock's offset of a connection: secret, and one per pair of addresses (as
+   * Linux's secure_tcp_ts_off), not per connection. A peer that holds the 4-tuple in TIME-WAIT
+   * takes a new SYN for it only if its TSval is newer than the old connection's (RFC 7323 §5.3
+   * PAWS, which Linux applies in TIME-WAIT): with an offset per connection, half the ports
+   * reused within the peer's TIME-WAIT (60 s on Linux) met an ACK of the old connection, a RST
+   * and a SYN again a second later.
+   */
+  private tsOffset(local: Endpoint, remote: Endpoint): number {
+    return createHash('sha256').update(this.opts.isnSecret).update('ts').update(local.addr).update(remote.addr).digest().readUInt32BE(0);
   }
 
   handleInput(now: Instant, _iface: number, packet: Buffer, checksumValid = false): void {
@@ -237,7 +249,7 @@ export class TcpStack implements SansIoNode {
       if (verdict !== false) {
         const accept = typeof verdict === 'object' && 'setup' in verdict ? (verdict as ListenAccept) : null;
         const config = accept ? accept.config ?? {} : typeof verdict === 'object' ? (verdict as Partial<TcpConfig>) : {};
-        const c = new TcpConnection(local, remote, this.connectionConfig(local, config), this.isn(now, local, remote));
+        const c = new TcpConnection(local, remote, this.connectionConfig(local, config), this.isn(now, local, remote), this.tsOffset(local, remote));
         accept?.setup(c);
         this.connections.add(c);
         c.acceptSyn(now, seg);
