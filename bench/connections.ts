@@ -32,6 +32,7 @@ const { values } = parseArgs({
     synflood: { type: 'boolean', default: false },
     'flood-seconds': { type: 'string', default: '10' },
     'flood-rate': { type: 'string', default: '100' },
+    'flood-port': { type: 'string', default: '9' },
     'no-kernel': { type: 'boolean', default: false },
     'no-connections': { type: 'boolean', default: false },
     prefix: { type: 'string', default: 'mptsc' },
@@ -139,12 +140,6 @@ async function drained(ms: number): Promise<number> {
   return flows;
 }
 
-async function iperfMbit(seconds: number, port = 5201): Promise<{ mbit: number; intervals: number[] }> {
-  const out = await inNs('c', 'iperf3', ['-c', bed.topo.TESTBED_SRV_ADDR1, '-p', String(port), '-t', String(seconds), '-J'], (seconds + 60) * 1000);
-  const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } }; intervals: Array<{ sum: { bits_per_second: number } }> };
-  return { mbit: +(j.end.sum_received.bits_per_second / 1e6).toFixed(1), intervals: j.intervals.map((i) => +(i.sum.bits_per_second / 1e6).toFixed(1)) };
-}
-
 /** The counters of these groups that are not zero. */
 function nonZero(s: MptunStatus, groups: string[]): Record<string, Record<string, number>> {
   return Object.fromEntries(groups.map((g) => [g, Object.fromEntries(Object.entries(s.counters[g] ?? {}).filter(([, v]) => v !== 0))]));
@@ -155,46 +150,72 @@ function counters(s: MptunStatus, group: string, names: string[]): Record<string
   return Object.fromEntries(names.map((n) => [n, g[n] ?? 0]));
 }
 
+/** The flood's namespace, behind the client namespace, which forwards its packets. */
+const FLOOD_NS = `${values.prefix!}-fl`;
+
 /**
- * The SYN flood: hping3 from the client namespace to a server address and port (random source
- * ports: every SYN a new flow that mptun captures), while iperf3 runs through mptun.
+ * A namespace of the flooder behind the client namespace: hping3's raw packets are not routed
+ * by the capture rule (`ipproto tcp`) where they are made, but they are where they are
+ * forwarded, so the flood comes from a host behind the client, as a router's LAN would.
+ */
+async function floodNamespace(): Promise<void> {
+  const dev = `${values.prefix!}f`;
+  await exec('ip', ['netns', 'add', FLOOD_NS], { env: ENV });
+  await exec('ip', ['link', 'add', `${dev}0`, 'netns', ns('c'), 'type', 'veth', 'peer', 'name', `${dev}1`, 'netns', FLOOD_NS], { env: ENV });
+  await inNs('c', 'ip', ['addr', 'add', '10.209.9.1/24', 'dev', `${dev}0`]);
+  await inNs('c', 'ip', ['link', 'set', `${dev}0`, 'up']);
+  await inNs('c', 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1', `net.ipv4.conf.${dev}0.rp_filter=0`]);
+  const fl = (args: string[]) => exec('ip', ['netns', 'exec', FLOOD_NS, 'ip', ...args], { env: ENV });
+  await fl(['addr', 'add', '10.209.9.2/24', 'dev', `${dev}1`]);
+  await fl(['link', 'set', `${dev}1`, 'up']);
+  await fl(['link', 'set', 'lo', 'up']);
+  await fl(['route', 'add', 'default', 'via', '10.209.9.1']);
+}
+
+/**
+ * The SYN flood: an iperf3 upload through mptun runs; after 3 s hping3 floods from the client
+ * namespace toward a server address and port (source port incremented: every SYN a new flow
+ * that mptun captures) for FLOOD_SECONDS; the transfer's rate in its seconds before the flood
+ * and in those of the flood, mptun's RSS, and its SYN counters.
  */
 async function synflood(): Promise<object> {
-  const before = await iperfMbit(FLOOD_SECONDS);
+  await floodNamespace();
+  const before = 3;
+  const seconds = before + FLOOD_SECONDS + 2;
+  const iperf = inNs('c', 'iperf3', ['-c', bed.topo.TESTBED_SRV_ADDR1, '-t', String(seconds), '-i', '1', '-J'], (seconds + 60) * 1000);
+  await sleep(before * 1000);
   const rss0 = await rssKb();
-  log(`SYN flood: iperf3 alone ${before.mbit} Mbit/s; now with the flood`);
-  // a port with nobody behind it on the server: the kernel answers RST, mptun's upstream
-  // connections are refused (a port with a listener would fill the server's SYN queue instead)
-  const flood = spawn('ip', ['netns', 'exec', ns('c'), 'hping3', '-S', '--flood', '--rand-source', '-p', '9', bed.topo.TESTBED_SRV_ADDR1],
+  log('SYN flood: on');
+  // a port with nobody behind it on the server by default: mptun's upstream opens are refused
+  // (a port with a listener fills the server's accept queue instead)
+  const flood = spawn('ip', ['netns', 'exec', FLOOD_NS, 'hping3', '-S', '--flood', '-p', values['flood-port']!, bed.topo.TESTBED_SRV_ADDR1],
     { stdio: 'ignore', env: ENV });
   let rssMax = rss0;
-  let sampling = true;
-  const sampler = (async () => {
-    while (sampling) {
-      rssMax = Math.max(rssMax, await rssKb());
-      await sleep(250);
-    }
-  })();
-  let during: { mbit: number; intervals: number[] };
-  let status: MptunStatus;
-  try {
-    await sleep(2000);
-    during = await iperfMbit(FLOOD_SECONDS);
-    status = await bed.mptunStatus();
-  } finally {
-    flood.kill('SIGTERM');
-    sampling = false;
-    await sampler;
+  const t0 = Date.now();
+  while (Date.now() - t0 < FLOOD_SECONDS * 1000) {
+    rssMax = Math.max(rssMax, await rssKb());
+    await sleep(250);
   }
+  const status = await bed.mptunStatus();
+  flood.kill('SIGINT');
+  log('SYN flood: off');
+  const j = JSON.parse(await iperf) as { end: { sum_received: { bits_per_second: number } }; intervals: Array<{ sum: { bits_per_second: number } }> };
+  const mbit = j.intervals.map((i) => +(i.sum.bits_per_second / 1e6).toFixed(1));
+  const avg = (xs: number[]) => +(xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)).toFixed(1);
+  // the first second is slow start; the flood's first second is its start
+  const alone = avg(mbit.slice(1, before));
+  const during = avg(mbit.slice(before + 1, before + FLOOD_SECONDS));
   const rssEnd = await rssKb();
   return {
-    iperfMbitBefore: before.mbit,
-    iperfMbitDuring: during.mbit,
-    rateKept: +(during.mbit / before.mbit).toFixed(3),
-    intervalsDuring: during.intervals,
+    floodPort: Number(values['flood-port']),
+    iperfMbitBefore: alone,
+    iperfMbitDuring: during,
+    rateKept: +(during / alone).toFixed(3),
+    intervalsMbit: mbit,
     rssMB: { before: +(rss0 / 1024).toFixed(1), max: +(rssMax / 1024).toFixed(1), end: +(rssEnd / 1024).toFixed(1) },
-    relay: counters(status, 'relay', ['flowsRequested', 'flowsPendingFull', 'flowsRefused', 'flowsTimedOut', 'flowsSynFlood']),
-    host: counters(status, 'host', ['synAccepted', 'synBacklogFull', 'synDeferred', 'noConnection']),
+    relay: counters(status, 'relay', ['flowsRequested', 'flowsPendingFull', 'flowsRefused', 'flowsTimedOut', 'flowsClosed']),
+    host: counters(status, 'host', ['packetsIn', 'synAccepted', 'synBacklogFull', 'synDeferred', 'resetsSentNoConnection']),
+    target: { rateKept80: during / alone >= 0.8 },
   };
 }
 
@@ -277,6 +298,7 @@ try {
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
 } finally {
   for (const p of procs) p.kill();
+  if (values.synflood) await exec('ip', ['netns', 'del', FLOOD_NS], { env: ENV }).catch(() => undefined);
   await sleep(500);
   await bed.down();
 }
