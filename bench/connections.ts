@@ -165,11 +165,12 @@ async function floodNamespace(): Promise<void> {
   await inNs('c', 'ip', ['addr', 'add', '10.209.9.1/24', 'dev', `${dev}0`]);
   await inNs('c', 'ip', ['link', 'set', `${dev}0`, 'up']);
   await inNs('c', 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1', `net.ipv4.conf.${dev}0.rp_filter=0`]);
-  const fl = (args: string[]) => exec('ip', ['netns', 'exec', FLOOD_NS, 'ip', ...args], { env: ENV });
-  await fl(['addr', 'add', '10.209.9.2/24', 'dev', `${dev}1`]);
-  await fl(['link', 'set', `${dev}1`, 'up']);
-  await fl(['link', 'set', 'lo', 'up']);
-  await fl(['route', 'add', 'default', 'via', '10.209.9.1']);
+  // `ip ARGS` in the flood's namespace
+  const fl = (args: string) => exec('ip', ['netns', 'exec', FLOOD_NS, 'ip', ...args.split(' ')], { env: ENV });
+  await fl(`addr add 10.209.9.2/24 dev ${dev}1`);
+  await fl(`link set ${dev}1 up`);
+  await fl('link set lo up');
+  await fl('route add default via 10.209.9.1');
 }
 
 /**

@@ -390,6 +390,7 @@ export class Appliance {
       const plan: SetupPlan = {
         tun: tun.name,
         ipv6,
+        synRate: config.synRate,
         capture: { table: config.table, priority: priority + 100 },
         paths: paths.map((p) => {
           const pp: SetupPlan['paths'][number] = { iface: p.iface, sourcePrefix: p.sourcePrefix, table: p.table, rulePriority: priority + p.index };

@@ -65,6 +65,8 @@ export interface ApplianceConfig {
   synBacklog: number;
   /** The apps' SYNs waiting for their upstream connection at most; more are dropped and counted. */
   maxPendingOpens: number;
+  /** New TCP connections let into the device per second at most (the kernel drops the rest, nft). */
+  synRate: number;
   controlSocket: string;
   stateDir: string;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
@@ -638,6 +640,7 @@ const FIELDS: { readonly [K in keyof ApplianceConfig]: Field<ApplianceConfig[K]>
   maxSubflows: { description: 'Most subflows per MPTCP connection.', rule: integerRule(1, 32) },
   synBacklog: { description: 'The apps\' connections in SYN-RECEIVED at most (the SYN backlog); SYNs beyond it are dropped and counted (host synBacklogFull), as under a SYN flood.', rule: integerRule(16, 1 << 20) },
   maxPendingOpens: { description: 'The apps\' SYNs waiting for their upstream connection at most; SYNs beyond it are dropped and counted (relay flowsPendingFull), as under a SYN flood.', rule: integerRule(16, 1 << 20) },
+  synRate: { description: 'New TCP connections (SYNs) let into the device per second at most; the kernel drops the rest before the device\'s queue (nft table inet mptun, chain synlimit), so that a SYN flood leaves the host\'s other connections their share.', rule: integerRule(100, 1_000_000) },
   controlSocket: { description: 'Unix socket `mptun status` talks to (absolute path).', rule: absolutePathRule(SUN_PATH_MAX_BYTES) },
   stateDir: { description: 'Directory for the appliance\'s runtime state (absolute path).', rule: absolutePathRule() },
   logLevel: { description: 'Least severe messages logged.', rule: enumRule(['error', 'warn', 'info', 'debug'] as const) },
@@ -677,6 +680,7 @@ export const DEFAULT_CONFIG: Readonly<ApplianceConfig> = Object.freeze({
   maxSubflows: 8,
   synBacklog: 1024,
   maxPendingOpens: 1024,
+  synRate: 5000,
   controlSocket: '/run/mptun/control.sock',
   stateDir: '/run/mptun',
   logLevel: 'info',

@@ -60,6 +60,7 @@ fullmesh: true
 maxSubflows: 4
 synBacklog: 256
 maxPendingOpens: 512
+synRate: 2000
 controlSocket: /var/run/mptun.sock
 stateDir: /var/lib/mptun
 logLevel: debug
@@ -93,6 +94,7 @@ const FULL_CONFIG: ApplianceConfig = {
   maxSubflows: 4,
   synBacklog: 256,
   maxPendingOpens: 512,
+  synRate: 2000,
   controlSocket: '/var/run/mptun.sock',
   stateDir: '/var/lib/mptun',
   logLevel: 'debug',
@@ -122,6 +124,7 @@ test('defaults', (t) => {
     maxSubflows: 8,
     synBacklog: 1024,
     maxPendingOpens: 1024,
+    synRate: 5000,
     controlSocket: '/run/mptun/control.sock',
     stateDir: '/run/mptun',
     logLevel: 'info',
