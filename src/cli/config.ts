@@ -680,7 +680,7 @@ export const DEFAULT_CONFIG: Readonly<ApplianceConfig> = Object.freeze({
   maxSubflows: 8,
   synBacklog: 1024,
   maxPendingOpens: 1024,
-  synRate: 5000,
+  synRate: 1000,
   controlSocket: '/run/mptun/control.sock',
   stateDir: '/run/mptun',
   logLevel: 'info',

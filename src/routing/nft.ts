@@ -89,7 +89,7 @@ export function masqueradeScript(rules: readonly Masquerade[], fence?: ForwardFe
       ? [
         '\tchain synlimit {',
         '\t\ttype filter hook postrouting priority filter; policy accept;',
-        `\t\toifname "${checkIfname(fence.tun)}" tcp flags & (fin|syn|rst|ack) == syn limit rate over ${Math.floor(fence.synRate)}/second burst ${Math.max(16, Math.floor(fence.synRate / 4))} packets counter drop`,
+        `\t\toifname "${checkIfname(fence.tun)}" tcp flags & (fin|syn|rst|ack) == syn limit rate over ${Math.floor(fence.synRate)}/second burst ${Math.max(16, Math.floor(fence.synRate))} packets counter drop`,
         '\t}',
       ]
       : []),

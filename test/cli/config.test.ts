@@ -124,7 +124,7 @@ test('defaults', (t) => {
     maxSubflows: 8,
     synBacklog: 1024,
     maxPendingOpens: 1024,
-    synRate: 5000,
+    synRate: 1000,
     controlSocket: '/run/mptun/control.sock',
     stateDir: '/run/mptun',
     logLevel: 'info',
