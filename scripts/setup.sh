@@ -29,6 +29,7 @@ ping iputils-ping
 modprobe kmod
 sysctl procps
 setpriv util-linux
+hping3 hping3
 curl curl
 python3 python3
 systemd-analyze systemd

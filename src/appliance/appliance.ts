@@ -391,6 +391,7 @@ export class Appliance {
       const plan: SetupPlan = {
         tun: tun.name,
         ipv6,
+        synRate: config.synRate,
         capture: { table: config.table, priority: priority + 100 },
         paths: paths.map((p) => {
           const pp: SetupPlan['paths'][number] = { iface: p.iface, sourcePrefix: p.sourcePrefix, table: p.table, rulePriority: priority + p.index };
@@ -423,6 +424,7 @@ export class Appliance {
         checksumOffload: config.offload,
         tcp: { tsoMaxPayload: config.offload ? 64000 : 0 },
         mtu: config.mtu,
+        synBacklog: config.synBacklog,
         mptcp: { scheduler: config.scheduler, congestionControl: config.congestionControl },
       },
       paths: paths.map((p) => ({
@@ -431,6 +433,7 @@ export class Appliance {
       })),
       fullmesh: config.fullmesh,
       maxSubflows: config.maxSubflows,
+      maxPending: config.maxPendingOpens,
       ...(convert ? { convert } : {}),
       schedulerFor: compileSchedulerPolicy(config.schedulerPolicy),
     });

@@ -129,9 +129,17 @@ export class Relay {
   private readonly flows = new Map<string, Flow>();
   private readonly byHost = new Map<TcpConnection, Flow>();
   private readonly byUpstream = new Map<MptcpConnection, Flow>();
+  /** Flows whose upstream connection is being opened (the app's SYN waits): bounded by `maxPending`. */
+  private readonly connecting = new Set<Flow>();
+  /**
+   * Flows to pump: an event on either side, or bytes still on their way (held for a full side,
+   * unsent upstream). An idle flow is not looked at by the tick.
+   */
+  private readonly busy = new Set<Flow>();
   /** Path index by private address. */
   private readonly pathV4 = new Map<number, number>();
-  private readonly pathV6 = new Map<string, number>();
+  /** IPv6 private addresses and their path (a few: compared byte by byte, no string per packet). */
+  private readonly pathV6: Array<{ addr: Buffer; path: number }> = [];
   /** Packets and bytes (IP, super-segments whole) per path, both ways. */
   readonly pathStats: Array<{ packetsOut: number; bytesOut: number; packetsIn: number; bytesIn: number }>;
   /** Per path: the subflows that closed, and their TCP counters (folded in as the stack forgets them). */
@@ -151,7 +159,7 @@ export class Relay {
     this.paths.forEach((p, i) => {
       for (const a of p.address6 ? [p.address, p.address6] : [p.address]) {
         if (a.length === 4) this.pathV4.set(a.readUInt32BE(0), i);
-        else this.pathV6.set(a.toString('hex'), i);
+        else this.pathV6.push({ addr: a, path: i });
       }
     });
     this.pathStats = this.paths.map(() => ({ packetsOut: 0, bytesOut: 0, packetsIn: 0, bytesIn: 0 }));
@@ -171,7 +179,9 @@ export class Relay {
   /** The path whose private address is at `off` (IPv4: 4 bytes, IPv6: 16), or -1. */
   private pathAt(p: Buffer, off: number, v: number): number {
     if (v === 4) return p.length >= off + 4 ? this.pathV4.get(p.readUInt32BE(off)) ?? -1 : -1;
-    if (v === 6 && this.pathV6.size > 0) return p.length >= off + 16 ? this.pathV6.get(p.toString('hex', off, off + 16)) ?? -1 : -1;
+    if (v === 6 && this.pathV6.length > 0 && p.length >= off + 16) {
+      for (const { addr, path } of this.pathV6) if (addr.compare(p, off, off + 16) === 0) return path;
+    }
     return -1;
   }
 
@@ -246,7 +256,7 @@ export class Relay {
           this.counters.increment('synRetransmitsWhilePending');
           return null;
         case 'ready':
-          f.state = 'bound';
+          this.setState(f, 'bound');
           f.syn = null;
           return { setup: (tcp) => this.bind(f, tcp) };
         case 'refused':
@@ -260,7 +270,7 @@ export class Relay {
           break;
       }
     }
-    if (this.flows.size >= (this.options.maxPending ?? 1024) && this.pendingCount() >= (this.options.maxPending ?? 1024)) {
+    if (this.connecting.size >= (this.options.maxPending ?? 1024)) {
       this.counters.increment('flowsPendingFull');
       return null;
     }
@@ -319,13 +329,14 @@ export class Relay {
     }
     this.flows.set(key, flow);
     this.byUpstream.set(upstream, flow);
+    this.connecting.add(flow);
     return null;
   }
 
-  private pendingCount(): number {
-    let n = 0;
-    for (const f of this.flows.values()) if (f.state === 'connecting') n++;
-    return n;
+  /** A flow leaves 'connecting'. */
+  private setState(f: Flow, state: FlowState): void {
+    f.state = state;
+    if (state !== 'connecting') this.connecting.delete(f);
   }
 
   private bind(f: Flow, tcp: TcpConnection): void {
@@ -347,6 +358,8 @@ export class Relay {
     if (this.flows.get(key) === f) this.flows.delete(key);
     this.byUpstream.delete(f.upstream);
     if (f.host) this.byHost.delete(f.host);
+    this.connecting.delete(f);
+    this.busy.delete(f);
   }
 
   // ------------------------------------------------------------ the tick
@@ -362,18 +375,24 @@ export class Relay {
       for (let e = this.upstream.pollEvent(); e; e = this.upstream.pollEvent()) {
         any = true;
         const f = this.byUpstream.get(e.conn);
-        if (f) this.onUpstreamEvent(f, e.event.type, now);
+        if (f) {
+          this.busy.add(f);
+          this.onUpstreamEvent(f, e.event.type, now);
+        }
       }
       for (let e = this.host.pollEvent(); e; e = this.host.pollEvent()) {
         any = true;
         const f = this.byHost.get(e.conn);
-        if (f) this.onHostEvent(f, e.event.type, now);
+        if (f) {
+          this.busy.add(f);
+          this.onHostEvent(f, e.event.type, now);
+        }
       }
       if (round > 0 && !any) break;
       if (this.options.convert) {
-        for (const f of this.byUpstream.values()) if (f.convert && f.convertMsg === null && f.state === 'connecting' && this.readReply(f, now)) any = true;
+        for (const f of [...this.connecting]) if (f.convert && f.convertMsg === null && this.readReply(f, now)) any = true;
       }
-      for (const f of this.byHost.values()) this.pump(f);
+      for (const f of [...this.busy]) if (!this.pump(f)) this.busy.delete(f);
       this.upstream.process(now);
     }
   }
@@ -389,7 +408,7 @@ export class Relay {
           this.convertConnected(f);
           return;
         }
-        f.state = 'ready';
+        this.setState(f, 'ready');
         this.replaySyn(f, now);
         return;
       case 'reset':
@@ -414,7 +433,7 @@ export class Relay {
             this.forgetFlow(f);
           } else {
             this.counters.increment('flowsRefused');
-            f.state = 'refused';
+            this.setState(f, 'refused');
             this.replaySyn(f, now);
           }
           return;
@@ -482,7 +501,7 @@ export class Relay {
     f.convert = null;
     if (outcome.kind === 'accepted') {
       if (outcome.rest.length > 0) f.toHost = outcome.rest;
-      f.state = 'ready';
+      this.setState(f, 'ready');
       this.replaySyn(f, now);
       return;
     }
@@ -495,7 +514,7 @@ export class Relay {
       this.forgetFlow(f);
       return;
     }
-    f.state = 'refused';
+    this.setState(f, 'refused');
     this.replaySyn(f, now);
   }
 
@@ -506,11 +525,15 @@ export class Relay {
     }
   }
 
-  /** Bytes across, as far as the other side takes them; FINs across once a side has ended. */
-  private pump(f: Flow): void {
+  /**
+   * Bytes across, as far as the other side takes them; FINs across once a side has ended.
+   * True when the flow has more to do (bytes moved, held, or unsent upstream): pump it again.
+   */
+  private pump(f: Flow): boolean {
     const host = f.host;
-    if (!host || f.hostClosed) return;
+    if (!host || f.hostClosed) return false;
     const up = f.upstream;
+    const moved = f.bytesToUpstream + f.bytesToHost;
     if (!f.upstreamClosed) {
       const lowat = this.options.upstreamLowat ?? DEFAULT_LOWAT;
       f.toUpstream = move(f.toUpstream, () => (up.unsent < lowat ? host.read(CHUNK) : null), (b) => up.write(b), (n) => {
@@ -531,6 +554,7 @@ export class Relay {
       host.shutdown();
     }
     this.host.touch(host);
+    return f.toUpstream !== null || f.toHost !== null || f.bytesToUpstream + f.bytesToHost !== moved || (!f.upstreamClosed && up.unsent > 0);
   }
 
   // ------------------------------------------------------------ paths
@@ -576,7 +600,7 @@ export class Relay {
     this.paths.push({ ...path });
     for (const a of path.address6 ? [path.address, path.address6] : [path.address]) {
       if (a.length === 4) this.pathV4.set(a.readUInt32BE(0), index);
-      else this.pathV6.set(a.toString('hex'), index);
+      else this.pathV6.push({ addr: a, path: index });
     }
     this.pathStats.push({ packetsOut: 0, bytesOut: 0, packetsIn: 0, bytesIn: 0 });
     this.upstream.addPath(path.address, { backup: path.backup, up: path.up });

@@ -61,6 +61,12 @@ export interface ApplianceConfig {
   congestionControl: 'lia' | 'cubic';
   fullmesh: boolean;
   maxSubflows: number;
+  /** The apps' connections in SYN-RECEIVED at most (mptun's SYN backlog); more SYNs are dropped and counted. */
+  synBacklog: number;
+  /** The apps' SYNs waiting for their upstream connection at most; more are dropped and counted. */
+  maxPendingOpens: number;
+  /** New TCP connections let into the device per second at most (the kernel drops the rest, nft). */
+  synRate: number;
   controlSocket: string;
   stateDir: string;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
@@ -632,6 +638,9 @@ const FIELDS: { readonly [K in keyof ApplianceConfig]: Field<ApplianceConfig[K]>
   congestionControl: { description: 'Congestion control of the subflows (LIA is coupled, RFC 6356).', rule: enumRule(['lia', 'cubic'] as const) },
   fullmesh: { description: 'Open a subflow for every pair of local and remote addresses.', rule: booleanRule },
   maxSubflows: { description: 'Most subflows per MPTCP connection.', rule: integerRule(1, 32) },
+  synBacklog: { description: 'The apps\' connections in SYN-RECEIVED at most (the SYN backlog); SYNs beyond it are dropped and counted (host synBacklogFull), as under a SYN flood.', rule: integerRule(16, 1 << 20) },
+  maxPendingOpens: { description: 'The apps\' SYNs waiting for their upstream connection at most; SYNs beyond it are dropped and counted (relay flowsPendingFull), as under a SYN flood.', rule: integerRule(16, 1 << 20) },
+  synRate: { description: 'New TCP connections (SYNs) let into the device per second at most; the kernel drops the rest before the device\'s queue (nft table inet mptun, chain synlimit), so that a SYN flood leaves the host\'s other connections their share.', rule: integerRule(100, 1_000_000) },
   controlSocket: { description: 'Unix socket `mptun status` talks to (absolute path).', rule: absolutePathRule(SUN_PATH_MAX_BYTES) },
   stateDir: { description: 'Directory for the appliance\'s runtime state (absolute path).', rule: absolutePathRule() },
   logLevel: { description: 'Least severe messages logged.', rule: enumRule(['error', 'warn', 'info', 'debug'] as const) },
@@ -669,6 +678,9 @@ export const DEFAULT_CONFIG: Readonly<ApplianceConfig> = Object.freeze({
   congestionControl: 'lia',
   fullmesh: false,
   maxSubflows: 8,
+  synBacklog: 1024,
+  maxPendingOpens: 1024,
+  synRate: 1000,
   controlSocket: '/run/mptun/control.sock',
   stateDir: '/run/mptun',
   logLevel: 'info',

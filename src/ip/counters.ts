@@ -1,6 +1,9 @@
 // A counter for every drop and every decision (CONVENTIONS.md 9), in the manner of the Linux
 // MIB counters (`nstat`) and gVisor's stats: tests assert on them, `mptun status` shows them.
 
+/** The zeroed values of each list of counter names (see the CounterSet constructor). */
+const TEMPLATES = new WeakMap<readonly string[], Record<string, number>>();
+
 /**
  * A fixed set of named counters. The names are given once; `increment` on the packet path is a
  * keyed add on an object whose shape never changes, so it neither allocates nor throws.
@@ -11,9 +14,15 @@ export class CounterSet<K extends string> {
 
   constructor(names: readonly K[]) {
     this.names = names;
-    const values = {} as Record<K, number>;
-    for (const name of names) values[name] = 0;
-    this.values = values;
+    // a copy of one zeroed template per list of names: an object of fast properties sharing one
+    // shape (filled name by name, an object of more than a dozen counters turns into a hash
+    // table of 3 KB; a connection holds several such sets, and thousands of connections are held)
+    let template = TEMPLATES.get(names);
+    if (!template) {
+      template = Object.fromEntries(names.map((n) => [n, 0]));
+      TEMPLATES.set(names, template);
+    }
+    this.values = { ...template } as Record<K, number>;
   }
 
   increment(name: K, by = 1): void {

@@ -27,5 +27,7 @@ export const MPTCP_STACK_COUNTER_NAMES = [
   'joinRetries',
   // a failed join not tried again: the connection's retries are spent
   'joinRetriesExhausted',
+  // connections run by process() (only those with something new: input, a timer, the user)
+  'connectionTicks',
 ] as const;
 export type MptcpStackCounterName = (typeof MPTCP_STACK_COUNTER_NAMES)[number];

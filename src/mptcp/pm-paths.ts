@@ -66,6 +66,8 @@ interface PathState {
 export interface PathManagerHost {
   /** Opens a join subflow (MP_JOIN) of `conn` from `local` (address ID `localId`) to `remote`. */
   openJoin(now: Instant, conn: MptcpConnection, local: Buffer, remote: Endpoint, localId: number): Subflow;
+  /** `conn`'s paths changed: the stack runs it at its next process(). */
+  wake(conn: MptcpConnection): void;
 }
 
 export class PathManager {
@@ -188,6 +190,7 @@ export class PathManager {
       const i = p.localAddrs.findIndex((a) => a.equals(addr));
       if (i < 0 || p.removed.has(i)) continue;
       p.removed.add(i);
+      this.host.wake(conn);
       conn.removeLocalAddress(p.ids[i]!, now);
       p.ids[i] = this.freshId(conn, p);
       this.counters.increment('addressIdsRenumbered');
@@ -196,10 +199,11 @@ export class PathManager {
 
   /** A local path came back: the path manager opens its subflows again for the open connections. */
   pathUp(addr: Buffer): void {
-    for (const p of this.paths.values()) {
+    for (const [conn, p] of this.paths) {
       const i = p.localAddrs.findIndex((a) => a.equals(addr));
       if (i < 0 || !p.removed.has(i)) continue;
       p.removed.delete(i);
+      this.host.wake(conn);
       for (const key of [...p.opened]) {
         if (key === i || (typeof key === 'string' && key.startsWith(`${i}/`))) {
           p.opened.delete(key);
@@ -220,6 +224,7 @@ export class PathManager {
       // adds its two addresses: each to the connections of its version)
       if (!sameFamily(addr, p.remote.addr) || p.localAddrs.some((a) => a.equals(addr))) continue;
       const i = p.localAddrs.length;
+      this.host.wake(conn);
       p.localAddrs.push(addr);
       p.ids.push(this.freshId(conn, p));
       if (options.backup) p.backup.add(i);
@@ -244,6 +249,13 @@ export class PathManager {
     }
     this.counters.increment('addressIdsExhausted');
     return p.ids[0]!;
+  }
+
+  /** `conn`'s earliest join retry, or null. */
+  retryDeadline(conn: MptcpConnection): Instant | null {
+    let t: Instant | null = null;
+    for (const at of this.paths.get(conn)?.retryAt.values() ?? []) if (t === null || at < t) t = at;
+    return t;
   }
 
   /** The earliest join retry, or null. */

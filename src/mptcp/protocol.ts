@@ -116,6 +116,8 @@ export interface SubflowLayer extends TcpUpperLayer {
 export interface MptcpHost {
   random32(): number;
   touch(tcp: TcpConnection): void;
+  /** The user acted on the connection (write, read, shutdown, abort): the stack runs it at its next tick. */
+  wake?(conn: MptcpConnection): void;
 }
 
 export class MptcpConnection {
@@ -363,6 +365,7 @@ export class MptcpConnection {
   // ------------------------------------------------------------ user API
 
   write(data: Buffer): number {
+    this.host.wake?.(this);
     if (this.userShutdown) return 0;
     if (this.fallback && this.sendBuf.length === 0) {
       const tcp = this.subflows[0]?.tcp;
@@ -378,6 +381,7 @@ export class MptcpConnection {
   }
 
   read(max = Infinity): Buffer | null {
+    this.host.wake?.(this);
     if (this.fallback && this.recvQueue.length === 0) {
       const tcp = this.subflows[0]?.tcp;
       const b = tcp?.read(max) ?? null;
@@ -401,6 +405,7 @@ export class MptcpConnection {
   }
 
   shutdown(): void {
+    this.host.wake?.(this);
     this.userShutdown = true;
     if (this.fallback && this.sendBuf.length === 0) this.subflows[0]?.tcp.shutdown();
   }
@@ -913,6 +918,7 @@ export class MptcpConnection {
    * MP_FASTCLOSE on all subflows"; the peer's key authenticates it.
    */
   abort(now: Instant): void {
+    this.host.wake?.(this);
     if (this.fallback) {
       const tcp = this.subflows[0]?.tcp;
       if (tcp) {

@@ -5,6 +5,7 @@
 import type { DeviceOutput, Instant } from '../ip/sansio.js';
 import { CounterSet, CounterTotals, type CounterGroupValues } from '../ip/counters.js';
 import { TcpStack, type TcpStackOptions, type ListenRequest } from '../tcp/stack.js';
+import { DeadlineHeap } from '../tcp/deadlines.js';
 import { parseMptcpOption, type MpJoinSyn } from './options.js';
 import type { Endpoint, TcpConnection, TcpUpperLayerInit } from '../tcp/connection.js';
 import {
@@ -51,9 +52,18 @@ export class MptcpStack {
   private readonly pm: PathManager;
   /** Connections by our token, for MP_JOIN (RFC 8684 §3.2). */
   private readonly byToken = new Map<number, MptcpConnection>();
-  private readonly events: MptcpStackEvent[] = [];
+  private events: MptcpStackEvent[] = [];
+  private eventsHead = 0;
   private readonly options: MptcpStackOptions;
-  private readonly host: { random32(): number; touch(tcp: TcpConnection): void };
+  private readonly host: { random32(): number; touch(tcp: TcpConnection): void; wake(conn: MptcpConnection): void };
+  /**
+   * The connections to run at the next process(): a subflow had input, a timer or sent
+   * something, the user acted, the path manager changed its paths, or the connection's own
+   * deadline came. The others are not looked at: a held idle connection costs nothing per tick.
+   */
+  private readonly dirty = new Set<MptcpConnection>();
+  /** Each connection's own earliest deadline (DATA_FIN and data retransmission, stale checks, join retries). */
+  private readonly deadlines = new DeadlineHeap<MptcpConnection>();
 
   constructor(options: MptcpStackOptions) {
     this.options = options;
@@ -61,8 +71,29 @@ export class MptcpStack {
     this.host = {
       random32: () => options.random(4).readUInt32BE(0),
       touch: (tcp) => this.tcp.touch(tcp),
+      wake: (conn) => this.dirty.add(conn),
     };
-    this.pm = new PathManager({ openJoin: (now, conn, local, remote, localId) => this.openJoin(now, conn, local, remote, localId) }, this.counters);
+    this.tcp.onWake = (tcp) => {
+      const sub = this.bySubflow.get(tcp);
+      if (sub) this.dirty.add(sub.conn);
+    };
+    this.pm = new PathManager({
+      openJoin: (now, conn, local, remote, localId) => this.openJoin(now, conn, local, remote, localId),
+      wake: (conn) => this.dirty.add(conn),
+    }, this.counters);
+  }
+
+  /** The user acted on a connection: it runs at the next process(). */
+  touch(conn: MptcpConnection): void {
+    this.dirty.add(conn);
+  }
+
+  /** The connection's earliest deadline (its own, and its joins' retries) into the heap. */
+  private rearm(conn: MptcpConnection): void {
+    let t = conn.pollTimeout();
+    const retry = this.pm.retryDeadline(conn);
+    if (retry !== null && (t === null || retry < t)) t = retry;
+    this.deadlines.set(conn, t);
   }
 
   private subflowCc(): string {
@@ -120,6 +151,7 @@ export class MptcpStack {
     this.openSubflow(now, conn, localAddrs[0]!, remote, true, 0);
     this.connections.add(conn);
     this.pm.add(conn, localAddrs, remote, options);
+    this.dirty.add(conn);
     this.counters.increment('connectionsOpened');
     return conn;
   }
@@ -171,6 +203,7 @@ export class MptcpStack {
         upperLayer: this.subflowLayer(conn, true, 0),
         setup: () => {
           this.connections.add(conn);
+          this.dirty.add(conn);
         },
       };
     });
@@ -182,6 +215,7 @@ export class MptcpStack {
 
   handleTimeout(now: Instant): void {
     this.tcp.handleTimeout(now);
+    for (let conn = this.deadlines.popDue(now); conn; conn = this.deadlines.popDue(now)) this.dirty.add(conn);
     // the connections' own timers run in process(now), which the caller runs next
   }
 
@@ -191,20 +225,32 @@ export class MptcpStack {
       const sub = this.bySubflow.get(e.conn);
       if (!sub) continue;
       sub.conn.onSubflowEvent(sub.sf, e.event);
+      this.dirty.add(sub.conn);
       if (e.event.type === 'closed') this.bySubflow.delete(e.conn);
     }
-    for (const conn of this.connections) {
+    if (this.dirty.size === 0) return;
+    const run = [...this.dirty];
+    this.dirty.clear();
+    for (const conn of run) {
+      if (!this.connections.has(conn)) {
+        // closed before: only its last events (if any) to hand over
+        for (let ev = conn.pollEvent(); ev; ev = conn.pollEvent()) this.events.push({ conn, event: ev });
+        continue;
+      }
+      this.counters.increment('connectionTicks');
       conn.tick(now);
       this.pm.run(now, conn);
       for (let ev = conn.pollEvent(); ev; ev = conn.pollEvent()) {
         this.events.push({ conn, event: ev });
-        if (ev.type === 'closed') {
+        if (ev.type === 'closed' && this.connections.has(conn)) {
           this.connections.delete(conn);
           this.closedTotals.fold(conn.counterGroups());
           this.pm.forget(conn);
           this.byToken.delete(conn.localToken);
+          this.deadlines.delete(conn);
         }
       }
+      if (this.connections.has(conn)) this.rearm(conn);
     }
   }
 
@@ -239,23 +285,26 @@ export class MptcpStack {
   }
 
   pollTimeout(): Instant | null {
-    let t = this.tcp.pollTimeout();
-    for (const conn of this.connections) {
-      const c = conn.pollTimeout();
-      if (c !== null && (t === null || c < t)) t = c;
-    }
-    // joins waiting for their retry
-    const retry = this.pm.pollTimeout();
-    if (retry !== null && (t === null || retry < t)) t = retry;
-    return t;
+    // the connections to run next may have new deadlines already (a subflow sent data)
+    for (const conn of this.dirty) if (this.connections.has(conn)) this.rearm(conn);
+    const t = this.tcp.pollTimeout();
+    const c = this.deadlines.peek();
+    if (t === null) return c;
+    return c === null ? t : Math.min(t, c);
   }
 
   /** Something for process() or pollEvent() to do (subflow events surface while output is polled). */
   get hasEvents(): boolean {
-    return this.events.length > 0 || this.tcp.hasEvents;
+    return this.events.length > this.eventsHead || this.tcp.hasEvents;
   }
 
   pollEvent(): MptcpStackEvent | null {
-    return this.events.shift() ?? null;
+    if (this.eventsHead >= this.events.length) return null;
+    const e = this.events[this.eventsHead++]!;
+    if (this.eventsHead === this.events.length) {
+      this.events = [];
+      this.eventsHead = 0;
+    }
+    return e;
   }
 }

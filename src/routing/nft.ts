@@ -44,6 +44,12 @@ export interface ForwardFence {
   ifaces: string[];
   /** Uplinks fenced for IPv6 (dual stack: an uplink may have forwarded one family before and not the other). */
   ifaces6?: string[];
+  /**
+   * New TCP connections (SYN without ACK) let into the device per second at most, the rest
+   * dropped (and counted) by the kernel before the device's queue: a SYN flood on the host's
+   * capture is shed there, not in the queue the host's other connections share. Absent: no limit.
+   */
+  synRate?: number;
 }
 
 function checkIfname(name: string): string {
@@ -79,6 +85,14 @@ export function masqueradeScript(rules: readonly Masquerade[], fence?: ForwardFe
     '\t\ttype route hook output priority mangle; policy accept;',
     `\t\tmeta l4proto tcp ct direction reply meta mark set meta mark | 0x${REPLY_MARK.toString(16).padStart(8, '0')}`,
     '\t}',
+    ...(fence?.synRate
+      ? [
+        '\tchain synlimit {',
+        '\t\ttype filter hook postrouting priority filter; policy accept;',
+        `\t\toifname "${checkIfname(fence.tun)}" tcp flags & (fin|syn|rst|ack) == syn limit rate over ${Math.floor(fence.synRate)}/second burst ${Math.max(16, Math.floor(fence.synRate))} packets counter drop`,
+        '\t}',
+      ]
+      : []),
     ...(fence && fence.ifaces.length + (fence.ifaces6?.length ?? 0) > 0
       ? [
         '\tchain forward {',

@@ -63,6 +63,8 @@ export interface SetupPlan {
   masquerade?: boolean;
   /** Sysctls to set (default: defaultSysctls(plan)). */
   sysctls?: SysctlSetting[];
+  /** New TCP connections let into the device per second at most (nft; ForwardFence.synRate). */
+  synRate?: number;
 }
 
 /** One thing applyPlan did. */
@@ -195,7 +197,7 @@ export async function applyPlan(plan: SetupPlan, onStep?: (record: SetupRecord) 
     if (plan.masquerade ?? true) {
       const masquerade = families.flatMap((f) => familyPaths(plan, f).map((p) => ({ oifname: p.iface, sourcePrefix: p.sourcePrefix })));
       // fence the uplinks that did not forward before
-      const fence: ForwardFence = { tun: plan.tun, ifaces: [] };
+      const fence: ForwardFence = { tun: plan.tun, ifaces: [], ...(plan.synRate ? { synRate: plan.synRate } : {}) };
       if (families.includes(4)) {
         for (const p of familyPaths(plan, 4)) {
           if (sysctls.some((s) => s.key === forwardingKey(p.iface)) && (await readSysctl(forwardingKey(p.iface))) === '0') fence.ifaces.push(p.iface);

@@ -348,8 +348,11 @@ export class TcpConnection {
   /** The protocol over this connection (an MPTCP subflow's), or PLAIN_TCP. */
   private readonly upper: TcpUpperLayer;
 
-  /** `upperLayer`: makes the protocol that runs over this connection (MPTCP); none for plain TCP. */
-  constructor(local: Endpoint, remote: Endpoint, config: Partial<TcpConfig>, isn: number, upperLayer: TcpUpperLayerInit | null = null) {
+  /**
+   * `upperLayer`: makes the protocol that runs over this connection (MPTCP); none for plain TCP.
+   * `tsOffset`: the timestamp clock's offset (the stack gives one per address pair); by default one from the ISN.
+   */
+  constructor(local: Endpoint, remote: Endpoint, config: Partial<TcpConfig>, isn: number, upperLayer: TcpUpperLayerInit | null = null, tsOffset?: number) {
     this.local = local;
     this.remote = remote;
     this.config = { ...DEFAULT_TCP_CONFIG, ...config };
@@ -365,7 +368,7 @@ export class TcpConnection {
     this.recvCapacity = this.config.recvBufferSize;
     this.rtt = new RttEstimator({ minRto: this.config.minRtoMs });
     this.cc = createCongestionController(this.config.congestionControl, this.config.mss);
-    this.tsOffset = (isn * 2654435761) >>> 0;
+    this.tsOffset = tsOffset ?? ((isn * 2654435761) >>> 0);
     // our receive window scale: enough for the largest receive buffer (RFC 7323 §2.2)
     let shift = 0;
     while (shift < TCP_MAX_WINDOW_SCALE && this.config.recvBufferMax >>> shift > MAX_WINDOW_UNSCALED) shift++;

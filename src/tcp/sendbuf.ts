@@ -18,15 +18,19 @@
 // Tiny writes (at most SMALL_WRITE_MAX bytes) are the exception: they are copied into a shared
 // staging buffer so that a stream of 1-byte writes costs neither one array slot per byte nor a
 // spanning copy on every `peek`. Either way the rule for the caller is the same: hand the Buffer
-// over and do not touch it again.
+// over and do not touch it again. A staging buffer is small at first (STAGE_MIN) and doubles up to
+// STAGE_SIZE while small writes keep coming; the queue lets go of it once it is empty, so that an
+// idle connection (thousands may be held) keeps no staging memory.
 
 import { CounterSet } from '../ip/counters.js';
 
 /** Writes of at most this many bytes are copied into a staging buffer instead of kept by reference. */
 export const SMALL_WRITE_MAX = 256;
 
-/** The size of a staging buffer for small writes. */
+/** The largest staging buffer for small writes. */
 export const STAGE_SIZE = 16 * 1024;
+/** The first staging buffer of a queue that was empty. */
+export const STAGE_MIN = 1024;
 
 /** Dead slots at the front of the chunk array before it is compacted (and at least half of it). */
 const COMPACT_MIN = 64;
@@ -104,8 +108,9 @@ export class ChunkQueue {
       this.ends[n - 1] = this.backAbs;
     } else {
       if (this.stageUsed + len > this.stage.length) {
-        // The old staging buffer stays alive as long as chunks still view it.
-        this.stage = Buffer.allocUnsafeSlow(STAGE_SIZE);
+        // The old staging buffer stays alive as long as chunks still view it; the next is twice
+        // its size (small writes keep coming), up to STAGE_SIZE
+        this.stage = Buffer.allocUnsafeSlow(Math.min(STAGE_SIZE, Math.max(STAGE_MIN, 2 * this.stage.length)));
         this.stageUsed = 0;
       }
       data.copy(this.stage, this.stageUsed);
@@ -212,6 +217,9 @@ export class ChunkQueue {
       this.chunks = [];
       this.ends = [];
       this.head = 0;
+      // empty: the staging buffer goes (views handed out keep what they view)
+      this.stage = EMPTY;
+      this.stageUsed = 0;
     } else if (h >= COMPACT_MIN && h * 2 >= chunks.length) {
       this.chunks = chunks.slice(h);
       this.ends = ends.slice(h);

@@ -1,16 +1,17 @@
 // The TCP stack: many connections behind one interface (sans-IO, a SansIoNode).
 //
-// Demultiplexes segments by 4-tuple; a listener may accept a SYN to ANY destination (mptun
-// impersonates every destination routed into its device); a SYN backlog with a limit; RST for
-// segments that belong to no connection (RFC 9293 §3.10.7.1); ISNs per RFC 6528.
+// Demultiplexes segments by 4-tuple (a hash table, no string per packet: demux.ts); a listener
+// may accept a SYN to ANY destination (mptun impersonates every destination routed into its
+// device); a SYN backlog with a limit; RST for segments that belong to no connection (RFC 9293
+// §3.10.7.1); ISNs per RFC 6528. The connections' deadlines are in one heap (deadlines.ts), and
+// only the connections that had input, a timer or a user's action are polled: an idle
+// connection, or one in TIME-WAIT, costs nothing per packet or tick.
 import { createHash } from 'node:crypto';
 import type { DeviceOutput, Instant, SansIoNode, Transmit } from '../ip/sansio.js';
 import { IpCounters, CounterSet, CounterTotals, type CounterGroupValues } from '../ip/counters.js';
 import { IpPacketInfo, parseIpPacket } from '../ip/packet.js';
 import { IPPROTO_TCP } from '../ip/ipv4.js';
-import {
-  formatIpv4, isUnicastAddress,
-} from '../ip/address.js';
+import { isUnicastAddress } from '../ip/address.js';
 import {
   TcpConnection, TcpState, newTcpCounterGroups, type Endpoint, type OutSegment, type TcpConfig, type TcpCounterGroups, type TcpEvent, type TcpUpperLayerInit,
 } from './connection.js';
@@ -19,6 +20,8 @@ import {
   type TcpRepr,
 } from './segment.js';
 import { seqAdd } from './seq.js';
+import { DeadlineHeap } from './deadlines.js';
+import { TupleTable } from './demux.js';
 
 export const STACK_COUNTER_NAMES = [
   'packetsIn', 'packetsOut', 'notTcp', 'noConnection', 'resetsSentNoConnection', 'synAccepted', 'synRefused',
@@ -85,9 +88,20 @@ export class TcpStack implements SansIoNode {
   readonly closedTotals = new CounterTotals<TcpCounterGroups>(newTcpCounterGroups);
   /** Called as a closed connection is forgotten, after its counters were folded into `closedTotals`. */
   onConnectionClosed: ((conn: TcpConnection) => void) | null = null;
-  private readonly connections = new Map<string, TcpConnection>();
+  /**
+   * Called for a connection that had input or a timer, or sent a segment (the MPTCP stack runs
+   * the connection-level protocol of the subflows so woken, and no other).
+   */
+  onWake: ((conn: TcpConnection) => void) | null = null;
+  private readonly connections: TupleTable<TcpConnection>;
+  /** Each connection's earliest deadline. */
+  private readonly deadlines = new DeadlineHeap<TcpConnection>();
+  /** Connections to poll for output. */
   private readonly active = new Set<TcpConnection>();
-  private readonly events: StackEvent[] = [];
+  /** Connections whose events have not been drained into `events`. */
+  private readonly eventful = new Set<TcpConnection>();
+  private events: StackEvent[] = [];
+  private eventsHead = 0;
   private readonly synReceived = new Set<TcpConnection>();
   private readonly rstQueue: Buffer[] = [];
   private listener: ((req: ListenRequest) => ListenVerdict) | null = null;
@@ -107,6 +121,7 @@ export class TcpStack implements SansIoNode {
       headroom: options.headroom ?? 0,
       mtu: options.mtu ?? 1500,
     };
+    this.connections = new TupleTable(this.opts.isnSecret.length >= 4 ? this.opts.isnSecret.readInt32LE(0) : 0);
   }
 
   /**
@@ -119,19 +134,25 @@ export class TcpStack implements SansIoNode {
 
   /** Opens a connection (active open); `upperLayer`: the protocol over it (an MPTCP subflow's). */
   connect(now: Instant, local: Endpoint, remote: Endpoint, config: Partial<TcpConfig> = {}, upperLayer: TcpUpperLayerInit | null = null): TcpConnection {
-    const key = tupleKey(remote.addr, remote.port, local.addr, local.port);
-    if (this.connections.has(key)) throw new Error(`connection ${key} exists`);
-    const conn = new TcpConnection(local, remote, this.connectionConfig(local, config), this.isn(now, local, remote), upperLayer);
-    this.connections.set(key, conn);
+    if (this.connections.get(remote, local)) throw new TupleInUseError(local, remote);
+    const conn = new TcpConnection(local, remote, this.connectionConfig(local, config), this.isn(now, local, remote), upperLayer, this.tsOffset(local, remote));
+    this.connections.add(conn);
     conn.connect(now);
     this.counters.increment('connectionsOpened');
-    this.active.add(conn);
+    this.touch(conn);
+    this.rearm(conn);
     return conn;
   }
 
   /** Tells the stack that the user acted on a connection (wrote, read, closed): poll it. */
   touch(conn: TcpConnection): void {
     this.active.add(conn);
+    this.eventful.add(conn);
+  }
+
+  /** The connection's earliest deadline into the heap. */
+  private rearm(conn: TcpConnection): void {
+    this.deadlines.set(conn, conn.pollTimeout());
   }
 
   get size(): number {
@@ -140,6 +161,11 @@ export class TcpStack implements SansIoNode {
 
   *all(): IterableIterator<TcpConnection> {
     yield* this.connections.values();
+  }
+
+  /** Connections in SYN-RECEIVED now (the SYN backlog). */
+  get synBacklogLength(): number {
+    return this.synReceived.size;
   }
 
   /** The stack's defaults, the caller's config, and the MSS clamped to the path MTU. */
@@ -162,6 +188,18 @@ export class TcpStack implements SansIoNode {
     return (f + Math.floor(now * 250)) >>> 0;
   }
 
+  /**
+   * The timestamp clock's offset of a connection: secret, and one per pair of addresses (as
+   * Linux's secure_tcp_ts_off), not per connection. A peer that holds the 4-tuple in TIME-WAIT
+   * takes a new SYN for it only if its TSval is newer than the old connection's (RFC 7323 §5.3
+   * PAWS, which Linux applies in TIME-WAIT): with an offset per connection, half the ports
+   * reused within the peer's TIME-WAIT (60 s on Linux) met an ACK of the old connection, a RST
+   * and a SYN again a second later.
+   */
+  private tsOffset(local: Endpoint, remote: Endpoint): number {
+    return createHash('sha256').update(this.opts.isnSecret).update('ts').update(local.addr).update(remote.addr).digest().readUInt32BE(0);
+  }
+
   handleInput(now: Instant, _iface: number, packet: Buffer, checksumValid = false): void {
     this.counters.increment('packetsIn');
     const ip = parseIpPacket(packet, this.ipCounters, this.info);
@@ -178,17 +216,18 @@ export class TcpStack implements SansIoNode {
 
   /** A TCP segment already parsed (the engine's path with GSO super-segments). */
   handleSegment(now: Instant, ip: IpPacketInfo, seg: TcpRepr): void {
-    const src = ip.src;
-    const dst = ip.dst;
-    const key = tupleKey(src, seg.srcPort, dst, seg.dstPort);
-    const conn = this.connections.get(key);
+    const conn = this.connections.lookup(ip.buffer, ip.srcOffset, ip.dstOffset, ip.addressLen, seg.srcPort, seg.dstPort);
     if (conn) {
       conn.handleSegment(now, seg);
-      this.active.add(conn);
-      if (this.synReceived.has(conn) && conn.state !== TcpState.SynReceived) this.synReceived.delete(conn);
+      this.touch(conn);
+      this.rearm(conn);
+      if (conn.state !== TcpState.SynReceived) this.synReceived.delete(conn);
+      this.onWake?.(conn);
       return;
     }
     this.counters.increment('noConnection');
+    const src = ip.src;
+    const dst = ip.dst;
     // RFC 9293 §3.9.2.3: "A TCP implementation MUST silently discard an incoming SYN segment that
     // is addressed to a broadcast or multicast address (MUST-57)"; "An incoming SYN with an
     // invalid source address MUST be ignored (MUST-63)" — and nothing else for no connection
@@ -212,12 +251,14 @@ export class TcpStack implements SansIoNode {
       if (verdict !== false) {
         const accept = typeof verdict === 'object' && ('setup' in verdict || 'upperLayer' in verdict) ? (verdict as ListenAccept) : null;
         const config = accept ? accept.config ?? {} : typeof verdict === 'object' ? (verdict as Partial<TcpConfig>) : {};
-        const c = new TcpConnection(local, remote, this.connectionConfig(local, config), this.isn(now, local, remote), accept?.upperLayer ?? null);
+        const c = new TcpConnection(local, remote, this.connectionConfig(local, config), this.isn(now, local, remote), accept?.upperLayer ?? null, this.tsOffset(local, remote));
         accept?.setup?.(c);
-        this.connections.set(key, c);
+        this.connections.add(c);
         c.acceptSyn(now, seg);
         this.synReceived.add(c);
-        this.active.add(c);
+        this.touch(c);
+        this.rearm(c);
+        this.onWake?.(c);
         this.counters.increment('synAccepted');
         this.counters.increment('connectionsOpened');
         return;
@@ -252,12 +293,14 @@ export class TcpStack implements SansIoNode {
   }
 
   handleTimeout(now: Instant): void {
-    for (const conn of this.connections.values()) {
+    for (let conn = this.deadlines.popDue(now); conn; conn = this.deadlines.popDue(now)) {
       const t = conn.pollTimeout();
       if (t !== null && t <= now) {
         conn.handleTimeout(now);
-        this.active.add(conn);
+        this.touch(conn);
+        this.onWake?.(conn);
       }
+      this.rearm(conn);
     }
   }
 
@@ -301,7 +344,9 @@ export class TcpStack implements SansIoNode {
       const conn = this.rr[this.rr.length - 1]!;
       const seg = conn.pollTransmit(now);
       this.drainEvents(conn);
+      this.rearm(conn);
       if (seg) {
+        this.onWake?.(conn);
         this.counters.increment('packetsOut');
         const version = conn.local.addr.length === 4 ? 4 : 6;
         return { packet: this.build(version, conn.local.addr, conn.remote.addr, seg), segment: seg };
@@ -316,10 +361,10 @@ export class TcpStack implements SansIoNode {
   }
 
   private forget(conn: TcpConnection): void {
-    const key = tupleKey(conn.remote.addr, conn.remote.port, conn.local.addr, conn.local.port);
-    if (this.connections.get(key) === conn) {
-      this.connections.delete(key);
+    if (this.connections.delete(conn)) {
+      this.deadlines.delete(conn);
       this.synReceived.delete(conn);
+      this.eventful.delete(conn);
       this.counters.increment('connectionsClosed');
       this.closedTotals.fold(conn.counterGroups());
       this.onConnectionClosed?.(conn);
@@ -338,33 +383,35 @@ export class TcpStack implements SansIoNode {
   }
 
   pollTimeout(): Instant | null {
-    let min: number | null = null;
-    for (const conn of this.connections.values()) {
-      const t = conn.pollTimeout();
-      if (t !== null && (min === null || t < min)) min = t;
-    }
-    return min;
+    return this.deadlines.peek();
   }
 
   /** Events are waiting for pollEvent() (some surface while output is polled). */
   get hasEvents(): boolean {
-    return this.events.length > 0;
+    return this.events.length > this.eventsHead;
   }
 
   pollEvent(): StackEvent | null {
-    for (const conn of this.active) this.drainEvents(conn);
-    const e = this.events.shift() ?? null;
+    if (this.eventful.size > 0) {
+      for (const conn of this.eventful) this.drainEvents(conn);
+      this.eventful.clear();
+    }
+    if (this.eventsHead >= this.events.length) return null;
+    const e = this.events[this.eventsHead++]!;
+    if (this.eventsHead === this.events.length) {
+      this.events = [];
+      this.eventsHead = 0;
+    }
     return e;
   }
 }
 
-/**
- * The demultiplexing key of a 4-tuple, made for every packet: IPv4 in dotted-quad text, IPv6 in
- * hex (its RFC 5952 text form, through ip-address, cost a sixth of the CPU of an IPv6 transfer).
- */
-function tupleKey(srcAddr: Buffer, srcPort: number, dstAddr: Buffer, dstPort: number): string {
-  if (srcAddr.length === 4) return `${formatIpv4(srcAddr)}:${srcPort}>${formatIpv4(dstAddr)}:${dstPort}`;
-  return `${srcAddr.toString('hex')}.${srcPort}>${dstAddr.toString('hex')}.${dstPort}`;
+/** connect() to a 4-tuple the stack has a connection of (the caller picks another port). */
+export class TupleInUseError extends Error {
+  constructor(readonly local: Endpoint, readonly remote: Endpoint) {
+    super(`a connection from port ${local.port} to port ${remote.port} between these addresses exists`);
+    this.name = 'TupleInUseError';
+  }
 }
 
 const EMPTY = Buffer.alloc(0);

@@ -15,10 +15,11 @@ const PATHS = ['198.18.1.2', '198.18.2.2'];
 const APP_PORT = 40000;
 const APP_ISN = 1000;
 
-function relay(schedulerFor?: (d: { addr: Uint8Array; port: number }) => string | undefined): Relay {
+function relay(schedulerFor?: (d: { addr: Uint8Array; port: number }) => string | undefined, maxPending?: number): Relay {
   const rng = new Rng(7);
   return new Relay({
     ...(schedulerFor ? { schedulerFor } : {}),
+    ...(maxPending !== undefined ? { maxPending } : {}),
     stack: {
       random: (n) => {
         const b = Buffer.allocUnsafe(n);
@@ -286,4 +287,30 @@ test('the scheduler policy: the upstream connection gets the scheduler the desti
   feed(r, 0, craftSegment(APP, DST, { srcPort: APP_PORT + 1, dstPort: 443, seq: APP_ISN, flags: TCP_FLAG_SYN, options: { mss: 1460 } as TcpRepr['options'] }));
   t.deepEqual(seen, ['192.0.2.10:80', '192.0.2.10:443'], 'asked once per upstream connection, with the destination');
   t.deepEqual([...r.upstream.connections].map((c) => c.info().scheduler), ['redundant', 'lowest-rtt']);
+});
+
+test('a SYN flood toward a destination that never answers: the pending upstream opens stop at maxPending, the rest is dropped and counted, nothing grows', (t) => {
+  const r = relay(undefined, 64);
+  let upstreamSyns = 0;
+  for (let i = 0; i < 1000; i++) {
+    const syn = craftSegment(APP, DST, { srcPort: 1024 + i, dstPort: 80, seq: i * 7919, flags: TCP_FLAG_SYN });
+    const out = feed(r, i * 0.01, syn);
+    upstreamSyns += upstream(out).filter((s) => s.tcp.flags === TCP_FLAG_SYN).length;
+    t.is(toApp(out).length, 0);
+  }
+  t.is(upstreamSyns, 64, 'one upstream SYN per pending open, no more');
+  t.is(r.flowCount, 64);
+  t.is(r.counters.get('flowsRequested'), 64);
+  t.is(r.counters.get('flowsPendingFull'), 1000 - 64);
+  // the flood goes on: still bounded; once the pending opens time out, new SYNs are served again
+  let now = 10;
+  for (let k = 0; k < 5000 && r.pollTimeout() !== null; k++) {
+    now = r.pollTimeout()!;
+    r.handleTimeout(now);
+    feed(r, now, null);
+  }
+  t.is(r.flowCount, 0);
+  t.is(r.counters.get('flowsTimedOut'), 64);
+  const out = feed(r, now + 1, craftSegment(APP, DST, { srcPort: 60000, dstPort: 80, seq: 1, flags: TCP_FLAG_SYN }));
+  t.is(upstream(out).length, 1, 'a new SYN opens upstream again');
 });

@@ -58,6 +58,9 @@ schedulerPolicy:
 congestionControl: cubic
 fullmesh: true
 maxSubflows: 4
+synBacklog: 256
+maxPendingOpens: 512
+synRate: 2000
 controlSocket: /var/run/mptun.sock
 stateDir: /var/lib/mptun
 logLevel: debug
@@ -89,6 +92,9 @@ const FULL_CONFIG: ApplianceConfig = {
   congestionControl: 'cubic',
   fullmesh: true,
   maxSubflows: 4,
+  synBacklog: 256,
+  maxPendingOpens: 512,
+  synRate: 2000,
   controlSocket: '/var/run/mptun.sock',
   stateDir: '/var/lib/mptun',
   logLevel: 'debug',
@@ -116,6 +122,9 @@ test('defaults', (t) => {
     congestionControl: 'lia',
     fullmesh: false,
     maxSubflows: 8,
+    synBacklog: 1024,
+    maxPendingOpens: 1024,
+    synRate: 1000,
     controlSocket: '/run/mptun/control.sock',
     stateDir: '/run/mptun',
     logLevel: 'info',

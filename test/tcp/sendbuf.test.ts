@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import test from 'ava';
-import { ChunkQueue, SendBuffer, SMALL_WRITE_MAX, STAGE_SIZE } from '../../src/tcp/sendbuf.js';
+import { ChunkQueue, SendBuffer, SMALL_WRITE_MAX, STAGE_MIN, STAGE_SIZE } from '../../src/tcp/sendbuf.js';
 import { Rng } from '../sim/rng.js';
 import { test as seededTest, useSeed } from '../sim/helpers.js';
 
@@ -107,13 +107,32 @@ test('small writes are coalesced into a staging buffer: one chunk, peek stays a 
   t.true(isViewOf(sb.peek(1000, 10), big));
 });
 
-test('small writes fill one staging buffer, then start another', (t) => {
+test('small writes fill one staging buffer, then another twice its size, up to STAGE_SIZE', (t) => {
   const sb = new SendBuffer(1 << 20);
   const piece = SMALL_WRITE_MAX;
-  const n = Math.ceil((STAGE_SIZE * 2.5) / piece);
+  // stages of 1, 2, 4, 8, 16 and 16 KiB: 47 KiB in six chunks
+  let stages = 0;
+  let room = 0;
+  for (let size = STAGE_MIN; room < 40 * 1024; size = Math.min(STAGE_SIZE, 2 * size)) {
+    room += size;
+    stages++;
+  }
+  const n = (40 * 1024) / piece;
   for (let i = 0; i < n; i++) sb.write(pattern(piece, i * piece));
-  t.is(sb.chunkCount, 3);
+  t.is(stages, 6);
+  t.is(sb.chunkCount, stages);
   t.deepEqual(sb.peek(0, n * piece), pattern(n * piece));
+});
+
+test('an emptied queue lets go of its staging buffer; the bytes handed out stay as they were', (t) => {
+  const q = new ChunkQueue();
+  q.append(Buffer.from('first'));
+  const out = q.shift()!;
+  t.is(q.length, 0);
+  // a new stage for the next small write: what was handed out is not overwritten
+  q.append(Buffer.from('again'));
+  t.is(out.toString(), 'first');
+  t.is(q.shift()!.toString(), 'again');
 });
 
 test('ack drops whole chunks and trims the first; offsets stay relative to SND.UNA', (t) => {
