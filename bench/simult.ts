@@ -23,7 +23,7 @@
 // Prints JSON: per case and direction, each one's time (the longer of the two ends'), the limit,
 // pass/fail, and mptun's time over the kernel's.
 //
-//   sudo node dist/bench/simult.js [--runs 1] [--queue 1514000] [--cases 0,1,2,3,4]
+//   sudo node dist/bench/simult.js [--runs 1] [--queue 1514000|20ms] [--cases 0,1,2,3,4] [--mptun-args '--scheduler blest']
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -34,9 +34,11 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '1' },
     queue: { type: 'string', default: String(1000 * 1514) },
     cases: { type: 'string', default: '0,1,2,3,4' },
+    'mptun-args': { type: 'string', default: '' },
     prefix: { type: 'string', default: 'mpts1' },
   },
 });
+const mptunArgs = values['mptun-args']!.split(' ').filter((s) => s !== '');
 const runs = Number(values.runs);
 const PEER = fileURLToPath(new URL('./simult-peer.js', import.meta.url));
 const SIZE = 2 * 2048 * 4096; // size=$((2 * 2048 * 4096)): 16 MiB
@@ -124,7 +126,7 @@ try {
         log(`  ${dir} run ${i + 1}/${runs}: kernel MPTCP`);
         r[dir]!.kernel.push(await transfer(true, cin, sin, limit));
         log(`  ${dir} run ${i + 1}/${runs}: mptun`);
-        await bed.startMptun();
+        await bed.startMptun(mptunArgs);
         try {
           r[dir]!.mptun.push(await transfer(false, cin, sin, limit));
         } finally {
@@ -155,7 +157,7 @@ try {
     }
     await bed.down();
   }
-  console.log(JSON.stringify({ bench: 'simult', started, bytes: SIZE, small: SMALL, queueBytes: Number(values.queue), runs, table }, null, 2));
+  console.log(JSON.stringify({ bench: 'simult', started, bytes: SIZE, small: SMALL, queue: values.queue, runs, mptunArgs: mptunArgs.join(' '), table }, null, 2));
 } finally {
   await bed.down();
 }
