@@ -8,7 +8,7 @@
 // client and server are node programs, so both figures include two event-loop wake-ups per
 // round trip; the difference is what mptun adds.
 //
-//   sudo node dist/bench/rr.js [--count 20000] [--runs 3] [--rate 100] [--size 64] [--mptun-args '--scheduler redundant']
+//   sudo node dist/bench/rr.js [--count 20000] [--runs 3] [--rate 100] [--size 64] [--mptun-args='--scheduler redundant']
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';

@@ -23,7 +23,7 @@
 // Prints JSON: per case and direction, each one's time (the longer of the two ends'), the limit,
 // pass/fail, and mptun's time over the kernel's.
 //
-//   sudo node dist/bench/simult.js [--runs 1] [--queue 1514000|20ms] [--cases 0,1,2,3,4] [--mptun-args '--scheduler blest']
+//   sudo node dist/bench/simult.js [--runs 1] [--queue 1514000|20ms] [--cases 0,1,2,3,4] [--mptun-args='--scheduler blest']
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
