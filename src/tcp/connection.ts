@@ -489,6 +489,11 @@ export class TcpConnection {
     return this.recvQueue.length;
   }
 
+  /** True once the peer's FIN has arrived (its bytes may still wait to be read). */
+  get finReceived(): boolean {
+    return this.peerFin;
+  }
+
   /** True when the peer has closed its side and everything it sent has been read. */
   get readEnded(): boolean {
     return this.peerFin && this.recvQueue.length === 0;

@@ -8,6 +8,7 @@ import { parseIpAddress } from '../../src/ip/address.js';
 import { TCP_FLAG_ACK, TCP_FLAG_FIN, TCP_FLAG_PSH, TCP_FLAG_RST, TCP_FLAG_SYN, type TcpRepr } from '../../src/tcp/segment.js';
 import { craftSegment, parseSegment, type WireSegment } from '../mptcp/simhost.js';
 import { Rng } from '../sim/rng.js';
+import type { TcpConfig } from '../../src/tcp/connection.js';
 
 const APP = parseIpAddress('198.18.0.1').bytes;
 const DST = parseIpAddress('192.0.2.10').bytes;
@@ -15,12 +16,13 @@ const PATHS = ['198.18.1.2', '198.18.2.2'];
 const APP_PORT = 40000;
 const APP_ISN = 1000;
 
-function relay(schedulerFor?: (d: { addr: Uint8Array; port: number }) => string | undefined, maxPending?: number): Relay {
+function relay(schedulerFor?: (d: { addr: Uint8Array; port: number }) => string | undefined, maxPending?: number, tcp?: Partial<TcpConfig>): Relay {
   const rng = new Rng(7);
   return new Relay({
     ...(schedulerFor ? { schedulerFor } : {}),
     ...(maxPending !== undefined ? { maxPending } : {}),
     stack: {
+      ...(tcp ? { tcp } : {}),
       random: (n) => {
         const b = Buffer.allocUnsafe(n);
         for (let i = 0; i < n; i++) b[i] = rng.nextU32() & 0xff;
@@ -148,6 +150,57 @@ test('a destination without MPTCP: plain TCP upstream; bytes both ways, half-clo
   t.true(down.some((s) => (s.tcp.flags & TCP_FLAG_FIN) !== 0), 'and its FIN');
   t.is(r.counters.get('bytesToUpstream'), hello.length);
   t.is(r.counters.get('bytesToHost'), world.length);
+});
+
+test('the app closes while its last bytes still wait for room upstream: they and the FIN go on, no reset', (t) => {
+  // bench/simult (an upload over a slow path): the destination had sent its few bytes and its
+  // FIN, the app then wrote the rest and closed; both FINs were exchanged on the app's side and
+  // its connection reached CLOSED (TIME-WAIT over) while some of its bytes were still in mptun,
+  // held back by the upstream. The upstream was reset then: the destination never got the end.
+  const r = relay(undefined, undefined, { sendBufferSize: 8000, timeWaitMs: 100 });
+  const syn = upstream(feed(r, 0, appSyn()))[0]!;
+  const DST_ISN = 5000;
+  const synAck = toApp(feed(r, 10, fromDst(syn, { seq: DST_ISN, ack: (syn.tcp.seq + 1) >>> 0, flags: TCP_FLAG_SYN | TCP_FLAG_ACK, window: 4000, options: { mss: 1000 } as TcpRepr['options'] })))[0]!;
+  const hostIsn = synAck.tcp.seq;
+  feed(r, 11, fromApp({ seq: APP_ISN + 1, ack: (hostIsn + 1) >>> 0, flags: TCP_FLAG_ACK, window: 65535 }));
+  // the destination's bytes and FIN first: the app gets them and mptun's FIN
+  const bye = Buffer.from('bye');
+  let sent = feed(r, 12, fromDst(syn, { seq: DST_ISN + 1, ack: (syn.tcp.seq + 1) >>> 0, flags: TCP_FLAG_ACK | TCP_FLAG_PSH | TCP_FLAG_FIN, window: 4000, payload: bye }));
+  t.true(toApp(sent).some((s) => (s.tcp.flags & TCP_FLAG_FIN) !== 0), 'the destination\'s FIN reached the app');
+  // the app: 40 000 bytes (more than the upstream takes: 8000 in its buffer) and its FIN,
+  // acknowledging mptun's FIN, so its side goes to TIME-WAIT and, 100 ms on, CLOSED
+  const data = Buffer.alloc(40_000);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 7) & 0xff;
+  const appAck = (hostIsn + 1 + bye.length + 1) >>> 0;
+  for (let off = 0; off < data.length; off += 1000) {
+    const fin = off + 1000 >= data.length ? TCP_FLAG_FIN : 0;
+    sent.push(...feed(r, 13, fromApp({ seq: APP_ISN + 1 + off, ack: appAck, flags: TCP_FLAG_ACK | TCP_FLAG_PSH | fin, window: 65535, payload: data.subarray(off, off + 1000) })));
+  }
+  // the destination takes 4000 bytes a round trip of 100 ms
+  const got: Buffer[] = [];
+  let upFin = false;
+  let rst = false;
+  let next = (syn.tcp.seq + 1) >>> 0;
+  for (let now = 20; now < 60_000 && !upFin; now += 100) {
+    r.handleTimeout(now);
+    sent.push(...feed(r, now, null));
+    for (const s of upstream(sent)) {
+      if ((s.tcp.flags & TCP_FLAG_RST) !== 0) rst = true;
+      if (s.tcp.seq === next && s.tcp.payload.length > 0) {
+        got.push(Buffer.from(s.tcp.payload));
+        next = (next + s.tcp.payload.length) >>> 0;
+      }
+      if ((s.tcp.flags & TCP_FLAG_FIN) !== 0 && s.tcp.seq === next) {
+        upFin = true;
+        next = (next + 1) >>> 0;
+      }
+    }
+    sent = feed(r, now + 1, fromDst(syn, { seq: DST_ISN + 1 + bye.length + 1, ack: next, flags: TCP_FLAG_ACK, window: 4000 }));
+  }
+  t.false(rst, 'no reset upstream');
+  t.true(Buffer.concat(got).equals(data), 'every byte of the app reached the destination, in order');
+  t.true(upFin, 'and the app\'s FIN after them');
+  t.is(r.counters.get('flowsDrainAfterHostClose'), 1, 'the app\'s side closed before its bytes had left');
 });
 
 test('the app resets: the upstream connection is reset too', (t) => {
