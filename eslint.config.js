@@ -18,8 +18,7 @@ const LAYERS = {
   // the local control socket of a running mptun (mptun up, mptun server)
   control: [],
   server: ['ip', 'convert', 'routing', 'tun', 'control'],
-  // appliance.ts still takes its config's type from src/cli/config.ts: to be moved down
-  appliance: ['ip', 'tcp', 'mptcp', 'routing', 'tun', 'control', 'convert', 'cli'],
+  appliance: ['ip', 'tcp', 'mptcp', 'routing', 'tun', 'control', 'convert'],
   cli: ['ip', 'tcp', 'mptcp', 'routing', 'tun', 'appliance', 'convert', 'server', 'control'],
 };
 const FOLDERS = Object.keys(LAYERS);

@@ -20,7 +20,7 @@ import { compileSchedulerPolicy } from '../mptcp/policy.js';
 import { MetricsServer, pathStatus, renderMetrics, statusCounters } from './metrics.js';
 import { output } from './output.js';
 import type { ConvertClient } from './convert-client.js';
-import { metricsEndpoint, type ApplianceConfig, type PathConfig } from '../cli/config.js';
+import { metricsEndpoint, type ApplianceConfig, type PathConfig } from './config.js';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 const LEVELS: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
