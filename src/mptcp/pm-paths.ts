@@ -257,11 +257,4 @@ export class PathManager {
     for (const at of this.paths.get(conn)?.retryAt.values() ?? []) if (t === null || at < t) t = at;
     return t;
   }
-
-  /** The earliest join retry, or null. */
-  pollTimeout(): Instant | null {
-    let t: Instant | null = null;
-    for (const p of this.paths.values()) for (const at of p.retryAt.values()) if (t === null || at < t) t = at;
-    return t;
-  }
 }

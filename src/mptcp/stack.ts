@@ -3,6 +3,7 @@
 // (pm-paths.ts: one subflow per local path to the peer's address, like the kernel's `subflow`
 // endpoints). Sans-IO; the engine drives it.
 import type { DeviceOutput, Instant } from '../ip/sansio.js';
+import { Fifo } from '../ip/fifo.js';
 import { CounterSet, CounterTotals, type CounterGroupValues } from '../ip/counters.js';
 import { TcpStack, type TcpStackOptions, type ListenRequest } from '../tcp/stack.js';
 import { DeadlineHeap } from '../tcp/deadlines.js';
@@ -52,8 +53,7 @@ export class MptcpStack {
   private readonly pm: PathManager;
   /** Connections by our token, for MP_JOIN (RFC 8684 §3.2). */
   private readonly byToken = new Map<number, MptcpConnection>();
-  private events: MptcpStackEvent[] = [];
-  private eventsHead = 0;
+  private readonly events = new Fifo<MptcpStackEvent>();
   private readonly options: MptcpStackOptions;
   private readonly host: { random32(): number; touch(tcp: TcpConnection): void; wake(conn: MptcpConnection): void };
   /**
@@ -295,16 +295,10 @@ export class MptcpStack {
 
   /** Something for process() or pollEvent() to do (subflow events surface while output is polled). */
   get hasEvents(): boolean {
-    return this.events.length > this.eventsHead || this.tcp.hasEvents;
+    return this.events.size > 0 || this.tcp.hasEvents;
   }
 
   pollEvent(): MptcpStackEvent | null {
-    if (this.eventsHead >= this.events.length) return null;
-    const e = this.events[this.eventsHead++]!;
-    if (this.eventsHead === this.events.length) {
-      this.events = [];
-      this.eventsHead = 0;
-    }
-    return e;
+    return this.events.shift();
   }
 }

@@ -7,6 +7,7 @@
 // only the connections that had input, a timer or a user's action are polled: an idle
 // connection, or one in TIME-WAIT, costs nothing per packet or tick.
 import { createHash } from 'node:crypto';
+import { Fifo } from '../ip/fifo.js';
 import type { DeviceOutput, Instant, SansIoNode, Transmit } from '../ip/sansio.js';
 import { IpCounters, CounterSet, CounterTotals, type CounterGroupValues } from '../ip/counters.js';
 import { IpPacketInfo, parseIpPacket } from '../ip/packet.js';
@@ -100,8 +101,7 @@ export class TcpStack implements SansIoNode {
   private readonly active = new Set<TcpConnection>();
   /** Connections whose events have not been drained into `events`. */
   private readonly eventful = new Set<TcpConnection>();
-  private events: StackEvent[] = [];
-  private eventsHead = 0;
+  private readonly events = new Fifo<StackEvent>();
   private readonly synReceived = new Set<TcpConnection>();
   private readonly rstQueue: Buffer[] = [];
   private listener: ((req: ListenRequest) => ListenVerdict) | null = null;
@@ -388,7 +388,7 @@ export class TcpStack implements SansIoNode {
 
   /** Events are waiting for pollEvent() (some surface while output is polled). */
   get hasEvents(): boolean {
-    return this.events.length > this.eventsHead;
+    return this.events.size > 0;
   }
 
   pollEvent(): StackEvent | null {
@@ -396,13 +396,7 @@ export class TcpStack implements SansIoNode {
       for (const conn of this.eventful) this.drainEvents(conn);
       this.eventful.clear();
     }
-    if (this.eventsHead >= this.events.length) return null;
-    const e = this.events[this.eventsHead++]!;
-    if (this.eventsHead === this.events.length) {
-      this.events = [];
-      this.eventsHead = 0;
-    }
-    return e;
+    return this.events.shift();
   }
 }
 
