@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import {
   inNetns, parseEnvLines, requireRootOrSkip, run, spawnInNetns, systemEnv, waitFor, waitForPort, type RunOptions, type Spawned,
 } from '../helpers/netns.js';
+import { startMptunUp } from '../helpers/mptun.js';
 import { mptcpMib } from '../mptcp/bed.js';
 
 const PREFIX = 'mptap';
@@ -56,15 +57,7 @@ async function status(): Promise<Status> {
 let mptun: Spawned | null = null;
 
 async function startMptun(extra: string[] = []): Promise<Spawned> {
-  const p = spawnInNetns(cli(), process.execPath, [MPTUN, 'up', '--state-dir', STATE_DIR, '--control-socket', SOCKET, '--log-level', 'debug', ...extra]);
-  try {
-    await waitFor('mptun up', () => p.stderr().includes('mptun info: up:') || p.child.exitCode !== null, { timeout: 15_000 });
-  } catch (e) {
-    await p.stop('SIGKILL');
-    throw e;
-  }
-  if (p.child.exitCode !== null) throw new Error(`mptun up exited: ${p.stderr()}`);
-  return p;
+  return startMptunUp(cli(), ['--state-dir', STATE_DIR, '--control-socket', SOCKET, '--log-level', 'debug', ...extra]);
 }
 
 async function stopMptun(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {

@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inNetns, requireRootOrSkip, run, spawnInNetns, waitFor, waitForPort, type Spawned } from '../helpers/netns.js';
+import { startMptunUp } from '../helpers/mptun.js';
 
 const P = 'mptcc';
 const CLI = `${P}-cli`;
@@ -98,18 +99,10 @@ async function serverStatus(): Promise<ServerStatus> {
 }
 
 async function startMptun(key: string): Promise<Spawned> {
-  const p = spawnInNetns(CLI, process.execPath, [
-    MPTUN, 'up', '--path', `${P}c1:10.217.1.2`, '--path', `${P}c2:10.217.2.2`, '--server', `${CON_ADDR}:${CON_PORT}`, '--key', key,
+  return startMptunUp(CLI, [
+    '--path', `${P}c1:10.217.1.2`, '--path', `${P}c2:10.217.2.2`, '--server', `${CON_ADDR}:${CON_PORT}`, '--key', key,
     '--state-dir', STATE_DIR, '--control-socket', CLIENT_SOCKET, '--log-level', 'debug',
   ]);
-  try {
-    await waitFor('mptun up', () => p.stderr().includes('mptun info: up:') || p.child.exitCode !== null, { timeout: 15_000 });
-  } catch (e) {
-    await p.stop('SIGKILL');
-    throw e;
-  }
-  if (p.child.exitCode !== null) throw new Error(`mptun up exited: ${p.stderr()}`);
-  return p;
 }
 
 async function stopMptun(): Promise<void> {

@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import {
   inNetns, parseEnvLines, requireRootOrSkip, run, spawnInNetns, systemEnv, waitFor, waitForPort, type RunOptions, type Spawned,
 } from '../helpers/netns.js';
+import { startMptunUp } from '../helpers/mptun.js';
 
 const P = 'mptc2';
 const SCRIPT = fileURLToPath(new URL('../../../scripts/testbed.sh', import.meta.url));
@@ -96,17 +97,7 @@ async function clientCounters(group: string): Promise<Record<string, number>> {
 }
 
 async function startMptun(serverArg: string): Promise<Spawned> {
-  const p = spawnInNetns(cli(), process.execPath, [
-    MPTUN, 'up', '--server', serverArg, '--key', keyFile, '--state-dir', STATE_DIR, '--control-socket', CLIENT_SOCKET, '--log-level', 'debug',
-  ]);
-  try {
-    await waitFor('mptun up', () => p.stderr().includes('mptun info: up:') || p.child.exitCode !== null, { timeout: 15_000 });
-  } catch (e) {
-    await p.stop('SIGKILL');
-    throw e;
-  }
-  if (p.child.exitCode !== null) throw new Error(`mptun up exited: ${p.stderr()}`);
-  return p;
+  return startMptunUp(cli(), ['--server', serverArg, '--key', keyFile, '--state-dir', STATE_DIR, '--control-socket', CLIENT_SOCKET, '--log-level', 'debug']);
 }
 
 async function stopMptun(): Promise<void> {

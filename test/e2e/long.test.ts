@@ -26,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import {
   inNetns, parseEnvLines, requireRootOrSkip, run, spawnInNetns, systemEnv, waitFor, type RunOptions, type Spawned,
 } from '../helpers/netns.js';
+import { startMptunUp } from '../helpers/mptun.js';
 import { mptcpMib } from '../mptcp/bed.js';
 import { queryStatus } from '../../src/appliance/appliance.js';
 
@@ -100,15 +101,7 @@ const gb = (n: number) => `${(n / 1e9).toFixed(2)} GB`;
 let mptun: Spawned | null = null;
 
 async function startMptun(): Promise<Spawned> {
-  const p = spawnInNetns(cli(), process.execPath, [MPTUN, 'up', '--state-dir', STATE_DIR, '--control-socket', SOCKET, '--scheduler', SCHEDULER]);
-  try {
-    await waitFor('mptun up', () => p.stderr().includes('mptun info: up:') || p.child.exitCode !== null, { timeout: 15_000 });
-  } catch (e) {
-    await p.stop('SIGKILL');
-    throw e;
-  }
-  if (p.child.exitCode !== null) throw new Error(`mptun up exited: ${p.stderr()}`);
-  return p;
+  return startMptunUp(cli(), ['--state-dir', STATE_DIR, '--control-socket', SOCKET, '--scheduler', SCHEDULER]);
 }
 
 test.before(async (t) => {

@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import {
   inNetns, parseEnvLines, requireRootOrSkip, run, spawnInNetns, systemEnv, waitFor, waitForPort, type RunOptions, type Spawned,
 } from '../helpers/netns.js';
+import { startMptunUp } from '../helpers/mptun.js';
 import { queryStatus } from '../../src/appliance/appliance.js';
 
 const PREFIX = 'mptmv';
@@ -62,15 +63,7 @@ let mptun: Spawned | null = null;
 let before = '';
 
 async function startMptun(): Promise<Spawned> {
-  const p = spawnInNetns(cli(), process.execPath, [MPTUN, 'up', '--state-dir', STATE_DIR, '--control-socket', SOCKET, '--log-level', 'debug']);
-  try {
-    await waitFor('mptun up', () => p.stderr().includes('mptun info: up:') || p.child.exitCode !== null, { timeout: 15_000 });
-  } catch (e) {
-    await p.stop('SIGKILL');
-    throw e;
-  }
-  if (p.child.exitCode !== null) throw new Error(`mptun up exited: ${p.stderr()}`);
-  return p;
+  return startMptunUp(cli(), ['--state-dir', STATE_DIR, '--control-socket', SOCKET, '--log-level', 'debug']);
 }
 
 /** A 200 MB upload to the kernel's MPTCP server; settles with both ends' sha256. */
