@@ -174,6 +174,27 @@ uninstall() {
 }
 
 # --- install -----------------------------------------------------------------------------------
+# The hardening both units share: each adds its capabilities and devices before it
+hardening_common() {
+  cat <<'EOF'
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_INET AF_INET6
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+SystemCallArchitectures=native
+UMask=0077
+EOF
+}
+
 unit_text() {  # $1: unit name
   case "$1" in
     mptun.service) cat <<EOF
@@ -214,21 +235,7 @@ CapabilityBoundingSet=CAP_NET_ADMIN
 NoNewPrivileges=yes
 DevicePolicy=closed
 DeviceAllow=/dev/net/tun rw
-ProtectSystem=strict
-ProtectHome=yes
-PrivateTmp=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_INET AF_INET6
-RestrictNamespaces=yes
-RestrictRealtime=yes
-RestrictSUIDSGID=yes
-LockPersonality=yes
-SystemCallArchitectures=native
-UMask=0077
+$(hardening_common)
 # Not set, on purpose: ProtectKernelTunables (mptun writes net sysctls), PrivateNetwork and
 # PrivateDevices (it is the host's network, through /dev/net/tun), MemoryDenyWriteExecute
 # (Node's JIT).
@@ -273,21 +280,7 @@ RuntimeDirectoryPreserve=yes
 CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_BIND_SERVICE
 NoNewPrivileges=yes
 PrivateDevices=yes
-ProtectSystem=strict
-ProtectHome=yes
-PrivateTmp=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_INET AF_INET6
-RestrictNamespaces=yes
-RestrictRealtime=yes
-RestrictSUIDSGID=yes
-LockPersonality=yes
-SystemCallArchitectures=native
-UMask=0077
+$(hardening_common)
 # Not set, on purpose: ProtectKernelTunables (it writes net sysctls), PrivateNetwork (it is the
 # host's network), MemoryDenyWriteExecute (Node's JIT).
 
