@@ -453,7 +453,9 @@ export class Relay {
       this.counters.increment('flowsResetByApp');
       if (!f.upstreamClosed) f.upstream.abort(now);
       f.hostClosed = true;
-    } else if (type === 'closed') {
+    } else if ((type === 'closed' || type === 'timeWait') && !f.hostClosed) {
+      // TIME-WAIT (mptun closed first toward the app) ends the app's connection as 'closed' does;
+      // the stack keeps the TIME-WAIT on its own and answers a FIN sent again
       f.hostClosed = true;
       // Both FINs exchanged while the app's last bytes still wait here for room upstream (a slow
       // path): a graceful close, its bytes and FIN go on upstream (pump), as the kernel delivers

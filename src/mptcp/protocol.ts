@@ -511,7 +511,10 @@ export class MptcpConnection {
       if (this.fallback) this.events.push({ type: 'writable' });
     } else if (type === 'peerClosed') {
       if (this.fallback) this.events.push({ type: 'peerClosed' });
-    } else if (type === 'reset' || type === 'closed') {
+    } else if (type === 'reset' || type === 'closed' || type === 'timeWait') {
+      // a subflow in TIME-WAIT has exchanged both FINs: it carries nothing more, and the
+      // connection is over once every subflow is (the kernel's msk closes while its subflows'
+      // TIME-WAIT sockets remain)
       if (!sf.closed) {
         sf.closed = true;
         sf.usable = false;

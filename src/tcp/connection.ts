@@ -45,6 +45,11 @@ export type TcpEvent =
   | { type: 'writable' }
   /** The peer sent its FIN: no more data will arrive (half-close). */
   | { type: 'peerClosed' }
+  /**
+   * Both FINs are exchanged and ours went first: the connection is over for its user. TIME-WAIT
+   * keeps the 4-tuple for a while (RFC 9293 §3.6.1) and answers a FIN sent again; 'closed' follows.
+   */
+  | { type: 'timeWait' }
   /** The connection was reset (by the peer, or given up after retransmissions). */
   | { type: 'reset'; reason: 'peerReset' | 'timeout' | 'refused' }
   /** Fully closed: the connection may be forgotten. */
@@ -1382,6 +1387,7 @@ export class TcpConnection {
     this.state = TcpState.TimeWait;
     this.timers.clear();
     this.timers.set(TcpTimer.TimeWait, now + this.config.timeWaitMs);
+    this.events.push({ type: 'timeWait' });
   }
 
   private enterClosed(_now: Instant): void {

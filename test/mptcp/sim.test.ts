@@ -656,6 +656,20 @@ test('close: after both DATA_FINs, every subflow closes with a FIN exchange and 
   assertClosed(t, r);
 });
 
+// The kernel's msk closes once both DATA_FINs are acknowledged, while its subflows' TIME-WAIT
+// sockets stay on their own: a connection is not "open" for 2 MSL more (`mptun status`, the
+// relay's flows, the metrics' gauges).
+test('close: the connection is closed once both DATA_FINs are done and its subflows are closed or in TIME-WAIT, not when TIME-WAIT ends', (t) => {
+  const seed = useSeed(t, 13);
+  const r = bothWays(seed);
+  assertDelivered(t, r);
+  assertClosed(t, r);
+  const closedAt = Math.max(r.client.eventTime(clientConn(r), 'closed')!, r.server.eventTime(serverConn(r), 'closed')!);
+  const timeWait = clientConn(r).subflows[0]!.tcp.config.timeWaitMs;
+  t.true(timeWait >= 1000);
+  t.true(closedAt < r.result.now - timeWait / 2, `closed at ${closedAt.toFixed(0)} ms; the last TIME-WAIT ended at ${r.result.now.toFixed(0)} ms`);
+});
+
 test('the stacks\' process-wide totals keep the counters of connections that closed (MIB names, TCP of the subflows)', (t) => {
   const seed = useSeed(t, 2);
   const bytes = 4 << 20;

@@ -1154,7 +1154,18 @@ test('FIN-WAIT-1 + a FIN that also acknowledges our FIN: TIME-WAIT at once (RFC 
   t.deepEqual(out.map(ctl), ['ACK']);
   t.is(out[0]!.ack, f.peer.seq);
   t.is(f.state, TcpState.TimeWait);
-  t.deepEqual(types(f.events()), ['peerClosed']);
+  t.deepEqual(types(f.events()), ['peerClosed', 'timeWait']);
+});
+
+test('entering TIME-WAIT is an event: the connection is over for its user, and "closed" follows when TIME-WAIT ends (RFC 9293 §3.10.7.4 CLOSING: "If the ACK acknowledges our FIN, then enter the TIME-WAIT state")', (t) => {
+  const f = connectionIn('CLOSING', { timeWaitMs: 2000 });
+  f.advance(RTT);
+  f.input(f.peer.seg());
+  t.is(f.state, TcpState.TimeWait);
+  t.deepEqual(types(f.events()), ['timeWait']);
+  f.advance(2000);
+  t.is(f.state, TcpState.Closed);
+  t.deepEqual(types(f.events()), ['closed']);
 });
 
 test('a FIN that arrives before the data preceding it takes effect once the gap is filled (RFC 9293 §3.10.7.4: "Segments with higher beginning sequence numbers SHOULD be held")', (t) => {
