@@ -407,7 +407,12 @@ export class MptcpConnection {
   shutdown(): void {
     this.host.wake?.(this);
     this.userShutdown = true;
-    if (this.fallback && this.sendBuf.length === 0) this.subflows[0]?.tcp.shutdown();
+    const tcp = this.subflows[0]?.tcp;
+    if (this.fallback && this.sendBuf.length === 0 && tcp) {
+      tcp.shutdown();
+      // the FIN is the subflow's output now: the stack polls it
+      this.host.touch(tcp);
+    }
   }
 
   /**
@@ -424,7 +429,10 @@ export class MptcpConnection {
       this.sendBuf.ack(n);
       this.host.touch(tcp);
     }
-    if (this.sendBuf.length === 0 && this.userShutdown) tcp.shutdown();
+    if (this.sendBuf.length === 0 && this.userShutdown) {
+      tcp.shutdown();
+      this.host.touch(tcp);
+    }
   }
 
   pollEvent(): MptcpEvent | null {
