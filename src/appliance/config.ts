@@ -65,6 +65,8 @@ export interface ApplianceConfig {
   key: string | null;
   /** Destinations that are not sent to the concentrator (still captured, MPTCP to them directly). */
   direct: string[];
+  /** Connections to the concentrator kept open ahead of the apps (0: none; each app connection then opens its own). */
+  serverPool: number;
 }
 
 /** The address and port of a `metrics` value (as the config gives it: "ADDR:PORT", IPv6 in brackets). */

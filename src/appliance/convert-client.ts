@@ -76,6 +76,18 @@ export const CONVERT_CLIENT_COUNTER_NAMES = [
   'convertMalformedReply',
   /** The concentrator's connection ended before its reply. */
   'convertClosedBeforeReply',
+  /** Connections to the concentrator opened ahead of the apps (the pool), and established. */
+  'poolOpened', 'poolReady',
+  /** An app's connection took one from the pool (one round trip saved). */
+  'poolUsed',
+  /** An app's connection found none ready: it opened its own (the Convert message in its SYN). */
+  'poolEmpty',
+  /** The pooled connection an app's connection took was gone before any reply (the concentrator restarted, say): it opened its own. */
+  'poolStale',
+  /** Closed unused after CONVERT_POOL_MAX_AGE_MS, for a fresh one (the concentrator waits for a first byte a while only). */
+  'poolRetired',
+  /** Lost while waiting (reset, closed by the concentrator, or never established: then retried after a back-off). */
+  'poolLost', 'poolFailed',
 ] as const;
 export type ConvertClientCounterName = (typeof CONVERT_CLIENT_COUNTER_NAMES)[number];
 
@@ -92,7 +104,15 @@ export interface ConvertClientOptions {
   nowS: () => number;
   /** A refusal worth a line in the log (the appliance's logger). */
   log?: (level: 'info' | 'warn', line: string) => void;
+  /**
+   * Connections to the concentrator kept open ahead of the apps (default 2; 0: none). An app's
+   * connection that takes one costs one round trip to the concentrator plus the concentrator's
+   * own connect; one that opens its own, two with the kernel's MPTCP listener (the reply can
+   * only leave once the third ACK arrived).
+   */
+  pool?: number;
 }
+
 
 /** What the app gets for a reply. */
 export type ReplyOutcome =
@@ -109,6 +129,11 @@ export class PendingReply {
   private buf: Buffer = Buffer.alloc(0);
   constructor(readonly destination: Endpoint) {}
 
+  /** Bytes of the reply read so far. */
+  get received(): number {
+    return this.buf.length;
+  }
+
   /** Bytes read from the concentrator; the outcome once the reply header is whole. */
   push(client: ConvertClient, bytes: Buffer): ReplyOutcome {
     this.buf = this.buf.length === 0 ? bytes : Buffer.concat([this.buf, bytes]);
@@ -121,9 +146,13 @@ export class ConvertClient {
   readonly server: Endpoint;
   private readonly options: ConvertClientOptions;
 
+  /** Connections kept open ahead of the apps (ConvertClientOptions.pool). */
+  readonly pool: number;
+
   constructor(options: ConvertClientOptions) {
     this.options = options;
     this.server = options.server;
+    this.pool = options.pool ?? 2;
   }
 
   /**

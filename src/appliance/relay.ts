@@ -13,6 +13,11 @@
 //   of the side it came from (TCP window to the app, the MPTCP connection-level window upstream).
 // - Half-close and reset carried across: end of data one way is a FIN (DATA_FIN) the other way;
 //   a reset on one side aborts the other (MP_FASTCLOSE upstream, RST to the app).
+// - Through the concentrator, a few upstream connections wait open ahead of the apps (the
+//   pool): an app's SYN takes one, its Convert message goes at once, and the app's connect()
+//   completes one round trip to the concentrator (plus the concentrator's own connect) later.
+//   Without one, the Convert message rides in the SYN; Linux's MPTCP listener then answers
+//   only after the third ACK, two round trips.
 import type { DeviceOutput, Instant } from '../ip/sansio.js';
 import { CounterSet } from '../ip/counters.js';
 import { formatIpAddress } from '../ip/address.js';
@@ -21,6 +26,7 @@ import { TcpCounters, TcpState, type Endpoint, type TcpConnection, type TcpCount
 import { MptcpStack, type MptcpStackOptions } from '../mptcp/stack.js';
 import type { MptcpConnection } from '../mptcp/protocol.js';
 import { ConvertClient, PendingReply, SYN_DATA_MAX, icmpUnreachableForSyn, type ReplyOutcome } from './convert-client.js';
+import { CONVERT_POOL_MAX_AGE_MS } from '../convert/message.js';
 
 export const RELAY_COUNTER_NAMES = [
   'flowsRequested', 'flowsEstablished', 'flowsFallback', 'flowsRefused', 'flowsTimedOut', 'flowsNoPath', 'flowsNoPathOfFamily', 'flowsPendingFull',
@@ -91,7 +97,10 @@ export interface Flow {
   readonly id: number;
   readonly app: Endpoint;
   readonly destination: Endpoint;
-  readonly upstream: MptcpConnection;
+  /** Replaced once at most: a pooled connection found gone before its reply (Relay.reopen). */
+  upstream: MptcpConnection;
+  /** The upstream came from the pool. */
+  pooled: boolean;
   state: FlowState;
   host: TcpConnection | null;
   /** The app's SYN, fed in again once the upstream answered. */
@@ -111,6 +120,17 @@ export interface Flow {
   /** The Convert message sent first. */
   convertMsg: Buffer | null;
 }
+
+/** A connection to the concentrator waiting for an app (Relay.pool). */
+interface PoolEntry {
+  openedAt: Instant;
+  /** Established (MPTCP, or fallen back to TCP on a path that strips its options). */
+  ready: boolean;
+}
+
+/** The pool's back-off after a connection that did not establish: 1 s, doubling, at most 60 s. */
+const POOL_RETRY_FIRST_MS = 1000;
+const POOL_RETRY_MAX_MS = 60_000;
 
 /** States of a subflow that is open: its handshake done, not closed (TIME-WAIT is closed). */
 const SYNCHRONIZED: ReadonlySet<TcpState> = new Set([
@@ -152,6 +172,11 @@ export class Relay {
   private now: Instant = 0;
   /** ICMP errors for the apps (a destination the concentrator found unreachable). */
   private readonly icmpOut: DeviceOutput[] = [];
+  /** Connections to the concentrator opened ahead of the apps, by connection (insertion order: oldest first). */
+  private readonly pool = new Map<MptcpConnection, PoolEntry>();
+  /** After a pooled connection failed to establish: none opened before this (doubling back-off). */
+  private poolRetryAt: Instant = 0;
+  private poolFailures = 0;
 
   constructor(options: RelayOptions) {
     this.options = options;
@@ -229,11 +254,9 @@ export class Relay {
   }
 
   pollTimeout(): Instant | null {
-    const a = this.host.pollTimeout();
-    const b = this.upstream.pollTimeout();
-    if (a === null) return b;
-    if (b === null) return a;
-    return Math.min(a, b);
+    let at = Infinity;
+    for (const t of [this.host.pollTimeout(), this.upstream.pollTimeout(), this.poolDeadline()]) if (t !== null && t < at) at = t;
+    return at === Infinity ? null : at;
   }
 
   get hasEvents(): boolean {
@@ -280,11 +303,7 @@ export class Relay {
     const target = convert ? { addr: convert.server.addr, port: convert.server.port } : { addr: Buffer.from(req.local.addr), port: req.local.port };
     // the paths that have an address of the upstream connection's IP version (the
     // destination's, or the concentrator's)
-    const v = target.addr.length === 4 ? 4 : 6;
-    const usable = this.paths.flatMap((p, i) => {
-      const a = addressOf(p, v);
-      return a ? [{ i, addr: a.addr, up: a.up, backup: p.backup }] : [];
-    });
+    const usable = this.pathsOf(target.addr.length === 4 ? 4 : 6);
     // a subflow joins two addresses of one family: only the paths with an address of that
     // family can carry this flow; with none, the app's SYN is refused
     if (usable.length === 0) {
@@ -296,10 +315,53 @@ export class Relay {
       this.counters.increment('flowsNoPath');
       return false;
     }
-    // the first subflow from a live path, a non-backup one when there is one
+    const scheduler = this.options.schedulerFor?.(req.local);
+    // through the concentrator, a connection from the pool when one is ready (the default scheduler's)
+    const pooled = convert && scheduler === undefined ? this.takeFromPool() : null;
+    if (convert && !pooled) convert.counters.increment('poolEmpty');
+    const upstream = pooled ?? this.openUpstream(target, usable, scheduler);
+    const flow: Flow = {
+      id: this.nextId++, app: req.remote, destination: req.local, upstream, pooled: pooled !== null, state: 'connecting', host: null,
+      syn: this.current ? Buffer.from(this.current) : null,
+      toUpstream: null, toHost: null, upstreamShut: false, hostShut: false, upstreamClosed: false, hostClosed: false,
+      fallback: false, openedAt: this.now, bytesToUpstream: 0, bytesToHost: 0, convert: null, convertMsg: null,
+    };
+    if (convert) {
+      const destination = { addr: Buffer.from(req.local.addr), port: req.local.port };
+      flow.convert = new PendingReply(destination);
+      const msg = convert.request(destination);
+      if (pooled) {
+        // established already: the message goes now, the reply is read as it comes (process)
+        this.counters.increment('flowsEstablished');
+        flow.fallback = pooled.fallback;
+        if (flow.fallback) this.counters.increment('flowsFallback');
+        pooled.write(msg);
+        this.busy.add(flow);
+      } else {
+        flow.convertMsg = msg;
+        // RFC 8803 §4.1: the Convert message in the payload of the SYN (0-RTT)
+        if (msg.length <= SYN_DATA_MAX) {
+          upstream.subflows[0]!.tcp.setSynData(msg);
+          convert.counters.increment('convertInSyn');
+        }
+      }
+    }
+    this.flows.set(key, flow);
+    this.byUpstream.set(upstream, flow);
+    this.connecting.add(flow);
+    return null;
+  }
+
+  /**
+   * An upstream connection to `target` over the paths that have an address of its IP version
+   * (`usable`, one of them up): the first subflow from a live path, a non-backup one when
+   * there is one.
+   */
+  private openUpstream(target: Endpoint, usable: Array<{ addr: Buffer; up: boolean; backup: boolean }>, scheduler?: string): MptcpConnection {
+    const live = usable.filter((x) => x.up);
     const first = live.find((x) => !x.backup) ?? live[0]!;
     const order = [first, ...usable.filter((x) => x !== first)];
-    const upstream = this.upstream.connect(
+    return this.upstream.connect(
       this.now,
       order.map((x) => x.addr),
       target,
@@ -308,29 +370,17 @@ export class Relay {
         down: order.flatMap((x, k) => (x.up ? [] : [k])),
         fullmesh: this.options.fullmesh ?? false,
         maxSubflows: this.options.maxSubflows ?? 8,
-        scheduler: this.options.schedulerFor?.(req.local),
+        scheduler,
       },
     );
-    const flow: Flow = {
-      id: this.nextId++, app: req.remote, destination: req.local, upstream, state: 'connecting', host: null,
-      syn: this.current ? Buffer.from(this.current) : null,
-      toUpstream: null, toHost: null, upstreamShut: false, hostShut: false, upstreamClosed: false, hostClosed: false,
-      fallback: false, openedAt: this.now, bytesToUpstream: 0, bytesToHost: 0, convert: null, convertMsg: null,
-    };
-    if (convert) {
-      const destination = { addr: Buffer.from(req.local.addr), port: req.local.port };
-      flow.convert = new PendingReply(destination);
-      flow.convertMsg = convert.request(destination);
-      // RFC 8803 §4.1: the Convert message in the payload of the SYN (0-RTT)
-      if (flow.convertMsg.length <= SYN_DATA_MAX) {
-        upstream.subflows[0]!.tcp.setSynData(flow.convertMsg);
-        convert.counters.increment('convertInSyn');
-      }
-    }
-    this.flows.set(key, flow);
-    this.byUpstream.set(upstream, flow);
-    this.connecting.add(flow);
-    return null;
+  }
+
+  /** The paths that have an address of IP version `v`, with their state. */
+  private pathsOf(v: 4 | 6): Array<{ i: number; addr: Buffer; up: boolean; backup: boolean }> {
+    return this.paths.flatMap((p, i) => {
+      const a = addressOf(p, v);
+      return a ? [{ i, addr: a.addr, up: a.up, backup: p.backup }] : [];
+    });
   }
 
   /** A flow leaves 'connecting'. */
@@ -367,6 +417,7 @@ export class Relay {
   /** Runs after input and timers (the engine's onTick): events, then bytes across. */
   process(now: Instant): void {
     this.now = now;
+    if (this.options.convert && this.options.convert.pool > 0) this.tendPool(now);
     this.upstream.process(now);
     // events, bytes across, then the MPTCP side maps what was written; again while that made
     // new events (a SYN fed in again, a reset carried across)
@@ -378,6 +429,9 @@ export class Relay {
         if (f) {
           this.busy.add(f);
           this.onUpstreamEvent(f, e.event.type, now);
+        } else {
+          const p = this.pool.get(e.conn);
+          if (p) this.onPoolEvent(e.conn, p, e.event.type, now);
         }
       }
       for (let e = this.host.pollEvent(); e; e = this.host.pollEvent()) {
@@ -418,6 +472,7 @@ export class Relay {
           this.maybeForget(f);
           return;
         }
+        if (f.state === 'connecting' && f.convert && f.pooled && f.convert.received === 0 && this.reopen(f)) return;
         if (f.state === 'connecting' && f.convert && f.convertMsg === null) {
           // the concentrator went away before its reply: the app is refused, not left to hang
           this.options.convert!.closedBeforeReply();
@@ -470,6 +525,94 @@ export class Relay {
   }
 
   // ------------------------------------------------------------ the concentrator
+
+  /**
+   * The pool: up to `convert.pool` connections to the concentrator open ahead of the apps. One
+   * unused for CONVERT_POOL_MAX_AGE_MS is closed for a fresh one (the concentrator waits for a
+   * first byte CONVERT_IDLE_TIMEOUT_MS only); none is opened while no path of the concentrator's
+   * IP version is up, nor during the back-off after one that did not establish.
+   */
+  private tendPool(now: Instant): void {
+    const c = this.options.convert!;
+    for (const [conn, p] of this.pool) {
+      if (!p.ready || now - p.openedAt < CONVERT_POOL_MAX_AGE_MS) continue;
+      this.pool.delete(conn);
+      conn.shutdown();
+      c.counters.increment('poolRetired');
+    }
+    if (this.pool.size >= c.pool || now < this.poolRetryAt) return;
+    const usable = this.pathsOf(c.server.addr.length === 4 ? 4 : 6);
+    if (!usable.some((x) => x.up)) return;
+    while (this.pool.size < c.pool) {
+      const conn = this.openUpstream({ addr: c.server.addr, port: c.server.port }, usable);
+      this.pool.set(conn, { openedAt: now, ready: false });
+      c.counters.increment('poolOpened');
+    }
+  }
+
+  /** The pool's next deadline: its oldest ready connection's age limit, or the end of its back-off. */
+  private poolDeadline(): Instant | null {
+    const c = this.options.convert;
+    if (!c || c.pool === 0) return null;
+    let at = Infinity;
+    for (const p of this.pool.values()) if (p.ready) at = Math.min(at, p.openedAt + CONVERT_POOL_MAX_AGE_MS);
+    if (this.pool.size < c.pool && this.poolRetryAt > this.now) at = Math.min(at, this.poolRetryAt);
+    return at === Infinity ? null : at;
+  }
+
+  private onPoolEvent(conn: MptcpConnection, p: PoolEntry, type: string, now: Instant): void {
+    const c = this.options.convert!;
+    if (type === 'connected') {
+      p.ready = true;
+      this.poolFailures = 0;
+      c.counters.increment('poolReady');
+    } else if (type === 'reset' || type === 'closed') {
+      this.pool.delete(conn);
+      if (p.ready) {
+        c.counters.increment('poolLost');
+      } else {
+        // never established (the concentrator down, a path that drops it): wait before the next
+        c.counters.increment('poolFailed');
+        this.poolRetryAt = now + Math.min(POOL_RETRY_FIRST_MS * 2 ** this.poolFailures, POOL_RETRY_MAX_MS);
+        this.poolFailures++;
+      }
+    }
+  }
+
+  /**
+   * The pooled connection a flow took was gone before a byte of its reply (the concentrator
+   * restarted, a NAT on the way forgot it): the flow opens its own, the Convert message in its
+   * SYN, as without a pool. False when no path of the concentrator's IP version is up.
+   */
+  private reopen(f: Flow): boolean {
+    const c = this.options.convert!;
+    const usable = this.pathsOf(c.server.addr.length === 4 ? 4 : 6);
+    if (!usable.some((x) => x.up)) return false;
+    c.counters.increment('poolStale');
+    this.byUpstream.delete(f.upstream);
+    f.upstream = this.openUpstream({ addr: c.server.addr, port: c.server.port }, usable);
+    f.pooled = false;
+    f.fallback = false;
+    f.upstreamClosed = false;
+    f.convertMsg = c.request(f.convert!.destination);
+    if (f.convertMsg.length <= SYN_DATA_MAX) {
+      f.upstream.subflows[0]!.tcp.setSynData(f.convertMsg);
+      c.counters.increment('convertInSyn');
+    }
+    this.byUpstream.set(f.upstream, f);
+    return true;
+  }
+
+  /** A ready pooled connection, the oldest, out of the pool; null when there is none. */
+  private takeFromPool(): MptcpConnection | null {
+    for (const [conn, p] of this.pool) {
+      if (!p.ready) continue;
+      this.pool.delete(conn);
+      this.options.convert!.counters.increment('poolUsed');
+      return conn;
+    }
+    return null;
+  }
 
   /**
    * The upstream to the concentrator is up: what the SYN/ACK did not acknowledge of the SYN's
@@ -629,6 +772,8 @@ export class Relay {
       if (!f.upstreamClosed) f.upstream.abort(now);
       this.forgetFlow(f);
     }
+    for (const conn of this.pool.keys()) conn.abort(now);
+    this.pool.clear();
     this.upstream.process(now);
   }
 

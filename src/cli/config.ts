@@ -44,6 +44,7 @@ export interface CliFlags {
   server?: string;
   key?: string;
   direct?: string[];
+  serverPool?: string;
 }
 
 /** The `source` of a value given by a flag. */
@@ -587,6 +588,10 @@ const FIELDS: { readonly [K in keyof ApplianceConfig]: Field<ApplianceConfig[K]>
   },
   key: { description: 'The key file shared with the concentrator (`mptun server --genkey FILE`; absolute path). Needed with `server`.', rule: nullable(absolutePathRule()) },
   direct: { description: 'Destinations not sent to the concentrator (still captured; MPTCP straight to them).', rule: listRule(prefixRule) },
+  serverPool: {
+    description: 'Connections to the concentrator kept open ahead of the apps: an app\'s connection that takes one is established one round trip to the concentrator (plus its connect to the destination) after its SYN, not two. 0: none (the Convert message rides in each connection\'s own SYN).',
+    rule: integerRule(0, 64),
+  },
 };
 
 const FIELD_NAMES = Object.keys(FIELDS) as (keyof ApplianceConfig)[];
@@ -621,6 +626,7 @@ export const DEFAULT_CONFIG: Readonly<ApplianceConfig> = Object.freeze({
   server: null,
   key: null,
   direct: Object.freeze([]) as unknown as string[],
+  serverPool: 2,
 });
 
 /** A fresh, mutable copy of the defaults. */
@@ -841,6 +847,7 @@ function applyFlags(file: ApplianceConfig, flags: CliFlags): ApplianceConfig {
     const added = flags.direct.map((s) => prefixRule.check(s, at('--direct')));
     cfg.direct = [...new Set([...cfg.direct, ...added])];
   }
+  if (flags.serverPool !== undefined) cfg.serverPool = FIELDS.serverPool.rule.check(integerFlag(flags.serverPool, at('--server-pool')), at('--server-pool'));
   if (cfg.server !== null && cfg.key === null) at(flags.server !== undefined ? '--server' : '--key').fail('needs --key FILE: the key shared with the concentrator (mptun server --genkey FILE writes one)');
 
   // The file was coherent: a conflict now comes from --tun or --path.

@@ -11,11 +11,12 @@ usage:
            [--congestion-control lia|cubic] [--fullmesh] [--max-subflows N]
            [--source-range6 PREFIX] [--control-socket PATH] [--state-dir DIR]
            [--log-level error|warn|info|debug] [--metrics [ADDR:]PORT]
-           [--server HOST[:PORT] --key FILE [--direct CIDR]...]
+           [--server HOST[:PORT] --key FILE [--direct CIDR]... [--server-pool N]]
       Makes the host's TCP use every path at once (MPTCP to destinations that speak it, plain
       TCP to the others; with --server, every connection goes over MPTCP to that concentrator,
       \`mptun server\`, which connects to the destination: all destinations get the paths' sum,
-      but those in a --direct CIDR), IPv4 and IPv6. Paths: every interface with a default route
+      but those in a --direct CIDR; --server-pool N connections to it wait open ahead of the
+      apps, default 2), IPv4 and IPv6. Paths: every interface with a default route
       and a global address (IPv4, IPv6 or both: one path per interface), or those named with
       --path; --backup marks one as used only when the others are gone. --metrics serves
       Prometheus metrics at http://ADDR:PORT/metrics (ADDR defaults to 127.0.0.1). Runs in the

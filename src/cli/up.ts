@@ -32,6 +32,7 @@ const UP_OPTIONS = {
   server: { type: 'string' },
   key: { type: 'string' },
   direct: { type: 'string', multiple: true },
+  'server-pool': { type: 'string' },
 } as const;
 
 function argError(e: unknown): never {
@@ -66,6 +67,7 @@ export async function runUp(argv: string[]): Promise<number> {
   if (values.server !== undefined) flags.server = values.server;
   if (values.key !== undefined) flags.key = values.key;
   if (values.direct !== undefined) flags.direct = values.direct;
+  if (values['server-pool'] !== undefined) flags.serverPool = values['server-pool'];
   // a bad config is refused before anything is touched
   const config = await loadConfig(flags);
   // a closed stderr (`mptun up | head -1`): log lines go on in the state directory
@@ -228,6 +230,7 @@ async function concentratorClient(config: ApplianceConfig, log: ReturnType<typeo
     random: (n) => randomBytes(n),
     nowS: () => Date.now() / 1000,
     log: (level, line) => log[level](line),
+    pool: config.serverPool,
   });
   log.info(`concentrator: ${address}:${port}${host !== address ? ` (${host})` : ''}: every captured connection goes there over MPTCP${config.direct.length > 0 ? `, but for ${config.direct.join(', ')}` : ''}`);
   return client;

@@ -49,6 +49,15 @@ export const CONVERT_OFF_VERSION = 0;
 export const CONVERT_OFF_TOTAL_LENGTH = 1;
 export const CONVERT_OFF_UNASSIGNED = 2;
 
+/**
+ * mptun's choice, not RFC 8803's: a client keeps a few connections to its concentrator open
+ * ahead of its apps (each app connection then waits one round trip, not two). The concentrator
+ * waits this long for the first byte of a connection before closing it; the client replaces a
+ * pooled connection unused for CONVERT_POOL_MAX_AGE_MS, well inside it.
+ */
+export const CONVERT_IDLE_TIMEOUT_MS = 60_000;
+export const CONVERT_POOL_MAX_AGE_MS = 30_000;
+
 // RFC 8803 §4.2.1, the generic Convert TLV:
 //
 //    0                   1                   2                   3

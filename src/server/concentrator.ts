@@ -40,6 +40,7 @@ import {
   CONVERT_TLV_CONNECT,
   CONVERT_TLV_INFO,
   CONVERT_TLV_SUPPORTED_TCP_EXTENSIONS,
+  CONVERT_IDLE_TIMEOUT_MS,
   CONVERT_VERSION,
   ConvertCounters,
   connectRequest,
@@ -68,6 +69,8 @@ export const SERVER_COUNTER_NAMES = [
   'convertRead', 'convertInFirstRead',
   /** The client sent no whole Convert message in time, or closed first. */
   'convertTimeout', 'clientClosedEarly',
+  /** A connection that sent nothing (a client's pool opens them ahead of its apps): closed by its client, or after CONVERT_IDLE_TIMEOUT_MS. */
+  'idleClosed', 'idleTimeout',
   /** Info TLVs answered with Supported TCP Extensions. */
   'infoAnswered',
   ...CONVERT_DROP_REASONS,
@@ -111,8 +114,10 @@ export interface ConcentratorOptions {
   maxPending?: number;
   /** Per client: connections pending and open together. Default 1024. */
   maxOpen?: number;
-  /** Time to get a whole Convert message, and to connect to the destination (ms). Default 10 s. */
+  /** Time to get a whole Convert message once its first byte came, and to connect to the destination (ms). Default 10 s. */
   readTimeoutMs?: number;
+  /** Time to wait for a connection's first byte (ms). Default CONVERT_IDLE_TIMEOUT_MS. */
+  idleTimeoutMs?: number;
   connectTimeoutMs?: number;
   /** TFO queue length on the listener (0: no TCP Fast Open). Default 1024. */
   tfoQueue?: number;
@@ -255,14 +260,24 @@ export class Concentrator {
     sock.on('close', () => this.closed(conn));
     let buf: Buffer = Buffer.alloc(0);
     let reads = 0;
-    sock.setTimeout(this.opts.readTimeoutMs ?? 10_000, () => {
+    // a client's pool opens connections ahead of its apps: the first byte may take a while
+    // (CONVERT_IDLE_TIMEOUT_MS); once it came, the whole message must follow soon
+    const idleMs = this.opts.idleTimeoutMs ?? CONVERT_IDLE_TIMEOUT_MS;
+    const readMs = this.opts.readTimeoutMs ?? 10_000;
+    sock.setTimeout(idleMs);
+    sock.on('timeout', () => {
       if (conn.state !== 'reading') return;
-      this.counters.increment('convertTimeout');
-      this.opts.log.info(`client ${client}: no whole Convert message within ${this.opts.readTimeoutMs ?? 10_000} ms: closed`);
+      if (reads === 0) {
+        this.counters.increment('idleTimeout');
+        this.opts.log.debug(`client ${client}: nothing within ${idleMs} ms: closed`);
+      } else {
+        this.counters.increment('convertTimeout');
+        this.opts.log.info(`client ${client}: no whole Convert message within ${readMs} ms: closed`);
+      }
       sock.destroy();
     });
     const onData = (chunk: Buffer): void => {
-      reads++;
+      if (reads++ === 0) sock.setTimeout(readMs);
       buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
       const p = parseConvert(buf, this.convertCounters);
       // Total Length is 8 bits of words: `need` is at most CONVERT_MAX_LEN, so this waits for a bounded amount.
@@ -285,7 +300,8 @@ export class Concentrator {
       this.handleMessage(conn, p.message.tlvs, buf.subarray(p.length));
     };
     const onEnd = (): void => {
-      this.counters.increment('clientClosedEarly');
+      // a pooled connection its client retired unused, or one that stopped mid-message
+      this.counters.increment(reads === 0 ? 'idleClosed' : 'clientClosedEarly');
       sock.destroy();
     };
     sock.on('data', onData);

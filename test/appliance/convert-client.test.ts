@@ -8,8 +8,10 @@ import { ConvertClient, ICMPV4_DEST_UNREACHABLE, ICMPV6_DEST_UNREACHABLE, icmpUn
 import { pseudoHeaderSumV6, verifyChecksum } from '../../src/ip/checksum.js';
 import { IpPrefix, parseIpAddress } from '../../src/ip/address.js';
 import { CookieVerifier } from '../../src/convert/cookie.js';
-import { CONVERT_ERR_CONNECTION_RESET, CONVERT_ERR_DESTINATION_UNREACHABLE, CONVERT_ERR_NOT_AUTHORIZED, CONVERT_TLV_CONNECT, connectRequest, encodeReply, parseConvert } from '../../src/convert/message.js';
-import { TCP_FLAG_ACK, TCP_FLAG_PSH, TCP_FLAG_RST, TCP_FLAG_SYN, type TcpRepr } from '../../src/tcp/segment.js';
+import {
+  CONVERT_ERR_CONNECTION_RESET, CONVERT_ERR_DESTINATION_UNREACHABLE, CONVERT_ERR_NOT_AUTHORIZED, CONVERT_POOL_MAX_AGE_MS, CONVERT_TLV_CONNECT, connectRequest, encodeReply, parseConvert,
+} from '../../src/convert/message.js';
+import { TCP_FLAG_ACK, TCP_FLAG_FIN, TCP_FLAG_PSH, TCP_FLAG_RST, TCP_FLAG_SYN, type TcpRepr } from '../../src/tcp/segment.js';
 import { craftSegment, parseSegment, type WireSegment } from '../mptcp/simhost.js';
 import { Rng } from '../sim/rng.js';
 
@@ -24,7 +26,7 @@ const CON_ISN = 9000;
 const KEY = Buffer.alloc(32, 7);
 const NOW_S = 1_800_000_000;
 
-function relay(direct: string[] = []): { r: Relay; convert: ConvertClient; logs: string[] } {
+function relay(direct: string[] = [], pool = 0): { r: Relay; convert: ConvertClient; logs: string[] } {
   const rng = new Rng(7);
   const random = (n: number) => {
     const b = Buffer.allocUnsafe(n);
@@ -34,7 +36,7 @@ function relay(direct: string[] = []): { r: Relay; convert: ConvertClient; logs:
   const logs: string[] = [];
   const convert = new ConvertClient({
     server: { addr: CON, port: CON_PORT }, key: KEY, direct: direct.map((d) => IpPrefix.parse(d)), random, nowS: () => NOW_S,
-    log: (_level, line) => logs.push(line),
+    log: (_level, line) => logs.push(line), pool,
   });
   const r = new Relay({
     stack: { random, isnSecret: Buffer.from('relay test secret'), mtu: 1500 },
@@ -214,4 +216,110 @@ test('an MPTCP concentrator: the third ACK carries both keys and a DATA_ACK, a 4
   const dss = third[0]!.mptcp.find((o) => o.type === 'dss');
   t.truthy(dss, 'and a DSS');
   t.like(dss, { dataAck8: false }, 'whose DATA_ACK is 4 octets: 12 (timestamps) + 20 (MP_CAPABLE) + 8 = 40');
+});
+
+// The pool (`mptun up --server-pool N`, default 2): connections to the concentrator opened ahead
+// of the apps, so that an app's connection costs one round trip to the concentrator, not two.
+
+/** The concentrator's SYN/ACK to the pooled SYN `syn` (plain TCP: the connection falls back). */
+const poolSynAck = (syn: WireSegment) => fromCon(syn, { seq: CON_ISN, ack: (syn.tcp.seq + 1) >>> 0, flags: TCP_FLAG_SYN | TCP_FLAG_ACK, options: { mss: 1460 } as TcpRepr['options'] });
+const syns = (segs: WireSegment[]) => upstream(segs).filter((s) => s.tcp.flags === TCP_FLAG_SYN);
+
+/** A relay whose pool of `n` is open and established; the pooled SYNs. */
+function pooled(n = 2) {
+  const { r, convert, logs } = relay([], n);
+  const opened = syns(feed(r, 0, null).segs);
+  for (const syn of opened) feed(r, 5, poolSynAck(syn));
+  return { r, convert, logs, opened };
+}
+
+test('the pool: connections to the concentrator open ahead of any app, their SYNs without data; an app\'s SYN takes an established one: the Convert message goes at once as data, and a new one refills the pool', (t) => {
+  const { r, convert, opened } = pooled(2);
+  t.is(opened.length, 2, 'two SYNs before any app');
+  for (const syn of opened) {
+    t.is(syn.dst, '203.0.113.5');
+    t.is(syn.tcp.dstPort, CON_PORT);
+    t.is(syn.tcp.payload.length, 0, 'nothing to say yet: no SYN data');
+  }
+  t.like(convert.counters.snapshot(), { poolOpened: 2, poolReady: 2 });
+  const out = feed(r, 10, appSyn()).segs;
+  t.is(toApp(out).length, 0, 'the app waits for the concentrator\'s reply');
+  const data = upstream(out).filter((s) => s.tcp.payload.length > 0);
+  t.is(data.length, 1, 'the Convert message, at once');
+  const taken = opened.find((s) => s.tcp.srcPort === data[0]!.tcp.srcPort && s.src === data[0]!.src);
+  t.truthy(taken, 'on the oldest pooled connection');
+  const p = parseConvert(data[0]!.tcp.payload);
+  if (p.kind !== 'message') return t.fail(p.kind);
+  const req = connectRequest(p.message);
+  if ('error' in req) return t.fail(String(req.error));
+  t.is(req.text, '192.0.2.10');
+  t.is(new CookieVerifier(KEY).verify(NOW_S, req.cookie, req.address, req.port), null, 'a cookie made now, for this destination');
+  t.is(syns(out).length, 1, 'one SYN: the pool\'s new connection');
+  t.is(syns(out)[0]!.tcp.payload.length, 0);
+  t.like(convert.counters.snapshot(), { poolUsed: 1, poolOpened: 3, poolEmpty: 0, convertInSyn: 0 });
+  // the reply answers the app's SYN, one round trip after it
+  const reply = fromCon(taken!, { seq: CON_ISN + 1, ack: (data[0]!.tcp.seq + data[0]!.tcp.payload.length) >>> 0, flags: TCP_FLAG_ACK | TCP_FLAG_PSH, payload: encodeReply() });
+  const synAck = toApp(feed(r, 30, reply).segs);
+  t.is(synAck.length, 1);
+  t.is(synAck[0]!.tcp.flags, TCP_FLAG_SYN | TCP_FLAG_ACK);
+  t.is(convert.counters.get('convertAccepted'), 1);
+});
+
+test('the pool: with none ready, the app\'s connection opens its own, the Convert message in its SYN (counted)', (t) => {
+  const { r, convert } = relay([], 2);
+  feed(r, 0, null); // the pool's SYNs, not answered yet
+  const out = feed(r, 1, appSyn()).segs;
+  const own = syns(out).filter((s) => s.tcp.payload.length > 0);
+  t.is(own.length, 1, 'a SYN with the Convert message');
+  t.like(convert.counters.snapshot(), { poolEmpty: 1, poolUsed: 0, convertInSyn: 1 });
+});
+
+test(`the pool: a connection unused for ${CONVERT_POOL_MAX_AGE_MS / 1000} s is closed with a FIN and replaced (the concentrator waits for a first byte a while only)`, (t) => {
+  const { r, convert, opened } = pooled(1);
+  // opened at 0
+  t.is(r.pollTimeout(), CONVERT_POOL_MAX_AGE_MS, 'the timer is its age limit');
+  t.is(upstream(feed(r, CONVERT_POOL_MAX_AGE_MS - 1, null).segs).length, 0, 'not before');
+  r.handleTimeout(CONVERT_POOL_MAX_AGE_MS);
+  const out = feed(r, CONVERT_POOL_MAX_AGE_MS, null).segs;
+  const fin = upstream(out).filter((s) => (s.tcp.flags & TCP_FLAG_FIN) !== 0);
+  t.is(fin.length, 1, 'a FIN on the old one');
+  t.is(fin[0]!.tcp.srcPort, opened[0]!.tcp.srcPort);
+  t.is(syns(out).length, 1, 'a SYN for its replacement');
+  t.like(convert.counters.snapshot(), { poolRetired: 1, poolOpened: 2 });
+});
+
+test('the pool: a connection refused by the concentrator is counted, and the next waits a back-off that doubles (1 s, 2 s)', (t) => {
+  const { r, convert } = relay([], 1);
+  let syn = syns(feed(r, 0, null).segs)[0]!;
+  const refuse = (s: WireSegment, now: number) => feed(r, now, fromCon(s, { seq: 0, ack: (s.tcp.seq + 1) >>> 0, flags: TCP_FLAG_RST | TCP_FLAG_ACK }));
+  t.is(syns(refuse(syn, 10).segs).length, 0, 'not again at once');
+  t.like(convert.counters.snapshot(), { poolFailed: 1, poolOpened: 1 });
+  t.is(r.pollTimeout(), 1010, 'after 1 s');
+  r.handleTimeout(1010);
+  syn = syns(feed(r, 1010, null).segs)[0]!;
+  t.truthy(syn, 'opened again after 1 s');
+  refuse(syn, 1020);
+  t.is(r.pollTimeout(), 3020, 'then after 2 s');
+  t.like(convert.counters.snapshot(), { poolFailed: 2, poolOpened: 2 });
+  // an app meanwhile opens its own connection: it is not refused for the pool's troubles
+  t.is(syns(feed(r, 1500, appSyn()).segs).filter((s) => s.tcp.payload.length > 0).length, 1);
+});
+
+test('the pool: the pooled connection an app took is reset before any reply (the concentrator restarted): the app\'s connection opens its own, the Convert message in its SYN, and is not refused', (t) => {
+  const { r, convert } = pooled(1);
+  const out = feed(r, 10, appSyn()).segs;
+  const data = upstream(out).find((s) => s.tcp.payload.length > 0)!;
+  const rst = fromCon(data, { seq: CON_ISN + 1, ack: 0, flags: TCP_FLAG_RST });
+  const out2 = feed(r, 20, rst).segs;
+  t.is(toApp(out2).length, 0, 'no RST to the app');
+  const own = syns(out2).filter((s) => s.tcp.payload.length > 0);
+  t.is(own.length, 1, 'its own SYN, the Convert message in it');
+  t.like(convert.counters.snapshot(), { poolUsed: 1, poolStale: 1, convertInSyn: 1, convertClosedBeforeReply: 0 });
+  // and it completes as without a pool
+  const synAck = fromCon(own[0]!, { seq: CON_ISN, ack: (own[0]!.tcp.seq + 1 + own[0]!.tcp.payload.length) >>> 0, flags: TCP_FLAG_SYN | TCP_FLAG_ACK, options: { mss: 1460 } as TcpRepr['options'] });
+  feed(r, 30, synAck);
+  const reply = fromCon(own[0]!, { seq: CON_ISN + 1, ack: (own[0]!.tcp.seq + 1 + own[0]!.tcp.payload.length) >>> 0, flags: TCP_FLAG_ACK | TCP_FLAG_PSH, payload: encodeReply() });
+  const toTheApp = toApp(feed(r, 40, reply).segs);
+  t.is(toTheApp.length, 1);
+  t.is(toTheApp[0]!.tcp.flags, TCP_FLAG_SYN | TCP_FLAG_ACK, 'the app\'s SYN answered');
 });

@@ -68,6 +68,7 @@ metrics: "[::1]:9100"
 server: 192.0.2.10          # port 7443
 key: /etc/mptun/key
 direct: [203.0.113.9/24]
+serverPool: 4
 `;
 
 const FULL_CONFIG: ApplianceConfig = {
@@ -102,6 +103,7 @@ const FULL_CONFIG: ApplianceConfig = {
   server: '192.0.2.10:7443',
   key: '/etc/mptun/key',
   direct: ['203.0.113.0/24'],
+  serverPool: 4,
 };
 
 test('defaults', (t) => {
@@ -132,6 +134,7 @@ test('defaults', (t) => {
     server: null,
     key: null,
     direct: [],
+    serverPool: 2,
   });
   t.true(Object.isFrozen(DEFAULT_CONFIG));
   t.true(Object.isFrozen(DEFAULT_CONFIG.paths));
@@ -481,6 +484,12 @@ test('the concentrator: server HOST[:PORT] normalized, key needed with it, direc
   t.regex(f?.reason ?? '', /needs --key FILE/);
   const g = await t.throwsAsync(loadConfig({ server: '198.51.100.7', key: '/k', direct: ['nope'] }), { instanceOf: ConfigError });
   t.is(g?.field, '--direct');
+  // --server-pool: 0..64, the flag named when refused
+  t.is((await loadConfig({ server: '198.51.100.7', key: '/k', serverPool: '0' })).serverPool, 0);
+  const h = await t.throwsAsync(loadConfig({ server: '198.51.100.7', key: '/k', serverPool: '65' }), { instanceOf: ConfigError });
+  t.is(h?.field, '--server-pool');
+  e = refused(t, () => validateConfig({ serverPool: -1 }, FILE));
+  t.is(e.field, 'serverPool');
   // without a server nothing of it is needed, and nothing changes
-  t.like(await loadConfig({}), { server: null, key: null, direct: [] });
+  t.like(await loadConfig({}), { server: null, key: null, direct: [], serverPool: 2 });
 });
