@@ -276,10 +276,18 @@ test.serial('up --dest: a destination namespace behind the server by one fast li
     // down removes the destination with the rest, its running server too
     await dbed(['dest-start', '--port', '5202']);
     const pid = Number(readFileSync(`/run/mptun-testbed/${D}/dst-iperf3-5202.pid`, 'utf8').trim());
-    t.true(existsSync(`/proc/${pid}`));
+    // running: not gone, not a zombie (a daemon's parent is PID 1, which may be slow to reap it)
+    const running = () => {
+      try {
+        return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      } catch {
+        return false;
+      }
+    };
+    t.true(running());
     await dbed(['down']);
     t.deepEqual(await ofPrefix(), [], 'namespaces remain after down');
-    t.false(existsSync(`/proc/${pid}`), 'the destination\'s iperf3 outlived down');
+    t.false(running(), 'the destination\'s iperf3 outlived down');
     t.false((await run('ip', ['-o', 'link', 'show'])).stdout.includes(D), 'a link of the bed remains in the root namespace');
     t.false(existsSync(`/run/mptun-testbed/${D}`), 'the run dir remains after down');
   } finally {
