@@ -1,11 +1,14 @@
 // bench/concentrator: the concentrator on the two-link test bed (scripts/testbed.sh), links
 // shaped to RATE Mbit/s each (tbf, both directions). `mptun server` runs in the server
-// namespace; the destination is a plain-TCP server there on an address of its own (DEST, on
-// lo, so the concentrator's own leg is unshaped), reached by the client's apps only through
-// the concentrator. In the same run: one link alone (plain kernel TCP to the kernel's MPTCP
-// iperf3 server), the kernel's own MPTCP client to it (`mptcpize run iperf3`), and plain iperf3
-// through `mptun up --server` to a plain iperf3 server; then time to first byte and the rate of
-// sequential connect/echo/close, through the concentrator and direct (kernel TCP, one link).
+// namespace; the destination is the bed's destination namespace (up --dest: one unshaped link
+// behind the server), with plain-TCP servers (iperf3 by `dest-start`, the echo server), reached
+// by the client's apps only through the concentrator. In the same run: one link alone (plain
+// kernel TCP to the kernel's MPTCP iperf3 server), the kernel's own MPTCP client to it
+// (`mptcpize run iperf3`), and plain iperf3 through `mptun up --server` to the destination's
+// iperf3; then time to first byte and the rate of sequential connect/echo/close, through the
+// concentrator (to the destination's echo server) and direct (kernel TCP over link 1 to an echo
+// server in the server namespace: the client cannot reach the destination but through the
+// concentrator).
 // Prints JSON (medians, every run, ratios; the machine is shared and noisy: compare within a run).
 //
 // --reverse: the throughput parts the other way (iperf3 -R: the destination sends).
@@ -40,15 +43,15 @@ const bed = new TestBed(values.prefix!);
 const log = (s: string) => process.stderr.write(`bench/concentrator: ${s}\n`);
 const MPTUN = fileURLToPath(new URL('../../bin/mptun.js', import.meta.url));
 const ECHO = fileURLToPath(new URL('./cc-echo.js', import.meta.url));
-const DEST = '10.219.9.1';
 const CON_PORT = 7443;
 const PLAIN_IPERF = 5202;
 const ECHO_PORT = 7007;
 const ENV = { ...process.env, PATH: `/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:${process.env.PATH ?? ''}` };
-const ns = (which: 'c' | 's') => (which === 'c' ? bed.topo.TESTBED_NS_CLIENT : bed.topo.TESTBED_NS_SERVER);
+const ns = (which: 'c' | 's' | 'd') =>
+  (which === 'c' ? bed.topo.TESTBED_NS_CLIENT : which === 's' ? bed.topo.TESTBED_NS_SERVER : bed.topo.TESTBED_NS_DEST);
 const inNs = async (which: 'c' | 's', cmd: string, args: string[], timeout = 120_000) =>
   (await exec('ip', ['netns', 'exec', ns(which), cmd, ...args], { env: ENV, timeout, maxBuffer: 16 << 20 })).stdout;
-const spawnNs = (which: 'c' | 's', cmd: string, args: string[]) => {
+const spawnNs = (which: 'c' | 's' | 'd', cmd: string, args: string[]) => {
   const child = spawn('ip', ['netns', 'exec', ns(which), cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: ENV });
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -75,15 +78,16 @@ const dir = await mkdtemp(join(tmpdir(), 'mptcb-'));
 const children: Array<{ child: ReturnType<typeof spawn> }> = [];
 process.once('SIGINT', () => void bed.down().finally(() => process.exit(130)));
 try {
-  await bed.up(rate);
-  // the destination: an address of the server namespace's own, plain-TCP servers on it
-  await inNs('s', 'ip', ['addr', 'add', `${DEST}/32`, 'dev', 'lo']);
-  await bed.run('server-start', '--port', String(PLAIN_IPERF), '--plain');
+  await bed.up(rate, ['--dest']);
+  // the destination (its own namespace behind the server's): plain-TCP servers
+  const DEST = bed.topo.TESTBED_DST_ADDR;
+  await bed.run('dest-start', '--port', String(PLAIN_IPERF));
+  const echoDst = spawnNs('d', process.execPath, [ECHO, 'server', String(ECHO_PORT)]);
+  children.push(echoDst);
+  // direct (no concentrator): the client's kernel to an echo server of the server namespace, over link 1
   const echoSrv = spawnNs('s', process.execPath, [ECHO, 'server', String(ECHO_PORT)]);
   children.push(echoSrv);
-  await until('echo server', () => echoSrv.out().includes('listening'));
-  // direct (no concentrator): the client's kernel reaches DEST over link 1
-  await inNs('c', 'ip', ['route', 'add', `${DEST}/32`, 'via', bed.topo.TESTBED_SRV_ADDR1]);
+  await until('echo servers', () => echoDst.out().includes('listening') && echoSrv.out().includes('listening'));
 
   const one: Throughput[] = [];
   const kernel: Throughput[] = [];
@@ -93,7 +97,7 @@ try {
     kernel.push(await bed.iperf(seconds, { mptcp: true, reverse }));
   }
   log('direct: connect/echo/close');
-  const direct = await echo(DEST);
+  const direct = await echo(bed.topo.TESTBED_SRV_ADDR1);
 
   const keyFile = join(dir, 'key');
   await exec(process.execPath, [MPTUN, 'server', '--genkey', keyFile]);

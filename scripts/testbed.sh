@@ -6,7 +6,11 @@
 #   │ ${P}c1 10.201.1.1/24  ───┼─────────────────┼─── ${P}s1 10.201.1.2/24        │
 #   │ ${P}c2 10.201.2.1/24  ───┼─────────────────┼─── ${P}s2 10.201.2.2/24        │
 #   │  mptun runs here         │  link 2 (veth)  │  kernel MPTCP: mptcpize iperf3 │
-#   └──────────────────────────┘                 └──────────────────────────────┘
+#   └──────────────────────────┘                 └──────────────┬───────────────┘
+#                                   with up --dest: link 3 (veth) │ ${P}x3 10.201.3.1/24
+#                                                  dest ns "${P}-dst" ${P}y3 10.201.3.2/24
+#                                                  (plain TCP servers, reached through the
+#                                                   concentrator in the server ns only)
 #
 # Everything is named after a prefix (TESTBED_PREFIX, default "mptb"), so that several users
 # and tests can each have a bed of their own; nothing is changed in the root namespace.
@@ -48,6 +52,10 @@ Commands:
                         5201; several ports may run at once. Waits until it listens.
   server-stop [--port N]
                         stop the iperf3 server of that port (all of them without --port)
+  exec-dest CMD...      run CMD in the destination namespace (a bed made with up --dest)
+  dest-start [--port N] start a plain-TCP iperf3 server (no mptcpize) in the destination
+                        namespace; default port 5201. Waits until it listens.
+  dest-stop [--port N]  stop the destination's iperf3 server of that port (all without --port)
   link-down N [--blackhole]
                         take link N (1 or 2) down: both veth ends administratively down, so
                         both kernels see it and drop its routes (a pulled cable). With
@@ -86,6 +94,14 @@ Options of up and set:
   qdisc). See the "Delay line" block of this script for how and why.
 Options of up only:
   --no-client-mptcp     no kernel MPTCP endpoint on the client (when mptun is the client)
+  --dest                also build the destination namespace ${P}-dst behind the server (for
+                        mptun's concentrator, `mptun server`, run in the server namespace):
+                        client ==two links== server --one fast link-- destination. Link 3 is
+                        neither shaped nor delayed. The destination is a plain (non-MPTCP)
+                        host, reached from the client only through the concentrator: the server
+                        namespace does not forward into it from the client (nftables table
+                        `inet ${P}_dest` drops what would be forwarded to or from link 3, also
+                        when the delay line turns forwarding on).
 
 Topology (defaults; each can be overridden by the environment variable of that name at `up`):
   namespaces            ${P}-cli (client), ${P}-srv (server)
@@ -104,6 +120,11 @@ Topology (defaults; each can be overridden by the environment variable of that n
                         add_addr_accepted 4. The same endpoints for IPv6.
   sysctls               in both namespaces only: rp_filter 0, IPv6 keep_addr_on_down 1 (a link
                         that comes back up keeps its addresses); the root namespace is untouched
+  destination (--dest)  ${P}-dst; link 3: ${P}x3 10.201.3.1/24 fd00:201:3::1/64 (server) <->
+                        ${P}y3 10.201.3.2/24 fd00:201:3::2/64 (destination); the destination's
+                        default routes (v4, v6) via the server's end; the server has no route
+                        beyond link 3's network (TESTBED_SRV_ADDR3, TESTBED_DST_ADDR,
+                        TESTBED_SRV_ADDR6_3, TESTBED_DST_ADDR6; `env` says TESTBED_DEST=1)
   loss/blackhole        nftables table `inet ${P}_testbed` in the server namespace
   delay line            TUN devices ${P}d1i ${P}d1o ${P}d2i ${P}d2o in the server namespace, rules
                         pref 91/92, 100 (local), 111/112, tables 201/202, 211/212 there; the
@@ -120,6 +141,7 @@ Examples:
   sudo scripts/testbed.sh link-down 2; sudo scripts/testbed.sh link-up 2
   sudo TESTBED_PREFIX=mine scripts/testbed.sh up --rate1 50 --rate2 10 --loss2 1
   sudo scripts/testbed.sh up --rate 100 --delay1 5 --delay2 25 --jitter2 2 --burst-loss2 1,30
+  sudo scripts/testbed.sh up --delay 20 --no-client-mptcp --dest; sudo scripts/testbed.sh dest-start
   sudo scripts/testbed.sh down
 EOF
 }
@@ -159,10 +181,14 @@ load_config() {
   : "${TESTBED_CLI_TABLE1:=101}"
   : "${TESTBED_CLI_TABLE2:=102}"
   : "${TESTBED_IPERF_PORT:=5201}"
+  : "${TESTBED_SRV_ADDR3:=10.201.3.1}"
+  : "${TESTBED_DST_ADDR:=10.201.3.2}"
+  : "${TESTBED_SRV_ADDR6_3:=fd00:201:3::1}"
+  : "${TESTBED_DST_ADDR6:=fd00:201:3::2}"
   if [[ ${1:-} == fresh || ! -r $STATE ]]; then
     # What `up`, `set` and `link-*` decide: options, not environment
     TESTBED_QDISC=tbf TESTBED_RATE1=0 TESTBED_RATE2=0 TESTBED_LOSS1=0 TESTBED_LOSS2=0
-    TESTBED_LINK1=up TESTBED_LINK2=up TESTBED_CLIENT_MPTCP=1
+    TESTBED_LINK1=up TESTBED_LINK2=up TESTBED_CLIENT_MPTCP=1 TESTBED_DEST=0
     # the delay line (see "Delay line" below)
     TESTBED_DELAY1=0 TESTBED_DELAY2=0 TESTBED_JITTER1=0 TESTBED_JITTER2=0
     TESTBED_BURST1=0 TESTBED_BURST2=0 TESTBED_QUEUE1=0 TESTBED_QUEUE2=0
@@ -170,11 +196,16 @@ load_config() {
   # a state file of a bed made before the delay line existed
   : "${TESTBED_DELAY1:=0}" "${TESTBED_DELAY2:=0}" "${TESTBED_JITTER1:=0}" "${TESTBED_JITTER2:=0}"
   : "${TESTBED_BURST1:=0}" "${TESTBED_BURST2:=0}" "${TESTBED_QUEUE1:=0}" "${TESTBED_QUEUE2:=0}"
+  : "${TESTBED_DEST:=0}"   # a state file of a bed made before --dest existed
 }
 
 NS_CLI=$P-cli
 NS_SRV=$P-srv
+NS_DST=$P-dst
 NFT_TABLE=${P}_testbed
+DST_NFT_TABLE=${P}_dest
+DST_SRV_IF=${P}x3   # link 3 (--dest): the server's end
+DST_IF=${P}y3       # and the destination's
 RULE_PREF_BASE=20000   # client rules `from <addr N>` get 20001, 20002: below main (32766),
                        # above the low numbers an appliance like mptun would pick for itself
 
@@ -196,6 +227,8 @@ ENV_VARS=(
   TESTBED_LINK1 TESTBED_LINK2 TESTBED_CLIENT_MPTCP TESTBED_UP
   TESTBED_DELAY1 TESTBED_DELAY2 TESTBED_JITTER1 TESTBED_JITTER2 TESTBED_BURST1 TESTBED_BURST2
   TESTBED_QUEUE1 TESTBED_QUEUE2
+  TESTBED_DEST TESTBED_NS_DEST TESTBED_SRV_IF3 TESTBED_DST_IF
+  TESTBED_SRV_ADDR3 TESTBED_DST_ADDR TESTBED_SRV_ADDR6_3 TESTBED_DST_ADDR6
 )
 
 # The derived names, as variables (for `env`, the state file and exec-*)
@@ -204,6 +237,8 @@ set_derived() {
   TESTBED_PREFIX=$P
   TESTBED_NS_CLIENT=$NS_CLI
   TESTBED_NS_SERVER=$NS_SRV
+  TESTBED_NS_DEST=$NS_DST
+  TESTBED_SRV_IF3=$DST_SRV_IF; TESTBED_DST_IF=$DST_IF
   TESTBED_CLI_IF1=$(cli_if 1); TESTBED_CLI_IF2=$(cli_if 2)
   TESTBED_SRV_IF1=$(srv_if 1); TESTBED_SRV_IF2=$(srv_if 2)
   TESTBED_NFT_TABLE=$NFT_TABLE
@@ -252,6 +287,7 @@ need_tools() {   # need_tools tool... — each with the Debian package that has 
 ns_exists() { [[ -e /run/netns/$1 ]]; }
 bed_exists() { ns_exists "$NS_CLI" && ns_exists "$NS_SRV"; }
 need_bed() { bed_exists || die "the bed '$P' is not up (run: $PROG up)"; }
+need_dest() { need_bed; ns_exists "$NS_DST" || die "the bed '$P' has no destination (run: $PROG up --dest)"; }
 
 check_link_arg() { [[ ${1:-} == 1 || ${1:-} == 2 ]] || die "link number must be 1 or 2 (got '${1:-}')"; }
 check_rate() { [[ $1 =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "rate must be a number of Mbit/s (got '$1')"; }
@@ -412,7 +448,7 @@ ns_pids() {
 
 kill_ns_processes() {
   local ns pids
-  for ns in "$NS_CLI" "$NS_SRV"; do
+  for ns in "$NS_CLI" "$NS_SRV" "$NS_DST"; do
     pids=$(ns_pids "$ns")
     [[ -z $pids ]] && continue
     log "stopping processes in $ns: ${pids//$'\n'/ }"
@@ -427,6 +463,43 @@ kill_ns_processes() {
       kill -KILL $pids 2>/dev/null || true
     fi
   done
+}
+
+# The destination (up --dest): a namespace behind the server by link 3, neither shaped nor
+# delayed, for mptun's concentrator (which runs in the server namespace) to connect to. The
+# server namespace forwards nothing to or from link 3 (it forwards when the delay line runs),
+# so the client reaches the destination only through a process of the server namespace.
+dest_up() {
+  ip netns add "$NS_DST"
+  ip -n "$NS_DST" link set lo up
+  ip link add "$DST_SRV_IF" netns "$NS_SRV" type veth peer name "$DST_IF" netns "$NS_DST"
+  ip -n "$NS_SRV" addr add "$TESTBED_SRV_ADDR3/$TESTBED_PLEN4" dev "$DST_SRV_IF"
+  ip -n "$NS_DST" addr add "$TESTBED_DST_ADDR/$TESTBED_PLEN4" dev "$DST_IF"
+  ip -n "$NS_SRV" addr add "$TESTBED_SRV_ADDR6_3/$TESTBED_PLEN6" dev "$DST_SRV_IF" nodad
+  ip -n "$NS_DST" addr add "$TESTBED_DST_ADDR6/$TESTBED_PLEN6" dev "$DST_IF" nodad
+  ip -n "$NS_SRV" link set "$DST_SRV_IF" up
+  ip -n "$NS_DST" link set "$DST_IF" up
+  ip -n "$NS_DST" route replace default via "$TESTBED_SRV_ADDR3" dev "$DST_IF"
+  ip -n "$NS_DST" -6 route replace default via "$TESTBED_SRV_ADDR6_3" dev "$DST_IF"
+  in_srv nft -f - <<EOF
+add table inet $DST_NFT_TABLE
+delete table inet $DST_NFT_TABLE
+table inet $DST_NFT_TABLE {
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+    iifname "$DST_SRV_IF" counter drop comment "no forwarding from the destination"
+    oifname "$DST_SRV_IF" counter drop comment "no forwarding to the destination"
+  }
+}
+EOF
+  for _ in $(seq 1 50); do
+    if ip -n "$NS_SRV" -o link show dev "$DST_SRV_IF" | grep -q 'state UP' \
+      && ip -n "$NS_DST" -o link show dev "$DST_IF" | grep -q 'state UP'; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  die "link 3 (the destination's) did not come up within 5 s"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -681,7 +754,7 @@ cmd_down() {
   dl_stop   # the delay line (its devices go with it)
   # iperf3 servers and anything else that runs in our namespaces
   kill_ns_processes
-  for ns in "$NS_CLI" "$NS_SRV"; do
+  for ns in "$NS_CLI" "$NS_SRV" "$NS_DST"; do
     if ns_exists "$ns"; then
       ip netns del "$ns" 2>/dev/null || rm -f "/run/netns/$ns"
     fi
@@ -693,9 +766,12 @@ cmd_down() {
       if ip link show dev "$dev" >/dev/null 2>&1; then ip link del dev "$dev" 2>/dev/null || true; fi
     done
   done
+  for dev in "$DST_SRV_IF" "$DST_IF"; do
+    if ip link show dev "$dev" >/dev/null 2>&1; then ip link del dev "$dev" 2>/dev/null || true; fi
+  done
   rm -rf "$RUN_DIR"
   rmdir "${RUN_DIR%/*}" 2>/dev/null || true   # the parent, when no other bed uses it
-  if ns_exists "$NS_CLI" || ns_exists "$NS_SRV"; then die "could not remove the namespaces of '$P'"; fi
+  if ns_exists "$NS_CLI" || ns_exists "$NS_SRV" || ns_exists "$NS_DST"; then die "could not remove the namespaces of '$P'"; fi
 }
 
 parse_shaping_opt() {   # sets SHIFT_BY; returns 1 when $1 is not a shaping option
@@ -739,11 +815,12 @@ cmd_up() {
     if parse_shaping_opt "$@"; then shift "$SHIFT_BY"; continue; fi
     case $1 in
       --no-client-mptcp) TESTBED_CLIENT_MPTCP=0; shift ;;
+      --dest) TESTBED_DEST=1; shift ;;
       *) die "up: unknown option '$1' (see --help)" ;;
     esac
   done
   need_tools ip tc sysctl
-  if (( TESTBED_LOSS1 > 0 || TESTBED_LOSS2 > 0 )); then need_tools nft; fi
+  if (( TESTBED_LOSS1 > 0 || TESTBED_LOSS2 > 0 )) || [[ $TESTBED_DEST == 1 ]]; then need_tools nft; fi
   if dl_wanted; then dl_need; fi
 
   cmd_down
@@ -798,13 +875,15 @@ cmd_up() {
   fi
 
   wait_links_up
+  # the destination before the delay line (which turns forwarding on)
+  if [[ $TESTBED_DEST == 1 ]]; then dest_up; fi
 
   if (( TESTBED_LOSS1 > 0 || TESTBED_LOSS2 > 0 )); then apply_nft; fi
   if dl_wanted; then dl_apply; fi
 
   save_state
   trap - EXIT INT TERM
-  log "up: $(describe_link 1), $(describe_link 2)"
+  log "up: $(describe_link 1), $(describe_link 2)$([[ $TESTBED_DEST == 1 ]] && echo ", destination $NS_DST $TESTBED_DST_ADDR [$TESTBED_DST_ADDR6] by link 3")"
 }
 
 cmd_set() {
@@ -910,6 +989,24 @@ cmd_status() {
     fi
   done
   [[ $any == 1 ]] || echo "none"
+  ns_exists "$NS_DST" || return 0
+  echo
+  echo "== $NS_DST (destination, by link 3 from $NS_SRV; no forwarding into it)"
+  ip -n "$NS_DST" -br addr show
+  ip -n "$NS_DST" route show
+  ip -n "$NS_DST" -6 route show | grep -v -E '^(fe80|multicast)' || true
+  if command -v nft >/dev/null 2>&1; then in_srv nft list table inet "$DST_NFT_TABLE" 2>/dev/null || true; fi
+  echo "-- iperf3 servers (plain TCP)"
+  any=0
+  for f in "$RUN_DIR"/dst-iperf3-*.pid; do
+    [[ -e $f ]] || continue
+    pid=$(cat "$f" 2>/dev/null || true)
+    if is_our_iperf3 "$pid" "$NS_DST"; then
+      echo "port ${f##*/dst-iperf3-}: pid $pid" | sed 's/\.pid:/:/'
+      any=1
+    fi
+  done
+  [[ $any == 1 ]] || echo "none"
 }
 
 cmd_exec() {   # cmd_exec NS CMD...
@@ -917,22 +1014,34 @@ cmd_exec() {   # cmd_exec NS CMD...
   need_tools ip
   need_bed
   local ns=$1; shift
-  [[ $# -gt 0 ]] || die "exec-client/exec-server: no command given"
+  if [[ $ns == "$NS_DST" ]]; then need_dest; fi
+  [[ $# -gt 0 ]] || die "exec-client/exec-server/exec-dest: no command given"
   set_derived
   local v
   for v in "${ENV_VARS[@]}"; do export "${v?}"; done
   exec ip netns exec "$ns" "$@"
 }
 
-# Is the process of this pid an iperf3 of ours (pids are reused)?
-is_our_iperf3() {
+# Is the process of this pid an iperf3 of ours (pids are reused)? In NS (default the server's).
+is_our_iperf3() {   # is_our_iperf3 PID [NS]
   local pid=$1
   [[ -n $pid && -r /proc/$pid/comm ]] && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == iperf3 ]] \
-    && [[ $(ip netns identify "$pid" 2>/dev/null) == "$NS_SRV" ]]
+    && [[ $(ip netns identify "$pid" 2>/dev/null) == "${2:-$NS_SRV}" ]]
 }
 
-listening() {   # listening PORT: some TCP socket listens on PORT in the server namespace
-  [[ -n $(ip netns exec "$NS_SRV" ss -Hltn "sport = :$1" 2>/dev/null) ]]
+listening() {   # listening PORT [NS]: some TCP socket listens on PORT in NS (default the server's)
+  [[ -n $(ip netns exec "${2:-$NS_SRV}" ss -Hltn "sport = :$1" 2>/dev/null) ]]
+}
+
+stop_iperf3() {   # stop_iperf3 PIDFILE NS: stop the iperf3 of that pid file, remove the file
+  local pid
+  pid=$(cat "$1" 2>/dev/null || true)
+  if is_our_iperf3 "$pid" "$2"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+  fi
+  rm -f "$1"
 }
 
 cmd_server_start() {
@@ -971,7 +1080,7 @@ cmd_server_start() {
 
 cmd_server_stop() {
   need_root
-  local port="" f pid
+  local port="" f
   while [[ $# -gt 0 ]]; do
     case $1 in
       --port) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--port needs a number"; port=$2; shift 2 ;;
@@ -980,13 +1089,50 @@ cmd_server_stop() {
   done
   for f in "$RUN_DIR"/iperf3-${port:-*}.pid; do
     [[ -e $f ]] || continue
-    pid=$(cat "$f" 2>/dev/null || true)
-    if is_our_iperf3 "$pid"; then
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
-    fi
-    rm -f "$f"
+    stop_iperf3 "$f" "$NS_SRV"
+  done
+}
+
+# The destination's iperf3 servers: plain TCP, pid files dst-iperf3-PORT.pid in the run dir
+cmd_dest_start() {
+  need_root
+  need_dest
+  local port=$TESTBED_IPERF_PORT
+  while [[ $# -gt 0 ]]; do
+    case $1 in
+      --port) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--port needs a number"; port=$2; shift 2 ;;
+      *) die "dest-start: unknown option '$1'" ;;
+    esac
+  done
+  need_tools iperf3 ss
+  mkdir -p "$RUN_DIR"
+  local pidfile=$RUN_DIR/dst-iperf3-$port.pid logfile=$RUN_DIR/dst-iperf3-$port.log
+  if [[ -e $pidfile ]] && is_our_iperf3 "$(cat "$pidfile")" "$NS_DST"; then
+    die "an iperf3 server already runs on port $port of the destination (pid $(cat "$pidfile"))"
+  fi
+  listening "$port" "$NS_DST" && die "port $port is already taken in $NS_DST"
+  rm -f "$pidfile"
+  ip netns exec "$NS_DST" iperf3 -s -p "$port" -D -I "$pidfile" --logfile "$logfile"
+  for _ in $(seq 1 50); do
+    if [[ -s $pidfile ]] && listening "$port" "$NS_DST"; then break; fi
+    sleep 0.1
+  done
+  if ! { [[ -s $pidfile ]] && listening "$port" "$NS_DST"; }; then die "iperf3 did not start (see $logfile)"; fi
+  log "destination: iperf3 server on $TESTBED_DST_ADDR port $port (plain TCP), pid $(cat "$pidfile")"
+}
+
+cmd_dest_stop() {
+  need_root
+  local port="" f
+  while [[ $# -gt 0 ]]; do
+    case $1 in
+      --port) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--port needs a number"; port=$2; shift 2 ;;
+      *) die "dest-stop: unknown option '$1'" ;;
+    esac
+  done
+  for f in "$RUN_DIR"/dst-iperf3-${port:-*}.pid; do
+    [[ -e $f ]] || continue
+    stop_iperf3 "$f" "$NS_DST"
   done
 }
 
@@ -1007,8 +1153,11 @@ main() {
     set) cmd_set "$@" ;;
     exec-client) cmd_exec "$NS_CLI" "$@" ;;
     exec-server) cmd_exec "$NS_SRV" "$@" ;;
+    exec-dest) cmd_exec "$NS_DST" "$@" ;;
     server-start) cmd_server_start "$@" ;;
     server-stop) cmd_server_stop "$@" ;;
+    dest-start) cmd_dest_start "$@" ;;
+    dest-stop) cmd_dest_stop "$@" ;;
     link-down) cmd_link_down "$@" ;;
     link-up) cmd_link_up "$@" ;;
     help|--help|-h) usage ;;

@@ -22,6 +22,11 @@ export interface BedTopology {
   TESTBED_SRV_ADDR6_1: string;
   TESTBED_CLI_IF1: string;
   TESTBED_CLI_IF2: string;
+  /** "1" when the bed has a destination namespace behind the server (up --dest) */
+  TESTBED_DEST: string;
+  TESTBED_NS_DEST: string;
+  TESTBED_DST_ADDR: string;
+  TESTBED_DST_ADDR6: string;
 }
 
 export class TestBed {
@@ -49,9 +54,12 @@ export class TestBed {
     return stdout;
   }
 
-  /** Builds the bed (links shaped to `rate` Mbit/s) with the kernel's MPTCP iperf3 server. */
-  async up(rate: number): Promise<void> {
-    await this.run('up', '--rate', String(rate));
+  /**
+   * Builds the bed (links shaped to `rate` Mbit/s) with the kernel's MPTCP iperf3 server;
+   * `options`: more options of testbed.sh's `up` (e.g. `--dest`).
+   */
+  async up(rate: number, options: string[] = []): Promise<void> {
+    await this.run('up', '--rate', String(rate), ...options);
     this.topo = Object.fromEntries((await this.run('env')).trim().split('\n').map((l) => {
       const i = l.indexOf('=');
       return [l.slice(0, i), l.slice(i + 1).replace(/^'|'$/g, '')];

@@ -1,5 +1,5 @@
 // `mptun up --server` on the two-link test bed with path delay (scripts/testbed.sh --delay: the
-// delay line), and a third namespace behind the concentrator:
+// delay line), and a third namespace behind the concentrator (--dest: the bed's destination):
 //
 //   mptc2-cli ══ link 1: 20 ms each way ══ mptc2-srv ── link 3 (no delay) ── mptc2-dst
 //   (mptun up ══ link 2: 20 ms each way ══ (mptun server,                    (plain TCP: an echo
@@ -33,11 +33,11 @@ const APP = fileURLToPath(new URL('./mptcc-app.js', import.meta.url));
 const DST_SERVER = fileURLToPath(new URL('./mptcv-dst.js', import.meta.url));
 const ECHO = fileURLToPath(new URL('../../bench/cc-echo.js', import.meta.url));
 const ENV = systemEnv({ TESTBED_PREFIX: P });
-const DST_NS = `${P}-dst`;
 const DELAY_MS = 20;
 const CON_PORT = 7443;
-const DST4 = '10.201.3.2';
-const DST6 = 'fd00:201:3::2';
+/** The bed's destination (testbed.sh up --dest: TESTBED_DST_ADDR, TESTBED_DST_ADDR6), set by the before hook. */
+let DST4 = '';
+let DST6 = '';
 const SHA_PORT = 9000;
 const ECHO_PORT = 7007;
 const SERVER_SOCKET = `/run/${P}/server.sock`;
@@ -53,6 +53,7 @@ function bed(args: string[], opts: RunOptions = {}) {
 let topo: Record<string, string> = {};
 const cli = () => topo.TESTBED_NS_CLIENT!;
 const srv = () => topo.TESTBED_NS_SERVER!;
+const dst = () => topo.TESTBED_NS_DEST!;
 let dir = '';
 let keyFile = '';
 let server: Spawned | null = null;
@@ -60,8 +61,7 @@ let mptun: Spawned | null = null;
 const dstProcs: Spawned[] = [];
 
 async function teardown(): Promise<void> {
-  await run('ip', ['netns', 'del', DST_NS], { check: false });
-  await bed(['down'], { check: false });
+  await bed(['down'], { check: false });   // the destination's namespace too
 }
 
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -124,21 +124,15 @@ test.before(async (t) => {
   if (!requireRootOrSkip(t)) return;
   await teardown();
   dir = await mkdtemp(join(tmpdir(), `${P}-`));
-  await bed(['up', '--delay', String(DELAY_MS), '--no-client-mptcp']);
+  // the destination's namespace (--dest), one undelayed link from the server's (the concentrator's)
+  await bed(['up', '--delay', String(DELAY_MS), '--no-client-mptcp', '--dest']);
   topo = parseEnvLines((await bed(['env'])).stdout);
-  // the destination's namespace, one undelayed link from the server's (the concentrator's) namespace
-  await run('ip', ['netns', 'add', DST_NS]);
-  await inNetns(DST_NS, 'ip', ['link', 'set', 'lo', 'up']);
-  await run('ip', ['link', 'add', `${P}x3`, 'netns', srv(), 'type', 'veth', 'peer', 'name', `${P}y3`, 'netns', DST_NS]);
-  for (const [ns, dev, a4, a6] of [[srv(), `${P}x3`, '10.201.3.1/24', 'fd00:201:3::1/64'], [DST_NS, `${P}y3`, `${DST4}/24`, `${DST6}/64`]] as const) {
-    await inNetns(ns, 'ip', ['addr', 'add', a4, 'dev', dev]);
-    await inNetns(ns, 'ip', ['-6', 'addr', 'add', a6, 'dev', dev, 'nodad']);
-    await inNetns(ns, 'ip', ['link', 'set', dev, 'up']);
-  }
-  dstProcs.push(spawnInNetns(DST_NS, process.execPath, [DST_SERVER, String(SHA_PORT)]));
-  dstProcs.push(spawnInNetns(DST_NS, process.execPath, [ECHO, 'server', String(ECHO_PORT)]));
-  await waitForPort(DST_NS, SHA_PORT);
-  await waitForPort(DST_NS, ECHO_PORT);
+  DST4 = topo.TESTBED_DST_ADDR!;
+  DST6 = topo.TESTBED_DST_ADDR6!;
+  dstProcs.push(spawnInNetns(dst(), process.execPath, [DST_SERVER, String(SHA_PORT)]));
+  dstProcs.push(spawnInNetns(dst(), process.execPath, [ECHO, 'server', String(ECHO_PORT)]));
+  await waitForPort(dst(), SHA_PORT);
+  await waitForPort(dst(), ECHO_PORT);
   keyFile = join(dir, 'key');
   await run(process.execPath, [MPTUN, 'server', '--genkey', keyFile]);
   server = spawnInNetns(srv(), process.execPath, [

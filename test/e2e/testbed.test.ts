@@ -1,10 +1,10 @@
 // The two-link test bed (scripts/testbed.sh) builds what it promises: two links that answer
 // on IPv4 and IPv6, shaped to the rate in both directions, that the kernel's MPTCP uses
 // together (more than one link's rate), loss that drops, links that go down and come back,
-// and a teardown that leaves nothing behind. It has a prefix of its own, so it runs beside
-// other users of the bed.
+// and a teardown that leaves nothing behind; with --dest, a third namespace behind the server.
+// It has prefixes of its own, so it runs beside other users of the bed.
 import test from 'ava';
-import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -219,6 +219,80 @@ test.serial('link-down 2 takes link 2 away, link-up 2 brings it back (also --bla
   // and the shaper is still there
   const qdisc = await run('tc', ['-n', cli(), 'qdisc', 'show', 'dev', topo.TESTBED_CLI_IF2]);
   t.regex(qdisc.stdout, /tbf .*rate 100Mbit/);
+});
+
+test.serial('up --dest: a destination namespace behind the server by one fast link, a plain iperf3 server there, and down leaves nothing', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  // a bed of its own: client ==two links== server --link 3-- destination
+  const D = 'mptbd';
+  const denv = systemEnv({ TESTBED_PREFIX: D });
+  const dbed = (args: string[], opts: RunOptions = {}) => run('bash', [SCRIPT, ...args], { env: denv, timeout: 30_000, ...opts });
+  const ofPrefix = async () => (await run('ip', ['netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(`${D}-`));
+  try {
+    t.is(parseEnvLines((await dbed(['env'])).stdout).TESTBED_DEST, '0', 'no destination before up --dest');
+    await dbed(['up', '--dest']);
+    const env = parseEnvLines((await dbed(['env'])).stdout);
+    t.like(env, {
+      TESTBED_DEST: '1',
+      TESTBED_NS_DEST: `${D}-dst`,
+      TESTBED_SRV_IF3: `${D}x3`,
+      TESTBED_DST_IF: `${D}y3`,
+      TESTBED_SRV_ADDR3: '10.201.3.1',
+      TESTBED_DST_ADDR: '10.201.3.2',
+      TESTBED_SRV_ADDR6_3: 'fd00:201:3::1',
+      TESTBED_DST_ADDR6: 'fd00:201:3::2',
+      TESTBED_UP: '1',
+    });
+    const [srvNs, dstNs] = [env.TESTBED_NS_SERVER!, env.TESTBED_NS_DEST!];
+    t.deepEqual((await ofPrefix()).sort(), [`${D}-cli`, `${D}-dst`, `${D}-srv`]);
+    // the server namespace reaches the destination over link 3, IPv4 and IPv6
+    for (const addr of [env.TESTBED_DST_ADDR!, env.TESTBED_DST_ADDR6!]) {
+      const p = await inNetns(srvNs, 'ping', ['-c', '2', '-i', '0.1', '-W', '2', addr], { check: false, timeout: 15_000 });
+      t.is(p.code, 0, `ping ${addr} from the server namespace: ${p.stdout}`);
+    }
+    // the destination's default routes go to the server's end of link 3 (exec-dest runs there)
+    t.regex((await dbed(['exec-dest', 'ip', 'route', 'get', '192.0.2.1'])).stdout, /via 10\.201\.3\.1 dev mptbdy3/);
+    t.regex((await dbed(['exec-dest', 'ip', '-6', 'route', 'get', '2001:db8::1'])).stdout, /via fd00:201:3::1 dev mptbdy3/);
+    // the client does not reach it, even when the server namespace forwards (as with the delay line)
+    await inNetns(srvNs, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+    const p = await inNetns(env.TESTBED_NS_CLIENT!, 'ping', ['-c', '1', '-W', '1', env.TESTBED_DST_ADDR!], { check: false, timeout: 15_000 });
+    t.not(p.code, 0, 'the client reached the destination past the concentrator');
+    const nft = await inNetns(srvNs, 'nft', ['list', 'table', 'inet', `${D}_dest`]);
+    t.regex(nft.stdout, /oifname "mptbdx3" counter packets [1-9]\d* bytes \d+ drop/, 'the forwarded ping was dropped');
+
+    // dest-start: a plain-TCP iperf3 server in the destination namespace
+    await dbed(['dest-start']);
+    t.true(await isListening(dstNs, 5201));
+    t.false(await isListening(srvNs, 5201), 'not in the server namespace');
+    t.is((await inNetns(dstNs, 'ss', ['-HMln'])).stdout.trim(), '', 'no MPTCP listener in the destination');
+    const { stdout } = await inNetns(srvNs, 'iperf3', ['-c', env.TESTBED_DST_ADDR!, '-t', '1', '-J'], { timeout: 20_000 });
+    const r = mbps(stdout);
+    t.log(`iperf3 server namespace -> destination over link 3 (plain TCP, unshaped): ${r.toFixed(0)} Mbit/s`);
+    t.true(r > 100, `${r} Mbit/s over an unshaped veth`);
+    t.regex((await dbed(['status'])).stdout, /== mptbd-dst[\s\S]*port 5201: pid \d+/);
+    await dbed(['dest-stop']);
+    t.false(await isListening(dstNs, 5201), 'dest-stop stopped it');
+
+    // down removes the destination with the rest, its running server too
+    await dbed(['dest-start', '--port', '5202']);
+    const pid = Number(readFileSync(`/run/mptun-testbed/${D}/dst-iperf3-5202.pid`, 'utf8').trim());
+    // running: not gone, not a zombie (a daemon's parent is PID 1, which may be slow to reap it)
+    const running = () => {
+      try {
+        return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      } catch {
+        return false;
+      }
+    };
+    t.true(running());
+    await dbed(['down']);
+    t.deepEqual(await ofPrefix(), [], 'namespaces remain after down');
+    t.false(running(), 'the destination\'s iperf3 outlived down');
+    t.false((await run('ip', ['-o', 'link', 'show'])).stdout.includes(D), 'a link of the bed remains in the root namespace');
+    t.false(existsSync(`/run/mptun-testbed/${D}`), 'the run dir remains after down');
+  } finally {
+    await dbed(['down'], { check: false });
+  }
 });
 
 test.serial('clear errors: not root, a tool missing', async (t) => {
