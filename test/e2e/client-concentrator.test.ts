@@ -98,10 +98,10 @@ async function serverStatus(): Promise<ServerStatus> {
   return JSON.parse(r.stdout) as ServerStatus;
 }
 
-async function startMptun(key: string): Promise<Spawned> {
+async function startMptun(key: string, more: string[] = []): Promise<Spawned> {
   return startMptunUp(CLI, [
     '--path', `${P}c1:10.217.1.2`, '--path', `${P}c2:10.217.2.2`, '--server', `${CON_ADDR}:${CON_PORT}`, '--key', key,
-    '--state-dir', STATE_DIR, '--control-socket', CLIENT_SOCKET, '--log-level', 'debug',
+    '--state-dir', STATE_DIR, '--control-socket', CLIENT_SOCKET, '--log-level', 'debug', ...more,
   ]);
 }
 
@@ -144,6 +144,13 @@ test.after.always(async () => {
 
 test.serial('mptcc: the Convert message rides in the MP_CAPABLE SYN to the concentrator (tshark: version 1, Connect TLV with the destination); bytes arrive whole', async (t) => {
   if (!requireRootOrSkip(t)) return;
+  // without a pool: each app connection opens its own, the message in its SYN
+  await stopMptun();
+  mptun = await startMptun(keyFile, ['--server-pool', '0']);
+  t.teardown(async () => {
+    await stopMptun();
+    mptun = await startMptun(keyFile);
+  });
   const pcap = join(dir, 'syn.pcap');
   const cap = spawnInNetns(CLI, 'tshark', ['-i', `${P}c1`, '-w', pcap, '-f', `tcp port ${CON_PORT}`]);
   let r: AppResult;
@@ -199,6 +206,9 @@ test.serial('mptcc: a path that strips MPTCP options still reaches the destinati
   const strip = `table inet ${P}strip {\n chain post {\n  type filter hook postrouting priority 0;\n  tcp dport ${CON_PORT} reset tcp option mptcp\n }\n}\n`;
   await run('ip', ['netns', 'exec', CLI, 'nft', '-f', '-'], { input: strip });
   try {
+    // the pool made anew on the stripping path (the connections it had are MPTCP)
+    await stopMptun();
+    mptun = await startMptun(keyFile);
     const fb = (await clientStatus()).counters.relay?.flowsFallback ?? 0;
     const r = await app(['send', DST_ADDR, String(DST_PORT), '2000000']);
     t.true(r.ok, JSON.stringify(r));
@@ -206,6 +216,8 @@ test.serial('mptcc: a path that strips MPTCP options still reaches the destinati
     t.is((await clientStatus()).counters.relay?.flowsFallback, fb + 1, 'the upstream fell back to plain TCP');
   } finally {
     await sh(CLI, 'nft', ['delete', 'table', 'inet', `${P}strip`]);
+    await stopMptun();
+    mptun = await startMptun(keyFile);
   }
 });
 

@@ -9,10 +9,10 @@
 // What a connection through the concentrator costs in round trips, measured by an unmodified
 // app (bench/cc-echo.js: connect, one byte each way, close) against the RTT of the paths (ping,
 // and the kernel's own TCP connect to the concentrator's host): the app's connect() completes
-// when the concentrator's reply says the destination accepted: after one round trip over plain
-// TCP (the Convert message in the SYN, TCP Fast Open), after two over MPTCP (the kernel's MPTCP
-// listener sends nothing before the third ACK; see the first test); its first byte comes one
-// round trip later. And IPv6: the client reaches the concentrator over the paths' IPv6
+// when the concentrator's reply says the destination accepted: after one round trip with a
+// pooled connection (mptun up's default), after two over MPTCP without one (the Convert message
+// in the SYN, but the kernel's MPTCP listener sends nothing before the third ACK; see the second
+// test), one over plain TCP; its first byte comes one round trip later. And IPv6: the client reaches the concentrator over the paths' IPv6
 // (--server [fd00:201:1::2]:7443), IPv6 destinations are reached through an IPv4 or an IPv6
 // concentrator, and an unreachable IPv6 destination fails the app's connect() at once (the
 // concentrator's Error 97 becomes an ICMPv6 Destination Unreachable).
@@ -96,8 +96,12 @@ async function clientCounters(group: string): Promise<Record<string, number>> {
   return (JSON.parse(r.stdout) as ClientStatus).counters[group] ?? {};
 }
 
-async function startMptun(serverArg: string): Promise<Spawned> {
-  return startMptunUp(cli(), ['--server', serverArg, '--key', keyFile, '--state-dir', STATE_DIR, '--control-socket', CLIENT_SOCKET, '--log-level', 'debug']);
+async function startMptun(serverArg: string, more: string[] = []): Promise<Spawned> {
+  const m = await startMptunUp(cli(), ['--server', serverArg, '--key', keyFile, '--state-dir', STATE_DIR, '--control-socket', CLIENT_SOCKET, '--log-level', 'debug', ...more]);
+  // the pool (--server-pool, default 2) established before the apps come
+  const pool = more.includes('--server-pool') ? Number(more[more.indexOf('--server-pool') + 1]) : 2;
+  await waitFor(`${pool} pooled connections to the concentrator`, async () => ((await clientCounters('concentrator')).poolReady ?? 0) >= pool, { timeout: 10_000 });
+  return m;
 }
 
 async function stopMptun(): Promise<void> {
@@ -160,12 +164,36 @@ test.after.always(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-test.serial(`mptc2: with ${DELAY_MS} ms each way, connect() through the concentrator takes the round trips it must, and the first byte one more`, async (t) => {
+test.serial(`mptc2: with ${DELAY_MS} ms each way, connect() through the concentrator takes one round trip (a pooled connection: the Convert message at once) plus the concentrator's connect, and the first byte one more`, async (t) => {
   if (!requireRootOrSkip(t)) return;
   const before = await clientCounters('concentrator');
   const via = await echo(DST4);
   const after = await clientCounters('concentrator');
   const d = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
+  t.log(`through the concentrator (MPTCP, a pooled connection): connect ${via.connectMsMedian} ms = ${(via.connectMsMedian / rtt4).toFixed(2)} RTT, `
+    + `first byte ${via.ttfbMsMedian} ms = ${(via.ttfbMsMedian / rtt4).toFixed(2)} RTT (medians of ${N}; RTT ${rtt4} ms, the kernel's own connect ${kernel4.toFixed(1)} ms)`);
+  t.log(`client counters over the ${N} connections: ${JSON.stringify(Object.fromEntries(Object.keys(after).map((k) => [k, d(k)]).filter(([, v]) => v !== 0)))}`);
+  // each app connection takes a pooled one, and its replacement is ready before the next
+  // (sequential connections two round trips apart); the first may find the pool being refilled
+  t.true(d('poolUsed') >= N - 1, `${d('poolUsed')} of ${N} took a pooled connection`);
+  t.is(d('convertAccepted'), N);
+  // the Convert message leaves with the app's SYN's arrival, the concentrator connects (no
+  // delay on its leg), its reply comes back: one round trip. 1.5 RTT + 10 ms: mptun's own
+  // per-packet latency on a loaded machine; the two round trips without a pool stay out
+  t.true(via.connectMsMedian < 1.5 * rtt4 + 10, `connect ${via.connectMsMedian} ms: more than 1.5 round trips of ${rtt4} ms (+ 10 ms)`);
+  t.true(via.ttfbMsMedian - via.connectMsMedian < 1.5 * rtt4, `the first byte one round trip after connect: ${via.ttfbMsMedian} - ${via.connectMsMedian} ms`);
+});
+
+test.serial(`mptc2: without a pool (--server-pool 0), the Convert message rides in the MP_CAPABLE SYN: two round trips with the kernel's MPTCP listener`, async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  await stopMptun();
+  mptun = await startMptun(`${topo.TESTBED_SRV_ADDR1}:${CON_PORT}`, ['--server-pool', '0']);
+  const before = await clientCounters('concentrator');
+  const via = await echo(DST4);
+  const after = await clientCounters('concentrator');
+  const d = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
+  await stopMptun();
+  mptun = await startMptun(`${topo.TESTBED_SRV_ADDR1}:${CON_PORT}`);
   t.log(`through the concentrator (MPTCP, Convert in the SYN): connect ${via.connectMsMedian} ms = ${(via.connectMsMedian / rtt4).toFixed(2)} RTT, `
     + `first byte ${via.ttfbMsMedian} ms = ${(via.ttfbMsMedian / rtt4).toFixed(2)} RTT (medians of ${N}; RTT ${rtt4} ms)`);
   t.log(`client counters over the ${N} connections: ${JSON.stringify(Object.fromEntries(Object.keys(after).map((k) => [k, d(k)]).filter(([, v]) => v !== 0)))}`);
@@ -182,6 +210,7 @@ test.serial(`mptc2: with ${DELAY_MS} ms each way, connect() through the concentr
   // pushes the pending reply on a DATA_ACK, not on the MP_CAPABLE ACK alone.
   // (2.5 RTT and 10 ms: mptun's own per-packet latency on a loaded machine; the 3 RTT of before stay out)
   t.true(via.connectMsMedian < 2.5 * rtt4 + 10, `connect ${via.connectMsMedian} ms: more than 2.5 round trips of ${rtt4} ms (+ 10 ms)`);
+  t.is(d('poolUsed'), 0);
   t.true(via.ttfbMsMedian - via.connectMsMedian < 1.5 * rtt4, `the first byte one round trip after connect: ${via.ttfbMsMedian} - ${via.connectMsMedian} ms`);
 });
 
@@ -190,17 +219,23 @@ test.serial('mptc2: on a path that strips MPTCP options (plain TCP to the concen
   const strip = `table inet ${P}strip {\n chain post {\n  type filter hook postrouting priority 0;\n  tcp dport ${CON_PORT} reset tcp option mptcp\n }\n}\n`;
   await run('ip', ['netns', 'exec', cli(), 'nft', '-f', '-'], { input: strip });
   try {
+    // the pool made anew on the stripping path: its connections fall back to plain TCP
+    await stopMptun();
+    mptun = await startMptun(`${topo.TESTBED_SRV_ADDR1}:${CON_PORT}`);
     const fb = (await clientCounters('relay')).flowsFallback ?? 0;
     const via = await echo(DST4);
     t.log(`through the concentrator over plain TCP (fallback): connect ${via.connectMsMedian} ms = ${(via.connectMsMedian / rtt4).toFixed(2)} RTT, `
       + `first byte ${via.ttfbMsMedian} ms = ${(via.ttfbMsMedian / rtt4).toFixed(2)} RTT (RTT ${rtt4} ms, the kernel's own connect ${kernel4.toFixed(1)} ms)`);
     t.is(((await clientCounters('relay')).flowsFallback ?? 0) - fb, N, 'every upstream fell back to plain TCP');
-    // plain TCP: the kernel's TCP Fast Open child may send in SYN_RECV, so the reply leaves with
-    // (just after) the SYN/ACK: one round trip plus the concentrator's own connect, not two
+    // pooled plain-TCP connections: one round trip plus the concentrator's own connect, not two
+    // (without the pool it is one too: the kernel's TCP Fast Open child may send in SYN_RECV)
     t.true(via.connectMsMedian < 1.5 * rtt4, `connect ${via.connectMsMedian} ms: more than 1.5 round trips of ${rtt4} ms`);
     t.true(via.ttfbMsMedian - via.connectMsMedian < 1.5 * rtt4, `the first byte one round trip after connect: ${via.ttfbMsMedian} - ${via.connectMsMedian} ms`);
   } finally {
     await inNetns(cli(), 'nft', ['delete', 'table', 'inet', `${P}strip`]);
+    // an MPTCP pool again for the tests after
+    await stopMptun();
+    mptun = await startMptun(`${topo.TESTBED_SRV_ADDR1}:${CON_PORT}`);
   }
 });
 
