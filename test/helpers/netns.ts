@@ -49,7 +49,8 @@ export class CommandError extends Error {
     readonly timedOut: boolean,
   ) {
     const how = timedOut ? 'timed out' : result.signal ? `was killed by ${result.signal}` : `exited with ${result.code}`;
-    const err = result.stderr.trim();
+    // what it said: stderr, else the end of stdout (a peer that reports its error as a JSON line)
+    const err = result.stderr.trim() || result.stdout.trim().slice(-1000);
     super(`\`${argv.join(' ')}\` ${how}${err ? `: ${err.slice(-2000)}` : ''}`);
     this.name = 'CommandError';
   }
