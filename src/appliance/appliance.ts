@@ -173,6 +173,8 @@ export async function cleanupDeadInstance(stateDir: string, log: Logger): Promis
       log.debug(`undo of the old record: ${(e as Error).message} (the rest is found by its tag)`);
     }
     await rm(statePath(stateDir), { force: true });
+    // its control socket (nothing listens there now)
+    if (state.controlSocket) await rm(state.controlSocket, { force: true });
   }
   const left = await cleanupLeftovers();
   Object.assign(report, left);

@@ -6,6 +6,7 @@
 // sysctls are what they were after `mptun down`, after SIGTERM, and after SIGKILL + `mptun down`.
 import test from 'ava';
 import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
 import {
   inNetns, parseEnvLines, requireRootOrSkip, run, spawnInNetns, systemEnv, waitFor, waitForPort, type RunOptions, type Spawned,
 } from '../helpers/netns.js';
@@ -326,9 +327,11 @@ test.serial('routing is what it was: after SIGTERM, after `mptun down`, after SI
   mptun = await startMptun();
   await stopMptun('SIGKILL');
   t.not(await routingSnapshot(), before, 'a killed instance leaves its set-up behind');
+  t.true(existsSync(SOCKET), 'and its control socket');
   const d2 = await inNetns(cli(), process.execPath, [MPTUN, 'down', '--state-dir', STATE_DIR]);
   t.regex(d2.stdout, /undid the record of dead pid/);
   t.is(await routingSnapshot(), before, 'after SIGKILL + mptun down');
+  t.false(existsSync(SOCKET), 'the dead control socket removed');
 
   // a killed instance is also cleaned up by the next `mptun up`
   mptun = await startMptun();

@@ -14,7 +14,7 @@
 import test from 'ava';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inNetns, requireRootOrSkip, run, spawnInNetns, waitFor, waitForPort, type Spawned } from '../helpers/netns.js';
 import { startMptunUp } from '../helpers/mptun.js';
@@ -140,6 +140,8 @@ test.after.always(async () => {
   await iperfServer?.stop();
   await teardown();
   if (dir) await rm(dir, { recursive: true, force: true });
+  // the server's control socket's directory, and the client's state directory
+  for (const d of [dirname(SERVER_SOCKET), STATE_DIR]) await rm(d, { recursive: true, force: true });
 });
 
 test.serial('mptcc: the Convert message rides in the MP_CAPABLE SYN to the concentrator (tshark: version 1, Connect TLV with the destination); bytes arrive whole', async (t) => {

@@ -19,7 +19,7 @@
 import test from 'ava';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   inNetns, parseEnvLines, requireRootOrSkip, run, spawnInNetns, systemEnv, waitFor, waitForPort, type RunOptions, type Spawned,
@@ -162,6 +162,8 @@ test.after.always(async () => {
   for (const p of dstProcs) await p.stop();
   await teardown();
   if (dir) await rm(dir, { recursive: true, force: true });
+  // the server's control socket's directory, and the client's state directory
+  for (const d of [dirname(SERVER_SOCKET), STATE_DIR]) await rm(d, { recursive: true, force: true });
 });
 
 test.serial(`mptc2: with ${DELAY_MS} ms each way, connect() through the concentrator takes one round trip (a pooled connection: the Convert message at once) plus the concentrator's connect, and the first byte one more`, async (t) => {
