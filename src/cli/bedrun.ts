@@ -4,6 +4,7 @@
 // (plain iperf3, captured by `mptun up`). Per-link figures are bytes on the wire: the client
 // links' transmit (upload) or receive (download) counters.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
@@ -72,9 +73,12 @@ export class TestBed {
     await this.run('down').catch(() => undefined);
   }
 
-  /** Starts `mptun up` in the client namespace; resolves once it is up. */
-  async startMptun(extra: string[] = []): Promise<void> {
-    const child = spawn('ip', ['netns', 'exec', this.topo.TESTBED_NS_CLIENT, process.execPath, MPTUN, 'up',
+  /**
+   * Starts `mptun up` in the client namespace; resolves once it is up. `nodeOptions`: options
+   * of node itself (`--cpu-prof --cpu-prof-dir DIR`: a CPU profile written when mptun exits).
+   */
+  async startMptun(extra: string[] = [], nodeOptions: string[] = []): Promise<void> {
+    const child = spawn('ip', ['netns', 'exec', this.topo.TESTBED_NS_CLIENT, process.execPath, ...nodeOptions, MPTUN, 'up',
       '--state-dir', this.stateDir, '--control-socket', this.controlSocket, ...extra], { stdio: ['ignore', 'ignore', 'pipe'], env: ENV });
     this.mptun = child;
     this.mptunLog = '';
@@ -125,17 +129,28 @@ export class TestBed {
     const to = opts.ipv6 ? ['-6', '-c', this.topo.TESTBED_SRV_ADDR6_1] : ['-c', this.topo.TESTBED_SRV_ADDR1];
     const args = [...cmd.slice(1), ...to, '-t', String(seconds), '-J', ...(opts.reverse ? ['-R'] : [])];
     const before = await this.linkBytes();
+    const pid = this.mptun?.pid;
+    const cpu0 = pid !== undefined ? cpuSeconds(pid) : null;
     const t0 = process.hrtime.bigint();
     const out = await this.client(cmd[0]!, args, (seconds + 30) * 1000);
     const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
+    const cpu1 = pid !== undefined ? cpuSeconds(pid) : null;
     const after = await this.linkBytes();
     const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
     const wire = after.map((a, i) => (opts.reverse ? a.rx - before[i]!.rx : a.tx - before[i]!.tx));
-    return {
+    const result: Throughput = {
       mbit: +(j.end.sum_received.bits_per_second / 1e6).toFixed(1),
       perLinkMbit: wire.map((b) => +((b * 8) / elapsed / 1e6).toFixed(1)),
       perLinkShare: wire.map((b) => +(b / Math.max(1, wire[0]! + wire[1]!)).toFixed(3)),
     };
+    if (cpu0 && cpu1) {
+      result.mptunCpu = {
+        ofOneCore: +((cpu1.user + cpu1.system - cpu0.user - cpu0.system) / elapsed).toFixed(3),
+        user: +((cpu1.user - cpu0.user) / elapsed).toFixed(3),
+        system: +((cpu1.system - cpu0.system) / elapsed).toFixed(3),
+      };
+    }
+    return result;
   }
 }
 
@@ -145,6 +160,25 @@ export interface Throughput {
   /** bytes on each client link during the run (IP + link headers, all of iperf3's traffic), Mbit/s */
   perLinkMbit: number[];
   perLinkShare: number[];
+  /**
+   * While mptun ran: its process's CPU time (user + system, /proc/PID/stat) over the run's
+   * wall time, as a fraction of one core (the iperf3 run's setup and teardown included).
+   */
+  mptunCpu?: { ofOneCore: number; user: number; system: number };
+}
+
+/** User and system CPU seconds of process `pid` so far (/proc/PID/stat utime, stime), or null when it is gone. */
+export function cpuSeconds(pid: number): { user: number; system: number } | null {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  // proc(5): "(2) comm %s ... in parentheses"; the fields after it: (14) utime, (15) stime in clock ticks
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const hz = 100; // sysconf(_SC_CLK_TCK) on Linux
+  return { user: Number(f[11]) / hz, system: Number(f[12]) / hz };
 }
 
 export interface MptunStatus {

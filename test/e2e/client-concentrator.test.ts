@@ -85,7 +85,7 @@ async function dstSyns(): Promise<number> {
   return j.nftables.find((x) => x.counter)!.counter!.packets;
 }
 
-interface ClientStatus { flows: Array<{ bytesToUpstream: number }>; counters: Record<string, Record<string, number>> }
+interface ClientStatus { flows: Array<{ destination: string; bytesToUpstream: number }>; counters: Record<string, Record<string, number>> }
 async function clientStatus(): Promise<ClientStatus> {
   const r = await sh(CLI, process.execPath, [MPTUN, 'status', '--json', '--control-socket', CLIENT_SOCKET]);
   return JSON.parse(r.stdout) as ClientStatus;
@@ -240,17 +240,19 @@ test.serial('mptcc: 200 MB through the concentrator to a plain server arrive who
   if (!requireRootOrSkip(t)) return;
   const total = 200_000_000;
   const pending = app(['send', DST_ADDR, String(DST_PORT), String(total)], 180_000);
+  // this transfer's flow (a flow of an earlier test may still be closing)
+  const sent = (st: ClientStatus) => st.flows.find((f) => f.destination === `${DST_ADDR}:${DST_PORT}`)?.bytesToUpstream;
   try {
-    await waitFor('50 MB through', async () => ((await clientStatus()).flows[0]?.bytesToUpstream ?? 0) > 50e6, { timeout: 60_000, interval: 100 });
+    await waitFor('50 MB through', async () => (sent(await clientStatus()) ?? 0) > 50e6, { timeout: 60_000, interval: 100 });
     const pulledAt = performance.now();
-    const pulledBytes = (await clientStatus()).flows[0]?.bytesToUpstream ?? 0;
+    const pulledBytes = sent(await clientStatus()) ?? 0;
     await sh(CLI, 'ip', ['link', 'set', `${P}c1`, 'down']);
     // the transfer's pace after the pull, second by second (a stall shows as a second with nothing)
     const pace: number[] = [];
     let last = pulledBytes;
     const sampler = setInterval(() => {
       void clientStatus().then((st) => {
-        const now = st.flows[0]?.bytesToUpstream ?? last;
+        const now = sent(st) ?? last;
         pace.push(+(((now - last) * 8) / 1e6).toFixed(1));
         last = now;
       }, () => undefined);
