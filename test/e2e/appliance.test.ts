@@ -135,7 +135,13 @@ test.serial('200 MB with sha256 while link 1 is pulled in the middle; it comes b
     const bytes = 200_000_000;
     let done = false;
     const client = inNetns(cli(), process.execPath, [PEER, '--mode', 'send', '--connect', `${topo.TESTBED_SRV_ADDR1}:5003`, '--bytes', String(bytes)], { timeout: 120_000 })
-      .finally(() => { done = true; });
+      .finally(() => { done = true; })
+      .catch(async (e: Error) => {
+        // what mptun held when the app failed: its flows, subflows and counters
+        const st = await inNetns(cli(), process.execPath, [MPTUN, 'status', '--json', '--control-socket', SOCKET], { check: false }).catch(() => null);
+        throw new Error(`${e.message}\nmptun status: ${st?.stdout.slice(0, 20_000)}\nmptun log: ${mptun?.stderr().slice(-4000)}`);
+      });
+    client.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
     await waitFor('the transfer to be under way', async () => (await status()).paths.every((p) => p.subflows > 0), { timeout: 10_000 });
     await new Promise((r) => setTimeout(r, 2500));
     const rmAddrBefore = (await mptcpMib(srv())).RmAddr ?? 0;

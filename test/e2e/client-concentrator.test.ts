@@ -257,7 +257,12 @@ test.serial('mptcc: 200 MB through the concentrator to a plain server arrive who
         last = now;
       }, () => undefined);
     }, 1000);
-    const r = await pending.finally(() => clearInterval(sampler));
+    const r = await pending.finally(() => clearInterval(sampler)).catch(async (e: Error) => {
+      // what both ends held when it failed: the flow, its subflows, the counters
+      const st = await sh(CLI, process.execPath, [MPTUN, 'status', '--json', '--control-socket', CLIENT_SOCKET], false).catch(() => null);
+      const ss = await sh(CON, 'ss', ['-Mtin'], false).catch(() => null);
+      throw new Error(`${e.message}\npace: ${pace.join(' ')}\nmptun status: ${st?.stdout.slice(0, 20_000)}\nconcentrator ss -Mtin: ${ss?.stdout.slice(0, 8000)}`);
+    });
     t.log(`after the pull: ${((total - pulledBytes) / 1e6).toFixed(0)} MB in ${((performance.now() - pulledAt) / 1000).toFixed(1)} s; Mbit/s per second: ${pace.join(' ')}`);
     t.true(r.ok, JSON.stringify(r));
     t.is(r.answer, `${r.sha256} ${total}`, 'the destination got every byte, in order');
