@@ -8,7 +8,10 @@
 // completion time of 100 KB / 1 MB / 10 MB objects, each on a fresh connection (connect, send,
 // the server's one-byte answer once it read them all). Prints JSON.
 //
-//   sudo node dist/bench/paths.js [--seconds 10] [--runs 3] [--schedulers a,b] [--objects 100000,1000000,10000000]
+// --cc lia,cubic: mptun's congestion control too (`--congestion-control`): each scheduler with
+// each (rows `mptun-SCHEDULER` for the first, `mptun-SCHEDULER-CC` for the others).
+//
+//   sudo node dist/bench/paths.js [--seconds 10] [--runs 3] [--schedulers a,b] [--cc lia,cubic] [--objects 100000,1000000,10000000]
 import { parseArgs } from 'node:util';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -23,12 +26,14 @@ const { values } = parseArgs({
     schedulers: { type: 'string', default: SCHEDULER_NAMES.join(',') },
     objects: { type: 'string', default: '100000,1000000,10000000' },
     prefix: { type: 'string', default: 'mptbpth' },
+    cc: { type: 'string', default: 'lia' },
   },
 });
 const seconds = Number(values.seconds);
 const runs = Number(values.runs);
 const schedulers = values.schedulers!.split(',');
 const objects = values.objects!.split(',').map(Number);
+const ccs = values.cc!.split(',');
 const bed = new TestBed(values.prefix!);
 const log = (s: string) => process.stderr.write(`bench/paths: ${s}\n`);
 const BED = ['--rate1', '50', '--delay1', '5', '--rate2', '20', '--delay2', '25', '--burst-loss2', '0,100,0,0.5'];
@@ -88,12 +93,14 @@ try {
   log('kernel MPTCP client');
   rows.push(await measure('kernel-mptcp', true));
   for (const s of schedulers) {
-    log(`mptun --scheduler ${s}`);
-    await bed.startMptun(['--scheduler', s]);
-    try {
-      rows.push(await measure(`mptun-${s}`, false));
-    } finally {
-      await bed.stopMptun();
+    for (const [k, cc] of ccs.entries()) {
+      log(`mptun --scheduler ${s} --congestion-control ${cc}`);
+      await bed.startMptun(['--scheduler', s, '--congestion-control', cc]);
+      try {
+        rows.push(await measure(k === 0 ? `mptun-${s}` : `mptun-${s}-${cc}`, false));
+      } finally {
+        await bed.stopMptun();
+      }
     }
   }
   const alone = rows[0]!;

@@ -423,6 +423,8 @@ export class Appliance {
         random: (n) => randomBytes(n),
         isnSecret: randomBytes(16),
         headroom: tun.headerLen,
+        // the engine writes each packet to the device before it polls the next
+        reuseOutput: true,
         checksumOffload: config.offload,
         tcp: { tsoMaxPayload: config.offload ? 64000 : 0 },
         mtu: config.mtu,

@@ -74,6 +74,13 @@ export interface TcpStackOptions {
    * (RFC 9293 §3.7.1: "the MSS value ... SHOULD be the MTU less the fixed IP and TCP headers").
    */
   mtu?: number;
+  /**
+   * The caller is done with each packet of pollOutput/pollSegment before it polls the next (the
+   * engine writes it to the device at once): every packet is built in one buffer of the stack,
+   * not a new one (no allocation, no garbage per packet). Off by default: tests and the
+   * simulator keep the packets they poll.
+   */
+  reuseOutput?: boolean;
 }
 
 export interface StackEvent {
@@ -120,6 +127,7 @@ export class TcpStack implements SansIoNode {
       trustChecksums: options.trustChecksums ?? false,
       headroom: options.headroom ?? 0,
       mtu: options.mtu ?? 1500,
+      reuseOutput: options.reuseOutput ?? false,
     };
     this.connections = new TupleTable(this.opts.isnSecret.length >= 4 ? this.opts.isnSecret.readInt32LE(0) : 0);
   }
@@ -281,16 +289,26 @@ export class TcpStack implements SansIoNode {
       rst = { srcPort: seg.dstPort, dstPort: seg.srcPort, seq: 0, ack: seqAdd(seg.seq, len), flags: TCP_FLAG_RST | TCP_FLAG_ACK, window: 0, urgent: 0, options: {}, payload: EMPTY };
     }
     this.counters.increment('resetsSentNoConnection');
-    this.rstQueue.push(this.build(ip.version, Buffer.from(ip.dst), Buffer.from(ip.src), rst));
+    this.rstQueue.push(this.build(ip.version, Buffer.from(ip.dst), Buffer.from(ip.src), rst, false));
   }
 
-  private build(version: 4 | 6, src: Buffer, dst: Buffer, seg: TcpRepr): Buffer {
+  /** The packet of `seg` with the stack's headroom; in the stack's one output buffer when `reuse` (reuseOutput). */
+  private build(version: 4 | 6, src: Buffer, dst: Buffer, seg: TcpRepr, reuse = this.opts.reuseOutput): Buffer {
     const len = tcpPacketLen(seg, version);
     const head = this.opts.headroom;
-    const buf = Buffer.allocUnsafe(head + len);
+    let buf: Buffer;
+    if (reuse) {
+      if (this.outBuf.length < head + len) this.outBuf = Buffer.allocUnsafe(Math.max(head + len, 2 * this.outBuf.length, 2048));
+      buf = this.outBuf.subarray(0, head + len);
+    } else {
+      buf = Buffer.allocUnsafe(head + len);
+    }
     emitIpTcp(buf, head, { ipVersion: version, src, dst, ttl: this.opts.ttl }, seg, { checksum: this.opts.checksumOffload ? 'partial' : 'full' });
     return buf;
   }
+
+  /** The output buffer of reuseOutput, grown to the largest packet built. */
+  private outBuf: Buffer = Buffer.alloc(0);
 
   handleTimeout(now: Instant): void {
     for (let conn = this.deadlines.popDue(now); conn; conn = this.deadlines.popDue(now)) {

@@ -382,3 +382,29 @@ test('the ISN differs per 4-tuple (RFC 9293 §3.4.1: "ISN = M + F(localip, local
   const [a, b] = drain(stack, 0);
   t.not(a!.seg.seq, b!.seg.seq);
 });
+
+test('reuseOutput: every packet is built in the stack\'s one buffer, each whole when polled; a RST for no connection keeps its own', (t) => {
+  const stack = newStack({ reuseOutput: true, headroom: 10 });
+  stack.listen(() => true);
+  const conn = handshake(stack, 0, CLIENT, SERVER);
+  conn.write(Buffer.alloc(3000, 7));
+  stack.touch(conn);
+  const seen: Array<{ ab: ArrayBufferLike; at: number }> = [];
+  let payload = 0;
+  for (let out = stack.pollOutput(1); out; out = stack.pollOutput(1)) {
+    seen.push({ ab: out.buffer.buffer, at: out.buffer.byteOffset });
+    // parsed before the next poll, as the engine writes it before the next
+    const info = parseIpPacket(out.buffer.subarray(10), new IpCounters());
+    const seg = info && parseTcp(info, new TcpCodecCounters(), { checksum: 'verify' });
+    t.truthy(seg, 'a whole packet with a good checksum');
+    payload += seg?.payload.length ?? 0;
+  }
+  t.is(payload, 3000);
+  t.true(seen.length >= 2);
+  t.true(seen.every((b) => b.ab === seen[0]!.ab && b.at === seen[0]!.at), 'one buffer for all of them');
+  // a segment for no connection: its RST is queued at input, so it is not in that buffer
+  stack.handleInput(2, 0, packet({ addr: '192.0.2.99', port: 1 }, SERVER, { flags: TCP_FLAG_ACK, ack: 5 }));
+  const rst = stack.pollOutput(2);
+  t.truthy(rst);
+  t.false(rst!.buffer.buffer === seen[0]!.ab && rst!.buffer.byteOffset === seen[0]!.at, 'the RST was built apart');
+});
