@@ -1078,19 +1078,26 @@ cmd_server_start() {
   log "iperf3 server on port $port ($( ((plain)) && echo plain TCP || echo MPTCP)), pid $(cat "$pidfile")"
 }
 
-cmd_server_stop() {
-  need_root
-  local port="" f
+# Stops the iperf3 servers of one namespace: COMMAND (for messages), the pid files' prefix in
+# the run dir, the namespace, then server-stop's options (--port N: that one only)
+stop_iperf3_servers() {
+  local cmd=$1 prefix=$2 ns=$3 port="" f
+  shift 3
   while [[ $# -gt 0 ]]; do
     case $1 in
       --port) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--port needs a number"; port=$2; shift 2 ;;
-      *) die "server-stop: unknown option '$1'" ;;
+      *) die "$cmd: unknown option '$1'" ;;
     esac
   done
-  for f in "$RUN_DIR"/iperf3-${port:-*}.pid; do
+  for f in "$RUN_DIR"/"$prefix"-${port:-*}.pid; do
     [[ -e $f ]] || continue
-    stop_iperf3 "$f" "$NS_SRV"
+    stop_iperf3 "$f" "$ns"
   done
+}
+
+cmd_server_stop() {
+  need_root
+  stop_iperf3_servers server-stop iperf3 "$NS_SRV" "$@"
 }
 
 # The destination's iperf3 servers: plain TCP, pid files dst-iperf3-PORT.pid in the run dir
@@ -1123,17 +1130,7 @@ cmd_dest_start() {
 
 cmd_dest_stop() {
   need_root
-  local port="" f
-  while [[ $# -gt 0 ]]; do
-    case $1 in
-      --port) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--port needs a number"; port=$2; shift 2 ;;
-      *) die "dest-stop: unknown option '$1'" ;;
-    esac
-  done
-  for f in "$RUN_DIR"/dst-iperf3-${port:-*}.pid; do
-    [[ -e $f ]] || continue
-    stop_iperf3 "$f" "$NS_DST"
-  done
+  stop_iperf3_servers dest-stop dst-iperf3 "$NS_DST" "$@"
 }
 
 main() {
