@@ -11,7 +11,7 @@
 // One JSON line every 10 s ({phase: 'progress'}); on a line `stop` on stdin (or SIGTERM) it
 // starts no more, waits for the open ones, and prints {phase: 'final'}: ok, failed, skipped,
 // failures by reason, the first failures, and the latency (connect to the last echoed byte)
-// median / p99 / max.
+// median / p99 / max, with how many took over a second (and when the first of them started).
 //
 //   node dist/bench/soak-short.js --connect HOST:PORT [--rate 20] [--seed 1] [--min 1024] [--max 65536]
 import { createCipheriv, createHash } from 'node:crypto';
@@ -56,6 +56,10 @@ let stopping = false;
 const errors: Record<string, number> = {};
 const failures: Array<{ atS: number; n: number; size: number; reason: string; echoed: number }> = [];
 const latencies: number[] = [];
+/** Connections slower than SLOW_MS (connect to the last echoed byte): how many, the first ones and when they started. */
+const SLOW_MS = 1000;
+let slowCount = 0;
+const slow: Array<{ startS: number; ms: number; size: number }> = [];
 const t0 = performance.now();
 const atS = () => +((performance.now() - t0) / 1000).toFixed(1);
 
@@ -81,7 +85,12 @@ function one(n: number, size: number): void {
       s.destroy();
     } else {
       ok++;
-      latencies.push(echoedAt! - start);
+      const ms = echoedAt! - start;
+      latencies.push(ms);
+      if (ms > SLOW_MS) {
+        slowCount++;
+        if (slow.length < 20) slow.push({ startS: +((start - t0) / 1000).toFixed(1), ms: Math.round(ms), size });
+      }
     }
     if (stopping && inFlight === 0) final();
   };
@@ -132,7 +141,7 @@ function final(): void {
   const sorted = [...latencies].sort((a, b) => a - b);
   out({
     phase: 'final', seconds: atS(), started, ok, failed, skipped, inFlightLeft: inFlight, errors, failures,
-    medianMs: quantile(sorted, 0.5), p99Ms: quantile(sorted, 0.99), maxMs: quantile(sorted, 1),
+    medianMs: quantile(sorted, 0.5), p99Ms: quantile(sorted, 0.99), maxMs: quantile(sorted, 1), slowOver1s: slowCount, slow,
   });
   process.exit(0);
 }

@@ -86,8 +86,9 @@ const SHORT = fileURLToPath(new URL('./soak-short.js', import.meta.url));
 const MPTUN = fileURLToPath(new URL('../../bin/mptun.js', import.meta.url));
 const ENV = { ...process.env, PATH: `/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:${process.env.PATH ?? ''}` };
 const bed = new TestBed(values.prefix!);
-const t0 = Date.now();
-const atS = () => +((Date.now() - t0) / 1000).toFixed(1);
+/** When the workload started (until then, when this started): every time reported is from there. */
+let workStart = Date.now();
+const atS = () => +((Date.now() - workStart) / 1000).toFixed(1);
 const log = (s: string) => process.stderr.write(`bench/soak [${atS().toFixed(0)} s]: ${s}\n`);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -224,11 +225,8 @@ async function rssMB(): Promise<number | null> {
   }
 }
 
-/** When the workload started: samples are timed from there. */
-let workStart = Date.now();
-
 async function sample(): Promise<Sample> {
-  const t = +((Date.now() - workStart) / 1000).toFixed(1);
+  const t = atS();
   try {
     status = (await queryStatus(bed.controlSocket, 5000)) as Status;
     pid = status.pid;
@@ -255,8 +253,8 @@ async function sampler(): Promise<void> {
   }
 }
 
-/** Least-squares slope of y over x. */
-function slope(xs: number[], ys: number[]): number {
+/** Least-squares slope of y over x, and its standard error. */
+function slope(xs: number[], ys: number[]): { b: number; se: number } {
   const n = xs.length;
   const mx = xs.reduce((a, b) => a + b, 0) / n;
   const my = ys.reduce((a, b) => a + b, 0) / n;
@@ -266,7 +264,11 @@ function slope(xs: number[], ys: number[]): number {
     num += (xs[i]! - mx) * (ys[i]! - my);
     den += (xs[i]! - mx) ** 2;
   }
-  return den === 0 ? 0 : num / den;
+  if (den === 0) return { b: 0, se: 0 };
+  const b = num / den;
+  let rss = 0;
+  for (let i = 0; i < n; i++) rss += (ys[i]! - my - b * (xs[i]! - mx)) ** 2;
+  return { b, se: n > 2 ? Math.sqrt(rss / (n - 2) / den) : 0 };
 }
 
 function memorySummary(totalS: number) {
@@ -281,7 +283,8 @@ function memorySummary(totalS: number) {
   const warmupRssMB = warmTail.length ? median(warmTail.map((s) => s.rssMB)) : warm.length ? warm[warm.length - 1]!.rssMB : null;
   const postMedian = post.length ? median(post.map((s) => s.rssMB)) : null;
   const lastMedian = last.length ? median(last.map((s) => s.rssMB)) : null;
-  const slopePer10Min = post.length >= 3 ? slope(post.map((s) => s.t), post.map((s) => s.rssMB)) * 600 : null;
+  const fit = post.length >= 3 ? slope(post.map((s) => s.t), post.map((s) => s.rssMB)) : null;
+  const slopePer10Min = fit ? fit.b * 600 : null;
   const threshold = warmupRssMB === null ? null : FLAT_SLOPE * warmupRssMB;
   const endOff = postMedian !== null && lastMedian !== null ? (lastMedian - postMedian) / postMedian : null;
   const flat = slopePer10Min !== null && threshold !== null && endOff !== null && slopePer10Min < threshold && Math.abs(endOff) <= FLAT_END;
@@ -296,6 +299,8 @@ function memorySummary(totalS: number) {
     lastMedianMB: r1(lastMedian),
     endVsPostMedian: endOff === null ? null : +endOff.toFixed(3),
     slopeMBPer10Min: slopePer10Min === null ? null : +slopePer10Min.toFixed(2),
+    // the fit's standard error: a short run's slope is mostly the garbage collector's saw
+    slopeStdErrMBPer10Min: fit ? +(fit.se * 600).toFixed(2) : null,
     flatBelowMBPer10Min: r1(threshold),
     flat,
     seriesMB: samples.map((s) => s.rssMB),
@@ -484,7 +489,7 @@ try {
   const shortBy = Date.now() + 60_000;
   while (!short.line('phase', 'final') && short.alive && Date.now() < shortBy) await sleep(100);
   const shortFinal = short.line<
-    { ok: number; failed: number; skipped: number; started: number; inFlightLeft: number; errors: Record<string, number>; failures: unknown[]; medianMs: number | null; p99Ms: number | null; maxMs: number | null }>('phase', 'final');
+    { ok: number; failed: number; skipped: number; started: number; inFlightLeft: number; errors: Record<string, number>; failures: unknown[]; medianMs: number | null; p99Ms: number | null; maxMs: number | null; slowOver1s: number; slow: unknown[] }>('phase', 'final');
   // after the load: mptun forgets every connection (60 s at most), its memory then
   let flowsLeft: number | null = null;
   let afterDrain: Sample | null = null;
@@ -531,10 +536,18 @@ try {
       failures: longFailed,
     },
     short: shortFinal
-      ? { ok: shortFinal.ok, failed: shortFinal.failed, skipped: shortFinal.skipped, leftOpen: shortFinal.inFlightLeft, medianMs: shortFinal.medianMs, p99Ms: shortFinal.p99Ms, maxMs: shortFinal.maxMs, errors: shortFinal.errors, failures: shortFinal.failures }
+      ? {
+        ok: shortFinal.ok, failed: shortFinal.failed, skipped: shortFinal.skipped, leftOpen: shortFinal.inFlightLeft,
+        medianMs: shortFinal.medianMs, p99Ms: shortFinal.p99Ms, maxMs: shortFinal.maxMs, slowOver1s: shortFinal.slowOver1s,
+        errors: shortFinal.errors, failures: shortFinal.failures, slow: shortFinal.slow,
+      }
       : { ok: 0, failed: null, error: `no final report: ${short.err}` },
     memory: { ...memory, afterDrainMB: afterDrain?.rssMB ?? null },
-    flows: { series: samples.map((s) => s.flows), subflowSeries: samples.map((s) => s.subflows), leftAfterEnd: flowsLeft },
+    flows: {
+      series: samples.map((s) => s.flows), subflowSeries: samples.map((s) => s.subflows), leftAfterEnd: flowsLeft,
+      // what mptun still holds after the load (a leak, or a slow close): as `mptun status` shows it
+      left: flowsLeft ? (finalStatus?.flows ?? []).slice(0, 5) : [],
+    },
     mptunAlive: alive && mptunExit === null,
     mptunExit,
     mptunLog: { path: LOG_PATH, lines: logLines.length, warnOrError: notable.length, first: notable.slice(0, 10) },
