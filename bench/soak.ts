@@ -448,7 +448,9 @@ async function cleanup(): Promise<void> {
   await rm(bed.stateDir, { recursive: true, force: true });
 }
 
+let interrupted = false;
 process.once('SIGINT', () => {
+  interrupted = true;
   log('SIGINT: removing the bed');
   end();
   void cleanup().finally(() => process.exit(130));
@@ -482,7 +484,7 @@ try {
   await Promise.race([sleep(MINUTES * 60_000), ended]);
   const totalS = (Date.now() - workStart) / 1000;
   end();
-  log('time is up: cutting the transfers still going, stopping the short connections');
+  log(`${interrupted ? 'interrupted' : mptunExit ? 'mptun died' : 'time is up'}: cutting the transfers still going, stopping the short connections`);
   for (const c of cutters) c();
   short.child.stdin!.write('stop\n');
   await Promise.all(work);
