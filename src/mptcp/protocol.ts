@@ -610,7 +610,13 @@ export class MptcpConnection {
   fallBackLate(sf: Subflow, _seg: TcpRepr | null): void {
     if (this.fallback) return;
     const open = this.subflows.filter((o) => !o.closed);
-    if (open.length !== 1 || open[0] !== sf) {
+    // Only while the data stream is in sequence on this one subflow: no other subflow ever
+    // carried a byte, nothing waits to be sent again (as Linux's allow_infinite_fallback, cleared
+    // once a join is made). Otherwise bytes sent elsewhere would be lost to the plain TCP stream
+    // that follows: the subflow is reset instead (and with it the connection), not corrupted.
+    const elsewhere = this.subflows.some((o) => o !== sf && o.tcp.counters.get('bytesOut') + o.tcp.counters.get('bytesIn') > 0);
+    if (elsewhere || this.reinject.length > 0) this.counters.increment('FallbackUnsafe');
+    if (open.length !== 1 || open[0] !== sf || elsewhere || this.reinject.length > 0) {
       sf.resetReason = MptcpRstReason.MiddleboxInterference;
       sf.tcp.reset(0);
       this.host.touch(sf.tcp);

@@ -727,6 +727,37 @@ test('a path added at run time: the open connection opens a subflow from it, wit
   t.true((bytesOut(c).get(A[2]!) ?? 0) > 1 << 20, `the added path carried ${bytesOut(c).get(A[2]!) ?? 0} bytes`);
 });
 
+// RFC 8684 §3.7: a fallback to plain TCP after the handshake is sound only while the data stream
+// is in sequence on the one subflow left. Once another subflow carried data (here path 1's, gone
+// with its path), bytes sent there could be lost to the plain TCP stream that follows: like
+// Linux (allow_infinite_fallback cleared by a join), the subflow is reset, not turned into TCP.
+// (The 30-minute soak saw two short connections' echoes differ after a late fallback.)
+test('a late fallback is refused once another subflow has carried data: the subflow is reset, counted, no infinite mapping', (t) => {
+  const seed = useSeed(t, 22);
+  let fellBack: boolean | null = null;
+  const r = run({
+    seed, upload: 4 << 20, tcp: WIDE, paths: [{ up: FAST }, { up: SLOW }], maxTime: 600_000,
+    during: (w) => {
+      w.sim.at(300, (now) => {
+        // path 1's subflow has carried data; it goes with its path
+        w.client.stack.pathDown(now, addr(A[1]!));
+        w.client.tick(now);
+      });
+      w.sim.at(320, (now) => {
+        const c = w.conn()!;
+        c.fallBackLate(c.subflows[0]!, null);
+        fellBack = c.fallback;
+        w.client.tick(now);
+      });
+    },
+  });
+  const c = clientConn(r);
+  t.true((bytesOut(c).get(A[1]!) ?? 0) > 0, 'path 1 carried data before it went');
+  t.false(fellBack, 'no fallback');
+  t.like(c.counters.snapshot(), { FallbackUnsafe: 1, FallbackLate: 0, InfiniteMapTx: 0 });
+  t.true(c.subflows[0]!.closed, 'the subflow was reset instead');
+});
+
 // RFC 8684 §3.4.2: the peer that reads REMOVE_ADDR closes the subflows of that address ID; a
 // path that comes back at once (a new address on the same interface) must not reuse the ID,
 // or a REMOVE_ADDR read after its new MP_JOIN would close the new subflow too.
