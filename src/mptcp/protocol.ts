@@ -566,10 +566,10 @@ export class MptcpConnection {
             this.counters.increment('UnmappedData');
             // RFC 8684 §3.7: data without a mapping on the only subflow: the DSS options are
             // being stripped; fall back, the bytes continuing the data stream in order
-            if (this.subflows.filter((o) => !o.closed).length === 1 && this.reasm.bytesQueued === 0) {
-              this.fallBackLate(sf, null);
-              this.deliverInOrder(data);
-            }
+            if (this.subflows.filter((o) => !o.closed).length === 1 && this.reasm.bytesQueued === 0) this.fallBackLate(sf, null);
+            if (this.fallback) this.deliverInOrder(data);
+            // dropped: a hole in the stream, which no later fallback may paper over
+            else this.unmappedDropped = true;
             break;
           }
           const take = Math.min(data.length, m.ssn + m.len - off);
@@ -615,8 +615,9 @@ export class MptcpConnection {
     // once a join is made). Otherwise bytes sent elsewhere would be lost to the plain TCP stream
     // that follows: the subflow is reset instead (and with it the connection), not corrupted.
     const elsewhere = this.subflows.some((o) => o !== sf && o.tcp.counters.get('bytesOut') + o.tcp.counters.get('bytesIn') > 0);
-    if (elsewhere || this.reinject.length > 0) this.counters.increment('FallbackUnsafe');
-    if (open.length !== 1 || open[0] !== sf || elsewhere || this.reinject.length > 0) {
+    const unsafe = elsewhere || this.reinject.length > 0 || this.unmappedDropped;
+    if (unsafe) this.counters.increment('FallbackUnsafe');
+    if (open.length !== 1 || open[0] !== sf || unsafe) {
       sf.resetReason = MptcpRstReason.MiddleboxInterference;
       sf.tcp.reset(0);
       this.host.touch(sf.tcp);
@@ -636,6 +637,9 @@ export class MptcpConnection {
     this.infiniteMapping = { dsn: this.sndNxt, ssn: sf.writeOffset + 1 };
     this.host.touch(sf.tcp);
   }
+
+  /** Unmapped bytes were dropped (not the only subflow, or a hole before them): the stream has a hole. */
+  private unmappedDropped = false;
 
   /** After a late fallback: the infinite mapping still to send, once (segment-options.ts). */
   infiniteMapping: { dsn: bigint; ssn: number } | null = null;
