@@ -519,10 +519,12 @@ export class MptcpConnection {
       if (this.fallback) this.events.push({ type: 'writable' });
     } else if (type === 'peerClosed') {
       if (this.fallback) this.events.push({ type: 'peerClosed' });
-    } else if (type === 'reset' || type === 'closed' || type === 'timeWait') {
-      // a subflow in TIME-WAIT has exchanged both FINs: it carries nothing more, and the
+    } else if (type === 'reset' || type === 'closed' || (type === 'timeWait' && (this.fallback || (this.peerFinDone && this.dataFinAcked)))) {
+      // a subflow in TIME-WAIT has exchanged both FINs: once the data stream is over both ways
+      // (every byte read, in order, up to the peer's DATA_FIN) it carries nothing more, and the
       // connection is over once every subflow is (the kernel's msk closes while its subflows'
-      // TIME-WAIT sockets remain)
+      // TIME-WAIT sockets remain). Before that, bytes it received may still be unread, with
+      // the mappings that place them: it stays until its TIME-WAIT ends.
       if (!sf.closed) {
         sf.closed = true;
         sf.usable = false;
