@@ -6,7 +6,7 @@
 import type { RtNetlinkSocket } from 'netlink';
 import { IPPROTO_TCP } from '../ip/ipv4.js';
 import { AF_INET, AF_INET6, RoutingError, routingError, withRtnl } from './netlink.js';
-import { addRoute, deleteRoute, replaceRoute, RT_TABLE_MAIN, RTPROT_MPTUN, type RouteSpec } from './route.js';
+import { addRoute, deleteRoute, PATH_BLACKHOLE_METRIC, replaceRoute, RT_TABLE_MAIN, RTPROT_MPTUN, type RouteSpec } from './route.js';
 import { addRule, deleteRule, listRules, type RuleSpec } from './rules.js';
 import { createNftTable, deleteNftTable, REPLY_MARK, tableExists, type ForwardFence, type Masquerade } from './nft.js';
 import { acceptRaKey, forceForwarding6Key, forwarding6Key, forwardingKey, readSysctl, rpFilterKey, sysctlExists, writeSysctl } from './sysctl.js';
@@ -166,6 +166,11 @@ async function forwards6(dev: string): Promise<boolean> {
   return (await sysctlExists(forceForwarding6Key(dev))) && (await readSysctl(forceForwarding6Key(dev))) !== '0';
 }
 
+/** The blackhole route at the end of a path's table (see PATH_BLACKHOLE_METRIC). */
+export function pathBlackhole(table: number, family: 4 | 6): RouteSpec {
+  return { dst: 'default', type: 'blackhole', table, version: family, metric: PATH_BLACKHOLE_METRIC };
+}
+
 /**
  * Applies a plan: routes, the nft table, sysctls, the path rules, then the capture rule (so
  * capture starts only when the rest is in place), each IP version in turn for the routes and
@@ -187,6 +192,9 @@ export async function applyPlan(plan: SetupPlan, onStep?: (record: SetupRecord) 
         if (p.gateway !== undefined) route.gateway = p.gateway;
         await addRoute(route);
         await done({ kind: 'route', route });
+        const end = pathBlackhole(p.table, family);
+        await addRoute(end);
+        await done({ kind: 'route', route: end });
       }
       const captureRoute: RouteSpec = { dst: 'default', dev: plan.tun, table: plan.capture.table, version: family };
       await addRoute(captureRoute);
@@ -311,6 +319,9 @@ export async function addPathSteps(record: SetupRecord, add: PathAddition, onSte
     if (p.gateway !== undefined) route.gateway = p.gateway;
     await replaceRoute(route);
     await done({ kind: 'route', route });
+    const end = pathBlackhole(p.table, family);
+    await replaceRoute(end);
+    await done({ kind: 'route', route: end });
     const sysctls = add.sysctls ?? pathSysctls(p.iface, family);
     if (nftStep) {
       const masquerade = [...nftStep.masquerade.filter((m) => m.sourcePrefix !== p.sourcePrefix), { oifname: p.iface, sourcePrefix: p.sourcePrefix }];
@@ -395,7 +406,8 @@ export async function ensureSysctls(record: SetupRecord, sysctls: SysctlSetting[
  */
 export async function replacePathRoute(record: SetupRecord, route: RouteSpec, onStep?: (record: SetupRecord) => void | Promise<void>): Promise<void> {
   await replaceRoute(route);
-  const same = (r: RouteSpec) => r.dst === route.dst && (r.table ?? RT_TABLE_MAIN) === (route.table ?? RT_TABLE_MAIN) && (r.version ?? 4) === (route.version ?? 4);
+  const same = (r: RouteSpec) => r.dst === route.dst && (r.table ?? RT_TABLE_MAIN) === (route.table ?? RT_TABLE_MAIN) && (r.version ?? 4) === (route.version ?? 4)
+    && (r.type ?? 'unicast') === (route.type ?? 'unicast') && (r.metric ?? 0) === (route.metric ?? 0);
   const step = record.steps.find((s): s is Extract<SetupStep, { kind: 'route' }> => s.kind === 'route' && same(s.route));
   if (step) step.route = { ...route };
   else record.steps.push({ kind: 'route', route: { ...route } });
@@ -450,8 +462,9 @@ async function deleteTaggedRoutes(rt: RtNetlinkSocket, family: number): Promise<
   let n = 0;
   for (const r of routes) {
     if (!isMptunProtocol(r.data.protocol)) continue;
-    const attrs: { dst?: Buffer; oif?: number; gateway?: Buffer; table?: number } = {};
+    const attrs: { dst?: Buffer; oif?: number; gateway?: Buffer; table?: number; priority?: number } = {};
     if (r.attrs.dst) attrs.dst = r.attrs.dst;
+    if (r.attrs.priority !== undefined) attrs.priority = r.attrs.priority;
     if (r.attrs.oif !== undefined) attrs.oif = r.attrs.oif;
     if (r.attrs.gateway) attrs.gateway = r.attrs.gateway;
     if (r.attrs.table !== undefined) attrs.table = r.attrs.table;

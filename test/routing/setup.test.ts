@@ -80,8 +80,8 @@ async function assertApplied(t: import('ava').ExecutionContext, before: Record<s
     '20000: from all ipproto tcp lookup 300 proto 250',
   ]);
   t.deepEqual(lines((await inNetns(NS, 'ip', ['route', 'show', 'table', '300'])).stdout), ['default dev tunx proto 250 scope link']);
-  t.deepEqual(lines((await inNetns(NS, 'ip', ['route', 'show', 'table', '301'])).stdout), ['default via 10.1.0.254 dev up1 proto 250']);
-  t.deepEqual(lines((await inNetns(NS, 'ip', ['route', 'show', 'table', '302'])).stdout), ['default via 10.2.0.254 dev up2 proto 250']);
+  t.deepEqual(lines((await inNetns(NS, 'ip', ['route', 'show', 'table', '301'])).stdout), ['default via 10.1.0.254 dev up1 proto 250', 'blackhole default proto 250 metric 4294967280']);
+  t.deepEqual(lines((await inNetns(NS, 'ip', ['route', 'show', 'table', '302'])).stdout), ['default via 10.2.0.254 dev up2 proto 250', 'blackhole default proto 250 metric 4294967280']);
   const nft = lines((await inNetns(NS, NFT, ['list', 'table', 'inet', 'mptun'])).stdout);
   t.true(nft.includes('oifname "up1" ip saddr 198.18.1.0/24 masquerade'), nft.join('\n'));
   t.true(nft.includes('oifname "up2" ip saddr 198.18.2.0/24 masquerade'), nft.join('\n'));
@@ -107,7 +107,8 @@ test.serial('applyPlan sets up exactly the plan (proto 250) and undo restores th
   const applied = await worker('apply', JSON.stringify(plan));
   const record = JSON.parse(applied.stdout) as SetupRecord;
   t.is(record.steps.filter((s) => s.kind === 'rule').length, 5);
-  t.is(record.steps.filter((s) => s.kind === 'route').length, 3);
+  // each path's table: its default route and the blackhole at its end (route.ts PATH_BLACKHOLE_METRIC)
+  t.is(record.steps.filter((s) => s.kind === 'route').length, 5);
   await assertApplied(t, before);
   // the record survives JSON: a different process undoes it
   await worker('undo', JSON.stringify(record));
@@ -130,7 +131,7 @@ test.serial('after a SIGKILL, cleanupLeftovers removes every tagged rule, route 
   t.is(end.signal, 'SIGKILL');
   await assertApplied(t, before);
   const report = JSON.parse((await worker('cleanup')).stdout) as { rules: number; routes: number; nftTable: boolean };
-  t.deepEqual(report, { rules: 5, routes: 3, nftTable: true });
+  t.deepEqual(report, { rules: 5, routes: 5, nftTable: true }); // each path's default route and blackhole, the capture route
   // sysctls need the record (cleanup cannot know their previous values): restore them by hand
   for (const s of record.steps) {
     if (s.kind === 'sysctl') await inNetns(NS, 'sh', ['-c', `echo ${s.previous} > /proc/sys/${s.key}`]);
@@ -245,7 +246,7 @@ test.serial('a dual-stack plan: IPv6 rules, routes, NAT66, fence and sysctls for
   // (a table with no route at all is "FIB table does not exist": no output)
   const route6 = async (table: string) => lines((await inNetns(NS6, 'ip', ['-6', 'route', 'show', 'table', table], { check: false })).stdout);
   t.deepEqual(await route6('300'), ['default dev tun6x proto 250 metric 1024 pref medium']);
-  t.deepEqual(await route6('301'), ['default via fd00:1::fe dev v6up1 proto 250 metric 1024 pref medium']);
+  t.deepEqual(await route6('301'), ['default via fd00:1::fe dev v6up1 proto 250 metric 1024 pref medium', 'blackhole default dev lo proto 250 metric 4294967280 pref medium']);
   t.deepEqual(await route6('302'), [], 'the IPv4-only path has no IPv6 table');
   const nft = lines((await inNetns(NS6, NFT, ['list', 'table', 'inet', 'mptun'])).stdout);
   t.true(nft.includes('oifname "v6up1" ip6 saddr fd6d:7074:756e:1::/64 masquerade'), nft.join('\n'));
@@ -280,7 +281,7 @@ test.serial('after a SIGKILL, cleanupLeftovers removes the IPv6 rules and routes
   const record = JSON.parse(held.stdout()) as SetupRecord;
   await held.stop('SIGKILL');
   const report = JSON.parse((await inNetns(NS6, process.execPath, [WORKER, 'cleanup'])).stdout) as { rules: number; routes: number; nftTable: boolean };
-  t.deepEqual(report, { rules: 9, routes: 5, nftTable: true });
+  t.deepEqual(report, { rules: 9, routes: 8, nftTable: true });
   for (const s of [...record.steps].reverse()) {
     if (s.kind === 'sysctl') await inNetns(NS6, 'sh', ['-c', `echo ${s.previous} > /proc/sys/${s.key}`]);
   }
@@ -302,15 +303,15 @@ test.serial('a path added at run time and a gateway moved are in the record: und
   const rules = lines((await inNetns(NS, 'ip', ['rule'])).stdout);
   t.true(rules.includes('10003: from 198.18.3.0/24 lookup 303 proto 250'), rules.join('\n'));
   t.true(rules.includes('10051: from all to 10.3.0.0/24 lookup main proto 250'), rules.join('\n'));
-  t.deepEqual(lines((await inNetns(NS, 'ip', ['route', 'show', 'table', '303'])).stdout), ['default via 10.3.0.254 dev up3 proto 250']);
-  t.deepEqual(lines((await inNetns(NS, 'ip', ['route', 'show', 'table', '301'])).stdout), ['default via 10.1.0.253 dev up1 proto 250'], 'the gateway replaced, not added');
+  t.deepEqual(lines((await inNetns(NS, 'ip', ['route', 'show', 'table', '303'])).stdout), ['default via 10.3.0.254 dev up3 proto 250', 'blackhole default proto 250 metric 4294967280']);
+  t.deepEqual(lines((await inNetns(NS, 'ip', ['route', 'show', 'table', '301'])).stdout), ['default via 10.1.0.253 dev up1 proto 250', 'blackhole default proto 250 metric 4294967280'], 'the gateway replaced, not added');
   const nft = lines((await inNetns(NS, NFT, ['list', 'table', 'inet', 'mptun'])).stdout);
   t.true(nft.includes('oifname "up3" ip saddr 198.18.3.0/24 masquerade'), nft.join('\n'));
   t.true(nft.includes('oifname "up1" ip saddr 198.18.1.0/24 masquerade'), 'the other paths keep theirs');
   t.true(nft.includes('meta nfproto ipv4 iifname "up3" oifname != "tunx" counter packets 0 bytes 0 drop'), 'the new uplink did not forward: fenced');
   t.is((await inNetns(NS, 'cat', ['/proc/sys/net/ipv4/conf/up3/forwarding'])).stdout.trim(), '1');
   t.is(record.steps.filter((s) => s.kind === 'nft').length, 1, 'one nft step, updated in place');
-  t.deepEqual(record.steps.filter((s) => s.kind === 'route' && s.route.table === 301).map((s) => s.kind === 'route' && s.route.gateway), ['10.1.0.253']);
+  t.deepEqual(record.steps.filter((s) => s.kind === 'route' && s.route.table === 301 && s.route.type !== 'blackhole').map((s) => s.kind === 'route' && s.route.gateway), ['10.1.0.253']);
   await worker('undo', JSON.stringify(record));
   t.deepEqual(await snapshot(), before);
 });
@@ -331,9 +332,9 @@ test.serial('an IPv6 half added at run time (addPathSteps family 6) and an IPv6 
   t.true(rules6.includes('10002: from fd6d:7074:756e:2::/64 lookup 302 proto 250'), rules6.join('\n'));
   t.true(rules6.includes('10051: from all to fd00:2::/64 lookup main proto 250'), rules6.join('\n'));
   const route6 = async (table: string) => lines((await inNetns(NS6, 'ip', ['-6', 'route', 'show', 'table', table], { check: false })).stdout);
-  t.deepEqual(await route6('302'), ['default via fd00:2::fe dev v6up2 proto 250 metric 1024 pref medium']);
-  t.deepEqual(await route6('301'), ['default via fd00:1::fd dev v6up1 proto 250 metric 1024 pref medium'], 'the IPv6 gateway replaced, not added');
-  t.deepEqual(lines((await inNetns(NS6, 'ip', ['route', 'show', 'table', '302'])).stdout), ['default via 10.2.0.254 dev v6up2 proto 250'], 'its IPv4 route untouched');
+  t.deepEqual(await route6('302'), ['default via fd00:2::fe dev v6up2 proto 250 metric 1024 pref medium', 'blackhole default dev lo proto 250 metric 4294967280 pref medium']);
+  t.deepEqual(await route6('301'), ['default via fd00:1::fd dev v6up1 proto 250 metric 1024 pref medium', 'blackhole default dev lo proto 250 metric 4294967280 pref medium'], 'the IPv6 gateway replaced, not added');
+  t.deepEqual(lines((await inNetns(NS6, 'ip', ['route', 'show', 'table', '302'])).stdout), ['default via 10.2.0.254 dev v6up2 proto 250', 'blackhole default proto 250 metric 4294967280'], 'its IPv4 route untouched');
   const nft = lines((await inNetns(NS6, NFT, ['list', 'table', 'inet', 'mptun'])).stdout);
   t.true(nft.includes('oifname "v6up2" ip6 saddr fd6d:7074:756e:2::/64 masquerade'), nft.join('\n'));
   t.true(nft.includes('oifname "v6up1" ip6 saddr fd6d:7074:756e:1::/64 masquerade'), 'the other paths keep theirs');
