@@ -576,7 +576,7 @@ export class Appliance {
     if (!up) {
       if (!half.up) return;
       const why = !st ? 'its interface is gone' : !st.up ? 'its link is down' : address === undefined ? `it has no global IPv${v} address` : `its interface has no IPv${v} default route`;
-      this.log.warn(`${name} is down (${why}): its subflows are closed, their data goes on the other paths`);
+      this.log.warn(`${name} is down (${why}): its subflows are closed, their data goes on the other paths (a connection with no other path keeps its own until one is up)`);
       if (v === 4) p.up = false;
       else p.up6 = false;
       this.pathCounters.increment('pathsDown');
@@ -606,7 +606,7 @@ export class Appliance {
     else p.up6 = true;
     this.pathCounters.increment('pathsUp');
     this.log.info(`${name} is up${newAddress ? ' on a new address' : ' again'}${gateway ? ` via ${gateway}` : ''} [${address}]: subflows are opened for the open connections`);
-    this.relay.pathUp(p.index, v);
+    this.relay.pathUp(this.engine.now(), p.index, v);
     this.engine.kick();
   }
 

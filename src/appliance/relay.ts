@@ -727,14 +727,14 @@ export class Relay {
   }
 
   /** A path came back (IP version `v` of it; both without): the open connections get their subflows on it again. */
-  pathUp(index: number, v?: 4 | 6): void {
+  pathUp(now: Instant, index: number, v?: 4 | 6): void {
     const p = this.paths[index];
     if (!p) return;
     for (const version of v ? [v] : [4, 6] as const) {
       const a = addressOf(p, version);
       if (!a || a.up) continue;
       this.setUp(p, a.addr, true);
-      this.upstream.pathUp(a.addr);
+      this.upstream.pathUp(now, a.addr);
     }
   }
 

@@ -27,6 +27,9 @@ export const MPTCP_STACK_COUNTER_NAMES = [
   'joinRetries',
   // a failed join not tried again: the connection's retries are spent
   'joinRetriesExhausted',
+  // a path went down under a connection with no other usable subflow: its subflows there kept
+  // (not reset), then let go once another subflow is usable, or resumed when the path came back
+  'subflowsHeldOnDownPath', 'heldSubflowsReleased', 'heldSubflowsResumed',
   // connections run by process() (only those with something new: input, a timer, the user)
   'connectionTicks',
 ] as const;

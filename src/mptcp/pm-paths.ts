@@ -6,7 +6,7 @@
 // each connection's own (pm.ts).
 import type { Instant } from '../ip/sansio.js';
 import type { CounterSet } from '../ip/counters.js';
-import type { Endpoint } from '../tcp/connection.js';
+import { TcpState, type Endpoint } from '../tcp/connection.js';
 import type { MptcpConnection } from './protocol.js';
 import type { Subflow } from './subflow.js';
 import type { MptcpStackCounterName } from './mib.js';
@@ -58,6 +58,13 @@ interface PathState {
   retries: number;
   backup: Set<number>;
   removed: Set<number>;
+  /**
+   * Local paths that went down while the connection had no other subflow to carry its data: their
+   * subflows are kept (their packets wait for the link in their retransmissions, as a kernel
+   * socket's do) until another subflow is usable, or the path comes back. Index → the address ID
+   * those subflows hold.
+   */
+  held: Map<number, number>;
   fullmesh: boolean;
   maxSubflows: number;
 }
@@ -81,7 +88,7 @@ export class PathManager {
   add(conn: MptcpConnection, localAddrs: Buffer[], remote: Endpoint, options: PathOptions): void {
     const backup = new Set(options.backup ?? []);
     this.paths.set(conn, {
-      localAddrs, ids: localAddrs.map((_, i) => i), remote, opened: new Set([0]), otherFamily: new Set(), joins: new Map(), retryAt: new Map(), failures: new Map(), retries: 0, backup, removed: new Set((options.down ?? []).filter((i) => i !== 0)), fullmesh: options.fullmesh ?? false, maxSubflows: options.maxSubflows ?? 8,
+      localAddrs, ids: localAddrs.map((_, i) => i), remote, opened: new Set([0]), otherFamily: new Set(), joins: new Map(), retryAt: new Map(), failures: new Map(), retries: 0, backup, held: new Map(), removed: new Set((options.down ?? []).filter((i) => i !== 0)), fullmesh: options.fullmesh ?? false, maxSubflows: options.maxSubflows ?? 8,
     });
     // the first path as a backup: said with MP_PRIO once the connection is up
     if (backup.has(0)) conn.setBackup(0, true);
@@ -96,6 +103,7 @@ export class PathManager {
   run(now: Instant, conn: MptcpConnection): void {
     const p = this.paths.get(conn);
     if (!p) return;
+    if (p.held.size > 0) this.releaseHeld(now, conn, p);
     // plain TCP now: no join, and no retry deadline left behind
     if (conn.fallback) p.retryAt.clear();
     if (conn.fallback || !conn.fullyEstablished || conn.remoteKey === null) return;
@@ -184,6 +192,12 @@ export class PathManager {
    * read the REMOVE_ADDR after a new MP_JOIN has arrived (it is sent on another, possibly slower,
    * path), and RFC 8684 §3.4.2 has it close every subflow of the removed ID ("the receiver MUST
    * close any existing subflows that are using the removed address").
+   *
+   * A connection with no other usable subflow (a young one whose joins are not up yet, or one
+   * whose other paths are down too) keeps its subflows on the path instead: resetting them would
+   * reset the connection, where a kernel socket rides out a flap in its retransmissions. They are
+   * let go as above once another subflow is usable (releaseHeld), or resume when the path comes
+   * back (pathUp).
    */
   pathDown(now: Instant, addr: Buffer): void {
     for (const [conn, p] of this.paths) {
@@ -191,19 +205,57 @@ export class PathManager {
       if (i < 0 || p.removed.has(i)) continue;
       p.removed.add(i);
       this.host.wake(conn);
-      conn.removeLocalAddress(p.ids[i]!, now);
-      p.ids[i] = this.freshId(conn, p);
-      this.counters.increment('addressIdsRenumbered');
+      if (!this.othersCarry(conn, p)) {
+        p.held.set(i, p.ids[i]!);
+        this.counters.increment('subflowsHeldOnDownPath');
+        continue;
+      }
+      this.removePath(now, conn, p, i, p.ids[i]!);
+    }
+  }
+
+  /** Resets `conn`'s subflows of address ID `id` (path `i`, down), with REMOVE_ADDR; the path gets a fresh ID. */
+  private removePath(now: Instant, conn: MptcpConnection, p: PathState, i: number, id: number): void {
+    conn.removeLocalAddress(id, now);
+    p.ids[i] = this.freshId(conn, p);
+    this.counters.increment('addressIdsRenumbered');
+  }
+
+  /** True when a subflow of `conn` on a path that is up can carry its data. */
+  private othersCarry(conn: MptcpConnection, p: PathState): boolean {
+    return conn.subflows.some((s) => {
+      if (s.closed || !s.usable || !(s.tcp.state === TcpState.Established || s.tcp.state === TcpState.CloseWait)) return false;
+      const i = p.localAddrs.findIndex((a) => a.equals(s.tcp.local.addr));
+      return i >= 0 && !p.removed.has(i);
+    });
+  }
+
+  /** Held subflows (see pathDown) let go once another subflow can carry the data. */
+  private releaseHeld(now: Instant, conn: MptcpConnection, p: PathState): void {
+    if (!this.othersCarry(conn, p)) return;
+    for (const [i, id] of p.held) {
+      p.held.delete(i);
+      this.counters.increment('heldSubflowsReleased');
+      this.removePath(now, conn, p, i, id);
     }
   }
 
   /** A local path came back: the path manager opens its subflows again for the open connections. */
-  pathUp(addr: Buffer): void {
+  pathUp(now: Instant, addr: Buffer): void {
     for (const [conn, p] of this.paths) {
       const i = p.localAddrs.findIndex((a) => a.equals(addr));
       if (i < 0 || !p.removed.has(i)) continue;
       p.removed.delete(i);
       this.host.wake(conn);
+      if (p.held.delete(i)) {
+        // its subflows lived through it: they retransmit now rather than at their backed-off
+        // timer, and the pairs they hold stay opened
+        for (const s of conn.subflows) {
+          if (!s.closed && s.tcp.local.addr.equals(addr)) s.tcp.retransmitSoon(now);
+        }
+        this.counters.increment('heldSubflowsResumed');
+        continue;
+      }
       for (const key of [...p.opened]) {
         if (key === i || (typeof key === 'string' && key.startsWith(`${i}/`))) {
           p.opened.delete(key);

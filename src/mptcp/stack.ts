@@ -260,8 +260,8 @@ export class MptcpStack {
   }
 
   /** A local path came back: the path manager opens its subflows again for the open connections. */
-  pathUp(addr: Buffer): void {
-    this.pm.pathUp(addr);
+  pathUp(now: Instant, addr: Buffer): void {
+    this.pm.pathUp(now, addr);
   }
 
   /** A local path added at run time (an interface that appeared): see PathManager.addPath. */

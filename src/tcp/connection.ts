@@ -1403,6 +1403,15 @@ export class TcpConnection {
     return this.timers.next();
   }
 
+  /**
+   * The path came back after an outage (a link event): a retransmission timer that is armed
+   * fires now instead of at its backed-off time, seconds away after a long flap.
+   */
+  retransmitSoon(now: Instant): void {
+    const at = this.timers.get(TcpTimer.Rto);
+    if (this.timers.isArmed(TcpTimer.Rto) && at > now) this.timers.set(TcpTimer.Rto, now);
+  }
+
   handleTimeout(now: Instant): void {
     if (this.timers.expire(TcpTimer.TimeWait, now)) {
       this.enterClosed(now);

@@ -170,6 +170,51 @@ test.serial('200 MB with sha256 while link 1 is pulled in the middle; it comes b
   }
 });
 
+// Regression (found by bench/soak, fixed): a connection whose only subflow was on a link that went
+// down was reset at once (the app got ECONNRESET): a server without MPTCP, or a connection younger
+// than its first join. Now its subflow is kept through the outage, as a kernel socket would be,
+// and the blackhole route at the end of the path's table keeps its packets from leaving by the
+// other link or coming back into mptun meanwhile (src/routing/route.ts PATH_BLACKHOLE_METRIC).
+test.serial('a connection on one link only (a server without MPTCP) rides out that link\'s outage: 3 s down, then the transfer finishes, sha256 equal', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  mptun ??= await startMptun();
+  const server = spawnInNetns(srv(), process.execPath, [PEER, '--mode', 'serve', '--listen', '0.0.0.0:5004']);
+  let linkDown = false;
+  try {
+    await waitForPort(srv(), 5004);
+    const held0 = (await status()).counters as unknown as { upstream: Record<string, number> };
+    let done = false;
+    const client = inNetns(cli(), process.execPath, [PEER, '--mode', 'send', '--connect', `${topo.TESTBED_SRV_ADDR1}:5004`, '--bytes', '80000000'], { timeout: 120_000 })
+      .finally(() => { done = true; });
+    client.catch(() => undefined);
+    await waitFor('the transfer to be under way', async () => (await status()).paths[0]!.bytesOut > 5e6, { timeout: 10_000 });
+    // the route each path's subflows take when its link is down: the blackhole, not another link
+    const table = (await inNetns(cli(), 'ip', ['rule'])).stdout.match(/from \S+ lookup (\d+) proto 250/)?.[1];
+    t.truthy(table, 'a path rule of mptun');
+    await bed(['link-down', '1']);
+    linkDown = true;
+    await waitFor('mptun to see path 0 down', async () => !(await status()).paths[0]!.up, { timeout: 5_000 });
+    const routes = (await inNetns(cli(), 'ip', ['route', 'show', 'table', table!])).stdout;
+    t.regex(routes, /^blackhole default proto 250 metric \d+/m, `table ${table} while link 1 is down: ${routes}`);
+    await new Promise((r) => setTimeout(r, 3000));
+    t.false(done, 'the transfer waits for the link (not reset, not finished)');
+    await bed(['link-up', '1']);
+    linkDown = false;
+    const r = await client.catch(async (e: Error) => {
+      const st = await inNetns(cli(), process.execPath, [MPTUN, 'status', '--json', '--control-socket', SOCKET], { check: false }).catch(() => null);
+      throw new Error(`${e.message}\nmptun status: ${st?.stdout.slice(0, 20_000)}\nmptun log: ${mptun?.stderr().slice(-4000)}`);
+    });
+    const sent = JSON.parse(r.stdout.trim().split('\n').pop()!) as { sha256: string; peerSha256: string };
+    t.is(sent.peerSha256, sent.sha256, 'the server received exactly what was sent');
+    const held1 = (await status()).counters as unknown as { upstream: Record<string, number> };
+    t.true((held1.upstream.subflowsHeldOnDownPath ?? 0) > (held0.upstream.subflowsHeldOnDownPath ?? 0), 'counted as held');
+    t.true((held1.upstream.heldSubflowsResumed ?? 0) > (held0.upstream.heldSubflowsResumed ?? 0), 'counted as resumed');
+  } finally {
+    await server.stop();
+    if (linkDown) await bed(['link-up', '1']);
+  }
+});
+
 test.serial('--backup: the backup link carries nothing while the other is up, and takes over when it goes', async (t) => {
   if (!requireRootOrSkip(t)) return;
   await stopMptun();

@@ -552,7 +552,7 @@ export function runCase(opts: CaseOptions): CaseResult {
     }
     if (relayTarget && mrng.chance(0.002)) {
       const i = mrng.int(relayTarget.relay.paths.length);
-      if (!guard('pathDown/pathUp', () => (relayTarget!.relay.paths[i]!.up ? relayTarget!.relay.pathDown(now, i) : relayTarget!.relay.pathUp(i)))) break;
+      if (!guard('pathDown/pathUp', () => (relayTarget!.relay.paths[i]!.up ? relayTarget!.relay.pathDown(now, i) : relayTarget!.relay.pathUp(now, i)))) break;
       log(`path ${i} toggled`);
     }
     // one packet in flight, due now (the earliest, in order)

@@ -131,7 +131,7 @@ process.on('SIGUSR1', () => {
   engine.kick();
 });
 process.on('SIGUSR2', () => {
-  stack.pathUp(firstPath);
+  stack.pathUp(engine.now(), firstPath);
   engine.kick();
 });
 

@@ -769,7 +769,7 @@ test('a path down and up again at once: its old subflow reset, REMOVE_ADDR of th
     during: (w) => {
       w.sim.at(700, (now) => {
         w.client.stack.pathDown(now, addr(A[0]!));
-        w.client.stack.pathUp(addr(A[0]!));
+        w.client.stack.pathUp(now, addr(A[0]!));
         w.client.tick(now);
         outAtUp = bytesOut(w.conn()!).get(A[0]!) ?? 0;
       });
@@ -787,6 +787,76 @@ test('a path down and up again at once: its old subflow reset, REMOVE_ADDR of th
   t.true(c.counters.get('Reinjections') > 0, 'the old subflow\'s data was reinjected at once');
   t.is(r.client.stack.counters.get('addressIdsRenumbered'), 1);
   t.true((bytesOut(c).get(A[0]!) ?? 0) - outAtUp > 1 << 20, 'path 0 carried data again');
+});
+
+// Regression (found by bench/soak, fixed): a connection younger than its first join, whose only
+// subflow was on a link that went down, was reset (the app got ECONNRESET, or ECONNREFUSED with
+// its SYN in flight): pathDown reset every subflow on the path. A kernel socket rides out such a
+// flap in its retransmissions; now the path manager keeps a connection's subflows on a down path
+// while it has no other usable subflow.
+test('a path down under a connection with no other subflow: its subflow is kept through the outage and resumes when the path is back', (t) => {
+  const seed = useSeed(t, 31);
+  let outAtUp = 0;
+  const r = run({
+    seed, upload: 4 << 20, tcp: WIDE, paths: [{ up: FAST }, { up: SLOW }], maxTime: 600_000,
+    // path 1 is down from the start: the connection has its initial subflow only
+    connect: { down: [1] },
+    during: (w) => {
+      w.sim.at(300, (now) => {
+        w.links[0]!.ab.down(now);
+        w.links[0]!.ba.down(now);
+        w.client.stack.pathDown(now, addr(A[0]!));
+        w.client.tick(now);
+      });
+      w.sim.at(3300, (now) => {
+        w.links[0]!.ab.up(now);
+        w.links[0]!.ba.up(now);
+        outAtUp = w.conn()!.subflows[0]!.tcp.counters.get('bytesOut');
+        w.client.stack.pathUp(now, addr(A[0]!));
+        w.client.tick(now);
+      });
+    },
+  });
+  assertDelivered(t, r);
+  assertClosed(t, r);
+  const c = clientConn(r);
+  t.is(c.subflows.length, 1, 'no join: path 1 stayed down');
+  t.is(c.subflows[0]!.tcpResetReason, null, 'the subflow was not reset');
+  t.true(r.links[0]!.ab.counters.droppedOutage > 0, 'the outage dropped packets');
+  t.true(c.subflows[0]!.tcp.counters.get('bytesOut') - outAtUp > 1 << 20, 'the subflow carried the rest after the path came back');
+  t.like(c.counters.snapshot(), { RmAddrTx: 0 });
+  t.like(r.client.stack.counters.snapshot(), { subflowsHeldOnDownPath: 1, heldSubflowsResumed: 1, heldSubflowsReleased: 0, addressIdsRenumbered: 0 });
+});
+
+test('a path down under a connection with no other subflow, then another path up: a join there, and only then the old subflow reset with REMOVE_ADDR', (t) => {
+  const seed = useSeed(t, 32);
+  let closedAtJoin = null as boolean | null;
+  const r = run({
+    seed, upload: 4 << 20, tcp: WIDE, paths: [{ up: FAST }, { up: SLOW }], maxTime: 600_000,
+    connect: { down: [1] },
+    during: (w) => {
+      w.sim.at(300, (now) => {
+        w.links[0]!.ab.down(now);
+        w.links[0]!.ba.down(now);
+        w.client.stack.pathDown(now, addr(A[0]!));
+        w.client.tick(now);
+      });
+      w.sim.at(1000, (now) => {
+        closedAtJoin = w.conn()!.subflows[0]!.closed;
+        w.client.stack.pathUp(now, addr(A[1]!));
+        w.client.tick(now);
+      });
+    },
+  });
+  assertDelivered(t, r);
+  const c = clientConn(r);
+  t.is(closedAtJoin, false, 'the first subflow lived until another path was up');
+  t.is(c.subflows.length, 2);
+  t.true(c.subflows[0]!.closed, 'the held subflow was reset once the join was usable');
+  t.true(c.subflows[1]!.tcp.counters.get('bytesOut') > 3 << 20, 'the join carried the rest');
+  t.like(c.counters.snapshot(), { RmAddrTx: 1 });
+  t.true(c.counters.get('Reinjections') > 0, 'the held subflow\'s data was reinjected');
+  t.like(r.client.stack.counters.snapshot(), { subflowsHeldOnDownPath: 1, heldSubflowsReleased: 1, heldSubflowsResumed: 0, addressIdsRenumbered: 1 });
 });
 
 // RFC 8684 §3.3: "Subflow Sequence Number (4 octets)" — the relative subflow sequence number of
