@@ -426,7 +426,7 @@ export class Appliance {
         // the engine writes each packet to the device before it polls the next
         reuseOutput: true,
         checksumOffload: config.offload,
-        tcp: { tsoMaxPayload: config.offload ? 64000 : 0 },
+        tcp: { tsoMaxPayload: config.offload ? 64000 : 0, tsoDefer: config.offload },
         mtu: config.mtu,
         synBacklog: config.synBacklog,
         mptcp: { scheduler: config.scheduler, congestionControl: config.congestionControl },

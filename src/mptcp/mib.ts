@@ -13,6 +13,8 @@ export const MPTCP_COUNTER_NAMES = [
   // the scheduler (src/mptcp/scheduler.ts): stale subflows as Linux's MPTcpExtSubflowStale /
   // SubflowRecover, reinjections when a slow path holds the window, redundant copies, waits
   'SubflowStale', 'SubflowRecover', 'ReinjectOpportunistic', 'RedundantMappings', 'RedundantBytes', 'SchedulerWaits',
+  // data written onto a subflow right after its newest mapping, none of which had left yet: that mapping grew
+  'MappingsMerged',
 ] as const;
 export type MptcpCounterName = (typeof MPTCP_COUNTER_NAMES)[number];
 

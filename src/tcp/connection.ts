@@ -75,6 +75,8 @@ export const TCP_COUNTER_NAMES = [
   /** A tail loss probe's retransmission repaired a loss: one window reduction (RFC 8985 §7.4). */
   'tlpRecoveries',
   'synDataSent', 'synDataAcked', 'synDataNotAcked',
+  /** With TSO: a window opened by less than a super-segment's goal held for the ACKs due next (tsoDefer). */
+  'tsoDeferrals',
 ] as const;
 export type TcpCounterName = (typeof TCP_COUNTER_NAMES)[number];
 export class TcpCounters extends CounterSet<TcpCounterName> {
@@ -118,6 +120,12 @@ export interface TcpConfig {
   mss: number;
   /** Largest payload one emitted segment may carry when the device does TSO (a multiple of the MSS is used); 0 = no TSO. */
   tsoMaxPayload: number;
+  /**
+   * With TSO: hold a window that opened by less than about a millisecond's worth of data while
+   * more ACKs are due (Linux's tcp_tso_should_defer), so that it goes as one super-segment
+   * instead of a packet or two per ACK.
+   */
+  tsoDefer: boolean;
   sendBufferSize: number;
   recvBufferSize: number;
   /** Upper bound of the receive buffer under auto-tuning. */
@@ -153,6 +161,7 @@ export interface TcpConfig {
 export const DEFAULT_TCP_CONFIG: TcpConfig = {
   mss: 1460,
   tsoMaxPayload: 0,
+  tsoDefer: false,
   sendBufferSize: 4 << 20,
   recvBufferSize: 256 << 10,
   recvBufferMax: 16 << 20,
@@ -1793,6 +1802,10 @@ export class TcpConnection {
       let len = Math.min(available, wndRoom, cwndRoom);
       const tsoMax = this.config.tsoMaxPayload >= 2 * mss && seqGe(this.sndNxt, this.sndMax) ? this.config.tsoMaxPayload - (this.config.tsoMaxPayload % mss) : mss;
       len = Math.min(len, tsoMax);
+      if (this.config.tsoDefer && len < tsoMax && len === Math.min(wndRoom, cwndRoom) && this.deferSend(now, len, mss, tsoMax)) {
+        this.counters.increment('tsoDeferrals');
+        len = 0;
+      }
       // sender SWS avoidance (RFC 9293 §3.8.6.2.1): a partial segment only when it is all we
       // have (noDelay) or nothing is in flight
       if (len < mss && len < available && this.flightSize() > 0) len = 0;
@@ -1849,6 +1862,29 @@ export class TcpConnection {
     return null;
   }
 
+  /**
+   * Whether to hold new data that the window (congestion or peer's) lets out now, `len` bytes,
+   * for the ACKs due next: after Linux's tcp_tso_should_defer (net/ipv4/tcp_output.c; read, not
+   * copied). Not in recovery or after a timeout; not when `len` reaches the goal of a
+   * super-segment (about 1 ms at the pacing rate, 1.2 cwnd / SRTT, as tcp_tso_autosize: at
+   * least two segments, at most `tsoMax`) or a third of the window (tcp_tso_win_divisor); only
+   * right after a send (1 ms: no burst after a pause) and while an ACK is due within half an RTT
+   * (the oldest segment in flight left at least SRTT/2 ago). Fewer, larger packets through the
+   * device; the same bytes on the wire (the kernel cuts the super-segment).
+   */
+  private deferSend(now: Instant, len: number, mss: number, tsoMax: number): boolean {
+    if (this.inRecovery || this.rtoRecovery || this.frtoBudget > 0 || this.flightSize() === 0) return false;
+    const srtt = this.rtt.srtt;
+    if (srtt === null || srtt <= 0) return false;
+    const goal = Math.min(tsoMax, Math.max(2 * mss, Math.floor((1.2 * this.cc.cwnd) / srtt / mss) * mss));
+    if (len >= goal || 3 * len >= Math.min(this.sndWnd, this.cc.cwnd)) return false;
+    if (now - this.lastDataSentAt > 1) return false;
+    return now - this.rack.oldestSentAt() >= srtt / 2;
+  }
+
+  /** When new data last went out (tsoDefer). */
+  private lastDataSentAt = -Infinity;
+
   private buildData(now: Instant, seq: number, bufStart: number, len: number, retransmit: boolean): OutSegment | null {
     if (len <= 0) return null;
     const off = seqDiff(seq, bufStart);
@@ -1876,6 +1912,7 @@ export class TcpConnection {
       if (this.timedAt >= 0 && seqLe(seq, this.timedSeq) && seqLt(this.timedSeq, end)) this.timedAt = -1;
     } else {
       this.counters.increment('bytesOut', len);
+      this.lastDataSentAt = now;
       if (this.timedAt < 0 && !this.tsOk) {
         this.timedSeq = seq;
         this.timedAt = now;

@@ -123,6 +123,11 @@ export class Rack {
   /** RACK.dsack_round (null: None). */
   dsackRound: Seq | null = null;
 
+  /** When the oldest segment of the log (the one at SND.UNA) was sent last; -Infinity with none. */
+  oldestSentAt(): number {
+    return this.xmit.length > 0 ? this.xmit[0]! : -Infinity;
+  }
+
   /** Records held (for tests and status). */
   get size(): number {
     return this.starts.length;

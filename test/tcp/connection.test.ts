@@ -1386,3 +1386,52 @@ test('a passive connection carries data both ways (acceptSyn, then the RFC 9293 
   t.is(f.conn.readable, 50);
   t.is(f.conn.unacknowledged, 0);
 });
+
+// ---------------------------------------------------------------- TSO deferral (tsoDefer)
+// After Linux's tcp_tso_should_defer: with TSO, a window that opened by less than a
+// super-segment's goal (1 ms at the pacing rate, at least two segments) right after a send, with
+// an ACK due within half an RTT, waits for the next ACK; the data then goes as one super-segment.
+
+/** ESTABLISHED with TSO, 1 MB written; the initial window went out at once (t = RTT), and its first segment was ACKed at t = 2 RTT. */
+/** The MSS with timestamps. */
+const SMSS = 1448;
+
+function tsoFlow(tsoDefer: boolean): Fixture {
+  const f = established({ tsoMaxPayload: 64000, tsoDefer }, { window: 65535, windowScale: 7 });
+  f.write(bytes(1 << 20));
+  f.advance(50);
+  f.input(f.peer.seg({ ack: f.ourSeq(SMSS) }));
+  return f;
+}
+
+test('TSO deferral: a window opened by one segment right after a send waits for the next ACK, and the two segments go as one super-segment', (t) => {
+  const f = tsoFlow(true);
+  const una = SMSS;
+  f.advance(0.1);
+  // half a segment ACKed: slow start opens the window by one segment (half freed, half grown)
+  t.deepEqual(f.input(f.peer.seg({ ack: f.ourSeq(una + SMSS / 2) })), [], 'held for the next ACK');
+  t.is(f.conn.counters.get('tsoDeferrals'), 1);
+  f.advance(0.1);
+  const out = f.input(f.peer.seg({ ack: f.ourSeq(una + SMSS) }));
+  t.is(out.length, 1, 'one super-segment');
+  t.is(out[0]!.payload.length, 2 * SMSS);
+  t.is(out[0]!.gsoSize, SMSS);
+});
+
+test('TSO deferral: without it (tsoDefer off) the same ACK sends its segment at once', (t) => {
+  const f = tsoFlow(false);
+  f.advance(0.1);
+  const out = f.input(f.peer.seg({ ack: f.ourSeq(SMSS + SMSS / 2) }));
+  t.is(out.length, 1);
+  t.is(out[0]!.payload.length, SMSS);
+  t.is(f.conn.counters.get('tsoDeferrals'), 0);
+});
+
+test('TSO deferral: not after a pause (the last send more than 1 ms ago): a burst after a pause is not made larger', (t) => {
+  const f = tsoFlow(true);
+  f.advance(2);
+  const out = f.input(f.peer.seg({ ack: f.ourSeq(SMSS + SMSS / 2) }));
+  t.is(out.length, 1, 'sent at once');
+  t.is(out[0]!.payload.length, SMSS);
+  t.is(f.conn.counters.get('tsoDeferrals'), 0);
+});
