@@ -158,6 +158,20 @@ export interface TcpConfig {
   spuriousUndo: boolean;
 }
 
+/**
+ * Complete configurations shared by many connections (made by sharedTcpConfig): a connection
+ * keeps a reference instead of a copy of its own (a few hundred bytes less per connection, and
+ * no copy per connection opened). They are frozen.
+ */
+const SHARED_CONFIGS = new WeakSet<object>();
+
+/** `config` over the defaults, complete and frozen, for connections to share (never changed). */
+export function sharedTcpConfig(config: Partial<TcpConfig>): TcpConfig {
+  const full = Object.freeze({ ...DEFAULT_TCP_CONFIG, ...config });
+  SHARED_CONFIGS.add(full);
+  return full;
+}
+
 export const DEFAULT_TCP_CONFIG: TcpConfig = {
   mss: 1460,
   tsoMaxPayload: 0,
@@ -369,7 +383,7 @@ export class TcpConnection {
   constructor(local: Endpoint, remote: Endpoint, config: Partial<TcpConfig>, isn: number, upperLayer: TcpUpperLayerInit | null = null, tsOffset?: number) {
     this.local = local;
     this.remote = remote;
-    this.config = { ...DEFAULT_TCP_CONFIG, ...config };
+    this.config = SHARED_CONFIGS.has(config) ? config as TcpConfig : { ...DEFAULT_TCP_CONFIG, ...config };
     this.iss = isn >>> 0;
     this.sndUna = this.iss;
     this.sndNxt = this.iss;

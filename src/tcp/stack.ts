@@ -14,7 +14,7 @@ import { IpPacketInfo, parseIpPacket } from '../ip/packet.js';
 import { IPPROTO_TCP } from '../ip/ipv4.js';
 import { isUnicastAddress } from '../ip/address.js';
 import {
-  TcpConnection, TcpState, newTcpCounterGroups, type Endpoint, type OutSegment, type TcpConfig, type TcpCounterGroups, type TcpEvent, type TcpUpperLayerInit,
+  TcpConnection, TcpState, newTcpCounterGroups, sharedTcpConfig, type Endpoint, type OutSegment, type TcpConfig, type TcpCounterGroups, type TcpEvent, type TcpUpperLayerInit,
 } from './connection.js';
 import {
   TCP_FLAG_ACK, TCP_FLAG_RST, TCP_FLAG_SYN, TCP_FLAG_FIN, TcpCodecCounters, emitIpTcp, parseTcp, tcpPacketLen,
@@ -177,13 +177,24 @@ export class TcpStack implements SansIoNode {
   }
 
   /** The stack's defaults, the caller's config, and the MSS clamped to the path MTU. */
-  private connectionConfig(local: Endpoint, config: Partial<TcpConfig>): Partial<TcpConfig> {
-    const merged = { ...this.opts.tcp, ...config };
-    const ipHeader = local.addr.length === 4 ? 20 : 40;
-    const limit = this.opts.mtu - ipHeader - 20;
-    merged.mss = Math.min(merged.mss ?? limit, limit);
-    return merged;
+  private connectionConfig(local: Endpoint, config: Partial<TcpConfig>): TcpConfig {
+    // one shared configuration per IP version and per-call settings (a subflow's congestion
+    // control): connections keep a reference to it, not a copy each
+    const key = `${local.addr.length}|${JSON.stringify(config)}`;
+    let shared = this.configs.get(key);
+    if (!shared) {
+      const merged = { ...this.opts.tcp, ...config };
+      const ipHeader = local.addr.length === 4 ? 20 : 40;
+      const limit = this.opts.mtu - ipHeader - 20;
+      merged.mss = Math.min(merged.mss ?? limit, limit);
+      shared = sharedTcpConfig(merged);
+      this.configs.set(key, shared);
+    }
+    return shared;
   }
+
+  /** connectionConfig's shared configurations, by IP version and per-call settings. */
+  private readonly configs = new Map<string, TcpConfig>();
 
   /** RFC 6528: ISN = M + F(localip, localport, remoteip, remoteport, secretkey), M a 4 µs clock. */
   private isn(now: Instant, local: Endpoint, remote: Endpoint): number {
