@@ -14,7 +14,8 @@
 // Prints JSON (the machine is shared and noisy: compare within a run).
 //
 //   sudo node dist/bench/connections.js [--n 10000] [--concurrency 256] [--seconds 5]
-//        [--rate 0] [--synflood] [--flood-seconds 10] [--no-kernel]
+//        [--rate 0] [--synflood] [--flood-seconds 10] [--no-kernel] [--profile DIR]
+// --profile DIR: mptun runs under `node --cpu-prof` (a profile in DIR when it stops; bench/cpuprof reads it).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
@@ -36,6 +37,7 @@ const { values } = parseArgs({
     'no-kernel': { type: 'boolean', default: false },
     'no-connections': { type: 'boolean', default: false },
     prefix: { type: 'string', default: 'mptsc' },
+    profile: { type: 'string' },
   },
 });
 const N = Number(values.n);
@@ -244,7 +246,7 @@ try {
     kernel = { seqBefore, hold: h, seqAfter };
     result.kernel = kernel;
   }
-  await bed.startMptun();
+  await bed.startMptun([], values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : []);
   try {
     if (!values['no-connections']) {
       await sleep(1000);

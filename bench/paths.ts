@@ -71,13 +71,34 @@ async function fetchObject(size: number, mptcp: boolean): Promise<number> {
   return Number(stdout.trim());
 }
 
-interface Row { who: string; bulkMbit: number[]; objectMs: Record<string, number[]> }
+interface PathShare { iface: string; mbOut: number; rtoTimeouts: number; retransmittedSegments: number }
+interface Row { who: string; bulkMbit: number[]; objectMs: Record<string, number[]>; paths?: PathShare[][] }
 
-async function measure(who: string, mptcp: boolean): Promise<Row> {
+type PathTcp = { tcp?: { rtoTimeouts?: number; retransmittedSegments?: number } | null };
+
+/** mptun's paths now: bytes out and their subflows' RTOs and retransmissions. */
+async function pathShares(): Promise<PathShare[]> {
+  const s = await bed.mptunStatus();
+  return s.paths.map((p) => {
+    const tcp = (p as typeof p & PathTcp).tcp ?? {};
+    return { iface: p.iface, mbOut: p.bytesOut / 1e6, rtoTimeouts: tcp.rtoTimeouts ?? 0, retransmittedSegments: tcp.retransmittedSegments ?? 0 };
+  });
+}
+
+async function measure(who: string, mptcp: boolean, viaMptun = false): Promise<Row> {
   const row: Row = { who, bulkMbit: [], objectMs: Object.fromEntries(objects.map((o) => [String(o), []])) };
   for (let i = 0; i < runs; i++) {
+    const before = viaMptun ? await pathShares() : null;
     const tp: Throughput = await bed.iperf(seconds, { mptcp });
     row.bulkMbit.push(tp.mbit);
+    if (before) {
+      // what each path carried of the bulk run (mptun's own counters)
+      const after = await pathShares();
+      (row.paths ??= []).push(after.map((a, k) => ({
+        iface: a.iface, mbOut: +(a.mbOut - before[k]!.mbOut).toFixed(1),
+        rtoTimeouts: a.rtoTimeouts - before[k]!.rtoTimeouts, retransmittedSegments: a.retransmittedSegments - before[k]!.retransmittedSegments,
+      })));
+    }
     for (const o of objects) row.objectMs[String(o)]!.push(+(await fetchObject(o, mptcp)).toFixed(1));
   }
   return row;
@@ -97,7 +118,7 @@ try {
       log(`mptun --scheduler ${s} --congestion-control ${cc}`);
       await bed.startMptun(['--scheduler', s, '--congestion-control', cc]);
       try {
-        rows.push(await measure(k === 0 ? `mptun-${s}` : `mptun-${s}-${cc}`, false));
+        rows.push(await measure(k === 0 ? `mptun-${s}` : `mptun-${s}-${cc}`, false, true));
       } finally {
         await bed.stopMptun();
       }

@@ -54,7 +54,7 @@ let skipped = 0;
 let inFlight = 0;
 let stopping = false;
 const errors: Record<string, number> = {};
-const failures: Array<{ atS: number; n: number; size: number; reason: string; echoed: number }> = [];
+const failures: Array<{ atS: number; n: number; size: number; reason: string; echoed: number; port?: number; chunk?: number; firstDiff?: number }> = [];
 const latencies: number[] = [];
 /** Connections slower than SLOW_MS (connect to the last echoed byte): how many, the first ones and when they started. */
 const SLOW_MS = 1000;
@@ -73,7 +73,7 @@ function one(n: number, size: number): void {
   let echoedAt: number | null = null;
   let done = false;
   const s = connect({ host, port });
-  const finish = (reason?: string) => {
+  const finish = (reason?: string, detail: { chunk?: number; firstDiff?: number } = {}) => {
     if (done) return;
     done = true;
     clearTimeout(timer);
@@ -81,7 +81,7 @@ function one(n: number, size: number): void {
     if (reason !== undefined) {
       failed++;
       errors[reason] = (errors[reason] ?? 0) + 1;
-      if (failures.length < 20) failures.push({ atS: atS(), n, size, reason, echoed: got });
+      if (failures.length < 20) failures.push({ atS: atS(), n, size, reason, echoed: got, ...(s.localPort !== undefined ? { port: s.localPort } : {}), ...detail });
       s.destroy();
     } else {
       ok++;
@@ -100,7 +100,10 @@ function one(n: number, size: number): void {
   s.on('data', (d: Buffer) => {
     // byte for byte: what comes back is the next part of what was sent, and no more
     if (got + d.length > size || !d.equals(data.subarray(got, got + d.length))) {
-      finish('echo differs');
+      // where it went wrong: the chunk's length, and the offset of its first wrong byte
+      let i = 0;
+      while (i < d.length && got + i < size && d[i] === data[got + i]) i++;
+      finish('echo differs', { chunk: d.length, firstDiff: got + i });
       return;
     }
     got += d.length;

@@ -37,7 +37,10 @@
 // removed at the end, also on failure and on SIGINT.
 //
 //   sudo node dist/bench/soak.js [--minutes 30] [--rate 100] [--seed 1] [--prefix mptsk]
-//        [--short-rate 20] [--log /tmp/mptun-soak-PREFIX.log]
+//        [--short-rate 20] [--log /tmp/mptun-soak-PREFIX.log] [--capture DIR]
+// --capture DIR: tcpdump of the short connections' packets (port 7070, 200 bytes of each, files
+// of 100 MB in DIR) in the server namespace (server.pcap*) and on mptun's device (app.pcap*): a
+// failed short connection names its app port.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
@@ -56,6 +59,7 @@ const { values } = parseArgs({
     prefix: { type: 'string', default: 'mptsk' },
     'short-rate': { type: 'string', default: '20' },
     log: { type: 'string' },
+    capture: { type: 'string' },
   },
 });
 const MINUTES = Number(values.minutes);
@@ -470,8 +474,16 @@ try {
     if (!echo.alive || Date.now() > echoBy) throw new Error(`the echo server did not start: ${echo.err}`);
     await sleep(50);
   }
+  if (values.capture) {
+    // the short connections as the kernel's server saw them: enough to follow one that failed
+    proc(bed.topo.TESTBED_NS_SERVER, ['tcpdump', '-i', 'any', '-n', '-s', '200', '-C', '100', '-w', `${values.capture}/server.pcap`, 'tcp', 'port', String(ECHO_PORT)]);
+  }
   await startMptun();
   log(`mptun up (log: ${LOG_PATH})`);
+  if (values.capture) {
+    // and as the app saw them, on mptun's device (the app's port is the failure's `port`)
+    proc(bed.topo.TESTBED_NS_CLIENT, ['tcpdump', '-i', 'mptun0', '-n', '-s', '200', '-C', '100', '-w', `${values.capture}/app.pcap`, 'tcp', 'port', String(ECHO_PORT)]);
+  }
   workStart = Date.now();
   samples.push(await sample());
   const short = proc(bed.topo.TESTBED_NS_CLIENT, [process.execPath, SHORT, '--connect', `${bed.topo.TESTBED_SRV_ADDR1}:${ECHO_PORT}`,
