@@ -4,7 +4,7 @@
 // compare within a run). With --rate 0 the links are unshaped. Prints JSON: medians, every run,
 // the ratio, and mptun's loss-recovery counters (RTOs, retransmissions, RACK, undo) of the last run.
 //
-//   sudo node dist/bench/loss.js [--rate 100] [--loss 1] [--seconds 10] [--runs 3] [--reverse]
+//   sudo node dist/bench/loss.js [--rate 100] [--loss 1] [--seconds 10] [--runs 3] [--reverse] [--mptun-args='--congestion-control cubic']
 import { parseArgs } from 'node:util';
 import { median, TestBed, type BedTopology, type Throughput } from '../src/cli/bedrun.js';
 
@@ -16,6 +16,7 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
     reverse: { type: 'boolean', default: false },
     prefix: { type: 'string', default: 'mptbloss' },
+    'mptun-args': { type: 'string', default: '' },
   },
 });
 const rate = Number(values.rate);
@@ -41,7 +42,7 @@ try {
     log(`run ${i + 1}/${runs}: kernel MPTCP`);
     kernel.push(await bed.iperf(seconds, { mptcp: true, reverse }));
     log(`run ${i + 1}/${runs}: mptun`);
-    await bed.startMptun();
+    await bed.startMptun(values['mptun-args'] ? values['mptun-args'].split(/\s+/) : []);
     try {
       mptun.push(await bed.iperf(seconds, { reverse }));
       counters = await bed.mptunStatus().then((s) => pickRecovery(s)).catch((e: Error) => `status: ${e.message}`);

@@ -72,7 +72,9 @@ Options of up and set:
   --qdisc tbf|htb       the shaper (default tbf)
   --loss PCT            drop PCT % (integer 0..100) of the packets of both links, in each
                         direction (nftables `numgen random mod 100 < PCT drop` in the server
-                        namespace); 0 = none (default)
+                        namespace); 0 = none (default). A lossy link's veth ends carry
+                        wire-size packets (gso_max_segs 1): each drop takes one packet, as on
+                        a real link, not a GSO super-packet of up to 64 KB
   --loss1 PCT, --loss2 PCT
                         loss on one link
   --delay MS            one-way delay of both links, each direction (so the RTT grows by
@@ -334,10 +336,25 @@ apply_rate() {   # apply_rate N
   done
 }
 
+# A lossy link carries wire-size packets: GSO super-packets (a TCP sender's TSO, or what mptun
+# writes into its TUN device with vnet_hdr) are cut into MTU-size packets before its veth, so
+# that the nftables rule below drops one packet at a time, as loss on a real link does (veth
+# carries a super-packet whole: one drop would take up to 64 KB at once, which favours the
+# senders of large super-packets). gso_max_segs 1 on both ends: a local sender builds no
+# super-packet for the device, a forwarded one is segmented in software at its egress.
+apply_wire_packets() {   # apply_wire_packets N
+  local n=$1 segs=65535
+  if (( $(var "TESTBED_LOSS$n") > 0 )); then segs=1; fi
+  ip -n "$NS_CLI" link set dev "$(cli_if "$n")" gso_max_segs "$segs"
+  ip -n "$NS_SRV" link set dev "$(srv_if "$n")" gso_max_segs "$segs"
+}
+
 # The nftables table of the server namespace: random loss and blackholes, per link and
 # direction. Rebuilt whole (atomically) from the state; removed when it has nothing to do.
 apply_nft() {
   local n dev loss ingress="" egress=""
+  apply_wire_packets 1
+  apply_wire_packets 2
   for n in 1 2; do
     dev=$(srv_if "$n")
     loss=$(var "TESTBED_LOSS$n")

@@ -199,6 +199,34 @@ test.serial('--loss drops packets on both links, and set --loss 0 removes it', a
   t.is(p.received, 50);
 });
 
+test.serial('--loss: a lossy link carries wire-size packets (its loss rules drop one MTU at a time under TSO), and set --loss 0 gives GSO back', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  await bed(['up', '--loss', '2']);
+  const segs = async (ns: string, dev: string) => Number(/gso_max_segs (\d+)/.exec((await inNetns(ns, 'ip', ['-d', 'link', 'show', dev])).stdout)?.[1]);
+  t.is(await segs(cli(), topo.TESTBED_CLI_IF1!), 1);
+  t.is(await segs(srv(), topo.TESTBED_SRV_IF1!), 1);
+  const server = spawnInNetns(srv(), 'iperf3', ['-s', '-p', '5204']);
+  try {
+    await waitForPort(srv(), 5204);
+    // unshaped, the kernel's TCP would send 64 KB super-packets: what the rules drop says what crossed
+    await iperf(['-c', topo.TESTBED_SRV_ADDR1!, '-p', '5204', '-t', '2']);
+    await iperf(['-c', topo.TESTBED_SRV_ADDR1!, '-p', '5204', '-t', '2', '-R']);
+  } finally {
+    await server.stop();
+  }
+  const r = await inNetns(srv(), 'nft', ['list', 'table', 'inet', topo.TESTBED_NFT_TABLE!]);
+  const rules = [...r.stdout.matchAll(/counter packets (\d+) bytes (\d+) drop comment "loss link 1 (in|out)"/g)].map((m) => ({ dir: m[3]!, packets: Number(m[1]), bytes: Number(m[2]) }));
+  t.is(rules.length, 2, r.stdout);
+  for (const x of rules) {
+    t.true(x.packets > 20, `link 1 ${x.dir}: ${x.packets} drops`);
+    t.true(x.bytes / x.packets <= 1500, `link 1 ${x.dir}: ${x.bytes} bytes in ${x.packets} drops (${(x.bytes / x.packets).toFixed(0)} per packet)`);
+  }
+  await bed(['set', '--loss', '0']);
+  t.is(await segs(cli(), topo.TESTBED_CLI_IF1!), 65535);
+  t.is(await segs(srv(), topo.TESTBED_SRV_IF1!), 65535);
+  await bed(['up', '--rate', String(RATE)]);
+});
+
 test.serial('link-down 2 takes link 2 away, link-up 2 brings it back (also --blackhole)', async (t) => {
   if (!requireRootOrSkip(t)) return;
   const link2 = ['-c', '1', '-W', '1', '-I', topo.TESTBED_CLI_IF2, topo.TESTBED_SRV_ADDR2];
