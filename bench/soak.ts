@@ -476,13 +476,13 @@ try {
   }
   if (values.capture) {
     // the short connections as the kernel's server saw them: enough to follow one that failed
-    proc(bed.topo.TESTBED_NS_SERVER, ['tcpdump', '-i', 'any', '-n', '-s', '200', '-C', '100', '-w', `${values.capture}/server.pcap`, 'tcp', 'port', String(ECHO_PORT)]);
+    proc(bed.topo.TESTBED_NS_SERVER, ['tcpdump', '-Z', 'root', '-i', 'any', '-n', '-s', '200', '-C', '100', '-w', `${values.capture}/server.pcap`, 'tcp', 'port', String(ECHO_PORT)]);
   }
   await startMptun();
   log(`mptun up (log: ${LOG_PATH})`);
   if (values.capture) {
     // and as the app saw them, on mptun's device (the app's port is the failure's `port`)
-    proc(bed.topo.TESTBED_NS_CLIENT, ['tcpdump', '-i', 'mptun0', '-n', '-s', '200', '-C', '100', '-w', `${values.capture}/app.pcap`, 'tcp', 'port', String(ECHO_PORT)]);
+    proc(bed.topo.TESTBED_NS_CLIENT, ['tcpdump', '-Z', 'root', '-i', 'mptun0', '-n', '-s', '200', '-C', '100', '-w', `${values.capture}/app.pcap`, 'tcp', 'port', String(ECHO_PORT)]);
   }
   workStart = Date.now();
   samples.push(await sample());
