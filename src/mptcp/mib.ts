@@ -15,6 +15,8 @@ export const MPTCP_COUNTER_NAMES = [
   'SubflowStale', 'SubflowRecover', 'ReinjectOpportunistic', 'RedundantMappings', 'RedundantBytes', 'SchedulerWaits',
   // data written onto a subflow right after its newest mapping, none of which had left yet: that mapping grew
   'MappingsMerged',
+  // subflows reset because they had not closed MPTCP_CLOSE_TIMEOUT_MS after both DATA_FINs
+  'CloseTimeouts',
 ] as const;
 export type MptcpCounterName = (typeof MPTCP_COUNTER_NAMES)[number];
 

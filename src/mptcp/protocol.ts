@@ -90,6 +90,12 @@ export interface MptcpConfig {
   subflowOffsetBase: number;
 }
 
+/**
+ * How long the subflows may take to close once the data stream is over both ways, before they
+ * are reset: Linux's TCP_TIMEWAIT_LEN, its msk's close timeout.
+ */
+export const MPTCP_CLOSE_TIMEOUT_MS = 60_000;
+
 export const DEFAULT_MPTCP_CONFIG: MptcpConfig = {
   sendBufferSize: 8 << 20,
   recvBufferSize: 8 << 20,
@@ -474,8 +480,35 @@ export class MptcpConnection {
           }
         }
       }
+      this.closeTimeout(now);
     }
   }
+
+  /**
+   * Once the data stream is over both ways (both DATA_FINs done), the subflows still open have
+   * MPTCP_CLOSE_TIMEOUT_MS to close; then they are reset. A subflow whose FIN goes unanswered (its
+   * path blackholed, the peer's subflow gone with its RST lost) would otherwise hold the
+   * connection for its whole retransmission budget, many minutes. Linux's msk does the same
+   * (mptcp_close_tout_expired: TCP_TIMEWAIT_LEN, then a fast close).
+   */
+  private closeTimeout(now: Instant): void {
+    if (this.closedEmitted || !(this.peerFinDone && this.dataFinAcked)) return;
+    if (this.closeTimeoutAt === null) {
+      this.closeTimeoutAt = now + MPTCP_CLOSE_TIMEOUT_MS;
+      return;
+    }
+    if (now < this.closeTimeoutAt) return;
+    this.closeTimeoutAt = null;
+    for (const sf of this.subflows) {
+      if (sf.closed || sf.tcp.state === TcpState.TimeWait) continue;
+      this.counters.increment('CloseTimeouts');
+      sf.tcp.abort(now);
+      this.host.touch(sf.tcp);
+    }
+  }
+
+  /** When the subflows still open are reset (closeTimeout), or null. */
+  private closeTimeoutAt: Instant | null = null;
 
   private dataFinDeadline: Instant | null = null;
   private dataFinTries = 0;
@@ -486,7 +519,8 @@ export class MptcpConnection {
     const fin = this.dataFinSeq !== null && !this.dataFinAcked && !this.closedEmitted ? this.dataFinDeadline : null;
     const rtx = this.closedEmitted ? null : this.dataRtxAt;
     const stale = this.closedEmitted ? null : this.staleCheckAt;
-    const at = [fin, rtx, stale].filter((x): x is number => x !== null);
+    const close = this.closedEmitted ? null : this.closeTimeoutAt;
+    const at = [fin, rtx, stale, close].filter((x): x is number => x !== null);
     return at.length === 0 ? null : Math.min(...at);
   }
 

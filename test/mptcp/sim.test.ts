@@ -859,6 +859,36 @@ test('a path down under a connection with no other subflow, then another path up
   t.like(r.client.stack.counters.snapshot(), { subflowsHeldOnDownPath: 1, heldSubflowsReleased: 1, heldSubflowsResumed: 0, addressIdsRenumbered: 1 });
 });
 
+// Regression (found by bench/soak, fixed): a subflow whose FIN went unanswered (its path
+// blackholed with no link event, or the peer's subflow gone with its RST lost) held the whole
+// connection open for its retransmission budget, many minutes (flows left in `mptun status`
+// after the load). Now, once both DATA_FINs are done, the subflows have MPTCP_CLOSE_TIMEOUT_MS to
+// close, then are reset (Linux's msk close timeout).
+test('close timeout: a subflow that cannot close after both DATA_FINs is reset 60 s later, and the connection closes', (t) => {
+  const seed = useSeed(t, 41);
+  const r = run({
+    seed, upload: 2 << 20, tcp: WIDE, paths: [{ up: FAST }, { up: FAST }], maxTime: 900_000,
+    // path 1 a backup: its subflow idle (as a join that never carried data), so no timeout
+    // marks it dead before the end, and it is closed with a FIN, which the silence eats
+    connect: { backup: [1] },
+    during: (w) => {
+      // path 1 goes silent for good, with no link event
+      w.sim.at(150, (now) => {
+        w.links[1]!.ab.down(now);
+        w.links[1]!.ba.down(now);
+      });
+    },
+  });
+  assertDelivered(t, r);
+  const c = clientConn(r);
+  const endedAt = serverSink(r).endedAt!;
+  const closedAt = r.client.eventTime(c, 'closed');
+  t.not(closedAt, null, 'the client\'s connection closed');
+  t.true(closedAt! - endedAt > 55_000 && closedAt! - endedAt < 75_000, `closed ${((closedAt! - endedAt) / 1000).toFixed(1)} s after the upload ended`);
+  t.true(c.counters.get('CloseTimeouts') >= 1, 'the silent subflow was reset by the close timeout');
+  t.true(c.subflows[1]!.tcp.counters.get('rtoTimeouts') > 0, 'its FIN was retransmitted meanwhile');
+});
+
 // RFC 8684 §3.3: "Subflow Sequence Number (4 octets)" — the relative subflow sequence number of
 // a mapping is 32 bits, and so is TCP's: both wrap after a subflow has carried 2^32 bytes, while
 // the data sequence number is 64 bits.
