@@ -10,7 +10,7 @@ import { formatIpAddress, formatIpv6, ipv4FromNumber, ipv4ToNumber, parseIpAddre
 import { Tun } from '../tun/index.js';
 import { configureLink, MIN_TXQUEUELEN } from '../routing/link.js';
 import { RTPROT_MPTUN, type RouteSpec } from '../routing/route.js';
-import { addPathSteps, applyPlan, cleanupLeftovers, ensureSysctls, pathSysctls, replacePathRoute, undo, type SetupPlan, type SetupRecord } from '../routing/setup.js';
+import { addPathSteps, applyPlan, cleanupLeftovers, ensureSysctls, pathSysctls, replacePathRoute, setPathNatAddress, undo, type SetupPlan, type SetupRecord } from '../routing/setup.js';
 import { discoverPaths, interfaceState, NetlinkMonitor, type DiscoveredPath, type MonitorEvent } from '../routing/monitor.js';
 import { CounterSet } from '../ip/counters.js';
 import { Engine } from './engine.js';
@@ -94,7 +94,7 @@ export interface ResolvedPath {
 
 /** What the netlink monitor made the appliance do with its paths (`mptun status`: counters.paths). */
 export const PATH_COUNTER_NAMES = [
-  'netlinkEvents', 'settles', 'pathsDown', 'pathsUp', 'gatewayMoves', 'addressChanges', 'routeNotSet', 'pathsAdded', 'pathsNotAdded',
+  'netlinkEvents', 'settles', 'pathsDown', 'pathsUp', 'gatewayMoves', 'addressChanges', 'routeNotSet', 'natNotSet', 'pathsAdded', 'pathsNotAdded',
   'devicesRecreated', 'eventsLostResyncs',
 ] as const;
 
@@ -400,6 +400,8 @@ export class Appliance {
           if (p.gateway !== undefined) pp.gateway = p.gateway;
           if (p.sourcePrefix6 !== undefined) pp.sourcePrefix6 = p.sourcePrefix6;
           if (p.gateway6 !== undefined) pp.gateway6 = p.gateway6;
+          if (p.ifaceAddress !== undefined) pp.address = p.ifaceAddress;
+          if (p.ifaceAddress6 !== undefined) pp.address6 = p.ifaceAddress6;
           return pp;
         }),
         exclude: [
@@ -576,7 +578,7 @@ export class Appliance {
     if (!up) {
       if (!half.up) return;
       const why = !st ? 'its interface is gone' : !st.up ? 'its link is down' : address === undefined ? `it has no global IPv${v} address` : `its interface has no IPv${v} default route`;
-      this.log.warn(`${name} is down (${why}): its subflows are closed, their data goes on the other paths (a connection with no other path keeps its own until one is up)`);
+      this.log.warn(`${name} is down (${why}): its subflows are closed, their data goes on the other paths (a connection with no other path keeps its own until one comes back)`);
       if (v === 4) p.up = false;
       else p.up6 = false;
       this.pathCounters.increment('pathsDown');
@@ -599,6 +601,14 @@ export class Appliance {
     const wasUp = half.up && !moved;
     const newAddress = half.address !== undefined && address !== half.address;
     if (!(await this.rebuildPath(p, v, gateway))) return;
+    if (address !== half.address) {
+      // the NAT rewrites to the interface's address (nft.ts Masquerade.to): follow it
+      const prefix = v === 4 ? p.sourcePrefix : p.sourcePrefix6!;
+      await setPathNatAddress(this.record, prefix, address, this.persist).catch((e: Error) => {
+        this.pathCounters.increment('natNotSet');
+        this.log.warn(`${name}: its NAT to ${address} not set: ${e.message}`);
+      });
+    }
     if (v === 4) p.ifaceAddress = address;
     else p.ifaceAddress6 = address;
     if (wasUp) return;
@@ -701,7 +711,10 @@ export class Appliance {
         list.push({ prefix: c, priority: priority + 50 + held + list.length });
       }
     }
-    const plan = { iface: p.iface, sourcePrefix: p.sourcePrefix, table: p.table, rulePriority: priority + index, ...(p.gateway !== undefined ? { gateway: p.gateway } : {}) };
+    const plan = {
+      iface: p.iface, sourcePrefix: p.sourcePrefix, table: p.table, rulePriority: priority + index,
+      ...(p.gateway !== undefined ? { gateway: p.gateway } : {}), ...(p.ifaceAddress !== undefined ? { address: p.ifaceAddress } : {}),
+    };
     try {
       await addPathSteps(this.record, { tun: this.tun.name, path: plan, capturePriority: priority + 100, exclude }, this.persist);
     } catch (e) {
@@ -711,7 +724,10 @@ export class Appliance {
     }
     this.excluded.push(...exclude.map((x) => x.prefix));
     if (carved6 && d6) {
-      const plan6 = { iface, sourcePrefix: carved6.prefixes[index]!, table: p.table, rulePriority: priority + index, ...(d6.gateway !== undefined ? { gateway: d6.gateway } : {}) };
+      const plan6 = {
+        iface, sourcePrefix: carved6.prefixes[index]!, table: p.table, rulePriority: priority + index,
+        ...(d6.gateway !== undefined ? { gateway: d6.gateway } : {}), ...(d6.address !== undefined ? { address: d6.address } : {}),
+      };
       try {
         await addPathSteps(this.record, { family: 6, tun: this.tun.name, path: plan6, capturePriority: priority + 100, exclude: exclude6 }, this.persist);
         this.excluded.push(...exclude6.map((x) => x.prefix));

@@ -1,7 +1,7 @@
-// nftables: a table of mptun's own (`inet mptun`) holding the masquerade rule of every path.
+// nftables: a table of mptun's own (`inet mptun`) holding the source NAT rule of every path.
 // Runs `/usr/sbin/nft -f -` by absolute path: under npm, the first `nft` on PATH is a JS tool.
 import { execFile } from 'node:child_process';
-import { formatIpAddress } from '../ip/address.js';
+import { formatIpAddress, parseIpAddress } from '../ip/address.js';
 import { parseInterfaceAddress, RoutingError, routingError } from './netlink.js';
 
 export const NFT = '/usr/sbin/nft';
@@ -13,6 +13,14 @@ export interface Masquerade {
   oifname: string;
   /** The path's private source prefix (`ip saddr` / `ip6 saddr`). */
   sourcePrefix: string;
+  /**
+   * The interface's address, when known: `snat to` it rather than `masquerade`. A masqueraded
+   * connection's conntrack entry is flushed when its device goes down, and after the link comes
+   * back its next packet may be given another port (one a closed connection had): the peer then
+   * resets the subflow that rode out the outage. A SNAT mapping outlives the link; mptun rebuilds
+   * the rule when the address changes (setup.ts setPathNatAddress).
+   */
+  to?: string;
 }
 
 interface NftResult { code: number; stdout: string; stderr: string }
@@ -64,13 +72,20 @@ function checkIfname(name: string): string {
  */
 export const REPLY_MARK = 0x00800000;
 
-/** The nft script that (re)creates mptun's table with one masquerade rule per path. */
+/** The nft script that (re)creates mptun's table with one source NAT rule per path (SNAT to its address, or masquerade). */
 export function masqueradeScript(rules: readonly Masquerade[], fence?: ForwardFence): string {
   const lines = rules.map((r) => {
     checkIfname(r.oifname);
     const p = parseInterfaceAddress(r.sourcePrefix);
     const cidr = `${formatIpAddress(p.network)}/${p.prefixLength}`;
-    return `\t\toifname "${r.oifname}" ${p.family === 4 ? 'ip' : 'ip6'} saddr ${cidr} masquerade`;
+    const fam = p.family === 4 ? 'ip' : 'ip6';
+    let nat = 'masquerade';
+    if (r.to !== undefined) {
+      const to = parseIpAddress(r.to);
+      if (to.family !== p.family) throw new RoutingError('nft script', 'EINVAL', `${r.oifname}: NAT to ${r.to} for ${r.sourcePrefix}: not one IP version`);
+      nat = `snat ${fam} to ${formatIpAddress(to.bytes)}`;
+    }
+    return `\t\toifname "${r.oifname}" ${fam} saddr ${cidr} ${nat}`;
   });
   // `add` then `delete` makes the delete safe when the table is absent; all in one transaction
   return [

@@ -30,6 +30,9 @@ export interface PathPlan {
   sourcePrefix6?: string;
   /** The IPv6 next hop (often a link-local address, as router advertisements give it). */
   gateway6?: string;
+  /** The interface's address (IPv4, IPv6), when known: the path's NAT rewrites to it (nft.ts Masquerade.to). */
+  address?: string;
+  address6?: string;
 }
 
 export interface SysctlSetting {
@@ -84,6 +87,7 @@ export interface SetupRecord {
 interface FamilyPath {
   iface: string;
   gateway?: string;
+  address?: string;
   sourcePrefix: string;
   table: number;
   rulePriority: number;
@@ -102,6 +106,7 @@ function familyPaths(plan: SetupPlan, family: 4 | 6): FamilyPath[] {
     if (p.sourcePrefix6 === undefined) return [];
     const fp: FamilyPath = { iface: p.iface, sourcePrefix: p.sourcePrefix6, table: p.table, rulePriority: p.rulePriority };
     if (p.gateway6 !== undefined) fp.gateway = p.gateway6;
+    if (p.address6 !== undefined) fp.address = p.address6;
     return [fp];
   });
 }
@@ -166,6 +171,26 @@ async function forwards6(dev: string): Promise<boolean> {
   return (await sysctlExists(forceForwarding6Key(dev))) && (await readSysctl(forceForwarding6Key(dev))) !== '0';
 }
 
+/** A path's NAT rule: SNAT to its interface's address when known, else masquerade. */
+function natOf(p: { iface: string; sourcePrefix: string; address?: string }): Masquerade {
+  return { oifname: p.iface, sourcePrefix: p.sourcePrefix, ...(p.address !== undefined ? { to: p.address } : {}) };
+}
+
+/**
+ * The NAT of the path whose private prefix is `sourcePrefix` now rewrites to `address` (its
+ * interface's address changed, or became known; undefined: masquerade): the nft table is rebuilt
+ * whole with it, and the record's nft step says so.
+ */
+export async function setPathNatAddress(record: SetupRecord, sourcePrefix: string, address: string | undefined, onStep?: (record: SetupRecord) => void | Promise<void>): Promise<void> {
+  const nftStep = record.steps.find((s): s is Extract<SetupStep, { kind: 'nft' }> => s.kind === 'nft');
+  const old = nftStep?.masquerade.find((m) => m.sourcePrefix === sourcePrefix);
+  if (!nftStep || !old || old.to === address) return;
+  const masquerade = nftStep.masquerade.map((m) => (m === old ? natOf({ iface: m.oifname, sourcePrefix: m.sourcePrefix, ...(address !== undefined ? { address } : {}) }) : m));
+  await createNftTable(masquerade, nftStep.fence);
+  nftStep.masquerade = masquerade;
+  if (onStep) await onStep(record);
+}
+
 /** The blackhole route at the end of a path's table (see PATH_BLACKHOLE_METRIC). */
 export function pathBlackhole(table: number, family: 4 | 6): RouteSpec {
   return { dst: 'default', type: 'blackhole', table, version: family, metric: PATH_BLACKHOLE_METRIC };
@@ -203,7 +228,7 @@ export async function applyPlan(plan: SetupPlan, onStep?: (record: SetupRecord) 
 
     const sysctls = plan.sysctls ?? defaultSysctls(plan);
     if (plan.masquerade ?? true) {
-      const masquerade = families.flatMap((f) => familyPaths(plan, f).map((p) => ({ oifname: p.iface, sourcePrefix: p.sourcePrefix })));
+      const masquerade = families.flatMap((f) => familyPaths(plan, f).map((p) => natOf(p)));
       // fence the uplinks that did not forward before
       const fence: ForwardFence = { tun: plan.tun, ifaces: [], ...(plan.synRate ? { synRate: plan.synRate } : {}) };
       if (families.includes(4)) {
@@ -324,7 +349,7 @@ export async function addPathSteps(record: SetupRecord, add: PathAddition, onSte
     await done({ kind: 'route', route: end });
     const sysctls = add.sysctls ?? pathSysctls(p.iface, family);
     if (nftStep) {
-      const masquerade = [...nftStep.masquerade.filter((m) => m.sourcePrefix !== p.sourcePrefix), { oifname: p.iface, sourcePrefix: p.sourcePrefix }];
+      const masquerade = [...nftStep.masquerade.filter((m) => m.sourcePrefix !== p.sourcePrefix), natOf(p)];
       const fence: ForwardFence = nftStep.fence ? copyFence(nftStep.fence) : { tun: add.tun, ifaces: [] };
       if (family === 4 && !fence.ifaces.includes(p.iface) && sysctls.some((s) => s.key === forwardingKey(p.iface)) && (await readSysctl(forwardingKey(p.iface))) === '0') fence.ifaces.push(p.iface);
       if (family === 6 && !(fence.ifaces6 ?? []).includes(p.iface) && sysctls.some((s) => s.key === forwarding6Key(p.iface) || s.key === forceForwarding6Key(p.iface)) && !(await forwards6(p.iface))) {

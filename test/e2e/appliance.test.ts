@@ -188,6 +188,10 @@ test.serial('a connection on one link only (a server without MPTCP) rides out th
       .finally(() => { done = true; });
     client.catch(() => undefined);
     await waitFor('the transfer to be under way', async () => (await status()).paths[0]!.bytesOut > 5e6, { timeout: 10_000 });
+    // the NAT of each path is a SNAT to its interface's address: its mapping outlives the outage
+    // (a masquerade's conntrack entry is flushed with the device, and the next packet may get another port)
+    const nft = (await inNetns(cli(), '/usr/sbin/nft', ['list', 'table', 'inet', 'mptun'])).stdout;
+    t.regex(nft, new RegExp(`snat ip to ${topo.TESTBED_CLI_ADDR1!.replace(/\./g, '\\.')}\\b`), nft);
     // the route each path's subflows take when its link is down: the blackhole, not another link
     const table = (await inNetns(cli(), 'ip', ['rule'])).stdout.match(/from \S+ lookup (\d+) proto 250/)?.[1];
     t.truthy(table, 'a path rule of mptun');

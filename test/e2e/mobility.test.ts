@@ -140,8 +140,9 @@ test.serial('(a) link 2\'s gateway changes under a 200 MB upload: the route foll
   const changedAt = Date.now();
   await waitFor('mptun to take the new gateway', async () => (await status()).paths[1]!.gateway === newGw, { timeout: 5_000, interval: 20 });
   const seen = Date.now() - changedAt;
-  const table = (await ipc('route', 'show', 'table', String(st1.paths[1]!.table))).stdout.trim();
-  t.is(table, `default via ${newGw} dev ${topo.TESTBED_CLI_IF2} proto 250`, 'the path\'s table routes by the new gateway, and only by it');
+  const table = (await ipc('route', 'show', 'table', String(st1.paths[1]!.table))).stdout.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  // (and, at its end, the blackhole that holds a down path's packets)
+  t.deepEqual(table, [`default via ${newGw} dev ${topo.TESTBED_CLI_IF2} proto 250`, 'blackhole default proto 250 metric 4294967280'], 'the path\'s table routes by the new gateway, and only by it');
   const st2 = await status();
   await waitFor('path 1 to carry 5 MB more after the change', async () => state.done || (await status()).paths[1]!.bytesOut - st2.paths[1]!.bytesOut > 5e6, { timeout: 10_000 });
   t.false(state.done, 'link 2 carried data again before the upload ended');
@@ -200,10 +201,14 @@ async function addressChange(t: ExecutionContext, order: 'break' | 'make', port:
     t.true(upstream(st1, 'joinsOpened') > upstream(stOld, 'joinsOpened'), 'a new subflow was opened on path 1');
     t.true(subflowsOn(st1, 1) > 0);
     t.true(after < 2000, `path 1 carried data again ${after} ms after the new address`);
-    // the NAT mappings of path 1's source prefix: the kernel drops those of the deleted address
-    // with it (the masquerade's address notifier, from a work queue), the new subflows have new ones
+    // the NAT mappings of path 1's source prefix: a SNAT rule (nft.ts Masquerade.to) now rewrites
+    // to the new address; the mappings of the old one end with the resets of the old subflows
+    // (conntrack's CLOSE state, 10 s); the new subflows have new ones
     const mappings = async () => (await inNetns(cli(), 'cat', ['/proc/net/nf_conntrack'])).stdout.split('\n').filter((l) => /\bsrc=198\.18\.2\./.test(l));
-    await waitFor('no NAT mapping to the old address', async () => !(await mappings()).some((l) => l.includes(`dst=${topo.TESTBED_CLI_ADDR2} `)), { timeout: 3_000 });
+    const nft = (await inNetns(cli(), '/usr/sbin/nft', ['list', 'table', 'inet', 'mptun'])).stdout;
+    t.regex(nft, new RegExp(`saddr 198\\.18\\.2\\.0/24 snat ip to ${net.cli.replace(/\./g, '\\.')}\\b`), nft);
+    const live = (l: string) => /\bESTABLISHED\b|\bSYN_SENT\b|\bSYN_RECV\b/.test(l);
+    await waitFor('no live NAT mapping to the old address', async () => !(await mappings()).some((l) => l.includes(`dst=${topo.TESTBED_CLI_ADDR2} `) && live(l)), { timeout: 5_000 });
     t.true((await mappings()).some((l) => l.includes(`dst=${net.cli} `)), 'a mapping to the new address');
     const sent = await result;
     t.is(sent.peerSha256, sent.sha256, 'the server received exactly what was sent');
