@@ -794,12 +794,13 @@ test('a path down and up again at once: its old subflow reset, REMOVE_ADDR of th
 // its SYN in flight): pathDown reset every subflow on the path. A kernel socket rides out such a
 // flap in its retransmissions; now the path manager keeps a connection's subflows on a down path
 // while it has no other usable subflow.
-test('a path down under a connection with no other subflow: its subflow is kept through the outage and resumes when the path is back', (t) => {
-  const seed = useSeed(t, 31);
-  let outAtUp = 0;
-  const r = run({
+/**
+ * A 4 MB upload whose connection has its initial subflow only (path 1 down from the start), and
+ * whose path 0 goes down at 300 ms (link and path event); `then` acts later.
+ */
+function onlyPathDown(seed: number, then: (w: World) => void): Result {
+  return run({
     seed, upload: 4 << 20, tcp: WIDE, paths: [{ up: FAST }, { up: SLOW }], maxTime: 600_000,
-    // path 1 is down from the start: the connection has its initial subflow only
     connect: { down: [1] },
     during: (w) => {
       w.sim.at(300, (now) => {
@@ -808,6 +809,15 @@ test('a path down under a connection with no other subflow: its subflow is kept 
         w.client.stack.pathDown(now, addr(A[0]!));
         w.client.tick(now);
       });
+      then(w);
+    },
+  });
+}
+
+test('a path down under a connection with no other subflow: its subflow is kept through the outage and resumes when the path is back', (t) => {
+  const seed = useSeed(t, 31);
+  let outAtUp = 0;
+  const r = onlyPathDown(seed, (w) => {
       w.sim.at(3300, (now) => {
         w.links[0]!.ab.up(now);
         w.links[0]!.ba.up(now);
@@ -815,7 +825,6 @@ test('a path down under a connection with no other subflow: its subflow is kept 
         w.client.stack.pathUp(now, addr(A[0]!));
         w.client.tick(now);
       });
-    },
   });
   assertDelivered(t, r);
   assertClosed(t, r);
@@ -831,22 +840,12 @@ test('a path down under a connection with no other subflow: its subflow is kept 
 test('a path down under a connection with no other subflow, then another path up: a join there, and only then the old subflow reset with REMOVE_ADDR', (t) => {
   const seed = useSeed(t, 32);
   let closedAtJoin = null as boolean | null;
-  const r = run({
-    seed, upload: 4 << 20, tcp: WIDE, paths: [{ up: FAST }, { up: SLOW }], maxTime: 600_000,
-    connect: { down: [1] },
-    during: (w) => {
-      w.sim.at(300, (now) => {
-        w.links[0]!.ab.down(now);
-        w.links[0]!.ba.down(now);
-        w.client.stack.pathDown(now, addr(A[0]!));
-        w.client.tick(now);
-      });
+  const r = onlyPathDown(seed, (w) => {
       w.sim.at(1000, (now) => {
         closedAtJoin = w.conn()!.subflows[0]!.closed;
         w.client.stack.pathUp(now, addr(A[1]!));
         w.client.tick(now);
       });
-    },
   });
   assertDelivered(t, r);
   const c = clientConn(r);
