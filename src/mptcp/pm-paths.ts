@@ -250,9 +250,7 @@ export class PathManager {
       if (p.held.delete(i)) {
         // its subflows lived through it: they retransmit now rather than at their backed-off
         // timer, and the pairs they hold stay opened
-        for (const s of conn.subflows) {
-          if (!s.closed && s.tcp.local.addr.equals(addr)) s.tcp.retransmitSoon(now);
-        }
+        conn.resumeSubflowsFrom(now, addr);
         this.counters.increment('heldSubflowsResumed');
         continue;
       }

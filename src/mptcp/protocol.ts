@@ -266,6 +266,19 @@ export class MptcpConnection {
     }
   }
 
+  /**
+   * Its subflows from `local` retransmit now rather than at their backed-off timers: their path
+   * came back after an outage they were kept through (PathManager.pathUp).
+   */
+  resumeSubflowsFrom(now: Instant, local: Buffer): void {
+    for (const sf of this.subflows) {
+      if (sf.closed || !sf.tcp.local.addr.equals(local)) continue;
+      sf.tcp.retransmitSoon(now);
+      // the stack re-reads its deadline
+      this.host.touch(sf.tcp);
+    }
+  }
+
   readonly optionCounters = new MptcpOptionCounters();
 
   private isInitiator = false;

@@ -1428,11 +1428,13 @@ export class TcpConnection {
 
   /**
    * The path came back after an outage (a link event): a retransmission timer that is armed
-   * fires now instead of at its backed-off time, seconds away after a long flap.
+   * fires now instead of at its backed-off time, seconds away after a long flap (the caller
+   * then polls the connection: its output, and its new deadline).
    */
   retransmitSoon(now: Instant): void {
-    const at = this.timers.get(TcpTimer.Rto);
-    if (this.timers.isArmed(TcpTimer.Rto) && at > now) this.timers.set(TcpTimer.Rto, now);
+    if (!this.timers.isArmed(TcpTimer.Rto) || this.timers.get(TcpTimer.Rto) <= now) return;
+    this.timers.stop(TcpTimer.Rto);
+    this.onRto(now);
   }
 
   handleTimeout(now: Instant): void {

@@ -15,6 +15,7 @@ const FOUND = [
   { seed: 18, what: 'an IPv6 SYN from the host with IPv4 paths: every later pollOutput threw "IPv4 addresses are 4 bytes"' },
   { seed: 27, what: 'a connection-level deadline left at now after handleTimeout (the engine would spin)' },
   { seed: 49, what: 'an MP_JOIN before the MP_CAPABLE third ACK: "Cannot mix BigInt and other types" at every poll' },
+  { seed: 440957, what: 'a path back up moved a kept SYN-SENT subflow\'s RTO to now behind the stack\'s back: a deadline left at now after handleTimeout' },
 ];
 
 for (const { seed, what } of FOUND) {
