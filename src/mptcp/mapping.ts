@@ -89,11 +89,6 @@ export class MappingTable {
     this.items.push(m);
   }
 
-  /** The newest mapping, or undefined. */
-  last(): Mapping | undefined {
-    return this.items.length > this.head ? this.items[this.items.length - 1] : undefined;
-  }
-
   /** The mapping that covers subflow offset `ssn`, or undefined. */
   find(ssn: number): Mapping | undefined {
     let lo = this.head;

@@ -13,8 +13,6 @@ export const MPTCP_COUNTER_NAMES = [
   // the scheduler (src/mptcp/scheduler.ts): stale subflows as Linux's MPTcpExtSubflowStale /
   // SubflowRecover, reinjections when a slow path holds the window, redundant copies, waits
   'SubflowStale', 'SubflowRecover', 'ReinjectOpportunistic', 'RedundantMappings', 'RedundantBytes', 'SchedulerWaits',
-  // data written onto a subflow right after its newest mapping, none of which had left yet: that mapping grew
-  'MappingsMerged',
   // subflows reset because they had not closed MPTCP_CLOSE_TIMEOUT_MS after both DATA_FINs
   'CloseTimeouts',
 ] as const;

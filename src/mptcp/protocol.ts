@@ -851,22 +851,8 @@ export class MptcpConnection {
     const room = sf.cwnd + this.config.subflowBacklog - sf.unacknowledged;
     len = Math.min(len, Math.max(room, sf.tcp.mss));
     const chunk = this.sendBuf.peek(off, len);
-    // where the subflow's unsent bytes start, before this write
-    const unsentFrom = sf.writeOffset - sf.queued;
     const n = sf.tcp.write(chunk);
     if (n === 0) return 0;
-    // the data goes on where the newest mapping ends, in both spaces, and none of that mapping
-    // has left yet: it grows (one mapping, so one super-segment can carry both; a mapping
-    // already partly sent must not change, RFC 8684 §3.3.1 and Linux's DSSNOMATCH)
-    const last = sf.tx.last();
-    if (last && !this.checksum && last.csum === undefined && last.ssn >= unsentFrom && last.ssn + last.len === sf.writeOffset &&
-      dsnDiff(dsnAdd(last.dsn, last.len), dsn) === 0 && last.len + n <= this.config.mappingSize) {
-      last.len += n;
-      sf.writeOffset += n;
-      this.counters.increment('MappingsMerged');
-      this.host.touch(sf.tcp);
-      return n;
-    }
     const mapping: Mapping = { ssn: sf.writeOffset, dsn, len: n };
     // RFC 8684 §3.3.1: the checksum covers the whole mapping, computed once here
     if (this.checksum) mapping.csum = dssChecksum(dsn, sf.writeOffset + 1, n, chunk, 0, n);
