@@ -18,7 +18,7 @@
 //   completes one round trip to the concentrator (plus the concentrator's own connect) later.
 //   Without one, the Convert message rides in the SYN; Linux's MPTCP listener then answers
 //   only after the third ACK, two round trips.
-import type { DeviceOutput, Instant } from '../ip/sansio.js';
+import { earliest, type DeviceOutput, type Instant } from '../ip/sansio.js';
 import { CounterSet } from '../ip/counters.js';
 import { formatIpAddress } from '../ip/address.js';
 import { TcpStack, type ListenVerdict, type ListenRequest } from '../tcp/stack.js';
@@ -854,11 +854,6 @@ function move(pending: Buffer | null, read: () => Buffer | null, write: (b: Buff
 }
 
 /** The earlier of two deadlines (null: none). */
-function earliest(a: Instant | null, b: Instant | null): Instant | null {
-  if (a === null) return b;
-  if (b === null) return a;
-  return Math.min(a, b);
-}
 
 function flowKey(app: Endpoint, destination: Endpoint): string {
   return `${app.addr.toString('hex')}:${app.port}>${destination.addr.toString('hex')}:${destination.port}`;

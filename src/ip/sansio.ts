@@ -20,6 +20,13 @@
  */
 export type Instant = number;
 
+/** The earlier of two deadlines (null: none), without building an array (pollTimeout runs on every tick). */
+export function earliest(a: Instant | null, b: Instant | null): Instant | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return Math.min(a, b);
+}
+
 /** A packet a node wants sent, and the interface (the node's own numbering, from 0) it leaves by. */
 export interface Transmit {
   iface: number;

@@ -8,7 +8,7 @@
 // mappings and their validation); the options of each segment, written and dispatched
 // (segment-options.ts); the path manager's part of the connection (pm.ts); the counter names
 // (mib.ts). The stack's path manager decides which subflows to open (pm-paths.ts).
-import type { Instant } from '../ip/sansio.js';
+import { earliest, type Instant } from '../ip/sansio.js';
 import { CounterSet } from '../ip/counters.js';
 import { formatIpAddress } from '../ip/address.js';
 import type { TcpConnection, TcpEvent, TcpUpperLayer } from '../tcp/connection.js';
@@ -529,12 +529,9 @@ export class MptcpConnection {
   /** The connection's own deadline (the DATA_FIN retransmission), or null. */
   pollTimeout(): Instant | null {
     if (this.fallback) return null;
-    const fin = this.dataFinSeq !== null && !this.dataFinAcked && !this.closedEmitted ? this.dataFinDeadline : null;
-    const rtx = this.closedEmitted ? null : this.dataRtxAt;
-    const stale = this.closedEmitted ? null : this.staleCheckAt;
-    const close = this.closedEmitted ? null : this.closeTimeoutAt;
-    const at = [fin, rtx, stale, close].filter((x): x is number => x !== null);
-    return at.length === 0 ? null : Math.min(...at);
+    if (this.closedEmitted) return null;
+    const fin = this.dataFinSeq !== null && !this.dataFinAcked ? this.dataFinDeadline : null;
+    return earliest(earliest(fin, this.dataRtxAt), earliest(this.staleCheckAt, this.closeTimeoutAt));
   }
 
   /** An event of a subflow's TCP connection. */
