@@ -54,7 +54,7 @@ let skipped = 0;
 let inFlight = 0;
 let stopping = false;
 const errors: Record<string, number> = {};
-const failures: Array<{ atS: number; n: number; size: number; reason: string; echoed: number; port?: number; chunk?: number; firstDiff?: number }> = [];
+const failures: Array<{ atS: number; n: number; size: number; reason: string; echoed: number; port?: number; chunk?: number; firstDiff?: number; wrongFrom?: number | null }> = [];
 const latencies: number[] = [];
 /** Connections slower than SLOW_MS (connect to the last echoed byte): how many, the first ones and when they started. */
 const SLOW_MS = 1000;
@@ -73,7 +73,7 @@ function one(n: number, size: number): void {
   let echoedAt: number | null = null;
   let done = false;
   const s = connect({ host, port });
-  const finish = (reason?: string, detail: { chunk?: number; firstDiff?: number } = {}) => {
+  const finish = (reason?: string, detail: { chunk?: number; firstDiff?: number; wrongFrom?: number | null } = {}) => {
     if (done) return;
     done = true;
     clearTimeout(timer);
@@ -103,7 +103,11 @@ function one(n: number, size: number): void {
       // where it went wrong: the chunk's length, and the offset of its first wrong byte
       let i = 0;
       while (i < d.length && got + i < size && d[i] === data[got + i]) i++;
-      finish('echo differs', { chunk: d.length, firstDiff: got + i });
+      // and where the wrong bytes come from: the offset in what was sent of the 16 bytes from
+      // the first wrong one (a stream shifted or replayed), or null (bytes never sent here)
+      const wrong = d.subarray(i, i + 16);
+      const from = wrong.length === 16 ? data.indexOf(wrong) : -1;
+      finish('echo differs', { chunk: d.length, firstDiff: got + i, wrongFrom: from >= 0 ? from : null });
       return;
     }
     got += d.length;

@@ -37,8 +37,8 @@
 // removed at the end, also on failure and on SIGINT.
 //
 //   sudo node dist/bench/soak.js [--minutes 30] [--rate 100] [--seed 1] [--prefix mptsk]
-//        [--short-rate 20] [--log /tmp/mptun-soak-PREFIX.log] [--capture DIR]
-// --capture DIR: tcpdump of the short connections' packets (port 7070, 200 bytes of each, files
+//        [--short-rate 20] [--log /tmp/mptun-soak-PREFIX.log] [--capture DIR [--snaplen 200]]
+// --capture DIR: tcpdump of the short connections' packets (port 7070, SNAPLEN bytes of each, files
 // of 100 MB in DIR) in the server namespace (server.pcap*) and on mptun's device (app.pcap*): a
 // failed short connection names its app port.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -60,6 +60,7 @@ const { values } = parseArgs({
     'short-rate': { type: 'string', default: '20' },
     log: { type: 'string' },
     capture: { type: 'string' },
+    snaplen: { type: 'string', default: '200' },
   },
 });
 const MINUTES = Number(values.minutes);
@@ -476,13 +477,13 @@ try {
   }
   if (values.capture) {
     // the short connections as the kernel's server saw them: enough to follow one that failed
-    proc(bed.topo.TESTBED_NS_SERVER, ['tcpdump', '-Z', 'root', '-i', 'any', '-n', '-s', '200', '-C', '100', '-w', `${values.capture}/server.pcap`, 'tcp', 'port', String(ECHO_PORT)]);
+    proc(bed.topo.TESTBED_NS_SERVER, ['tcpdump', '-Z', 'root', '-i', 'any', '-n', '-s', values.snaplen!, '-C', '100', '-w', `${values.capture}/server.pcap`, 'tcp', 'port', String(ECHO_PORT)]);
   }
   await startMptun();
   log(`mptun up (log: ${LOG_PATH})`);
   if (values.capture) {
     // and as the app saw them, on mptun's device (the app's port is the failure's `port`)
-    proc(bed.topo.TESTBED_NS_CLIENT, ['tcpdump', '-Z', 'root', '-i', 'mptun0', '-n', '-s', '200', '-C', '100', '-w', `${values.capture}/app.pcap`, 'tcp', 'port', String(ECHO_PORT)]);
+    proc(bed.topo.TESTBED_NS_CLIENT, ['tcpdump', '-Z', 'root', '-i', 'mptun0', '-n', '-s', values.snaplen!, '-C', '100', '-w', `${values.capture}/app.pcap`, 'tcp', 'port', String(ECHO_PORT)]);
   }
   workStart = Date.now();
   samples.push(await sample());
