@@ -127,7 +127,8 @@ Topology (defaults; each can be overridden by the environment variable of that n
                         default routes (v4, v6) via the server's end; the server has no route
                         beyond link 3's network (TESTBED_SRV_ADDR3, TESTBED_DST_ADDR,
                         TESTBED_SRV_ADDR6_3, TESTBED_DST_ADDR6; `env` says TESTBED_DEST=1)
-  loss/blackhole        nftables table `inet ${P}_testbed` in the server namespace
+  loss/blackhole        nftables tables `inet ${P}_testbed` in the server namespace (what
+                        arrives there) and `netdev ${P}_testbed` in the client namespace
   delay line            TUN devices ${P}d1i ${P}d1o ${P}d2i ${P}d2o in the server namespace, rules
                         pref 91/92, 100 (local), 111/112, tables 201/202, 211/212 there; the
                         server namespace forwards (ip_forward) with early demux off
@@ -349,21 +350,34 @@ apply_wire_packets() {   # apply_wire_packets N
   ip -n "$NS_SRV" link set dev "$(srv_if "$n")" gso_max_segs "$segs"
 }
 
-# The nftables table of the server namespace: random loss and blackholes, per link and
-# direction. Rebuilt whole (atomically) from the state; removed when it has nothing to do.
+# The nftables tables of random loss and blackholes, per link and direction, rebuilt whole
+# (atomically) from the state, removed when they have nothing to do. Each direction is dropped
+# where the packet arrives, never where it leaves: client -> server in the server namespace
+# (inet, prerouting), server -> client in the client namespace (netdev, ingress of the client's
+# veth end). A drop in the sender's own output path is no loss on a wire: the kernel's
+# ip_local_out returns it as an error (NF_DROP: -EPERM), so its TCP keeps the segment and sends
+# it again later, and a listener whose SYN-ACK retransmission fails that way drops the request
+# at once (inet_rtx_syn_ack in reqsk_timer_handler): every connection caught half-open by a
+# blackhole was reset when the link came back.
 apply_nft() {
-  local n dev loss ingress="" egress=""
+  local n dev loss out ingress="" cli_chains=""
   apply_wire_packets 1
   apply_wire_packets 2
   for n in 1 2; do
     dev=$(srv_if "$n")
     loss=$(var "TESTBED_LOSS$n")
+    out=""
     if [[ $(var "TESTBED_LINK$n") == blackhole ]]; then
       ingress+="    iifname \"$dev\" counter drop comment \"blackhole link $n\""$'\n'
-      egress+="    oifname \"$dev\" counter drop comment \"blackhole link $n\""$'\n'
+      out="    counter drop comment \"blackhole link $n\""$'\n'
     elif (( loss > 0 )); then
       ingress+="    iifname \"$dev\" numgen random mod 100 < $loss counter drop comment \"loss link $n in\""$'\n'
-      egress+="    oifname \"$dev\" numgen random mod 100 < $loss counter drop comment \"loss link $n out\""$'\n'
+      out="    numgen random mod 100 < $loss counter drop comment \"loss link $n out\""$'\n'
+    fi
+    if [[ -n $out ]]; then
+      cli_chains+="  chain link$n {"$'\n'
+      cli_chains+="    type filter hook ingress device \"$(cli_if "$n")\" priority -500; policy accept;"$'\n'
+      cli_chains+="$out  }"$'\n'
     fi
   done
   # `add table` then `delete table` makes the deletion succeed whether or not it existed
@@ -372,20 +386,30 @@ apply_nft() {
 add table inet $NFT_TABLE
 delete table inet $NFT_TABLE
 EOF
-    return
-  fi
-  in_srv nft -f - <<EOF
+  else
+    in_srv nft -f - <<EOF
 add table inet $NFT_TABLE
 delete table inet $NFT_TABLE
 table inet $NFT_TABLE {
   chain ingress {
     type filter hook prerouting priority raw; policy accept;
 $ingress  }
-  chain egress {
-    type filter hook postrouting priority 300; policy accept;
-$egress  }
 }
 EOF
+  fi
+  if [[ -z $cli_chains ]]; then
+    ip netns exec "$NS_CLI" nft -f - <<EOF
+add table netdev $NFT_TABLE
+delete table netdev $NFT_TABLE
+EOF
+  else
+    ip netns exec "$NS_CLI" nft -f - <<EOF
+add table netdev $NFT_TABLE
+delete table netdev $NFT_TABLE
+table netdev $NFT_TABLE {
+$cli_chains}
+EOF
+  fi
 }
 
 # The client's routes through link N: link 1 carries the default route of the main table;
@@ -988,9 +1012,14 @@ cmd_status() {
     echo "-- mptcp"
     ip -n "$ns" mptcp limits show
     ip -n "$ns" mptcp endpoint show
-    if command -v nft >/dev/null 2>&1 && ip netns exec "$ns" nft list table inet "$NFT_TABLE" >/dev/null 2>&1; then
-      echo "-- nftables"
-      ip netns exec "$ns" nft list table inet "$NFT_TABLE"
+    if command -v nft >/dev/null 2>&1; then
+      local fam
+      for fam in inet netdev; do
+        if ip netns exec "$ns" nft list table "$fam" "$NFT_TABLE" >/dev/null 2>&1; then
+          echo "-- nftables"
+          ip netns exec "$ns" nft list table "$fam" "$NFT_TABLE"
+        fi
+      done
     fi
   done
   dl_status

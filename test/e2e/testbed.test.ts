@@ -60,9 +60,18 @@ async function rxBytes(ns: string, dev: string): Promise<number> {
   return (JSON.parse(stdout) as [{ stats64: { rx: { bytes: number } } }])[0].stats64.rx.bytes;
 }
 
+/**
+ * The bed's loss and blackhole rules, each where its packets arrive: the server namespace's
+ * `inet` table (client -> server), the client namespace's `netdev` table (server -> client).
+ */
+async function nftRules(): Promise<string> {
+  const a = await inNetns(srv(), 'nft', ['list', 'table', 'inet', topo.TESTBED_NFT_TABLE!], { check: false });
+  const b = await inNetns(cli(), 'nft', ['list', 'table', 'netdev', topo.TESTBED_NFT_TABLE!], { check: false });
+  return `${a.stdout}${b.stdout}`;
+}
+
 async function nftDropCounters(): Promise<number[]> {
-  const r = await inNetns(srv(), 'nft', ['list', 'table', 'inet', topo.TESTBED_NFT_TABLE], { check: false });
-  return [...r.stdout.matchAll(/counter packets (\d+) bytes \d+ drop/g)].map((m) => Number(m[1]));
+  return [...(await nftRules()).matchAll(/counter packets (\d+) bytes \d+ drop/g)].map((m) => Number(m[1]));
 }
 
 async function startServers() {
@@ -214,9 +223,9 @@ test.serial('--loss: a lossy link carries wire-size packets (its loss rules drop
   } finally {
     await server.stop();
   }
-  const r = await inNetns(srv(), 'nft', ['list', 'table', 'inet', topo.TESTBED_NFT_TABLE!]);
-  const rules = [...r.stdout.matchAll(/counter packets (\d+) bytes (\d+) drop comment "loss link 1 (in|out)"/g)].map((m) => ({ dir: m[3]!, packets: Number(m[1]), bytes: Number(m[2]) }));
-  t.is(rules.length, 2, r.stdout);
+  const listing = await nftRules();
+  const rules = [...listing.matchAll(/counter packets (\d+) bytes (\d+) drop comment "loss link 1 (in|out)"/g)].map((m) => ({ dir: m[3]!, packets: Number(m[1]), bytes: Number(m[2]) }));
+  t.is(rules.length, 2, listing);
   for (const x of rules) {
     t.true(x.packets > 20, `link 1 ${x.dir}: ${x.packets} drops`);
     t.true(x.bytes / x.packets <= 1500, `link 1 ${x.dir}: ${x.bytes} bytes in ${x.packets} drops (${(x.bytes / x.packets).toFixed(0)} per packet)`);
@@ -247,6 +256,39 @@ test.serial('link-down 2 takes link 2 away, link-up 2 brings it back (also --bla
   // and the shaper is still there
   const qdisc = await run('tc', ['-n', cli(), 'qdisc', 'show', 'dev', topo.TESTBED_CLI_IF2]);
   t.regex(qdisc.stdout, /tbf .*rate 100Mbit/);
+});
+
+test.serial('--blackhole is silent for both ends: a connection caught half-open by it lives on after link-up (the server\'s SYN-ACK retransmissions are lost, not send errors)', async (t) => {
+  if (!requireRootOrSkip(t)) return;
+  const PORT = 7091;
+  const HALF = `${PREFIX}_half`;
+  const echo = spawnInNetns(srv(), process.execPath, ['-e', `require('net').createServer((s) => s.pipe(s)).listen(${PORT})`]);
+  try {
+    await waitForPort(srv(), PORT);
+    // the client's third ACK and first data are lost (its own egress drops all but SYNs for a
+    // moment), then link 1 is blackholed: the server holds a request whose SYN-ACK it retransmits
+    await inNetns(cli(), 'nft', ['-f', '-'], {
+      input: `table inet ${HALF} {\n chain out {\n  type filter hook postrouting priority 0; policy accept;\n  oifname "${topo.TESTBED_CLI_IF1}" tcp dport ${PORT} tcp flags & syn == 0 drop;\n }\n}\n`,
+    });
+    const client = spawnInNetns(cli(), process.execPath, ['-e', `
+      const data = Buffer.alloc(3000, 7); let got = 0;
+      const s = require('net').connect({ host: '${topo.TESTBED_SRV_ADDR1}', port: ${PORT} }, () => s.write(data));
+      s.on('data', (d) => { got += d.length; if (got >= data.length) { console.log(JSON.stringify({ echoed: got })); process.exit(0); } });
+      s.on('error', (e) => { console.log(JSON.stringify({ echoed: got, error: e.code })); process.exit(0); });
+      setTimeout(() => { console.log(JSON.stringify({ echoed: got, error: 'timeout' })); process.exit(0); }, 20000);`]);
+    await new Promise((r) => setTimeout(r, 300));
+    await bed(['link-down', '1', '--blackhole']);
+    await inNetns(cli(), 'nft', ['delete', 'table', 'inet', HALF]);
+    await new Promise((r) => setTimeout(r, 3000));
+    await bed(['link-up', '1']);
+    await client.exited;
+    const result = JSON.parse(client.stdout().trim().split('\n')[0]!) as { echoed: number; error?: string };
+    t.deepEqual(result, { echoed: 3000 }, 'the connection was reset or stalled after the blackhole');
+  } finally {
+    await inNetns(cli(), 'nft', ['delete', 'table', 'inet', HALF], { check: false });
+    await bed(['link-up', '1']).catch(() => undefined);
+    await echo.stop();
+  }
 });
 
 test.serial('up --dest: a destination namespace behind the server by one fast link, a plain iperf3 server there, and down leaves nothing', async (t) => {
