@@ -57,8 +57,10 @@ Commands:
                         namespace; default port 5201. Waits until it listens.
   dest-stop [--port N]  stop the destination's iperf3 server of that port (all without --port)
   link-down N [--blackhole]
-                        take link N (1 or 2) down: both veth ends administratively down, so
-                        both kernels see it and drop its routes (a pulled cable). With
+                        take link N (1 or 2) down: the client's veth end administratively
+                        down, so the client's kernel sees it and drops its routes (a pulled
+                        cable), while the server, as one far away, only stops hearing from
+                        the client (what it sends is dropped in silence). With
                         --blackhole the link stays up and nftables drops everything on it
                         (a silent failure: only timeouts tell).
   link-up N             undo link-down N (routes of the link are put back)
@@ -455,9 +457,25 @@ net6() {
     | awk '$1 !~ /^fe80/ { print $1; exit }'
 }
 
+# Down is the client's end only: its kernel (mptun) sees the link and its routes go, as when a
+# laptop's WiFi drops. The server's end loses its carrier and drops what it sends in silence (its
+# neighbour entries for the client are permanent, see server_neighbours), as a server far away
+# does not hear that a client's access link failed. Both ends down made the server's own sends
+# fail (no route, or ARP failing into a local ICMP host-unreachable), which Linux answers by
+# dropping a half-open connection's request (tcp_req_err, inet_rtx_syn_ack): the client's next
+# segment after link-up was reset.
 set_link_state() {   # set_link_state N up|down
   ip -n "$NS_CLI" link set "$(cli_if "$1")" "$2"
-  ip -n "$NS_SRV" link set "$(srv_if "$1")" "$2"
+  if [[ $2 == up ]]; then ip -n "$NS_SRV" link set "$(srv_if "$1")" up; fi
+}
+
+# The server's neighbour entries for the client's link addresses, permanent: kept while the
+# client's end is down (see set_link_state).
+server_neighbours() {   # server_neighbours N
+  local n=$1 mac
+  mac=$(ip -n "$NS_CLI" -j link show dev "$(cli_if "$n")" | sed -n 's/.*"address":"\([0-9a-f:]*\)".*/\1/p')
+  ip -n "$NS_SRV" neigh replace "$(cli_addr "$n")" lladdr "$mac" dev "$(srv_if "$n")" nud permanent
+  ip -n "$NS_SRV" -6 neigh replace "$(cli_addr6 "$n")" lladdr "$mac" dev "$(srv_if "$n")" nud permanent
 }
 
 # Wait until the four veth ends are operationally up (the kernel's link watch makes a freshly
@@ -889,6 +907,7 @@ cmd_up() {
     ip -n "$NS_CLI" addr add "$(cli_addr6 "$n")/$TESTBED_PLEN6" dev "$(cli_if "$n")" nodad
     ip -n "$NS_SRV" addr add "$(srv_addr6 "$n")/$TESTBED_PLEN6" dev "$(srv_if "$n")" nodad
     set_link_state "$n" up
+    server_neighbours "$n"
   done
 
   for n in 1 2; do
@@ -968,8 +987,8 @@ cmd_link_down() {
     apply_nft
   else
     set_link_state "$n" down
-    # a delayed link's rules would send the server's packets into the delay line, to be lost
-    # there in silence; without them the server's kernel sees the link gone, as without delay
+    # the server's packets leave by the link itself meanwhile, dropped in silence as without
+    # delay (its end has no carrier), not queued in the delay line to come out at link-up
     if dl_link_on "$n" && [[ -n $(dl_pid) ]]; then dl_routes "$n" off; fi
     printf -v "TESTBED_LINK$n" down
   fi
