@@ -338,6 +338,13 @@ export class MptcpConnection {
         case 'ok':
           if (len > 0) sf.rx.add({ ssn, dsn, len, ...(m.checksum !== undefined && !opt.dataFin ? { csum: m.checksum } : {}) });
           return;
+        case 'extends': {
+          // the bytes past the mapping in force get the rest of this one (without DSS checksums:
+          // a checksum covers its whole mapping, which the part cannot be checked against)
+          const past = this.checksum ? null : sf.mappingPast(ssn, dsn, len);
+          if (past) sf.rx.add(past);
+          return;
+        }
         case 'duplicate':
         case 'old':
           return;

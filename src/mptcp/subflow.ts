@@ -10,7 +10,7 @@ import type { MpJoinAck, MpJoinSynAck, MptcpRstReason } from './options.js';
 import { joinAckHmac, joinSynAckHmac, verifyDssChecksum } from './crypto.js';
 
 /** The verdict on a received DSS mapping (CONVENTIONS.md 6: a reason, not a boolean). */
-export const MAPPING_VERDICTS = ['ok', 'duplicate', 'old', 'infinite', 'conflict'] as const;
+export const MAPPING_VERDICTS = ['ok', 'duplicate', 'extends', 'old', 'infinite', 'conflict'] as const;
 export type MappingVerdict = (typeof MAPPING_VERDICTS)[number];
 
 /**
@@ -164,12 +164,26 @@ export class Subflow implements SchedulerSubflow {
     if (ssn + dataLen <= this.readOffset) return 'old';
     const existing = this.rx.find(ssn);
     if (existing) {
-      if (existing.ssn === ssn && existing.dsn === dsn && existing.len >= dataLen) return 'duplicate';
       // the same bytes mapped elsewhere in the data sequence space
       if (dsnDiff(dsnAdd(existing.dsn, ssn - existing.ssn), dsn) !== 0) return 'conflict';
-      return 'duplicate';
+      // in agreement, and reaching past the mapping in force: the same mapping grown (a sender
+      // may add to a mapping whose first bytes have left); Linux's receiver takes it once the
+      // mapping in force is consumed, as the next one. Within it: a retransmitted DSS
+      return ssn + dataLen > existing.ssn + existing.len ? 'extends' : 'duplicate';
     }
     return 'ok';
+  }
+
+  /**
+   * The part of an agreeing mapping (`ssn`, `dsn`, `len` bytes of data) past the one in force
+   * at `ssn` (checkMapping said 'extends'), as a mapping of its own; null when nothing is past it.
+   */
+  mappingPast(ssn: number, dsn: bigint, len: number): Mapping | null {
+    const existing = this.rx.find(ssn);
+    if (!existing) return null;
+    const end = existing.ssn + existing.len;
+    if (ssn + len <= end) return null;
+    return { ssn: end, dsn: dsnAdd(dsn, end - ssn), len: ssn + len - end };
   }
 
   /**

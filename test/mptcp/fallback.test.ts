@@ -50,3 +50,20 @@ test('unmapped bytes on the only subflow with no hole before them: the fallback 
   t.like(bed.conn.counters.snapshot(), { FallbackLate: 1, FallbackUnsafe: 0 });
   t.is(bed.conn.read()?.toString(), 'after');
 });
+
+test('a mapping that grows (the same start and DSN, a longer length) maps the bytes past the one in force: they are data, not unmapped bytes and no fallback', (t) => {
+  const bed = new Bed([A0]);
+  bed.handshake(10);
+  const idsn = keyToIdsn(SERVER_KEY);
+  const seg = (now: number, ssn: number, bytes: Buffer, mapLen: number) => bed.fromServer(now,
+    { seq: (SERVER_ISN + 1 + ssn) >>> 0, ack: (bed.syn.tcp.seq + 1) >>> 0, flags: TCP_FLAG_ACK, payload: bytes },
+    [{ type: 'dss' as const, dataFin: false, mapping: { dsn: idsn + 1n, dsn8: true, subflowSeq: 1, dataLen: mapLen } }]);
+  // the first 50 bytes of a 100-byte mapping; then 100 bytes more under the same mapping grown to 150
+  seg(20, 0, Buffer.alloc(50, 1), 100);
+  seg(21, 50, Buffer.alloc(100, 2), 150);
+  t.is(bed.conn.mappingVerdicts.get('extends'), 1);
+  t.is(bed.conn.counters.get('UnmappedData'), 0, 'no byte without a mapping');
+  t.false(bed.conn.fallback, 'no fallback');
+  const got = bed.conn.read();
+  t.deepEqual(got, Buffer.concat([Buffer.alloc(50, 1), Buffer.alloc(100, 2)]), 'all 150 bytes, in order');
+});
