@@ -9,7 +9,7 @@
 // One case is one seed: `runCase({ seed })` replays exactly.
 import type { DeviceOutput, Instant } from '../../src/ip/sansio.js';
 import { parseIpAddress, formatIpAddress } from '../../src/ip/address.js';
-import { TcpStack } from '../../src/tcp/stack.js';
+import { TcpStack, TupleInUseError } from '../../src/tcp/stack.js';
 import type { TcpConnection } from '../../src/tcp/connection.js';
 import { TCP_FLAG_ACK, TCP_FLAG_SYN } from '../../src/tcp/segment.js';
 import { MptcpStack, type MptcpStackOptions } from '../../src/mptcp/stack.js';
@@ -198,7 +198,17 @@ class AppPeer implements Peer {
   }
   open(now: Instant, v6: boolean): void {
     const dst = v6 ? pick(this.rng, DST6) : DST4[0]!;
-    const tcp = this.stack.connect(now, { addr: v6 ? APP6 : APP4, port: 20000 + this.rng.int(40000) }, { addr: dst, port: 80 });
+    // an app's kernel never picks a port its own connection to the same place still holds: the
+    // stack refuses it (TupleInUseError), so draw again (a collision is rare: the draws of every
+    // case without one are unchanged, and its replay with them)
+    let tcp: TcpConnection | undefined;
+    for (let tries = 0; tcp === undefined; tries++) {
+      try {
+        tcp = this.stack.connect(now, { addr: v6 ? APP6 : APP4, port: 20000 + this.rng.int(40000) }, { addr: dst, port: 80 });
+      } catch (e) {
+        if (!(e instanceof TupleInUseError) || tries >= 100) throw e;
+      }
+    }
     const left = pick(this.rng, [0, 100, 5000, 70000, 300000]);
     this.conns.push({ tcp, left, abortAt: this.rng.chance(0.15) ? now + this.rng.int(3000) : null, done: false });
   }
