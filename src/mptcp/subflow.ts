@@ -164,8 +164,10 @@ export class Subflow implements SchedulerSubflow {
     if (ssn + dataLen <= this.readOffset) return 'old';
     const existing = this.rx.find(ssn);
     if (existing) {
-      // the same bytes mapped elsewhere in the data sequence space
-      if (dsnDiff(dsnAdd(existing.dsn, ssn - existing.ssn), dsn) !== 0) return 'conflict';
+      // the same bytes mapped elsewhere in the data sequence space (the common case, the DSS
+      // every segment of a mapping repeats, without 64-bit arithmetic)
+      const same = existing.ssn === ssn ? existing.dsn === dsn : dsnDiff(dsnAdd(existing.dsn, ssn - existing.ssn), dsn) === 0;
+      if (!same) return 'conflict';
       // in agreement, and reaching past the mapping in force: the same mapping grown (a sender
       // may add to a mapping whose first bytes have left); Linux's receiver takes it once the
       // mapping in force is consumed, as the next one. Within it: a retransmitted DSS
