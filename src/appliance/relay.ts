@@ -853,8 +853,6 @@ function move(pending: Buffer | null, read: () => Buffer | null, write: (b: Buff
   return null;
 }
 
-/** The earlier of two deadlines (null: none). */
-
 function flowKey(app: Endpoint, destination: Endpoint): string {
   return `${app.addr.toString('hex')}:${app.port}>${destination.addr.toString('hex')}:${destination.port}`;
 }
