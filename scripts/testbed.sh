@@ -382,36 +382,22 @@ apply_nft() {
       cli_chains+="$out  }"$'\n'
     fi
   done
-  # `add table` then `delete table` makes the deletion succeed whether or not it existed
-  if [[ -z $ingress ]]; then
-    in_srv nft -f - <<EOF
-add table inet $NFT_TABLE
-delete table inet $NFT_TABLE
-EOF
-  else
-    in_srv nft -f - <<EOF
-add table inet $NFT_TABLE
-delete table inet $NFT_TABLE
-table inet $NFT_TABLE {
-  chain ingress {
-    type filter hook prerouting priority raw; policy accept;
-$ingress  }
+  local srv_chains=""
+  if [[ -n $ingress ]]; then
+    srv_chains="  chain ingress {"$'\n'"    type filter hook prerouting priority raw; policy accept;"$'\n'"$ingress  }"$'\n'
+  fi
+  nft_replace "$NS_SRV" inet "$srv_chains"
+  nft_replace "$NS_CLI" netdev "$cli_chains"
 }
-EOF
-  fi
-  if [[ -z $cli_chains ]]; then
-    ip netns exec "$NS_CLI" nft -f - <<EOF
-add table netdev $NFT_TABLE
-delete table netdev $NFT_TABLE
-EOF
-  else
-    ip netns exec "$NS_CLI" nft -f - <<EOF
-add table netdev $NFT_TABLE
-delete table netdev $NFT_TABLE
-table netdev $NFT_TABLE {
-$cli_chains}
-EOF
-  fi
+
+# Replaces the bed's table of FAMILY in namespace NS by one with CHAINS, atomically; removes it
+# when CHAINS is empty (`add table` then `delete table` succeeds whether or not it existed).
+nft_replace() {   # nft_replace NS FAMILY CHAINS
+  local ns=$1 fam=$2 chains=$3
+  {
+    printf 'add table %s %s\ndelete table %s %s\n' "$fam" "$NFT_TABLE" "$fam" "$NFT_TABLE"
+    if [[ -n $chains ]]; then printf 'table %s %s {\n%s}\n' "$fam" "$NFT_TABLE" "$chains"; fi
+  } | ip netns exec "$ns" nft -f -
 }
 
 # The client's routes through link N: link 1 carries the default route of the main table;
