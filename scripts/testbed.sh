@@ -492,7 +492,7 @@ ns_pids() {
 }
 
 kill_ns_processes() {
-  local ns pids
+  local ns pids pid
   for ns in "$NS_CLI" "$NS_SRV" "$NS_DST"; do
     pids=$(ns_pids "$ns")
     [[ -z $pids ]] && continue
@@ -506,6 +506,7 @@ kill_ns_processes() {
     if [[ -n $pids ]]; then
       # shellcheck disable=SC2086
       kill -KILL $pids 2>/dev/null || true
+      for pid in $pids; do wait_exit "$pid"; done
     fi
   done
 }
@@ -748,14 +749,35 @@ dl_apply() {
   done
 }
 
+# True while PID has not finished exiting: a zombie has (its parent reaps it), a process still
+# in exit does not (a killed one spends a while closing its files, the TUN device among them,
+# with its command line already gone).
+pid_exiting_or_alive() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  [[ ${stat##*) } != Z* ]]
+}
+
+# Wait up to 5 s for PID to finish exiting.
+wait_exit() {
+  for _ in $(seq 1 50); do pid_exiting_or_alive "$1" || return 0; sleep 0.1; done
+  log "process $1 has not exited after 5 s"
+}
+
 # Stop the delay line and remove its rules (its devices and their routes go with the process).
 dl_stop() {
-  local pid n
+  local pid n raw
   pid=$(dl_pid)
+  raw=$(cat "$(dl_pidfile)" 2>/dev/null || true)
   if [[ -n $pid ]]; then
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+    wait_exit "$pid"
+  elif [[ -n $raw && -e /proc/$raw/cmdline && ! -s /proc/$raw/cmdline ]]; then
+    # Killed from outside and still exiting (its command line is already gone): let it finish,
+    # so that nothing of it is left when down returns.
+    wait_exit "$raw"
   fi
   rm -f "$(dl_pidfile)"
   if ns_exists "$NS_SRV"; then
