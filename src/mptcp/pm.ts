@@ -35,8 +35,13 @@ export class ConnectionPm {
     this.remoteAddresses.set(opt.addressId, { addr: opt.address, port: opt.port ?? 0 });
     this.addrAnnounced = true;
     // "the receiver ... MUST respond with the same option, with the E (echo) flag set": the
-    // announcer retransmits until it sees the echo
-    this.echoPending.push({ addressId: opt.addressId, address: opt.address, port: opt.port });
+    // announcer retransmits until it sees the echo. One echo is owed per address ID: a
+    // retransmission of an announcement whose echo has not gone yet replaces it (it is not owed
+    // twice), one whose echo went (and was lost) is owed again
+    const owed = this.echoPending.findIndex((e) => e.addressId === opt.addressId);
+    const echo = { addressId: opt.addressId, address: opt.address, port: opt.port };
+    if (owed >= 0) this.echoPending[owed] = echo;
+    else this.echoPending.push(echo);
     return true;
   }
 
@@ -55,6 +60,11 @@ export class ConnectionPm {
   /** A local address is gone: a REMOVE_ADDR naming it is due. */
   localAddressRemoved(localId: number): void {
     this.removeAddrPending.push(localId);
+  }
+
+  /** ADD_ADDR echoes owed (each goes on a pure ACK). */
+  get echoesOwed(): number {
+    return this.echoPending.length;
   }
 
   /**

@@ -166,13 +166,20 @@ export function writeSubflowOptions(c: OptionsConnection, sf: Subflow, seg: OutS
     dss.mapping = { dsn: mapping.dsn, dsn8: true, subflowSeq: offsetLow32(mapping.ssn), dataLen: mapping.len };
     if (c.checksum) dss.mapping.checksum = mapping.csum ?? 0;
   }
+  // An ADD_ADDR echo owed goes on a pure ACK before the DSS, as Linux's
+  // mptcp_established_options_add_addr "drops other suboptions" of a pure ACK for it: an IPv6
+  // echo (20 bytes) does not fit beside timestamps (12) and an 8-byte DATA_ACK (12), and an
+  // idle connection sends no other pure ACK to carry it (the announcer retransmits meanwhile).
+  // The DATA_ACK goes in what is left, or on the next ACK.
+  const signalsFirst = !mapping && c.pm.echoesOwed > 0;
+  if (signalsFirst) c.pm.writeSignals(sf, seg.payload.length, put);
   // RFC 8684 §3.3: "a = Data ACK is 8 octets (if not set, Data ACK is 4 octets)": the 4-octet
   // one when the 8-octet one does not fit, as on the third ACK after timestamps and MP_CAPABLE
   // (8 bytes left): Linux pushes a listener's pending data (a concentrator's reply to SYN data)
   // on a DATA_ACK, not on the MP_CAPABLE ACK alone (a round trip later without it)
   if (!put(dss) && !mapping) put({ ...dss, dataAck8: false });
   // what the path manager marked: MP_PRIO, ADD_ADDR echoes, REMOVE_ADDR
-  c.pm.writeSignals(sf, seg.payload.length, put);
+  if (!signalsFirst) c.pm.writeSignals(sf, seg.payload.length, put);
 }
 
 /** Our MP_CAPABLE flags. */
