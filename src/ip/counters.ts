@@ -10,23 +10,39 @@ const TEMPLATES = new WeakMap<readonly string[], Record<string, number>>();
  */
 export class CounterSet<K extends string> {
   readonly names: readonly K[];
-  private readonly values: Record<K, number>;
+  /**
+   * The counts: until the first count, the shared zeroed template of these names (read-only),
+   * then this set's own copy. Most of a connection's sets (its SACK scoreboard's, RACK's, its
+   * queues' ...) never count anything on a connection that carries a little and idles, and
+   * thousands of such connections are held: each of them costs only this object.
+   */
+  private values: Record<K, number>;
+  private owned = false;
 
   constructor(names: readonly K[]) {
     this.names = names;
-    // a copy of one zeroed template per list of names: an object of fast properties sharing one
-    // shape (filled name by name, an object of more than a dozen counters turns into a hash
-    // table of 3 KB; a connection holds several such sets, and thousands of connections are held)
+    // one zeroed template per list of names, copied on the first count: an object of fast
+    // properties sharing one shape (filled name by name, an object of more than a dozen counters
+    // turns into a hash table of 3 KB)
     let template = TEMPLATES.get(names);
     if (!template) {
-      template = Object.fromEntries(names.map((n) => [n, 0]));
+      template = Object.freeze(Object.fromEntries(names.map((n) => [n, 0])));
       TEMPLATES.set(names, template);
     }
-    this.values = { ...template } as Record<K, number>;
+    this.values = template as Record<K, number>;
+  }
+
+  /** This set's own copy of the counts, made on the first count. */
+  private own(): Record<K, number> {
+    if (!this.owned) {
+      this.values = { ...this.values };
+      this.owned = true;
+    }
+    return this.values;
   }
 
   increment(name: K, by = 1): void {
-    this.values[name] += by;
+    (this.owned ? this.values : this.own())[name] += by;
   }
 
   get(name: K): number {
@@ -41,17 +57,21 @@ export class CounterSet<K extends string> {
   /** Only the counters that are not zero. */
   nonZero(): Partial<Record<K, number>> {
     const out: Partial<Record<K, number>> = {};
+    if (!this.owned) return out;
     for (const name of this.names) if (this.values[name] !== 0) out[name] = this.values[name];
     return out;
   }
 
   reset(): void {
+    if (!this.owned) return;
     for (const name of this.names) this.values[name] = 0;
   }
 
   /** Adds every counter of `other` (a set of the same names) to this one. */
   addAll(other: CounterSet<K>): void {
-    for (const name of this.names) this.values[name] += other.values[name];
+    if (!other.owned) return; // all zero
+    const values = this.own();
+    for (const name of this.names) values[name] += other.values[name];
   }
 }
 
