@@ -22,6 +22,8 @@ import { CounterSet } from '../ip/counters.js';
 import type { SackBlock } from './options.js';
 import { type Seq, seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax, seqMin } from './seq.js';
 
+/** The ranges of an empty SeqRangeSet: shared and frozen (SeqRangeSet.add makes its own arrays first). */
+const NO_RANGES = Object.freeze([]) as unknown as Seq[];
 
 /**
  * A set of disjoint, non-adjacent ranges [start, end) of 32-bit sequence space, kept sorted.
@@ -29,8 +31,10 @@ import { type Seq, seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax, seqMin }
  * Lookups are O(log n); inserting or removing is O(log n) plus the splice.
  */
 export class SeqRangeSet {
-  private starts: Seq[] = [];
-  private ends: Seq[] = [];
+  // NO_RANGES (shared, never written) until the first range: a connection holds six of these
+  // sets, most of them empty for its whole life, and thousands of connections are held
+  private starts: Seq[] = NO_RANGES;
+  private ends: Seq[] = NO_RANGES;
   private total = 0;
 
   /** Number of ranges. */
@@ -125,6 +129,10 @@ export class SeqRangeSet {
       j++;
     }
     if (j === lo) {
+      if (this.starts === NO_RANGES) {
+        this.starts = [];
+        this.ends = [];
+      }
       this.starts.splice(lo, 0, s);
       this.ends.splice(lo, 0, e);
     } else {
@@ -192,8 +200,8 @@ export class SeqRangeSet {
   }
 
   clear(): void {
-    this.starts = [];
-    this.ends = [];
+    this.starts = NO_RANGES;
+    this.ends = NO_RANGES;
     this.total = 0;
   }
 
