@@ -16,8 +16,10 @@
 //   sudo node dist/bench/connections.js [--n 10000] [--concurrency 256] [--seconds 5]
 //        [--rate 0] [--synflood] [--flood-seconds 10] [--no-kernel] [--profile DIR]
 // --profile DIR: mptun runs under `node --cpu-prof` (a profile in DIR when it stops; bench/cpuprof reads it).
+// --heap-snapshot DIR: a V8 heap snapshot of mptun (in DIR) while the N connections are held
+// (bench/heapsnap tells what the objects of each kind weigh per held connection).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
@@ -38,6 +40,7 @@ const { values } = parseArgs({
     'no-connections': { type: 'boolean', default: false },
     prefix: { type: 'string', default: 'mptsc' },
     profile: { type: 'string' },
+    'heap-snapshot': { type: 'string' },
   },
 });
 const N = Number(values.n);
@@ -128,6 +131,23 @@ async function rssKb(): Promise<number> {
   const pid = mptunPid ?? (mptunPid = ((await bed.mptunStatus()) as MptunStatus & { pid: number }).pid);
   const m = /VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) : 0;
+}
+
+/** Makes mptun write a heap snapshot into `dir` (--heapsnapshot-signal) and waits until it is written. */
+async function heapSnapshot(dir: string): Promise<void> {
+  const pid = mptunPid ?? (mptunPid = ((await bed.mptunStatus()) as MptunStatus & { pid: number }).pid);
+  const before = new Set(await readdir(dir));
+  process.kill(pid, 'SIGUSR2');
+  for (let i = 0; i < 600; i++) {
+    await sleep(1000);
+    // written when mptun answers its status again (the snapshot blocks its event loop)
+    const fresh = (await readdir(dir)).filter((f) => !before.has(f) && f.endsWith('.heapsnapshot'));
+    if (fresh.length > 0 && (await bed.mptunStatus().then(() => true, () => false))) {
+      log(`heap snapshot: ${dir}/${fresh[0]}`);
+      return;
+    }
+  }
+  throw new Error('no heap snapshot written');
 }
 
 /** Waits until mptun holds no flow (the closed connections forgotten), at most `ms`. */
@@ -246,7 +266,9 @@ try {
     kernel = { seqBefore, hold: h, seqAfter };
     result.kernel = kernel;
   }
-  await bed.startMptun([], values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : []);
+  const nodeArgs = values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : [];
+  if (values['heap-snapshot']) nodeArgs.push('--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${values['heap-snapshot']}`);
+  await bed.startMptun([], nodeArgs);
   try {
     if (!values['no-connections']) {
       await sleep(1000);
@@ -260,6 +282,7 @@ try {
       const h = await hold(false, async () => {
         await sleep(1000);
         rssHeld = await rssKb();
+        if (values['heap-snapshot']) await heapSnapshot(values['heap-snapshot']);
       });
       const flowsLeft = await drained(60_000);
       const rssAfter = await rssKb();
@@ -271,7 +294,7 @@ try {
         seqBefore, hold: h, seqAfter, flowsLeftAfterClose: flowsLeft,
         rssMB: { baseline: +(rssBase / 1024).toFixed(1), beforeHold: +(rssBeforeHold / 1024).toFixed(1), held: +(rssHeld / 1024).toFixed(1), afterClose: +(rssAfter / 1024).toFixed(1) },
         rssKBPerHeldConnection: perConnKb === null ? null : +perConnKb.toFixed(1),
-        counters: nonZero(status, ['relay', 'host', 'subflow', 'upstream', 'hostTcp', 'subflowTcp', 'engine']),
+        counters: nonZero(status, ['relay', 'host', 'subflow', 'upstream', 'mptcp', 'hostTcp', 'subflowTcp', 'engine']),
       };
       result.mptun = mptun;
       if (kernel) {
