@@ -69,6 +69,32 @@ interface PathState {
   maxSubflows: number;
 }
 
+/**
+ * The empty set and map of every connection's path state: most of a connection's sets and maps
+ * (announced addresses of the other family, failures, retries, held paths, removed and backup
+ * paths) hold nothing for its whole life, an empty Set or Map costs some 200 bytes, and
+ * thousands of connections are held. Shared, so never written: a write goes through owned(),
+ * which gives the connection its own first (a write to the shared one throws).
+ */
+class NoneSet<T> extends Set<T> {
+  override add(): this {
+    throw new Error('the shared empty set is never written (owned() first)');
+  }
+}
+class NoneMap<K, V> extends Map<K, V> {
+  override set(): this {
+    throw new Error('the shared empty map is never written (ownedMap() first)');
+  }
+}
+const NONE_SET: Set<unknown> = new NoneSet();
+const NONE_MAP: Map<unknown, unknown> = new NoneMap();
+const noneSet = <T>(): Set<T> => NONE_SET as Set<T>;
+const noneMap = <K, V>(): Map<K, V> => NONE_MAP as Map<K, V>;
+/** `s`, or a set of the connection's own in place of the shared empty one. */
+const owned = <T>(s: Set<T>): Set<T> => (s === NONE_SET ? new Set<T>() : s);
+/** `m`, or a map of the connection's own in place of the shared empty one. */
+const ownedMap = <K, V>(m: Map<K, V>): Map<K, V> => (m === NONE_MAP ? new Map<K, V>() : m);
+
 /** What the path manager needs of its stack. */
 export interface PathManagerHost {
   /** Opens a join subflow (MP_JOIN) of `conn` from `local` (address ID `localId`) to `remote`. */
@@ -86,9 +112,11 @@ export class PathManager {
 
   /** A connection we opened from the first of `localAddrs`: the others join it once it is established. */
   add(conn: MptcpConnection, localAddrs: Buffer[], remote: Endpoint, options: PathOptions): void {
-    const backup = new Set(options.backup ?? []);
+    const backup = options.backup?.length ? new Set(options.backup) : noneSet<number>();
+    const down = (options.down ?? []).filter((i) => i !== 0);
     this.paths.set(conn, {
-      localAddrs, ids: localAddrs.map((_, i) => i), remote, opened: new Set([0]), otherFamily: new Set(), joins: new Map(), retryAt: new Map(), failures: new Map(), retries: 0, backup, held: new Map(), removed: new Set((options.down ?? []).filter((i) => i !== 0)), fullmesh: options.fullmesh ?? false, maxSubflows: options.maxSubflows ?? 8,
+      localAddrs, ids: localAddrs.map((_, i) => i), remote, opened: new Set([0]), otherFamily: noneSet(), joins: noneMap(), retryAt: noneMap(), failures: noneMap(),
+      retries: 0, backup, held: noneMap(), removed: down.length > 0 ? new Set(down) : noneSet(), fullmesh: options.fullmesh ?? false, maxSubflows: options.maxSubflows ?? 8,
     });
     // the first path as a backup: said with MP_PRIO once the connection is up
     if (backup.has(0)) conn.setBackup(0, true);
@@ -112,7 +140,7 @@ export class PathManager {
     if (p.fullmesh) {
       for (const [id, a] of conn.pm.remoteAddresses) {
         if (p.otherFamily.has(id) || p.localAddrs.some((l) => sameFamily(l, a.addr))) continue;
-        p.otherFamily.add(id);
+        (p.otherFamily = owned(p.otherFamily)).add(id);
         this.counters.increment('addAddrOtherFamily');
       }
     }
@@ -136,10 +164,10 @@ export class PathManager {
           this.counters.increment('subflowLimit');
           return;
         }
-        p.opened.add(target.key);
+        (p.opened = owned(p.opened)).add(target.key);
         const sf = this.host.openJoin(now, conn, p.localAddrs[i]!, target.remote, p.ids[i]!);
         sf.localBackup = p.backup.has(i);
-        p.joins.set(target.key, { sf, local: i });
+        (p.joins = ownedMap(p.joins)).set(target.key, { sf, local: i });
         this.counters.increment('joinsOpened');
       }
     }
@@ -172,8 +200,8 @@ export class PathManager {
         continue;
       }
       const n = p.failures.get(key) ?? 0;
-      p.failures.set(key, n + 1);
-      p.retryAt.set(key, now + Math.min(JOIN_RETRY_FIRST_MS * 2 ** n, JOIN_RETRY_MAX_MS));
+      (p.failures = ownedMap(p.failures)).set(key, n + 1);
+      (p.retryAt = ownedMap(p.retryAt)).set(key, now + Math.min(JOIN_RETRY_FIRST_MS * 2 ** n, JOIN_RETRY_MAX_MS));
     }
     for (const [key, at] of p.retryAt) {
       if (now < at) continue;
@@ -203,10 +231,10 @@ export class PathManager {
     for (const [conn, p] of this.paths) {
       const i = p.localAddrs.findIndex((a) => a.equals(addr));
       if (i < 0 || p.removed.has(i)) continue;
-      p.removed.add(i);
+      (p.removed = owned(p.removed)).add(i);
       this.host.wake(conn);
       if (!this.othersCarry(conn, p)) {
-        p.held.set(i, p.ids[i]!);
+        (p.held = ownedMap(p.held)).set(i, p.ids[i]!);
         this.counters.increment('subflowsHeldOnDownPath');
         continue;
       }
@@ -277,8 +305,8 @@ export class PathManager {
       this.host.wake(conn);
       p.localAddrs.push(addr);
       p.ids.push(this.freshId(conn, p));
-      if (options.backup) p.backup.add(i);
-      if (options.up === false) p.removed.add(i);
+      if (options.backup) (p.backup = owned(p.backup)).add(i);
+      if (options.up === false) (p.removed = owned(p.removed)).add(i);
     }
   }
 
