@@ -109,7 +109,11 @@ export class MappingTable {
    */
   prune(ssn: number, keep?: (m: Mapping) => boolean): void {
     while (this.head < this.items.length && this.items[this.head]!.ssn + this.items[this.head]!.len <= ssn && !keep?.(this.items[this.head]!)) this.head++;
-    if (this.head > 64 && this.head * 2 > this.items.length) {
+    if (this.head === this.items.length) {
+      // all gone: let the array and the mappings behind the head go (an idle subflow holds
+      // nothing, not its last 64 mappings)
+      if (this.head > 0) this.clear();
+    } else if (this.head > 64 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
       this.head = 0;
     }

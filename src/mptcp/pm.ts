@@ -15,7 +15,7 @@ export class ConnectionPm {
   /** Set when the peer announced an address: the path manager looks. */
   addrAnnounced = false;
   private readonly removeAddrPending: number[] = [];
-  private readonly echoPending: Array<{ addressId: number; address: Buffer; port: number | undefined }> = [];
+  private echoPending: Array<{ addressId: number; address: Buffer; port: number | undefined }> = [];
 
   constructor(private readonly counters: CounterSet<MptcpCounterName>) {}
 
@@ -85,6 +85,8 @@ export class ConnectionPm {
       if (!put(echo)) break;
       this.echoPending.shift();
       this.counters.increment('EchoAddTx');
+      // all sent: let the array's capacity go (an idle connection keeps its state for long)
+      if (this.echoPending.length === 0) this.echoPending = [];
     }
     // RFC 8684 §3.4.2: REMOVE_ADDR names the address IDs that are gone
     if (this.removeAddrPending.length > 0 && payloadLen === 0 && put({ type: 'remove_addr', addressIds: this.removeAddrPending.slice(0, 8) })) {

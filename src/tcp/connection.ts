@@ -267,6 +267,9 @@ export const PLAIN_TCP: TcpUpperLayer = {
   receiveBuffer: (own) => own,
 };
 
+/** The events of a connection that has none to give: shared and frozen (TcpConnection.emit makes its own array). */
+const NO_EVENTS = Object.freeze([]) as unknown as TcpEvent[];
+
 /** Makes the upper layer of a connection (Linux's `tcp_ulp_ops.init`): run once, as the connection is made. */
 export type TcpUpperLayerInit = (tcp: TcpConnection) => TcpUpperLayer;
 
@@ -369,7 +372,8 @@ export class TcpConnection {
   private persistBackoff = 0;
   private probePending = false;
 
-  private readonly events: TcpEvent[] = [];
+  /** Events for the user, oldest first; NO_EVENTS when none (an empty array keeps its capacity). */
+  private events: TcpEvent[] = NO_EVENTS;
   private activeOpen = false;
   private writableWanted = false;
 
@@ -566,7 +570,16 @@ export class TcpConnection {
   }
 
   pollEvent(): TcpEvent | null {
-    return this.events.shift() ?? null;
+    if (this.events.length === 0) return null; // (shift() on the frozen NO_EVENTS would throw)
+    const e = this.events.shift()!;
+    // drained: let the array (and its capacity) go, as thousands of idle connections are held
+    if (this.events.length === 0) this.events = NO_EVENTS;
+    return e;
+  }
+
+  private emit(e: TcpEvent): void {
+    if (this.events === NO_EVENTS) this.events = [];
+    this.events.push(e);
   }
 
   // ---------------------------------------------------------------- windows
@@ -673,7 +686,7 @@ export class TcpConnection {
       // "If the ACK was acceptable, then signal to the user 'error: connection reset', drop the segment"
       if (hasAck) {
         this.counters.increment('resetsReceived');
-        this.events.push({ type: 'reset', reason: 'refused' });
+        this.emit({ type: 'reset', reason: 'refused' });
         this.enterClosed(now);
       }
       return;
@@ -730,8 +743,8 @@ export class TcpConnection {
     this.timers.stop(TcpTimer.Rto);
     if (this.sendBuf.length > 0) this.timers.set(TcpTimer.Rto, now + this.rtt.rto);
     this.armKeepAlive(now);
-    this.events.push({ type: 'connected' });
-    if (this.sendBuf.free > 0) this.events.push({ type: 'writable' });
+    this.emit({ type: 'connected' });
+    if (this.sendBuf.free > 0) this.emit({ type: 'writable' });
   }
 
   /** The segment-arrival rules of RFC 9293 §3.10.7.4 for every synchronized state. */
@@ -799,9 +812,9 @@ export class TcpConnection {
         // refused"), ESTABLISHED, FIN-WAIT-1/2 and CLOSE-WAIT; in CLOSING, LAST-ACK and
         // TIME-WAIT the TCB just goes, and a passively opened SYN-RECEIVED "need not be informed"
         if (this.state === TcpState.SynReceived) {
-          if (this.activeOpen) this.events.push({ type: 'reset', reason: 'refused' });
+          if (this.activeOpen) this.emit({ type: 'reset', reason: 'refused' });
         } else if (this.state === TcpState.Established || this.state === TcpState.FinWait1 || this.state === TcpState.FinWait2 || this.state === TcpState.CloseWait) {
-          this.events.push({ type: 'reset', reason: 'peerReset' });
+          this.emit({ type: 'reset', reason: 'peerReset' });
         }
         this.enterClosed(now);
         // an acceptable RST's options go up too, once this connection is closed (so nothing
@@ -1296,7 +1309,7 @@ export class TcpConnection {
     if (this.sndUna !== this.sndMax) this.armTlp(now);
     if (this.writableWanted && this.sendBuf.free > 0 && !this.userShutdown) {
       this.writableWanted = false;
-      this.events.push({ type: 'writable' });
+      this.emit({ type: 'writable' });
     }
     if (acked < 0) acked = 0;
     return Math.max(0, dataAcked);
@@ -1375,7 +1388,7 @@ export class TcpConnection {
     this.rcvNxt = seqAdd(this.rcvNxt, chunk.length);
     const wasEmpty = this.recvQueue.length === 0;
     this.recvQueue.append(chunk);
-    if (wasEmpty) this.events.push({ type: 'readable' });
+    if (wasEmpty) this.emit({ type: 'readable' });
   }
 
   private receiveFin(now: Instant): void {
@@ -1383,7 +1396,7 @@ export class TcpConnection {
     this.peerFin = true;
     this.rcvNxt = seqAdd(this.rcvNxt, 1);
     this.ackNow = true;
-    this.events.push({ type: 'peerClosed' });
+    this.emit({ type: 'peerClosed' });
     switch (this.state) {
       case TcpState.SynReceived:
       case TcpState.Established:
@@ -1410,14 +1423,14 @@ export class TcpConnection {
     this.state = TcpState.TimeWait;
     this.timers.clear();
     this.timers.set(TcpTimer.TimeWait, now + this.config.timeWaitMs);
-    this.events.push({ type: 'timeWait' });
+    this.emit({ type: 'timeWait' });
   }
 
   private enterClosed(_now: Instant): void {
     if (this.state === TcpState.Closed && this.events.some((e) => e.type === 'closed')) return;
     this.state = TcpState.Closed;
     this.timers.clear();
-    this.events.push({ type: 'closed' });
+    this.emit({ type: 'closed' });
   }
 
   // ---------------------------------------------------------------- timers
@@ -1469,7 +1482,7 @@ export class TcpConnection {
       if (this.keepAlivesUnanswered >= this.config.keepAliveProbes) {
         this.counters.increment('userTimeouts');
         this.pendingRst = { seq: this.sndNxt, ack: this.rcvNxt, withAck: true };
-        this.events.push({ type: 'reset', reason: 'timeout' });
+        this.emit({ type: 'reset', reason: 'timeout' });
         this.enterClosed(now);
         return;
       }
@@ -1559,7 +1572,7 @@ export class TcpConnection {
     if (this.state === TcpState.SynSent || this.state === TcpState.SynReceived) {
       if (++this.synRetransmits > this.config.maxSynRetransmits) {
         this.counters.increment('userTimeouts');
-        this.events.push({ type: 'reset', reason: 'timeout' });
+        this.emit({ type: 'reset', reason: 'timeout' });
         this.enterClosed(now);
         return;
       }
@@ -1573,7 +1586,7 @@ export class TcpConnection {
     if (++this.consecutiveRtos > this.config.maxRetransmits) {
       this.counters.increment('userTimeouts');
       this.pendingRst = { seq: this.sndNxt, ack: this.rcvNxt, withAck: true };
-      this.events.push({ type: 'reset', reason: 'timeout' });
+      this.emit({ type: 'reset', reason: 'timeout' });
       this.enterClosed(now);
       return;
     }
