@@ -91,11 +91,6 @@ export interface RttEstimatorOptions {
   minRttWindow?: number;
 }
 
-interface TimedSample {
-  t: number;
-  v: number;
-}
-
 /**
  * A running minimum over a sliding time window, in constant space: Kathleen Nichols' windowed
  * min filter, as Linux's `lib/win_minmax.c` and BBR use it. It keeps the best, second best and
@@ -103,63 +98,61 @@ interface TimedSample {
  * ages out the next one is ready.
  */
 class WindowedMin {
-  private readonly s: [TimedSample, TimedSample, TimedSample] = [
-    { t: 0, v: Infinity },
-    { t: 0, v: Infinity },
-    { t: 0, v: Infinity },
-  ];
+  // the best, second and third choices as (time, value) pairs in one array of doubles:
+  // [t0, v0, t1, v1, t2, v2] (unboxed: 72 bytes, where three objects of two boxed numbers took
+  // some 250; three estimators per flow, and thousands of flows are held)
+  private readonly s: number[] = [0, Infinity, 0, Infinity, 0, Infinity];
 
   constructor(private readonly window: number) {}
 
   get value(): number {
-    return this.s[0].v;
+    return this.s[1]!;
   }
 
   private reset(t: number, v: number): void {
-    for (const e of this.s) {
-      e.t = t;
-      e.v = v;
-    }
+    const s = this.s;
+    s[0] = s[2] = s[4] = t;
+    s[1] = s[3] = s[5] = v;
   }
 
   update(t: number, v: number): void {
-    const [best, second, third] = this.s;
+    const s = this.s;
     // A new minimum, or nothing left in the window: start over from this sample.
-    if (v <= best.v || t - third.t > this.window) {
+    if (v <= s[1]! || t - s[4]! > this.window) {
       this.reset(t, v);
       return;
     }
-    if (v <= second.v) {
-      second.t = third.t = t;
-      second.v = third.v = v;
-    } else if (v <= third.v) {
-      third.t = t;
-      third.v = v;
+    if (v <= s[3]!) {
+      s[2] = s[4] = t;
+      s[3] = s[5] = v;
+    } else if (v <= s[5]!) {
+      s[4] = t;
+      s[5] = v;
     }
-    const age = t - best.t;
+    const age = t - s[0]!;
     if (age > this.window) {
       // The best has aged out: promote the others, maybe twice (the second may be old too).
       this.shift(t, v);
-      if (t - this.s[0].t > this.window) this.shift(t, v);
-    } else if (second.t === best.t && age > this.window / 4) {
+      if (t - s[0]! > this.window) this.shift(t, v);
+    } else if (s[2] === s[0] && age > this.window / 4) {
       // A quarter of the window without a new second choice: take one from the second quarter.
-      second.t = third.t = t;
-      second.v = third.v = v;
-    } else if (third.t === second.t && age > this.window / 2) {
+      s[2] = s[4] = t;
+      s[3] = s[5] = v;
+    } else if (s[4] === s[2] && age > this.window / 2) {
       // Half the window without a new third choice: take one from the second half.
-      third.t = t;
-      third.v = v;
+      s[4] = t;
+      s[5] = v;
     }
   }
 
   private shift(t: number, v: number): void {
-    const [best, second, third] = this.s;
-    best.t = second.t;
-    best.v = second.v;
-    second.t = third.t;
-    second.v = third.v;
-    third.t = t;
-    third.v = v;
+    const s = this.s;
+    s[0] = s[2];
+    s[1] = s[3];
+    s[2] = s[4];
+    s[3] = s[5];
+    s[4] = t;
+    s[5] = v;
   }
 }
 
