@@ -11,7 +11,7 @@
 import { earliest, type Instant } from '../ip/sansio.js';
 import { CounterSet } from '../ip/counters.js';
 import { formatIpAddress } from '../ip/address.js';
-import type { TcpConnection, TcpEvent, TcpUpperLayer } from '../tcp/connection.js';
+import type { OutSegment, TcpConnection, TcpEvent, TcpUpperLayer } from '../tcp/connection.js';
 import { TcpState } from '../tcp/connection.js';
 import { align4 } from '../tcp/options.js';
 import type { TcpRepr } from '../tcp/segment.js';
@@ -118,6 +118,42 @@ export interface SubflowLayer extends TcpUpperLayer {
   readonly subflow: Subflow;
 }
 
+
+/**
+ * The MPTCP upper layer one subflow's TCP connection runs (TcpUpperLayer): one object per
+ * subflow, where five closures and their context took some 400 bytes.
+ */
+class MptcpSubflowLayer implements SubflowLayer {
+  readonly optionReserve = DSS_RESERVE;
+
+  constructor(private readonly conn: MptcpConnection, readonly subflow: Subflow, private readonly initial: boolean) {}
+
+  writeOptions(seg: OutSegment, space: number): void {
+    writeSubflowOptions(this.conn, this.subflow, seg, space);
+  }
+
+  readOptions(seg: TcpRepr): void {
+    readSubflowOptions(this.conn, this.subflow, seg);
+  }
+
+  segmentLimit(offset: number): number {
+    const c = this.conn;
+    if (c.fallback) return Infinity;
+    // the initiator's first data segment carries MP_CAPABLE with the data-level length: one
+    // segment, never a TSO super-segment whose copies would each repeat it
+    if (this.initial && c.initiator && !c.fullyEstablished && offset === 0) return this.subflow.tcp.mss;
+    // the TCP's offset counts from its SYN; ours from the (test) base
+    const base = c.config.subflowOffsetBase;
+    const m = this.subflow.tx.find(base + offset);
+    return m ? m.ssn + m.len - (base + offset) : Infinity;
+  }
+
+  // RFC 8684 §3.3.4: the subflows offer the connection-level window, shared
+  receiveBuffer(): number {
+    return this.conn.connectionWindow();
+  }
+}
+
 /** The pieces a connection needs from its stack. */
 export interface MptcpHost {
   random32(): number;
@@ -208,27 +244,11 @@ export class MptcpConnection {
     if (remoteKeyFromSyn !== undefined) this.setRemoteKey(remoteKeyFromSyn);
     // RFC 6356: the subflows' increases are coupled
     if (this.config.congestionControl === 'lia') tcp.cc.coupling = this.lia.add(tcp.cc, tcp.rtt);
-    return {
-      subflow: sf,
-      optionReserve: DSS_RESERVE,
-      writeOptions: (seg, space) => writeSubflowOptions(this, sf, seg, space),
-      readOptions: (seg) => readSubflowOptions(this, sf, seg),
-      segmentLimit: (offset) => {
-        if (this.fallback) return Infinity;
-        // the initiator's first data segment carries MP_CAPABLE with the data-level length: one
-        // segment, never a TSO super-segment whose copies would each repeat it
-        if (initial && this.isInitiator && !this.fullyEstablished && offset === 0) return tcp.mss;
-        // the TCP's offset counts from its SYN; ours from the (test) base
-        const m = sf.tx.find(base + offset);
-        return m ? m.ssn + m.len - (base + offset) : Infinity;
-      },
-      // RFC 8684 §3.3.4: the subflows offer the connection-level window, shared
-      receiveBuffer: () => this.connectionWindow(),
-    };
+    return new MptcpSubflowLayer(this, sf, initial);
   }
 
-  /** RFC 8684 §3.3.5: the receive window is shared: it is what the connection-level buffer has free. */
-  private connectionWindow(): number {
+  /** RFC 8684 §3.3.5: the receive window is shared: it is what the connection-level buffer has free (the subflows offer it). */
+  connectionWindow(): number {
     return Math.max(0, this.config.recvBufferSize - this.recvQueue.length - this.reasm.bytesQueued);
   }
 
