@@ -95,13 +95,18 @@ export interface RackAckInput {
   lossLimit?: Seq;
 }
 
+/** The send log of a Rack with nothing logged: shared and frozen (onSent makes its own arrays). */
+const NO_LOG = Object.freeze([]) as unknown as number[];
+
 export class Rack {
   readonly counters = new CounterSet<RackCounterName>(RACK_COUNTER_NAMES);
-  // the send log, ascending by sequence, [starts[i], ends[i]) disjoint and contiguous from SND.UNA
-  private starts: Seq[] = [];
-  private ends: Seq[] = [];
-  private xmit: number[] = [];
-  private flags: number[] = [];
+  // the send log, ascending by sequence, [starts[i], ends[i]) disjoint and contiguous from SND.UNA;
+  // NO_LOG (shared, frozen) while empty: an idle connection's log holds nothing, and thousands
+  // of connections are held
+  private starts: Seq[] = NO_LOG;
+  private ends: Seq[] = NO_LOG;
+  private xmit: number[] = NO_LOG;
+  private flags: number[] = NO_LOG;
 
   // RFC 8985 §5.2 "Per-connection state"
   /** RACK.xmit_ts: the latest transmission time among the segments delivered, or -Infinity. */
@@ -142,6 +147,12 @@ export class Rack {
     if (!seqLt(start, end)) return;
     const n = this.starts.length;
     if (n === 0 || seqGe(start, this.ends[n - 1]!)) {
+      if (n === 0) {
+        this.starts = [];
+        this.ends = [];
+        this.xmit = [];
+        this.flags = [];
+      }
       this.starts.push(start);
       this.ends.push(end);
       this.xmit.push(now);
@@ -389,6 +400,10 @@ export class Rack {
   }
 
   private drop(k: number): void {
+    if (k >= this.starts.length) {
+      this.starts = this.ends = this.xmit = this.flags = NO_LOG;
+      return;
+    }
     this.starts.splice(0, k);
     this.ends.splice(0, k);
     this.xmit.splice(0, k);
