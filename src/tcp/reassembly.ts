@@ -81,6 +81,9 @@ export interface ReassemblerOptions {
   dsack?: boolean;
 }
 
+/** What a Reassembler holding nothing holds: shared and frozen (place() and anchor() make their own arrays). */
+const NO_HELD = Object.freeze([]) as unknown as Seq[];
+
 /**
  * The out-of-order queue: segments held above RCV.NXT, sorted and disjoint, and the merged
  * ranges they cover (for SACK). Sequence numbers are 32-bit and wrap.
@@ -91,8 +94,10 @@ export class Reassembler {
   limit: number;
   private readonly dsackEnabled: boolean;
   /** Held segments: segStart[h..], segData[h..], sorted, disjoint. */
-  private segStart: Seq[] = [];
-  private segData: Buffer[] = [];
+  // (NO_HELD, shared and frozen, while nothing is held: an idle connection holds nothing, and
+  // thousands of connections are held)
+  private segStart: Seq[] = NO_HELD;
+  private segData: Buffer[] = NO_HELD as unknown as Buffer[];
   private h = 0;
   /** The union of the held segments. */
   private readonly cover = new SeqRangeSet();
@@ -101,7 +106,7 @@ export class Reassembler {
   /** Start of the last segment held out of order (undefined when the last one advanced RCV.NXT). */
   private lastTrigger: Seq | undefined;
   /** Starts of recently held out-of-order segments, most recent first. */
-  private recent: Seq[] = [];
+  private recent: Seq[] = NO_HELD;
   private lastDsack: SackBlock | null = null;
   private fin: Seq | undefined;
 
@@ -181,8 +186,8 @@ export class Reassembler {
     const n = this.segStart.length;
     if (h === n) {
       if (n > 0) {
-        this.segStart = [];
-        this.segData = [];
+        this.segStart = NO_HELD;
+        this.segData = NO_HELD as unknown as Buffer[];
         this.h = 0;
       }
     } else if (h >= COMPACT_MIN && h * 2 >= n) {
@@ -301,6 +306,7 @@ export class Reassembler {
       return;
     }
     this.lastTrigger = s;
+    if (this.recent === NO_HELD) this.recent = [];
     this.recent.unshift(s);
     if (this.recent.length > RECENT_MAX) this.recent.length = RECENT_MAX;
   }
@@ -329,6 +335,10 @@ export class Reassembler {
       this.segData[j] = this.segData[j].subarray(seqDiff(e, this.segStart[j]));
       this.segStart[j] = e;
       break;
+    }
+    if (this.segStart === NO_HELD) {
+      this.segStart = [];
+      this.segData = [];
     }
     this.segStart.splice(i, j - i, s);
     this.segData.splice(i, j - i, body);
@@ -410,9 +420,10 @@ export class Reassembler {
     };
     takeAnchor(lastReceivedSeq ?? this.lastTrigger);
     // forget anchors that RCV.NXT passed
-    if (this.edge !== undefined) {
+    if (this.edge !== undefined && this.recent.length > 0) {
       const edge = this.edge;
-      this.recent = this.recent.filter((a) => seqGe(a, edge));
+      const kept = this.recent.filter((a) => seqGe(a, edge));
+      this.recent = kept.length > 0 ? kept : NO_HELD;
     }
     for (const a of this.recent) takeAnchor(a);
     for (let i = this.cover.count - 1; i >= 0 && out.length < max; i--) takeRange(i);
@@ -421,11 +432,11 @@ export class Reassembler {
 
   /** Drops everything held. */
   clear(): void {
-    this.segStart = [];
-    this.segData = [];
+    this.segStart = NO_HELD;
+    this.segData = NO_HELD as unknown as Buffer[];
     this.h = 0;
     this.cover.clear();
-    this.recent = [];
+    this.recent = NO_HELD;
     this.lastTrigger = undefined;
     this.lastDsack = null;
     this.fin = undefined;
