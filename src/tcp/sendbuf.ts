@@ -50,6 +50,9 @@ export type ChunkQueueCounter = (typeof CHUNK_QUEUE_COUNTER_NAMES)[number];
 
 const EMPTY = Buffer.alloc(0);
 
+/** The chunks of an empty ChunkQueue: shared and frozen (own() makes its own arrays before a push). */
+const NO_CHUNKS = Object.freeze([]) as unknown as number[];
+
 /**
  * A FIFO of bytes held as a queue of Buffers by reference, addressed by offset from the front.
  * The core of `SendBuffer`, and the in-order receive queue of the TCP and MPTCP connections; unbounded itself.
@@ -57,9 +60,11 @@ const EMPTY = Buffer.alloc(0);
 export class ChunkQueue {
   readonly counters = new CounterSet<ChunkQueueCounter>(CHUNK_QUEUE_COUNTER_NAMES);
   /** chunks[head..] are live; chunks[head] may be a trimmed view of what was written. */
-  private chunks: Buffer[] = [];
+  // (NO_CHUNKS, shared and frozen, while empty: an idle connection's queues hold nothing, and
+  // thousands of connections are held)
+  private chunks: Buffer[] = NO_CHUNKS as unknown as Buffer[];
   /** ends[i]: the absolute offset one past the last byte of chunks[i]. */
-  private ends: number[] = [];
+  private ends: number[] = NO_CHUNKS;
   private head = 0;
   /** Absolute offset of the first live byte and one past the last. */
   private frontAbs = 0;
@@ -87,9 +92,18 @@ export class ChunkQueue {
       this.appendSmall(data);
       return;
     }
+    this.own();
     this.chunks.push(data);
     this.backAbs += len;
     this.ends.push(this.backAbs);
+  }
+
+  /** Arrays of its own in place of the shared empty ones, before a push. */
+  private own(): void {
+    if (this.ends === NO_CHUNKS) {
+      this.chunks = [];
+      this.ends = [];
+    }
   }
 
   private appendSmall(data: Buffer): void {
@@ -114,6 +128,7 @@ export class ChunkQueue {
         this.stageUsed = 0;
       }
       data.copy(this.stage, this.stageUsed);
+      this.own();
       this.chunks.push(this.stage.subarray(this.stageUsed, this.stageUsed + len));
       this.stageUsed += len;
       this.backAbs += len;
@@ -214,8 +229,8 @@ export class ChunkQueue {
     }
     this.head = h;
     if (h === chunks.length) {
-      this.chunks = [];
-      this.ends = [];
+      this.chunks = NO_CHUNKS as unknown as Buffer[];
+      this.ends = NO_CHUNKS;
       this.head = 0;
       // empty: the staging buffer goes (views handed out keep what they view)
       this.stage = EMPTY;
