@@ -119,6 +119,9 @@ export interface SubflowLayer extends TcpUpperLayer {
 }
 
 
+/** The events of a connection that has none to give: shared and frozen (MptcpConnection.emit makes its own array). */
+const NO_EVENTS = Object.freeze([]) as unknown as MptcpEvent[];
+
 /**
  * The MPTCP upper layer one subflow's TCP connection runs (TcpUpperLayer): one object per
  * subflow, where five closures and their context took some 400 bytes.
@@ -201,7 +204,8 @@ export class MptcpConnection {
   private peerDataFin: bigint | null = null;
   private peerFinDone = false;
 
-  private readonly events: MptcpEvent[] = [];
+  /** Events for the user, oldest first; NO_EVENTS when none (an empty array keeps its capacity). */
+  private events: MptcpEvent[] = NO_EVENTS;
   private nextSubflowId = 0;
   private writableWanted = false;
   private closedEmitted = false;
@@ -404,7 +408,7 @@ export class MptcpConnection {
     }
     if (this.writableWanted && this.sendBuf.free > 0) {
       this.writableWanted = false;
-      this.events.push({ type: 'writable' });
+      this.emit({ type: 'writable' });
     }
   }
 
@@ -482,7 +486,16 @@ export class MptcpConnection {
   }
 
   pollEvent(): MptcpEvent | null {
-    return this.events.shift() ?? null;
+    if (this.events.length === 0) return null; // (shift() on the frozen NO_EVENTS would throw)
+    const e = this.events.shift()!;
+    // drained: let the array (and its capacity) go, as thousands of idle connections are held
+    if (this.events.length === 0) this.events = NO_EVENTS;
+    return e;
+  }
+
+  private emit(e: MptcpEvent): void {
+    if (this.events === NO_EVENTS) this.events = [];
+    this.events.push(e);
   }
 
   // ------------------------------------------------------------ the tick
@@ -570,26 +583,26 @@ export class MptcpConnection {
         this.established = true;
         if (this.fallback) {
           sf.usable = true;
-          this.events.push({ type: 'connected', fallback: true });
+          this.emit({ type: 'connected', fallback: true });
           return;
         }
         // the listener's first subflow is usable once established: the third ACK (or the first
         // data with MP_CAPABLE) brought the initiator's key
         sf.usable = true;
-        this.events.push({ type: 'connected', fallback: false });
-        this.events.push({ type: 'writable' });
+        this.emit({ type: 'connected', fallback: false });
+        this.emit({ type: 'writable' });
       } else if (!this.isInitiator) {
         // listener side: usable once the join ACK's HMAC checked (readOptions)
       }
       // initiator of a join: usable only once the listener acknowledged the third ACK
       // (RFC 8684 §3.2), see readOptions
-      this.events.push({ type: 'subflow', subflow: sf, change: 'established' });
+      this.emit({ type: 'subflow', subflow: sf, change: 'established' });
     } else if (type === 'readable') {
-      if (this.fallback) this.events.push({ type: 'readable' });
+      if (this.fallback) this.emit({ type: 'readable' });
     } else if (type === 'writable') {
-      if (this.fallback) this.events.push({ type: 'writable' });
+      if (this.fallback) this.emit({ type: 'writable' });
     } else if (type === 'peerClosed') {
-      if (this.fallback) this.events.push({ type: 'peerClosed' });
+      if (this.fallback) this.emit({ type: 'peerClosed' });
     } else if (type === 'reset' || type === 'closed' || (type === 'timeWait' && (this.fallback || (this.peerFinDone && this.dataFinAcked)))) {
       // a subflow in TIME-WAIT has exchanged both FINs: once the data stream is over both ways
       // (every byte read, in order, up to the peer's DATA_FIN) it carries nothing more, and the
@@ -601,7 +614,7 @@ export class MptcpConnection {
         sf.usable = false;
         this.lia.remove(sf.tcp.cc);
         this.counters.increment('SubflowsClosed');
-        this.events.push({ type: 'subflow', subflow: sf, change: 'closed' });
+        this.emit({ type: 'subflow', subflow: sf, change: 'closed' });
         this.reinjectFrom(sf);
         // its mappings served the reinjection: nothing reads them now
         sf.tx.clear();
@@ -610,8 +623,8 @@ export class MptcpConnection {
       }
       if (this.subflows.every((s) => s.closed) && !this.closedEmitted) {
         this.closedEmitted = true;
-        if (type === 'reset' && !(this.dataFinAcked && this.peerFinDone) && !this.fallback) this.events.push({ type: 'reset', reason: MptcpResetCause.AllSubflowsReset });
-        this.events.push({ type: 'closed' });
+        if (type === 'reset' && !(this.dataFinAcked && this.peerFinDone) && !this.fallback) this.emit({ type: 'reset', reason: MptcpResetCause.AllSubflowsReset });
+        this.emit({ type: 'closed' });
       }
     }
   }
@@ -721,7 +734,7 @@ export class MptcpConnection {
     const wasEmpty = this.recvQueue.length === 0;
     this.recvQueue.append(data);
     this.rcvNxt = dsnAdd(this.rcvNxt, data.length);
-    if (wasEmpty) this.events.push({ type: 'readable' });
+    if (wasEmpty) this.emit({ type: 'readable' });
   }
 
   private insert(dsn: bigint, data: Buffer): void {
@@ -745,7 +758,7 @@ export class MptcpConnection {
     if (this.peerDataFin !== null && !this.peerFinDone && this.peerDataFin === this.rcvNxt) {
       this.peerFinDone = true;
       this.rcvNxt = dsnAdd(this.rcvNxt, 1);
-      this.events.push({ type: 'peerClosed' });
+      this.emit({ type: 'peerClosed' });
       for (const sf of this.usableSubflows()) {
         sf.tcp.requestAck();
         this.host.touch(sf.tcp);
@@ -1037,8 +1050,8 @@ export class MptcpConnection {
     }
     if (!this.closedEmitted) {
       this.closedEmitted = true;
-      this.events.push({ type: 'reset', reason });
-      this.events.push({ type: 'closed' });
+      this.emit({ type: 'reset', reason });
+      this.emit({ type: 'closed' });
     }
   }
 
