@@ -226,3 +226,22 @@ export function isUnicastAddress(bytes: Uint8Array): boolean {
     ? !isIpv4MulticastOrBroadcast(bytes) && !isIpv4Unspecified(bytes)
     : !isIpv6Multicast(bytes) && !isIpv6Unspecified(bytes);
 }
+
+/** At most this many addresses are interned (a flood of SYNs from random sources does not grow the table). */
+const INTERNED_MAX = 1024;
+const interned = new Map<string, Buffer>();
+
+/**
+ * One shared Buffer per address (its bytes copied once): the endpoints of the connections that
+ * stay (a held flow's app and destination addresses, the addresses a peer announced) share it,
+ * where a Buffer each cost some 100 bytes; the few addresses a host talks with are interned, and
+ * past INTERNED_MAX the copy is the caller's own. Address Buffers are never written.
+ */
+export function internAddress(bytes: Uint8Array): Buffer {
+  const key = (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).toString('latin1');
+  const known = interned.get(key);
+  if (known) return known;
+  const copy = Buffer.from(bytes);
+  if (interned.size < INTERNED_MAX) interned.set(key, copy);
+  return copy;
+}

@@ -31,6 +31,7 @@
 // came, `dataAck8`/`dsn8` false, and the connection expands them against the last value seen
 // (CONVENTIONS.md 7).
 
+import { internAddress } from '../ip/address.js';
 import { readU16, readU32, writeU16, writeU32 } from '../ip/bytes.js';
 import { CounterSet } from '../ip/counters.js';
 import { TCP_MAX_OPTIONS_LEN, TCP_OPT_MPTCP } from '../tcp/options.js';
@@ -701,7 +702,7 @@ function parseAddAddr(v: MptcpOptionView): AddAddr | MptcpOptionDropReason {
     type: 'add_addr',
     echo,
     addressId: v.u8(ADD_ADDR_OFF_ADDRESS_ID),
-    address: Buffer.from(v.buffer.subarray(ADD_ADDR_OFF_ADDRESS, addrEnd)),
+    address: internAddress(v.buffer.subarray(ADD_ADDR_OFF_ADDRESS, addrEnd)),
   };
   let p = addrEnd;
   if (hasPort) {

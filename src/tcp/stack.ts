@@ -12,7 +12,7 @@ import type { DeviceOutput, Instant, SansIoNode, Transmit } from '../ip/sansio.j
 import { IpCounters, CounterSet, CounterTotals, type CounterGroupValues } from '../ip/counters.js';
 import { IpPacketInfo, parseIpPacket } from '../ip/packet.js';
 import { IPPROTO_TCP } from '../ip/ipv4.js';
-import { isUnicastAddress } from '../ip/address.js';
+import { internAddress, isUnicastAddress } from '../ip/address.js';
 import {
   TcpConnection, TcpState, newTcpCounterGroups, sharedTcpConfig, type Endpoint, type OutSegment, type TcpConfig, type TcpCounterGroups, type TcpEvent, type TcpUpperLayerInit,
 } from './connection.js';
@@ -260,8 +260,8 @@ export class TcpStack implements SansIoNode {
         this.counters.increment('synBacklogFull');
         return;
       }
-      const local = { addr: Buffer.from(dst), port: seg.dstPort };
-      const remote = { addr: Buffer.from(src), port: seg.srcPort };
+      const local = { addr: internAddress(dst), port: seg.dstPort };
+      const remote = { addr: internAddress(src), port: seg.srcPort };
       const verdict = this.listener({ local, remote, syn: seg });
       if (verdict === null) {
         this.counters.increment('synDeferred');

@@ -1,5 +1,6 @@
 import test from 'ava';
 import {
+  internAddress,
   formatIpAddress,
   formatIpv4,
   formatIpv6,
@@ -145,4 +146,19 @@ test('packet-path predicates for addresses we cannot answer from or to', (t) => 
 test('isUnicastAddress: neither unspecified nor multicast nor the IPv4 limited broadcast, both families', (t) => {
   for (const a of ['192.0.2.1', '10.0.0.255', '2001:db8::1', 'fe80::1']) t.true(isUnicastAddress(parseIpAddress(a).bytes), a);
   for (const a of ['0.0.0.0', '224.0.0.1', '255.255.255.255', '::', 'ff02::1']) t.false(isUnicastAddress(parseIpAddress(a).bytes), a);
+});
+
+test('internAddress: one shared copy per address, not a view of the packet; a table of bounded size', (t) => {
+  const packet = Buffer.from([10, 0, 0, 1, 10, 0, 0, 1]);
+  const a = internAddress(packet.subarray(0, 4));
+  const b = internAddress(packet.subarray(4, 8));
+  t.is(a, b, 'the same Buffer for the same bytes');
+  packet[0] = 99;
+  t.deepEqual([...a], [10, 0, 0, 1], 'a copy: the packet buffer is reused');
+  t.not(internAddress(Buffer.from('fd000000000000000000000000000001', 'hex')), a);
+  // a flood of distinct addresses: past the table's bound each gets its own copy
+  for (let i = 0; i < 2000; i++) internAddress(Buffer.from([192, 0, i >> 8, i & 0xff]));
+  const late = Buffer.from([198, 51, 100, 7]);
+  t.not(internAddress(late), internAddress(late), 'past the bound: not interned');
+  t.deepEqual([...internAddress(late)], [198, 51, 100, 7]);
 });
