@@ -65,8 +65,12 @@ export interface Mapping {
  * pruning are O(log n) / amortized O(1). `ssn` is a full stream offset (never wraps, see
  * expandOffset), so plain comparisons are right here.
  */
+/** The mappings of an empty MappingTable: shared and frozen (add() makes its own array). */
+const NO_MAPPINGS = Object.freeze([]) as unknown as Mapping[];
+
 export class MappingTable {
-  private items: Mapping[] = [];
+  // NO_MAPPINGS while empty: an idle subflow's tables hold nothing (four per flow)
+  private items: Mapping[] = NO_MAPPINGS;
   private head = 0;
 
   get size(): number {
@@ -86,6 +90,7 @@ export class MappingTable {
         return;
       }
     }
+    if (this.items === NO_MAPPINGS) this.items = [];
     this.items.push(m);
   }
 
@@ -125,7 +130,7 @@ export class MappingTable {
   }
 
   clear(): void {
-    this.items = [];
+    this.items = NO_MAPPINGS;
     this.head = 0;
   }
 }
