@@ -3,6 +3,7 @@
 // next start or `mptun down`), runs the engine with the relay, follows the paths' links through
 // netlink, answers `mptun status` on a local control socket, and undoes everything on exit.
 import { randomBytes } from 'node:crypto';
+import { pooledRandom } from './random.js';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:net';
 import { readFileSync } from 'node:fs';
@@ -422,7 +423,7 @@ export class Appliance {
 
     const relay = new Relay({
       stack: {
-        random: (n) => randomBytes(n),
+        random: pooledRandom(),
         isnSecret: randomBytes(16),
         headroom: tun.headerLen,
         // the engine writes each packet to the device before it polls the next

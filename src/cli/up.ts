@@ -5,7 +5,7 @@ import { COUNTER_GROUP_TITLES } from '../appliance/metrics.js';
 import { join } from 'node:path';
 import { output } from '../appliance/output.js';
 import { ConfigError, DEFAULT_CONFIG, loadConfig, type ApplianceConfig, type CliFlags } from './config.js';
-import { randomBytes } from 'node:crypto';
+import { pooledRandom } from '../appliance/random.js';
 import { lookup } from 'node:dns/promises';
 import { ConvertClient } from '../appliance/convert-client.js';
 import { IpPrefix, parseIpAddress } from '../ip/address.js';
@@ -227,7 +227,7 @@ async function concentratorClient(config: ApplianceConfig, log: ReturnType<typeo
     server: { addr: parseIpAddress(address).bytes, port },
     key,
     direct: config.direct.map((d) => IpPrefix.parse(d)),
-    random: (n) => randomBytes(n),
+    random: pooledRandom(),
     nowS: () => Date.now() / 1000,
     log: (level, line) => log[level](line),
     pool: config.serverPool,
