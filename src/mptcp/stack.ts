@@ -123,14 +123,16 @@ export class MptcpStack {
   /** Opens a subflow of `conn` from `local` to `remote` (its SYN goes at the next poll). */
   private openSubflow(now: Instant, conn: MptcpConnection, local: Buffer, remote: Endpoint, initial: boolean, localId: number): Subflow {
     const layer = this.subflowLayer(conn, initial, localId);
+    // a port whose pair a connection (or its TIME-WAIT) holds is drawn again, told before the
+    // connect (an exception per collision cost more than the connection's own work)
     for (let i = 0; ; i++) {
-      try {
-        const tcp = this.tcp.connect(now, { addr: local, port: this.ephemeralPort() }, remote, { congestionControl: this.subflowCc() }, layer);
-        return this.bySubflow.get(tcp)!.sf;
-      } catch (e) {
+      const from = { addr: local, port: this.ephemeralPort() };
+      if (i <= 16 && this.tcp.holds(from, remote)) {
         this.counters.increment('portCollisions');
-        if (i > 16) throw e;
+        continue;
       }
+      const tcp = this.tcp.connect(now, from, remote, { congestionControl: this.subflowCc() }, layer);
+      return this.bySubflow.get(tcp)!.sf;
     }
   }
 

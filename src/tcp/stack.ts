@@ -38,6 +38,9 @@ export interface ListenAccept {
   setup?: (conn: TcpConnection) => void;
 }
 
+/** Address pairs whose timestamp offset a stack keeps (tsOffset). */
+const TS_OFFSETS_MAX = 1024;
+
 /**
  * What a listener says of a SYN: accept (true, a config, or a ListenAccept), refuse with a RST
  * (false), or `null`: drop it silently for now (the relay answers a host's SYN only once the
@@ -140,6 +143,11 @@ export class TcpStack implements SansIoNode {
     this.listener = accept;
   }
 
+  /** Whether a connection (TIME-WAIT included) holds the pair: connect() would refuse it. */
+  holds(local: Endpoint, remote: Endpoint): boolean {
+    return this.connections.get(remote, local) !== undefined;
+  }
+
   /** Opens a connection (active open); `upperLayer`: the protocol over it (an MPTCP subflow's). */
   connect(now: Instant, local: Endpoint, remote: Endpoint, config: Partial<TcpConfig> = {}, upperLayer: TcpUpperLayerInit | null = null): TcpConnection {
     if (this.connections.get(remote, local)) throw new TupleInUseError(local, remote);
@@ -216,8 +224,19 @@ export class TcpStack implements SansIoNode {
    * and a SYN again a second later.
    */
   private tsOffset(local: Endpoint, remote: Endpoint): number {
-    return createHash('sha256').update(this.opts.isnSecret).update('ts').update(local.addr).update(remote.addr).digest().readUInt32BE(0);
+    // one per pair: computed once for the few pairs a host talks over (a SHA-256 per connection
+    // was a visible part of a short connection's cost), TS_OFFSETS_MAX of them at most
+    const key = local.addr.toString('latin1') + remote.addr.toString('latin1');
+    let off = this.tsOffsets.get(key);
+    if (off === undefined) {
+      off = createHash('sha256').update(this.opts.isnSecret).update('ts').update(local.addr).update(remote.addr).digest().readUInt32BE(0);
+      if (this.tsOffsets.size < TS_OFFSETS_MAX) this.tsOffsets.set(key, off);
+    }
+    return off;
   }
+
+  /** tsOffset's values, by address pair. */
+  private readonly tsOffsets = new Map<string, number>();
 
   handleInput(now: Instant, _iface: number, packet: Buffer, checksumValid = false): void {
     this.counters.increment('packetsIn');
