@@ -376,10 +376,13 @@ export class Relay {
 
   /** The paths that have an address of IP version `v`, with their state. */
   private pathsOf(v: 4 | 6): Array<{ i: number; addr: Buffer; up: boolean; backup: boolean }> {
-    return this.paths.flatMap((p, i) => {
+    const out: Array<{ i: number; addr: Buffer; up: boolean; backup: boolean }> = [];
+    for (let i = 0; i < this.paths.length; i++) {
+      const p = this.paths[i]!;
       const a = addressOf(p, v);
-      return a ? [{ i, addr: a.addr, up: a.up, backup: p.backup }] : [];
-    });
+      if (a) out.push({ i, addr: a.addr, up: a.up, backup: p.backup });
+    }
+    return out;
   }
 
   /** A flow leaves 'connecting'. */
