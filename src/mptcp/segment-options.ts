@@ -296,9 +296,9 @@ function handleOption(c: OptionsConnection, sf: Subflow, opt: MptcpOption, seg: 
       c.handleDss(sf, opt, seg);
       return;
     case 'add_addr':
-      // the echo is due: an ACK carries it
+      // the echo is due: a pure ACK carries it, at once (it goes on no data segment)
       if (c.pm.addAddrReceived(opt, c.localKey, c.remoteKey)) {
-        sf.tcp.requestAck();
+        sf.tcp.requestPureAck();
         c.host.touch(sf.tcp);
       }
       return;

@@ -341,6 +341,8 @@ export class TcpConnection {
 
   // ACK scheduling
   private ackNow = false;
+  /** requestPureAck: an ACK of its own is sent before the next data. */
+  private pureAckPending = false;
   private segsSinceAck = 0;
   private dsack: { start: number; end: number } | null = null;
   private pendingRst: { seq: number; ack: number; withAck: boolean } | null = null;
@@ -567,6 +569,16 @@ export class TcpConnection {
   /** Sends an ACK at the next poll (MPTCP: to carry a DATA_ACK or DATA_FIN). */
   requestAck(): void {
     if (this.state !== TcpState.Closed && this.state !== TcpState.SynSent) this.ackNow = true;
+  }
+
+  /**
+   * An ACK without data is due at once, ahead of any data segment: the upper layer has an
+   * option that goes on no data segment (MPTCP's ADD_ADDR echo, as Linux's mptcp_pm_send_ack
+   * sends a pure ACK for it); requestAck's ACK rides on the next data segment when there is one.
+   */
+  requestPureAck(): void {
+    if (this.state === TcpState.SynReceived || this.state === TcpState.TimeWait) this.requestAck();
+    else if (this.state !== TcpState.Closed && this.state !== TcpState.SynSent) this.pureAckPending = true;
   }
 
   pollEvent(): TcpEvent | null {
@@ -1748,6 +1760,10 @@ export class TcpConnection {
         break;
     }
 
+    if (this.pureAckPending) {
+      this.pureAckPending = false;
+      return this.segment(now, this.sndMax, TCP_FLAG_ACK, EMPTY, false);
+    }
     const data = this.pollData(now);
     if (data) return data;
 

@@ -99,6 +99,7 @@ test.serial('mptun client → kernel MPTCP server over two links of 100 Mbit/s: 
   // Linux's receiver answers them (one ADD_ADDR_ECHO signal bit)
   t.is(sent!.counters!.AddAddr, mib.AddAddrTx, 'every ADD_ADDR the kernel sent reached mptun');
   t.true(sent!.counters!.EchoAddTx! >= 1 && sent!.counters!.EchoAddTx! <= sent!.counters!.AddAddr!, `mptun echoed: ${sent!.counters!.EchoAddTx} echoes for ${sent!.counters!.AddAddr} announcements`);
+  t.log(`ADD_ADDR: the kernel sent ${mib.AddAddrTx}, mptun echoed ${sent!.counters!.EchoAddTx}`);
   t.true(mib.AddAddrTx! < 4, `an echo stopped the announcements: ${mib.AddAddrTx} sent`);
   for (const bad of ['DSSNotMatching', 'InfiniteMapRx', 'DataCsumErr', 'DSSNoMatchTCP', 'MPJoinAckHMacFailure', 'MPCapableFallbackACK', 'DssFallback', 'MPJoinSynAckHMacFailure']) {
     t.is(mib[bad] ?? 0, 0, `kernel ${bad}`);
