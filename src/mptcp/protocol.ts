@@ -283,8 +283,10 @@ export class MptcpConnection {
     }
     if (removed) {
       this.pm.localAddressRemoved(localId);
+      // REMOVE_ADDR goes on no data segment: a pure ACK of its own carries it at once (Linux's
+      // mptcp_pm_send_ack), or under upload it would wait for whatever pure ACK came next
       for (const o of this.usableSubflows()) {
-        o.tcp.requestAck();
+        o.tcp.requestPureAck();
         this.host.touch(o.tcp);
       }
     }
