@@ -1,6 +1,8 @@
 // The data sequence space (RFC 8684 §3.3): 64-bit data sequence numbers (DSN), the mappings
 // between a subflow's byte stream and the DSN space, and the expansion of 32-bit values.
 
+import { NO_ITEMS } from '../ip/fifo.js';
+
 /** 2^32 and 2^64 as bigints. */
 const TWO32 = 1n << 32n;
 const MASK64 = (1n << 64n) - 1n;
@@ -65,12 +67,9 @@ export interface Mapping {
  * pruning are O(log n) / amortized O(1). `ssn` is a full stream offset (never wraps, see
  * expandOffset), so plain comparisons are right here.
  */
-/** The mappings of an empty MappingTable: shared and frozen (add() makes its own array). */
-const NO_MAPPINGS = Object.freeze([]) as unknown as Mapping[];
-
 export class MappingTable {
-  // NO_MAPPINGS while empty: an idle subflow's tables hold nothing (four per flow)
-  private items: Mapping[] = NO_MAPPINGS;
+  // NO_ITEMS while empty: an idle subflow's tables hold nothing (four per flow)
+  private items: Mapping[] = NO_ITEMS;
   private head = 0;
 
   get size(): number {
@@ -90,7 +89,7 @@ export class MappingTable {
         return;
       }
     }
-    if (this.items === NO_MAPPINGS) this.items = [];
+    if (this.items === NO_ITEMS) this.items = [];
     this.items.push(m);
   }
 
@@ -130,7 +129,7 @@ export class MappingTable {
   }
 
   clear(): void {
-    this.items = NO_MAPPINGS;
+    this.items = NO_ITEMS;
     this.head = 0;
   }
 }

@@ -10,6 +10,7 @@
 // (mib.ts). The stack's path manager decides which subflows to open (pm-paths.ts).
 import { earliest, type Instant } from '../ip/sansio.js';
 import { CounterSet } from '../ip/counters.js';
+import { Fifo } from '../ip/fifo.js';
 import { formatIpAddress } from '../ip/address.js';
 import type { OutSegment, TcpConnection, TcpEvent, TcpUpperLayer } from '../tcp/connection.js';
 import { TcpState } from '../tcp/connection.js';
@@ -118,10 +119,6 @@ export interface SubflowLayer extends TcpUpperLayer {
   readonly subflow: Subflow;
 }
 
-
-/** The events of a connection that has none to give: shared and frozen (MptcpConnection.emit makes its own array). */
-const NO_EVENTS = Object.freeze([]) as unknown as MptcpEvent[];
-
 /**
  * The MPTCP upper layer one subflow's TCP connection runs (TcpUpperLayer): one object per
  * subflow, where five closures and their context took some 400 bytes.
@@ -204,8 +201,8 @@ export class MptcpConnection {
   private peerDataFin: bigint | null = null;
   private peerFinDone = false;
 
-  /** Events for the user, oldest first; NO_EVENTS when none (an empty array keeps its capacity). */
-  private events: MptcpEvent[] = NO_EVENTS;
+  /** Events for the user, oldest first. */
+  private readonly events = new Fifo<MptcpEvent>();
   private nextSubflowId = 0;
   private writableWanted = false;
   private closedEmitted = false;
@@ -410,7 +407,7 @@ export class MptcpConnection {
     }
     if (this.writableWanted && this.sendBuf.free > 0) {
       this.writableWanted = false;
-      this.emit({ type: 'writable' });
+      this.events.push({ type: 'writable' });
     }
   }
 
@@ -488,16 +485,7 @@ export class MptcpConnection {
   }
 
   pollEvent(): MptcpEvent | null {
-    if (this.events.length === 0) return null; // (shift() on the frozen NO_EVENTS would throw)
-    const e = this.events.shift()!;
-    // drained: let the array (and its capacity) go, as thousands of idle connections are held
-    if (this.events.length === 0) this.events = NO_EVENTS;
-    return e;
-  }
-
-  private emit(e: MptcpEvent): void {
-    if (this.events === NO_EVENTS) this.events = [];
-    this.events.push(e);
+    return this.events.shift();
   }
 
   // ------------------------------------------------------------ the tick
@@ -585,26 +573,26 @@ export class MptcpConnection {
         this.established = true;
         if (this.fallback) {
           sf.usable = true;
-          this.emit({ type: 'connected', fallback: true });
+          this.events.push({ type: 'connected', fallback: true });
           return;
         }
         // the listener's first subflow is usable once established: the third ACK (or the first
         // data with MP_CAPABLE) brought the initiator's key
         sf.usable = true;
-        this.emit({ type: 'connected', fallback: false });
-        this.emit({ type: 'writable' });
+        this.events.push({ type: 'connected', fallback: false });
+        this.events.push({ type: 'writable' });
       } else if (!this.isInitiator) {
         // listener side: usable once the join ACK's HMAC checked (readOptions)
       }
       // initiator of a join: usable only once the listener acknowledged the third ACK
       // (RFC 8684 §3.2), see readOptions
-      this.emit({ type: 'subflow', subflow: sf, change: 'established' });
+      this.events.push({ type: 'subflow', subflow: sf, change: 'established' });
     } else if (type === 'readable') {
-      if (this.fallback) this.emit({ type: 'readable' });
+      if (this.fallback) this.events.push({ type: 'readable' });
     } else if (type === 'writable') {
-      if (this.fallback) this.emit({ type: 'writable' });
+      if (this.fallback) this.events.push({ type: 'writable' });
     } else if (type === 'peerClosed') {
-      if (this.fallback) this.emit({ type: 'peerClosed' });
+      if (this.fallback) this.events.push({ type: 'peerClosed' });
     } else if (type === 'reset' || type === 'closed' || (type === 'timeWait' && (this.fallback || (this.peerFinDone && this.dataFinAcked)))) {
       // a subflow in TIME-WAIT has exchanged both FINs: once the data stream is over both ways
       // (every byte read, in order, up to the peer's DATA_FIN) it carries nothing more, and the
@@ -616,7 +604,7 @@ export class MptcpConnection {
         sf.usable = false;
         this.lia.remove(sf.tcp.cc);
         this.counters.increment('SubflowsClosed');
-        this.emit({ type: 'subflow', subflow: sf, change: 'closed' });
+        this.events.push({ type: 'subflow', subflow: sf, change: 'closed' });
         this.reinjectFrom(sf);
         // its mappings served the reinjection: nothing reads them now
         sf.tx.clear();
@@ -625,8 +613,8 @@ export class MptcpConnection {
       }
       if (this.subflows.every((s) => s.closed) && !this.closedEmitted) {
         this.closedEmitted = true;
-        if (type === 'reset' && !(this.dataFinAcked && this.peerFinDone) && !this.fallback) this.emit({ type: 'reset', reason: MptcpResetCause.AllSubflowsReset });
-        this.emit({ type: 'closed' });
+        if (type === 'reset' && !(this.dataFinAcked && this.peerFinDone) && !this.fallback) this.events.push({ type: 'reset', reason: MptcpResetCause.AllSubflowsReset });
+        this.events.push({ type: 'closed' });
       }
     }
   }
@@ -736,7 +724,7 @@ export class MptcpConnection {
     const wasEmpty = this.recvQueue.length === 0;
     this.recvQueue.append(data);
     this.rcvNxt = dsnAdd(this.rcvNxt, data.length);
-    if (wasEmpty) this.emit({ type: 'readable' });
+    if (wasEmpty) this.events.push({ type: 'readable' });
   }
 
   private insert(dsn: bigint, data: Buffer): void {
@@ -760,7 +748,7 @@ export class MptcpConnection {
     if (this.peerDataFin !== null && !this.peerFinDone && this.peerDataFin === this.rcvNxt) {
       this.peerFinDone = true;
       this.rcvNxt = dsnAdd(this.rcvNxt, 1);
-      this.emit({ type: 'peerClosed' });
+      this.events.push({ type: 'peerClosed' });
       for (const sf of this.usableSubflows()) {
         sf.tcp.requestAck();
         this.host.touch(sf.tcp);
@@ -1052,8 +1040,8 @@ export class MptcpConnection {
     }
     if (!this.closedEmitted) {
       this.closedEmitted = true;
-      this.emit({ type: 'reset', reason });
-      this.emit({ type: 'closed' });
+      this.events.push({ type: 'reset', reason });
+      this.events.push({ type: 'closed' });
     }
   }
 

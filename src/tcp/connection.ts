@@ -13,6 +13,7 @@
 // delayed ACKs; zero-window probes; keep-alive; congestion control behind an interface.
 import type { Instant } from '../ip/sansio.js';
 import { CounterSet } from '../ip/counters.js';
+import { Fifo } from '../ip/fifo.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax } from './seq.js';
 import { TcpTimer, TimerTable } from './timers.js';
 import type { TcpOptions, TcpRepr } from './segment.js';
@@ -267,9 +268,6 @@ export const PLAIN_TCP: TcpUpperLayer = {
   receiveBuffer: (own) => own,
 };
 
-/** The events of a connection that has none to give: shared and frozen (TcpConnection.emit makes its own array). */
-const NO_EVENTS = Object.freeze([]) as unknown as TcpEvent[];
-
 /** Makes the upper layer of a connection (Linux's `tcp_ulp_ops.init`): run once, as the connection is made. */
 export type TcpUpperLayerInit = (tcp: TcpConnection) => TcpUpperLayer;
 
@@ -374,8 +372,8 @@ export class TcpConnection {
   private persistBackoff = 0;
   private probePending = false;
 
-  /** Events for the user, oldest first; NO_EVENTS when none (an empty array keeps its capacity). */
-  private events: TcpEvent[] = NO_EVENTS;
+  /** Events for the user, oldest first. */
+  private readonly events = new Fifo<TcpEvent>();
   private activeOpen = false;
   private writableWanted = false;
 
@@ -582,16 +580,7 @@ export class TcpConnection {
   }
 
   pollEvent(): TcpEvent | null {
-    if (this.events.length === 0) return null; // (shift() on the frozen NO_EVENTS would throw)
-    const e = this.events.shift()!;
-    // drained: let the array (and its capacity) go, as thousands of idle connections are held
-    if (this.events.length === 0) this.events = NO_EVENTS;
-    return e;
-  }
-
-  private emit(e: TcpEvent): void {
-    if (this.events === NO_EVENTS) this.events = [];
-    this.events.push(e);
+    return this.events.shift();
   }
 
   // ---------------------------------------------------------------- windows
@@ -698,7 +687,7 @@ export class TcpConnection {
       // "If the ACK was acceptable, then signal to the user 'error: connection reset', drop the segment"
       if (hasAck) {
         this.counters.increment('resetsReceived');
-        this.emit({ type: 'reset', reason: 'refused' });
+        this.events.push({ type: 'reset', reason: 'refused' });
         this.enterClosed(now);
       }
       return;
@@ -755,8 +744,8 @@ export class TcpConnection {
     this.timers.stop(TcpTimer.Rto);
     if (this.sendBuf.length > 0) this.timers.set(TcpTimer.Rto, now + this.rtt.rto);
     this.armKeepAlive(now);
-    this.emit({ type: 'connected' });
-    if (this.sendBuf.free > 0) this.emit({ type: 'writable' });
+    this.events.push({ type: 'connected' });
+    if (this.sendBuf.free > 0) this.events.push({ type: 'writable' });
   }
 
   /** The segment-arrival rules of RFC 9293 §3.10.7.4 for every synchronized state. */
@@ -824,9 +813,9 @@ export class TcpConnection {
         // refused"), ESTABLISHED, FIN-WAIT-1/2 and CLOSE-WAIT; in CLOSING, LAST-ACK and
         // TIME-WAIT the TCB just goes, and a passively opened SYN-RECEIVED "need not be informed"
         if (this.state === TcpState.SynReceived) {
-          if (this.activeOpen) this.emit({ type: 'reset', reason: 'refused' });
+          if (this.activeOpen) this.events.push({ type: 'reset', reason: 'refused' });
         } else if (this.state === TcpState.Established || this.state === TcpState.FinWait1 || this.state === TcpState.FinWait2 || this.state === TcpState.CloseWait) {
-          this.emit({ type: 'reset', reason: 'peerReset' });
+          this.events.push({ type: 'reset', reason: 'peerReset' });
         }
         this.enterClosed(now);
         // an acceptable RST's options go up too, once this connection is closed (so nothing
@@ -1321,7 +1310,7 @@ export class TcpConnection {
     if (this.sndUna !== this.sndMax) this.armTlp(now);
     if (this.writableWanted && this.sendBuf.free > 0 && !this.userShutdown) {
       this.writableWanted = false;
-      this.emit({ type: 'writable' });
+      this.events.push({ type: 'writable' });
     }
     if (acked < 0) acked = 0;
     return Math.max(0, dataAcked);
@@ -1400,7 +1389,7 @@ export class TcpConnection {
     this.rcvNxt = seqAdd(this.rcvNxt, chunk.length);
     const wasEmpty = this.recvQueue.length === 0;
     this.recvQueue.append(chunk);
-    if (wasEmpty) this.emit({ type: 'readable' });
+    if (wasEmpty) this.events.push({ type: 'readable' });
   }
 
   private receiveFin(now: Instant): void {
@@ -1408,7 +1397,7 @@ export class TcpConnection {
     this.peerFin = true;
     this.rcvNxt = seqAdd(this.rcvNxt, 1);
     this.ackNow = true;
-    this.emit({ type: 'peerClosed' });
+    this.events.push({ type: 'peerClosed' });
     switch (this.state) {
       case TcpState.SynReceived:
       case TcpState.Established:
@@ -1435,14 +1424,14 @@ export class TcpConnection {
     this.state = TcpState.TimeWait;
     this.timers.clear();
     this.timers.set(TcpTimer.TimeWait, now + this.config.timeWaitMs);
-    this.emit({ type: 'timeWait' });
+    this.events.push({ type: 'timeWait' });
   }
 
   private enterClosed(_now: Instant): void {
     if (this.state === TcpState.Closed && this.events.some((e) => e.type === 'closed')) return;
     this.state = TcpState.Closed;
     this.timers.clear();
-    this.emit({ type: 'closed' });
+    this.events.push({ type: 'closed' });
   }
 
   // ---------------------------------------------------------------- timers
@@ -1494,7 +1483,7 @@ export class TcpConnection {
       if (this.keepAlivesUnanswered >= this.config.keepAliveProbes) {
         this.counters.increment('userTimeouts');
         this.pendingRst = { seq: this.sndNxt, ack: this.rcvNxt, withAck: true };
-        this.emit({ type: 'reset', reason: 'timeout' });
+        this.events.push({ type: 'reset', reason: 'timeout' });
         this.enterClosed(now);
         return;
       }
@@ -1584,7 +1573,7 @@ export class TcpConnection {
     if (this.state === TcpState.SynSent || this.state === TcpState.SynReceived) {
       if (++this.synRetransmits > this.config.maxSynRetransmits) {
         this.counters.increment('userTimeouts');
-        this.emit({ type: 'reset', reason: 'timeout' });
+        this.events.push({ type: 'reset', reason: 'timeout' });
         this.enterClosed(now);
         return;
       }
@@ -1598,7 +1587,7 @@ export class TcpConnection {
     if (++this.consecutiveRtos > this.config.maxRetransmits) {
       this.counters.increment('userTimeouts');
       this.pendingRst = { seq: this.sndNxt, ack: this.rcvNxt, withAck: true };
-      this.emit({ type: 'reset', reason: 'timeout' });
+      this.events.push({ type: 'reset', reason: 'timeout' });
       this.enterClosed(now);
       return;
     }

@@ -15,6 +15,7 @@
 import { CounterSet } from '../ip/counters.js';
 import type { SackBlock } from './options.js';
 import { type Seq, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
+import { NO_ITEMS } from '../ip/fifo.js';
 
 /** RFC 6675 DupThresh, used by RACK §6.2 step 4 before reordering is seen. */
 export const RACK_DUP_THRESH = 3;
@@ -95,18 +96,14 @@ export interface RackAckInput {
   lossLimit?: Seq;
 }
 
-/** The send log of a Rack with nothing logged: shared and frozen (onSent makes its own arrays). */
-const NO_LOG = Object.freeze([]) as unknown as number[];
-
 export class Rack {
   readonly counters = new CounterSet<RackCounterName>(RACK_COUNTER_NAMES);
   // the send log, ascending by sequence, [starts[i], ends[i]) disjoint and contiguous from SND.UNA;
-  // NO_LOG (shared, frozen) while empty: an idle connection's log holds nothing, and thousands
-  // of connections are held
-  private starts: Seq[] = NO_LOG;
-  private ends: Seq[] = NO_LOG;
-  private xmit: number[] = NO_LOG;
-  private flags: number[] = NO_LOG;
+  // NO_ITEMS while empty (an idle connection's log holds nothing)
+  private starts: Seq[] = NO_ITEMS;
+  private ends: Seq[] = NO_ITEMS;
+  private xmit: number[] = NO_ITEMS;
+  private flags: number[] = NO_ITEMS;
 
   // RFC 8985 §5.2 "Per-connection state"
   /** RACK.xmit_ts: the latest transmission time among the segments delivered, or -Infinity. */
@@ -401,7 +398,7 @@ export class Rack {
 
   private drop(k: number): void {
     if (k >= this.starts.length) {
-      this.starts = this.ends = this.xmit = this.flags = NO_LOG;
+      this.starts = this.ends = this.xmit = this.flags = NO_ITEMS;
       return;
     }
     this.starts.splice(0, k);

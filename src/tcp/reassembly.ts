@@ -32,6 +32,7 @@ import { CounterSet } from '../ip/counters.js';
 import type { SackBlock } from './options.js';
 import { SeqRangeSet } from './scoreboard.js';
 import { type Seq, seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
+import { NO_ITEMS } from '../ip/fifo.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -81,9 +82,6 @@ export interface ReassemblerOptions {
   dsack?: boolean;
 }
 
-/** What a Reassembler holding nothing holds: shared and frozen (place() and anchor() make their own arrays). */
-const NO_HELD = Object.freeze([]) as unknown as Seq[];
-
 /**
  * The out-of-order queue: segments held above RCV.NXT, sorted and disjoint, and the merged
  * ranges they cover (for SACK). Sequence numbers are 32-bit and wrap.
@@ -94,10 +92,9 @@ export class Reassembler {
   limit: number;
   private readonly dsackEnabled: boolean;
   /** Held segments: segStart[h..], segData[h..], sorted, disjoint. */
-  // (NO_HELD, shared and frozen, while nothing is held: an idle connection holds nothing, and
-  // thousands of connections are held)
-  private segStart: Seq[] = NO_HELD;
-  private segData: Buffer[] = NO_HELD as unknown as Buffer[];
+  // (NO_ITEMS while nothing is held: an idle connection holds nothing)
+  private segStart: Seq[] = NO_ITEMS;
+  private segData: Buffer[] = NO_ITEMS;
   private h = 0;
   /** The union of the held segments. */
   private readonly cover = new SeqRangeSet();
@@ -106,7 +103,7 @@ export class Reassembler {
   /** Start of the last segment held out of order (undefined when the last one advanced RCV.NXT). */
   private lastTrigger: Seq | undefined;
   /** Starts of recently held out-of-order segments, most recent first. */
-  private recent: Seq[] = NO_HELD;
+  private recent: Seq[] = NO_ITEMS;
   private lastDsack: SackBlock | null = null;
   private fin: Seq | undefined;
 
@@ -186,8 +183,8 @@ export class Reassembler {
     const n = this.segStart.length;
     if (h === n) {
       if (n > 0) {
-        this.segStart = NO_HELD;
-        this.segData = NO_HELD as unknown as Buffer[];
+        this.segStart = NO_ITEMS;
+        this.segData = NO_ITEMS;
         this.h = 0;
       }
     } else if (h >= COMPACT_MIN && h * 2 >= n) {
@@ -306,7 +303,7 @@ export class Reassembler {
       return;
     }
     this.lastTrigger = s;
-    if (this.recent === NO_HELD) this.recent = [];
+    if (this.recent === NO_ITEMS) this.recent = [];
     this.recent.unshift(s);
     if (this.recent.length > RECENT_MAX) this.recent.length = RECENT_MAX;
   }
@@ -336,7 +333,7 @@ export class Reassembler {
       this.segStart[j] = e;
       break;
     }
-    if (this.segStart === NO_HELD) {
+    if (this.segStart === NO_ITEMS) {
       this.segStart = [];
       this.segData = [];
     }
@@ -423,7 +420,7 @@ export class Reassembler {
     if (this.edge !== undefined && this.recent.length > 0) {
       const edge = this.edge;
       const kept = this.recent.filter((a) => seqGe(a, edge));
-      this.recent = kept.length > 0 ? kept : NO_HELD;
+      this.recent = kept.length > 0 ? kept : NO_ITEMS;
     }
     for (const a of this.recent) takeAnchor(a);
     for (let i = this.cover.count - 1; i >= 0 && out.length < max; i--) takeRange(i);
@@ -432,11 +429,11 @@ export class Reassembler {
 
   /** Drops everything held. */
   clear(): void {
-    this.segStart = NO_HELD;
-    this.segData = NO_HELD as unknown as Buffer[];
+    this.segStart = NO_ITEMS;
+    this.segData = NO_ITEMS;
     this.h = 0;
     this.cover.clear();
-    this.recent = NO_HELD;
+    this.recent = NO_ITEMS;
     this.lastTrigger = undefined;
     this.lastDsack = null;
     this.fin = undefined;

@@ -21,9 +21,7 @@
 import { CounterSet } from '../ip/counters.js';
 import type { SackBlock } from './options.js';
 import { type Seq, seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax, seqMin } from './seq.js';
-
-/** The ranges of an empty SeqRangeSet: shared and frozen (SeqRangeSet.add makes its own arrays first). */
-const NO_RANGES = Object.freeze([]) as unknown as Seq[];
+import { NO_ITEMS } from '../ip/fifo.js';
 
 /**
  * A set of disjoint, non-adjacent ranges [start, end) of 32-bit sequence space, kept sorted.
@@ -31,10 +29,9 @@ const NO_RANGES = Object.freeze([]) as unknown as Seq[];
  * Lookups are O(log n); inserting or removing is O(log n) plus the splice.
  */
 export class SeqRangeSet {
-  // NO_RANGES (shared, never written) until the first range: a connection holds six of these
-  // sets, most of them empty for its whole life, and thousands of connections are held
-  private starts: Seq[] = NO_RANGES;
-  private ends: Seq[] = NO_RANGES;
+  // NO_ITEMS until the first range (six of these sets a connection, most empty all its life)
+  private starts: Seq[] = NO_ITEMS;
+  private ends: Seq[] = NO_ITEMS;
   private total = 0;
 
   /** Number of ranges. */
@@ -129,7 +126,7 @@ export class SeqRangeSet {
       j++;
     }
     if (j === lo) {
-      if (this.starts === NO_RANGES) {
+      if (this.starts === NO_ITEMS) {
         this.starts = [];
         this.ends = [];
       }
@@ -200,8 +197,8 @@ export class SeqRangeSet {
   }
 
   clear(): void {
-    this.starts = NO_RANGES;
-    this.ends = NO_RANGES;
+    this.starts = NO_ITEMS;
+    this.ends = NO_ITEMS;
     this.total = 0;
   }
 

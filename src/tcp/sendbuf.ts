@@ -23,6 +23,7 @@
 // idle connection (thousands may be held) keeps no staging memory.
 
 import { CounterSet } from '../ip/counters.js';
+import { NO_ITEMS } from '../ip/fifo.js';
 
 /** Writes of at most this many bytes are copied into a staging buffer instead of kept by reference. */
 export const SMALL_WRITE_MAX = 256;
@@ -50,8 +51,6 @@ export type ChunkQueueCounter = (typeof CHUNK_QUEUE_COUNTER_NAMES)[number];
 
 const EMPTY = Buffer.alloc(0);
 
-/** The chunks of an empty ChunkQueue: shared and frozen (own() makes its own arrays before a push). */
-const NO_CHUNKS = Object.freeze([]) as unknown as number[];
 
 /**
  * A FIFO of bytes held as a queue of Buffers by reference, addressed by offset from the front.
@@ -60,11 +59,10 @@ const NO_CHUNKS = Object.freeze([]) as unknown as number[];
 export class ChunkQueue {
   readonly counters = new CounterSet<ChunkQueueCounter>(CHUNK_QUEUE_COUNTER_NAMES);
   /** chunks[head..] are live; chunks[head] may be a trimmed view of what was written. */
-  // (NO_CHUNKS, shared and frozen, while empty: an idle connection's queues hold nothing, and
-  // thousands of connections are held)
-  private chunks: Buffer[] = NO_CHUNKS as unknown as Buffer[];
+  // (NO_ITEMS while empty: an idle connection's queues hold nothing)
+  private chunks: Buffer[] = NO_ITEMS;
   /** ends[i]: the absolute offset one past the last byte of chunks[i]. */
-  private ends: number[] = NO_CHUNKS;
+  private ends: number[] = NO_ITEMS;
   private head = 0;
   /** Absolute offset of the first live byte and one past the last. */
   private frontAbs = 0;
@@ -100,7 +98,7 @@ export class ChunkQueue {
 
   /** Arrays of its own in place of the shared empty ones, before a push. */
   private own(): void {
-    if (this.ends === NO_CHUNKS) {
+    if (this.ends === NO_ITEMS) {
       this.chunks = [];
       this.ends = [];
     }
@@ -229,8 +227,8 @@ export class ChunkQueue {
     }
     this.head = h;
     if (h === chunks.length) {
-      this.chunks = NO_CHUNKS as unknown as Buffer[];
-      this.ends = NO_CHUNKS;
+      this.chunks = NO_ITEMS;
+      this.ends = NO_ITEMS;
       this.head = 0;
       // empty: the staging buffer goes (views handed out keep what they view)
       this.stage = EMPTY;
